@@ -1,0 +1,32 @@
+// Read-only memory-mapped files. Tensors loaded from a file are views into the mapping; the mapping
+// stays alive while any view does (the Buffer holds it).
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "core/allocator.h"
+
+namespace diffuse {
+
+class MappedFile {
+ public:
+  /// Maps `path` read-only; throws FileError naming the path when it cannot.
+  static MappedFile open(const std::string& path);
+
+  const std::byte* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  /// Owner handle to pass to Tensor::view_of.
+  const Buffer& buffer() const { return data_; }
+
+ private:
+  Buffer data_;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+/// Reads a whole (small) file into a string; throws FileError naming the path.
+std::string read_text_file(const std::string& path);
+
+}  // namespace diffuse

@@ -1,0 +1,47 @@
+#include "common/fixtures.h"
+
+#include <cmath>
+#include <filesystem>
+
+#include "diffuse/error.hpp"
+
+namespace diffuse::test {
+
+std::string fixture(const std::string& rel) { return std::string(DIFFUSE_FIXTURES_DIR) + "/" + rel; }
+
+SafetensorsFile golden(const std::string& name) { return SafetensorsFile::open(fixture("golden/" + name)); }
+
+std::string temp_dir() {
+  std::filesystem::create_directories(DIFFUSE_TEST_TMP);
+  return DIFFUSE_TEST_TMP;
+}
+
+static void check_same(const Tensor& a, const Tensor& b) {
+  if (a.numel() != b.numel())
+    throw ShapeError("compare: " + a.describe() + " vs reference " + b.describe());
+}
+
+double rel_error(const Tensor& ours, const Tensor& ref) {
+  check_same(ours, ref);
+  Tensor a = ours.to(DType::F32).contiguous(), b = ref.to(DType::F32).contiguous();
+  double max_diff = 0, max_ref = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double d = std::fabs(double(a.f32()[i]) - double(b.f32()[i]));
+    if (!(d <= max_diff)) max_diff = d;  // NaN propagates as a failure
+    max_ref = std::max(max_ref, std::fabs(double(b.f32()[i])));
+  }
+  return max_ref > 0 ? max_diff / max_ref : max_diff;
+}
+
+double abs_error(const Tensor& ours, const Tensor& ref) {
+  check_same(ours, ref);
+  Tensor a = ours.to(DType::F32).contiguous(), b = ref.to(DType::F32).contiguous();
+  double max_diff = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double d = std::fabs(double(a.f32()[i]) - double(b.f32()[i]));
+    if (!(d <= max_diff)) max_diff = d;
+  }
+  return max_diff;
+}
+
+}  // namespace diffuse::test

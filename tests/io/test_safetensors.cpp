@@ -1,0 +1,109 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+
+#include "common/fixtures.h"
+#include "diffuse/error.hpp"
+#include "io/safetensors.h"
+
+using namespace diffuse;
+
+namespace {
+
+std::string write_raw(const std::string& name, const std::string& header, size_t data_bytes,
+                      bool lie_length = false, uint64_t claimed = 0) {
+  const std::string path = test::temp_dir() + "/" + name;
+  std::ofstream out(path, std::ios::binary);
+  const uint64_t n = lie_length ? claimed : header.size();
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out << header;
+  out << std::string(data_bytes, '\0');
+  return path;
+}
+
+void expect_error(const std::string& path, const std::string& fragment) {
+  try {
+    SafetensorsFile::open(path);
+    FAIL() << "no error for " << path;
+  } catch (const FileError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find(path), std::string::npos) << what;
+    EXPECT_NE(what.find(fragment), std::string::npos) << what;
+  }
+}
+
+}  // namespace
+
+TEST(safetensors, roundtrip_preserves_dtype_shape_values_and_metadata) {
+  Tensor a = Tensor::empty({2, 3});
+  for (int i = 0; i < 6; ++i) a.f32()[i] = 0.5f * static_cast<float>(i) - 1;
+  Tensor h = a.to(DType::F16);
+  Tensor ids = Tensor::empty({4}, DType::I64);
+  for (int i = 0; i < 4; ++i) ids.data_as<int64_t>()[i] = 1000 + i;
+  const std::string path = test::temp_dir() + "/roundtrip.safetensors";
+  write_safetensors(path, {{"a", a}, {"h", h}, {"ids", ids}}, {{"json", "{\"k\":1}"}});
+  auto f = SafetensorsFile::open(path);
+  EXPECT_EQ(f.keys(), (std::vector<std::string>{"a", "h", "ids"}));
+  EXPECT_EQ(f.metadata().at("json"), "{\"k\":1}");
+  Tensor a2 = f.get("a");
+  EXPECT_EQ(a2.shape(), a.shape());
+  EXPECT_EQ(std::memcmp(a2.raw(), a.raw(), a.nbytes()), 0);
+  EXPECT_EQ(f.get("h").dtype(), DType::F16);
+  EXPECT_EQ(test::abs_error(f.get("h").to(DType::F32), a), 0.0);
+  EXPECT_EQ(f.get("ids").data_as<int64_t>()[3], 1003);
+}
+
+TEST(safetensors, reads_golden_fixture) {
+  auto f = test::golden("randn.safetensors");
+  EXPECT_TRUE(f.contains("case0"));
+  EXPECT_NE(f.metadata().count("json"), 0u);
+}
+
+TEST(safetensors, rejects_truncated_file) {
+  const std::string path = test::temp_dir() + "/short.safetensors";
+  std::ofstream(path) << "abc";
+  expect_error(path, "shorter than");
+}
+
+TEST(safetensors, rejects_absurd_header_length) {
+  expect_error(write_raw("huge.safetensors", "{}", 0, true, 1ull << 40), "absurd");
+}
+
+TEST(safetensors, rejects_header_past_end) {
+  expect_error(write_raw("past.safetensors", "{}", 0, true, 4096), "exceeds the file size");
+}
+
+TEST(safetensors, rejects_bad_json) {
+  expect_error(write_raw("json.safetensors", "{not json", 0), "not JSON");
+}
+
+TEST(safetensors, rejects_unknown_dtype) {
+  expect_error(write_raw("dtype.safetensors",
+                         R"({"x":{"dtype":"Q3","shape":[1],"data_offsets":[0,4]}})", 4),
+               "unknown dtype");
+}
+
+TEST(safetensors, rejects_size_mismatch) {
+  expect_error(write_raw("size.safetensors",
+                         R"({"x":{"dtype":"F32","shape":[2,2],"data_offsets":[0,12]}})", 16),
+               "needs 16 bytes");
+}
+
+TEST(safetensors, rejects_offsets_out_of_range) {
+  expect_error(write_raw("range.safetensors",
+                         R"({"x":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", 8),
+               "out of range");
+}
+
+TEST(safetensors, rejects_overlapping_tensors) {
+  expect_error(
+      write_raw("overlap.safetensors",
+                R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                12),
+      "overlap");
+}
+
+TEST(safetensors, missing_file_names_path) {
+  expect_error(test::temp_dir() + "/does-not-exist.safetensors", "cannot open");
+}
