@@ -80,9 +80,15 @@ Buffer allocate_buffer(size_t bytes) {
   return Buffer(p, [bytes](std::byte* q) { pool().give(q, bytes); });
 }
 
-MemoryStats memory_stats() { return pool().stats(); }
-void reset_peak_memory() { pool().reset_peak(); }
-void release_cached_memory() { pool().release(); }
+MemoryStats memory_stats() {
+  return pool().stats();
+}
+void reset_peak_memory() {
+  pool().reset_peak();
+}
+void release_cached_memory() {
+  pool().release();
+}
 
 size_t process_peak_rss_bytes() {
   struct rusage ru {};

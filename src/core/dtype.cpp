@@ -11,15 +11,19 @@ struct DTypeInfo {
   std::string_view name;
 };
 constexpr DTypeInfo kInfos[] = {
-    {DType::F32, 4, "F32"}, {DType::F16, 2, "F16"}, {DType::BF16, 2, "BF16"},
-    {DType::F64, 8, "F64"}, {DType::I64, 8, "I64"}, {DType::I32, 4, "I32"},
-    {DType::I16, 2, "I16"}, {DType::I8, 1, "I8"},   {DType::U8, 1, "U8"},
+    {DType::F32, 4, "F32"},   {DType::F16, 2, "F16"}, {DType::BF16, 2, "BF16"},
+    {DType::F64, 8, "F64"},   {DType::I64, 8, "I64"}, {DType::I32, 4, "I32"},
+    {DType::I16, 2, "I16"},   {DType::I8, 1, "I8"},   {DType::U8, 1, "U8"},
     {DType::Bool, 1, "BOOL"},
 };
 }  // namespace
 
-size_t dtype_size(DType t) { return kInfos[static_cast<int>(t)].size; }
-std::string_view dtype_name(DType t) { return kInfos[static_cast<int>(t)].name; }
+size_t dtype_size(DType t) {
+  return kInfos[static_cast<int>(t)].size;
+}
+std::string_view dtype_name(DType t) {
+  return kInfos[static_cast<int>(t)].name;
+}
 
 bool dtype_from_name(std::string_view name, DType* out) {
   for (const auto& i : kInfos) {

@@ -1,4 +1,5 @@
-// Tensor shapes: a fixed-capacity dimension list, so creating a tensor never allocates for its shape.
+// Tensor shapes: a fixed-capacity dimension list, so creating a tensor never allocates for its
+// shape.
 #pragma once
 
 #include <array>

@@ -67,7 +67,9 @@ float* Tensor::f32() {
     throw ShapeError("expected an F32 tensor, got " + std::string(dtype_name(dtype_)));
   return static_cast<float*>(data_);
 }
-const float* Tensor::f32() const { return const_cast<Tensor*>(this)->f32(); }
+const float* Tensor::f32() const {
+  return const_cast<Tensor*>(this)->f32();
+}
 
 Tensor Tensor::reshape(std::initializer_list<int64_t> dims) const {
   Shape s;
@@ -128,13 +130,15 @@ Tensor Tensor::contiguous() const {
   auto* dst = static_cast<std::byte*>(out.data_);
   for (int64_t o = 0; o < outer; ++o) {
     int64_t off = 0;
-    for (int d = 0; d < nd - 1; ++d) off += idx[static_cast<size_t>(d)] * strides_[static_cast<size_t>(d)];
+    for (int d = 0; d < nd - 1; ++d)
+      off += idx[static_cast<size_t>(d)] * strides_[static_cast<size_t>(d)];
     const auto* src = static_cast<const std::byte*>(data_) + off * static_cast<int64_t>(es);
     if (dense_inner) {
       std::memcpy(dst, src, static_cast<size_t>(inner) * es);
     } else {
       const int64_t st = strides_[static_cast<size_t>(nd - 1)] * static_cast<int64_t>(es);
-      for (int64_t j = 0; j < inner; ++j) std::memcpy(dst + j * static_cast<int64_t>(es), src + j * st, es);
+      for (int64_t j = 0; j < inner; ++j)
+        std::memcpy(dst + j * static_cast<int64_t>(es), src + j * st, es);
     }
     dst += inner * static_cast<int64_t>(es);
     for (int d = nd - 2; d >= 0; --d) {
@@ -186,7 +190,8 @@ Tensor Tensor::to(DType target) const {
   } else if (dtype_ == DType::F32 && (target == DType::F16 || target == DType::BF16)) {
     const float* s = src.f32();
     auto* d = out.data_as<uint16_t>();
-    for (int64_t i = 0; i < n; ++i) d[i] = target == DType::F16 ? float_to_half(s[i]) : float_to_bf16(s[i]);
+    for (int64_t i = 0; i < n; ++i)
+      d[i] = target == DType::F16 ? float_to_half(s[i]) : float_to_bf16(s[i]);
     return out;
   }
   throw ShapeError("unsupported conversion " + std::string(dtype_name(dtype_)) + " -> " +
@@ -198,7 +203,9 @@ float Tensor::item() const {
   return to(DType::F32).f32()[0];
 }
 
-std::string Tensor::describe() const { return std::string(dtype_name(dtype_)) + shape_.str(); }
+std::string Tensor::describe() const {
+  return std::string(dtype_name(dtype_)) + shape_.str();
+}
 
 void require_shape(const Tensor& t, std::initializer_list<int64_t> expected, const char* what) {
   bool ok = static_cast<int>(expected.size()) == t.ndim();
@@ -211,7 +218,8 @@ void require_shape(const Tensor& t, std::initializer_list<int64_t> expected, con
   if (!ok) {
     std::string exp = "[";
     i = 0;
-    for (int64_t e : expected) exp += (i++ ? ", " : "") + (e < 0 ? std::string("*") : std::to_string(e));
+    for (int64_t e : expected)
+      exp += (i++ ? ", " : "") + (e < 0 ? std::string("*") : std::to_string(e));
     throw ShapeError(std::string(what) + ": expected shape " + exp + "], got " + t.shape().str());
   }
 }

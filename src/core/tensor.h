@@ -1,9 +1,9 @@
 // Tensor: a typed, shaped, strided view onto shared memory.
 //
 // Memory is owned by a Buffer (pooled activation memory, or a memory-mapped file kept alive by the
-// views into it). Copying a Tensor copies the view, not the data. Layout follows PyTorch (row-major,
-// NCHW for images) so weights map onto kernels without transposition at load time; kernels that want
-// another layout repack weights once, at load.
+// views into it). Copying a Tensor copies the view, not the data. Layout follows PyTorch
+// (row-major, NCHW for images) so weights map onto kernels without transposition at load time;
+// kernels that want another layout repack weights once, at load.
 #pragma once
 
 #include <array>
@@ -65,7 +65,7 @@ class Tensor {
   /// Converted copy (f16/bf16/f64 -> f32 and back); returns *this when dtype already matches.
   Tensor to(DType dtype) const;
 
-  float item() const;  // single-element tensors, any float dtype
+  float item() const;            // single-element tensors, any float dtype
   std::string describe() const;  // "F32[2, 4, 8, 8]"
 
  private:

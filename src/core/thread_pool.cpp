@@ -105,7 +105,9 @@ class ThreadPool {
   std::exception_ptr error_;
 };
 
-int hardware_threads() { return std::max(1u, std::thread::hardware_concurrency()); }
+int hardware_threads() {
+  return std::max(1u, std::thread::hardware_concurrency());
+}
 
 std::mutex g_pool_mu;
 ThreadPool& pool() {
@@ -115,7 +117,9 @@ ThreadPool& pool() {
 
 }  // namespace
 
-int num_threads() { return pool().size(); }
+int num_threads() {
+  return pool().size();
+}
 
 void set_num_threads(int n) {
   std::lock_guard<std::mutex> lock(g_pool_mu);

@@ -1,5 +1,6 @@
 // The one thread pool every kernel shares. Kernels split work with parallel_for; nesting is
-// allowed (a nested call runs inline on the calling worker), so a kernel never oversubscribes cores.
+// allowed (a nested call runs inline on the calling worker), so a kernel never oversubscribes
+// cores.
 #pragma once
 
 #include <cstdint>

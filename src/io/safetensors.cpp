@@ -21,12 +21,14 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   auto fail = [&](const std::string& why) -> FileError {
     return FileError(path + ": not a valid safetensors file: " + why);
   };
-  if (size < 8) throw fail("file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
+  if (size < 8)
+    throw fail("file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   uint64_t n = 0;
   std::memcpy(&n, f.file_.data(), 8);  // little-endian on every platform we target
   if (n > kMaxHeaderBytes) throw fail("header length " + std::to_string(n) + " bytes is absurd");
   if (8 + n > size)
-    throw fail("header length " + std::to_string(n) + " exceeds the file size " + std::to_string(size));
+    throw fail("header length " + std::to_string(n) + " exceeds the file size " +
+               std::to_string(size));
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(reinterpret_cast<const char*>(f.file_.data()) + 8,
@@ -50,7 +52,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
       }
       continue;
     }
-    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
+    if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") ||
+        !v.contains("data_offsets"))
       throw fail("tensor '" + name + "' lacks dtype, shape or data_offsets");
     TensorInfo info;
     if (!v["dtype"].is_string() || !dtype_from_name(v["dtype"].get<std::string>(), &info.dtype))
@@ -60,19 +63,23 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
       throw fail("tensor '" + name + "' has rank " + std::to_string(v["shape"].size()));
     uint64_t numel = 1;
     for (const auto& d : v["shape"]) {
-      if (!d.is_number_unsigned()) throw fail("tensor '" + name + "' has a non-integer or negative dimension");
+      if (!d.is_number_unsigned())
+        throw fail("tensor '" + name + "' has a non-integer or negative dimension");
       const uint64_t dim = d.get<uint64_t>();
-      if (dim != 0 && numel > (1ull << 48) / dim) throw fail("tensor '" + name + "' is absurdly large");
+      if (dim != 0 && numel > (1ull << 48) / dim)
+        throw fail("tensor '" + name + "' is absurdly large");
       numel *= dim;
       info.shape.push_back(static_cast<int64_t>(dim));
     }
     const auto& off = v["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() ||
+        !off[1].is_number_unsigned())
       throw fail("tensor '" + name + "' data_offsets must be two non-negative integers");
     const uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
     if (b > e || e > data_size)
-      throw fail("tensor '" + name + "' data_offsets [" + std::to_string(b) + ", " + std::to_string(e) +
-                 "] out of range (data section is " + std::to_string(data_size) + " bytes)");
+      throw fail("tensor '" + name + "' data_offsets [" + std::to_string(b) + ", " +
+                 std::to_string(e) + "] out of range (data section is " +
+                 std::to_string(data_size) + " bytes)");
     if (e - b != numel * dtype_size(info.dtype))
       throw fail("tensor '" + name + "' shape " + info.shape.str() + " x " +
                  std::string(dtype_name(info.dtype)) + " needs " +

@@ -7,9 +7,13 @@
 
 namespace diffuse::test {
 
-std::string fixture(const std::string& rel) { return std::string(DIFFUSE_FIXTURES_DIR) + "/" + rel; }
+std::string fixture(const std::string& rel) {
+  return std::string(DIFFUSE_FIXTURES_DIR) + "/" + rel;
+}
 
-SafetensorsFile golden(const std::string& name) { return SafetensorsFile::open(fixture("golden/" + name)); }
+SafetensorsFile golden(const std::string& name) {
+  return SafetensorsFile::open(fixture("golden/" + name));
+}
 
 std::string temp_dir() {
   std::filesystem::create_directories(DIFFUSE_TEST_TMP);

@@ -79,9 +79,9 @@ TEST(safetensors, rejects_bad_json) {
 }
 
 TEST(safetensors, rejects_unknown_dtype) {
-  expect_error(write_raw("dtype.safetensors",
-                         R"({"x":{"dtype":"Q3","shape":[1],"data_offsets":[0,4]}})", 4),
-               "unknown dtype");
+  expect_error(
+      write_raw("dtype.safetensors", R"({"x":{"dtype":"Q3","shape":[1],"data_offsets":[0,4]}})", 4),
+      "unknown dtype");
 }
 
 TEST(safetensors, rejects_size_mismatch) {
@@ -98,9 +98,10 @@ TEST(safetensors, rejects_offsets_out_of_range) {
 
 TEST(safetensors, rejects_overlapping_tensors) {
   expect_error(
-      write_raw("overlap.safetensors",
-                R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
-                12),
+      write_raw(
+          "overlap.safetensors",
+          R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+          12),
       "overlap");
 }
 

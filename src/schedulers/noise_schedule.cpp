@@ -1,0 +1,232 @@
+#include "schedulers/noise_schedule.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "diffuse/error.hpp"
+
+namespace diffuse {
+
+namespace {
+const nlohmann::json* find(const nlohmann::json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+ConfigError bad(const char* key, const nlohmann::json& v, const char* want) {
+  return ConfigError("scheduler config: '" + std::string(key) + "' = " + v.dump() + " is not " +
+                     want);
+}
+}  // namespace
+
+bool SchedulerConfig::has(const char* key) const {
+  return find(j_, key) != nullptr;
+}
+
+double SchedulerConfig::number(const char* key, double fallback) const {
+  const auto* v = find(j_, key);
+  if (!v) return fallback;
+  if (!v->is_number()) throw bad(key, *v, "a number");
+  return v->get<double>();
+}
+
+int SchedulerConfig::integer(const char* key, int fallback) const {
+  const auto* v = find(j_, key);
+  if (!v) return fallback;
+  if (!v->is_number_integer()) throw bad(key, *v, "an integer");
+  return v->get<int>();
+}
+
+bool SchedulerConfig::boolean(const char* key, bool fallback) const {
+  const auto* v = find(j_, key);
+  if (!v) return fallback;
+  if (!v->is_boolean()) throw bad(key, *v, "true or false");
+  return v->get<bool>();
+}
+
+std::string SchedulerConfig::string(const char* key, const std::string& fallback) const {
+  const auto* v = find(j_, key);
+  if (!v) return fallback;
+  if (!v->is_string()) throw bad(key, *v, "a string");
+  return v->get<std::string>();
+}
+
+std::string SchedulerConfig::choice(const char* key, const std::string& fallback,
+                                    std::initializer_list<const char*> allowed) const {
+  std::string s = string(key, fallback);
+  std::string list;
+  for (const char* a : allowed) {
+    if (s == a) return s;
+    list += (list.empty() ? "" : ", ") + std::string(a);
+  }
+  throw ConfigError("scheduler config: unsupported " + std::string(key) + " \"" + s +
+                    "\" (supported: " + list + ")");
+}
+
+std::vector<double> linspace(double start, double stop, int n) {
+  std::vector<double> v(static_cast<size_t>(std::max(n, 0)));
+  if (n == 1) v[0] = start;
+  const double step = n > 1 ? (stop - start) / (n - 1) : 0;
+  // numpy computes start + i*step and pins the last value to stop.
+  for (int i = 0; i < n; ++i) v[static_cast<size_t>(i)] = start + i * step;
+  if (n > 1) v.back() = stop;
+  return v;
+}
+
+NoiseSchedule NoiseSchedule::from_config(const SchedulerConfig& c) {
+  NoiseSchedule s;
+  s.num_train_timesteps = c.integer("num_train_timesteps", 1000);
+  if (s.num_train_timesteps < 1 || s.num_train_timesteps > 100000)
+    throw ConfigError("scheduler config: num_train_timesteps " +
+                      std::to_string(s.num_train_timesteps) + " out of range");
+  const size_t n = static_cast<size_t>(s.num_train_timesteps);
+  if (c.has("trained_betas")) {
+    const auto& tb = c.json().at("trained_betas");
+    if (!tb.is_array() || tb.size() != n)
+      throw ConfigError(
+          "scheduler config: trained_betas must be a list of num_train_timesteps numbers");
+    for (const auto& b : tb) s.betas.push_back(b.get<float>());
+  } else {
+    const double b0 = c.number("beta_start", 0.0001), b1 = c.number("beta_end", 0.02);
+    const std::string kind =
+        c.choice("beta_schedule", "linear", {"linear", "scaled_linear", "squaredcos_cap_v2"});
+    s.betas.resize(n);
+    if (kind == "linear") {
+      // torch.linspace(b0, b1, n, dtype=float32)
+      const float fb0 = static_cast<float>(b0), fb1 = static_cast<float>(b1);
+      const float step = n > 1 ? (fb1 - fb0) / static_cast<float>(n - 1) : 0.f;
+      const size_t half = n / 2;
+      for (size_t i = 0; i < n; ++i)
+        s.betas[i] = i < half ? fb0 + step * static_cast<float>(i)
+                              : fb1 - step * static_cast<float>(n - 1 - i);
+    } else if (kind == "scaled_linear") {
+      // torch.linspace(b0**0.5, b1**0.5, n, dtype=float32) ** 2
+      const float fb0 = static_cast<float>(std::sqrt(b0)), fb1 = static_cast<float>(std::sqrt(b1));
+      const float step = n > 1 ? (fb1 - fb0) / static_cast<float>(n - 1) : 0.f;
+      const size_t half = n / 2;
+      for (size_t i = 0; i < n; ++i) {
+        const float v = i < half ? fb0 + step * static_cast<float>(i)
+                                 : fb1 - step * static_cast<float>(n - 1 - i);
+        s.betas[i] = v * v;
+      }
+    } else {
+      // Glide cosine schedule (betas_for_alpha_bar, max_beta 0.999), computed in double.
+      auto alpha_bar = [](double t) {
+        const double c0 = std::cos((t + 0.008) / 1.008 * M_PI / 2);
+        return c0 * c0;
+      };
+      for (size_t i = 0; i < n; ++i) {
+        const double t1 = double(i) / double(n), t2 = double(i + 1) / double(n);
+        s.betas[i] = static_cast<float>(std::min(1 - alpha_bar(t2) / alpha_bar(t1), 0.999));
+      }
+    }
+  }
+  s.alphas.resize(n);
+  s.alphas_cumprod.resize(n);
+  for (size_t i = 0; i < n; ++i) s.alphas[i] = 1.0f - s.betas[i];
+  // torch.cumprod on CPU accumulates float32 input in double and rounds each output.
+  double acc = 1.0;
+  for (size_t i = 0; i < n; ++i) {
+    acc *= s.alphas[i];
+    s.alphas_cumprod[i] = static_cast<float>(acc);
+  }
+  if (c.boolean("rescale_betas_zero_snr", false)) {
+    // Lin et al. 2023, Algorithm 1: shift and scale sqrt(alphas_cumprod) so the last step has
+    // zero SNR, then recover betas (float32 throughout, as diffusers).
+    std::vector<float> sq(n);
+    for (size_t i = 0; i < n; ++i) sq[i] = std::sqrt(s.alphas_cumprod[i]);
+    const float a0 = sq[0], at = sq[n - 1];
+    for (size_t i = 0; i < n; ++i) sq[i] = (sq[i] - at) * a0 / (a0 - at);
+    std::vector<float> ac(n);
+    for (size_t i = 0; i < n; ++i) ac[i] = sq[i] * sq[i];
+    for (size_t i = 0; i < n; ++i) s.alphas[i] = i == 0 ? ac[0] : ac[i] / ac[i - 1];
+    for (size_t i = 0; i < n; ++i) s.betas[i] = 1.0f - s.alphas[i];
+    acc = 1.0;
+    for (size_t i = 0; i < n; ++i) {
+      acc *= s.alphas[i];
+      s.alphas_cumprod[i] = static_cast<float>(acc);
+    }
+  }
+  return s;
+}
+
+std::vector<double> spaced_timesteps(const std::string& spacing, int num_train_timesteps, int steps,
+                                     int steps_offset) {
+  if (steps < 1) throw ConfigError("steps must be at least 1 (got " + std::to_string(steps) + ")");
+  if (steps > num_train_timesteps)
+    throw ConfigError("steps " + std::to_string(steps) + " exceeds the scheduler's " +
+                      std::to_string(num_train_timesteps) + " training timesteps");
+  std::vector<double> t(static_cast<size_t>(steps));
+  if (spacing == "linspace") {
+    auto l = linspace(0, num_train_timesteps - 1, steps);
+    for (int i = 0; i < steps; ++i)
+      t[static_cast<size_t>(i)] = std::round(l[static_cast<size_t>(steps - 1 - i)]);
+  } else if (spacing == "leading") {
+    const int ratio = num_train_timesteps / steps;
+    for (int i = 0; i < steps; ++i)
+      t[static_cast<size_t>(i)] = double((steps - 1 - i) * ratio + steps_offset);
+  } else if (spacing == "trailing") {
+    const double ratio = double(num_train_timesteps) / steps;
+    // np.round(np.arange(num_train, 0, -ratio)) - 1
+    for (int i = 0; i < steps; ++i)
+      t[static_cast<size_t>(i)] = std::nearbyint(num_train_timesteps - i * ratio) - 1;
+  } else {
+    throw ConfigError("scheduler config: unsupported timestep_spacing \"" + spacing +
+                      "\" (supported: linspace, leading, trailing)");
+  }
+  return t;
+}
+
+std::vector<double> sigmas_from_alphas_cumprod(const std::vector<float>& alphas_cumprod) {
+  std::vector<double> s(alphas_cumprod.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const float a = alphas_cumprod[i];
+    s[i] = static_cast<double>(std::sqrt((1.0f - a) / a));
+  }
+  return s;
+}
+
+std::vector<double> interp(const std::vector<double>& x, const std::vector<double>& xp,
+                           const std::vector<double>& fp) {
+  std::vector<double> out(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double v = x[i];
+    if (v <= xp.front()) {
+      out[i] = fp.front();
+    } else if (v >= xp.back()) {
+      out[i] = fp.back();
+    } else {
+      const size_t j = static_cast<size_t>(std::upper_bound(xp.begin(), xp.end(), v) - xp.begin());
+      const double x0 = xp[j - 1], x1 = xp[j];
+      out[i] = fp[j - 1] + (fp[j] - fp[j - 1]) * (v - x0) / (x1 - x0);
+    }
+  }
+  return out;
+}
+
+std::vector<double> karras_sigmas(double sigma_min, double sigma_max, int n, double rho) {
+  const auto ramp = linspace(0, 1, n);
+  const double min_inv = std::pow(sigma_min, 1 / rho), max_inv = std::pow(sigma_max, 1 / rho);
+  std::vector<double> s(static_cast<size_t>(n));
+  for (size_t i = 0; i < s.size(); ++i)
+    s[i] = std::pow(max_inv + ramp[i] * (min_inv - max_inv), rho);
+  return s;
+}
+
+double sigma_to_t(double sigma, const std::vector<double>& log_sigmas) {
+  // log_sigmas ascend with t; find the bracketing pair as diffusers does.
+  const double log_sigma = std::log(std::max(sigma, 1e-10));
+  const int n = static_cast<int>(log_sigmas.size());
+  int low = 0;
+  for (int i = 0; i < n; ++i)
+    if (log_sigma - log_sigmas[static_cast<size_t>(i)] >= 0) low = i;
+  low = std::min(low, n - 2);
+  const int high = low + 1;
+  const double lo = log_sigmas[static_cast<size_t>(low)],
+               hi = log_sigmas[static_cast<size_t>(high)];
+  double w = (lo - log_sigma) / (lo - hi);
+  w = std::clamp(w, 0.0, 1.0);
+  return (1 - w) * low + w * high;
+}
+
+}  // namespace diffuse
