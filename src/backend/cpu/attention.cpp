@@ -1,0 +1,64 @@
+// Multi-head attention, blocked over query rows: each task computes the scores of up to kBlock
+// queries against all keys for one (batch, head), so a 4096x4096 attention never holds more than
+// one score block per thread. Heads are addressed through GEMM leading dimensions, so no
+// head-splitting transposes are needed.
+#include <algorithm>
+#include <cmath>
+
+#include "backend/ops.h"
+#include "core/thread_pool.h"
+#include "diffuse/error.hpp"
+
+namespace diffuse::ops {
+
+namespace {
+constexpr int64_t kBlock = 256;
+}
+
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
+  require_f32_contiguous(q, "attention q");
+  require_f32_contiguous(k, "attention k");
+  require_f32_contiguous(v, "attention v");
+  const int64_t B = q.dim(0), Lq = q.dim(1), C = q.dim(2), Lk = k.dim(1);
+  if (k.dim(0) != B || v.dim(0) != B || k.dim(2) != C || v.dim(2) != C || v.dim(1) != Lk ||
+      heads <= 0 || C % heads != 0)
+    throw ShapeError("attention: q " + q.shape().str() + ", k " + k.shape().str() + ", v " +
+                     v.shape().str() + " with " + std::to_string(heads) + " heads");
+  const int64_t D = C / heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  Tensor out = Tensor::empty({B, Lq, C});
+  const int64_t blocks = (Lq + kBlock - 1) / kBlock;
+  const int64_t tasks = B * heads * blocks;
+  parallel_for(tasks, [&](int64_t t0, int64_t t1) {
+    // One score buffer per chunk of tasks (chunks map 1:1 to threads).
+    Tensor scores = Tensor::empty({std::min(kBlock, Lq), Lk});
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / (heads * blocks), h = (t / blocks) % heads, blk = t % blocks;
+      const int64_t r0 = blk * kBlock, rows = std::min(kBlock, Lq - r0);
+      const float* qp = q.f32() + (b * Lq + r0) * C + h * D;
+      const float* kp = k.f32() + b * Lk * C + h * D;
+      const float* vp = v.f32() + b * Lk * C + h * D;
+      float* s = scores.f32();
+      gemm(false, true, rows, Lk, D, scale, qp, C, kp, C, 0.f, s, Lk);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = s + r * Lk;
+        const int64_t valid = causal ? std::min(Lk, r0 + r + 1) : Lk;
+        float m = -INFINITY;
+        for (int64_t j = 0; j < valid; ++j) m = std::fmax(m, row[j]);
+        double sum = 0;
+        for (int64_t j = 0; j < valid; ++j) {
+          row[j] = std::exp(row[j] - m);
+          sum += row[j];
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int64_t j = 0; j < valid; ++j) row[j] *= inv;
+        for (int64_t j = valid; j < Lk; ++j) row[j] = 0.f;
+      }
+      gemm(false, false, rows, D, Lk, 1.f, s, Lk, vp, C, 0.f, out.f32() + (b * Lq + r0) * C + h * D,
+           C);
+    }
+  });
+  return out;
+}
+
+}  // namespace diffuse::ops

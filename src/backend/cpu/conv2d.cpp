@@ -1,0 +1,104 @@
+// 2-D convolution as im2col + GEMM, tiled over output rows so the column buffer stays small
+// (a 512x512 VAE layer would otherwise need a 1 GB column matrix). 1x1 stride-1 convolutions skip
+// im2col entirely. Winograd / direct kernels slot in here later behind the same signature.
+#include <algorithm>
+#include <cstring>
+
+#include "backend/ops.h"
+#include "core/thread_pool.h"
+#include "diffuse/error.hpp"
+
+namespace diffuse::ops {
+
+namespace {
+constexpr int64_t kColumnBudgetFloats = 4 << 20;  // 16 MB of im2col per tile
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p) {
+  require_f32_contiguous(x, "conv2d input");
+  require_f32_contiguous(w, "conv2d weight");
+  if (x.ndim() != 4 || w.ndim() != 4 || x.dim(1) != w.dim(1))
+    throw ShapeError("conv2d: input " + x.shape().str() + " does not match weight " +
+                     w.shape().str());
+  const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const int64_t O = w.dim(0), KH = w.dim(2), KW = w.dim(3), S = p.stride;
+  const int64_t OH = (H + p.pad_top + p.pad_bottom - KH) / S + 1;
+  const int64_t OW = (W + p.pad_left + p.pad_right - KW) / S + 1;
+  if (OH <= 0 || OW <= 0)
+    throw ShapeError("conv2d: input " + x.shape().str() + " too small for kernel");
+  if (bias) require_shape(*bias, {O}, "conv2d bias");
+  Tensor out = Tensor::empty({B, O, OH, OW});
+  const int64_t K = C * KH * KW, OHW = OH * OW;
+  const float* wp = w.f32();
+  const bool pointwise = KH == 1 && KW == 1 && S == 1 && p.pad_top == 0 && p.pad_left == 0 &&
+                         p.pad_bottom == 0 && p.pad_right == 0;
+  const int64_t rows_per_tile =
+      std::clamp<int64_t>(kColumnBudgetFloats / std::max<int64_t>(K * OW, 1), 1, OH);
+  Tensor col = pointwise ? Tensor() : Tensor::empty({K, rows_per_tile * OW});
+
+  for (int64_t b = 0; b < B; ++b) {
+    const float* xb = x.f32() + b * C * H * W;
+    float* ob = out.f32() + b * O * OHW;
+    if (bias) {
+      const float* bp = bias->f32();
+      for (int64_t o = 0; o < O; ++o) std::fill(ob + o * OHW, ob + (o + 1) * OHW, bp[o]);
+    }
+    const float beta = bias ? 1.f : 0.f;
+    if (pointwise) {
+      gemm(false, false, O, OHW, C, 1.f, wp, C, xb, OHW, beta, ob, OHW);
+      continue;
+    }
+    for (int64_t r0 = 0; r0 < OH; r0 += rows_per_tile) {
+      const int64_t rows = std::min(rows_per_tile, OH - r0), n = rows * OW;
+      float* cp = col.f32();
+      // col[(c,kh,kw), (r,ow)] = x[c, r*S + kh - pad_top, ow*S + kw - pad_left] (0 outside)
+      parallel_for(
+          K,
+          [&](int64_t k0, int64_t k1) {
+            for (int64_t kk = k0; kk < k1; ++kk) {
+              const int64_t c = kk / (KH * KW), kh = (kk / KW) % KH, kw = kk % KW;
+              float* dst = cp + kk * n;
+              for (int64_t r = 0; r < rows; ++r) {
+                const int64_t ih = (r0 + r) * S + kh - p.pad_top;
+                float* drow = dst + r * OW;
+                if (ih < 0 || ih >= H) {
+                  std::memset(drow, 0, sizeof(float) * static_cast<size_t>(OW));
+                  continue;
+                }
+                const float* srow = xb + (c * H + ih) * W;
+                for (int64_t ow = 0; ow < OW; ++ow) {
+                  const int64_t iw = ow * S + kw - p.pad_left;
+                  drow[ow] = (iw >= 0 && iw < W) ? srow[iw] : 0.f;
+                }
+              }
+            }
+          },
+          8);
+      gemm(false, false, O, n, K, 1.f, wp, K, cp, n, beta, ob + r0 * OW, OHW);
+    }
+  }
+  return out;
+}
+
+Tensor upsample_nearest_2x(const Tensor& x) {
+  require_f32_contiguous(x, "upsample input");
+  if (x.ndim() != 4) throw ShapeError("upsample: expected NCHW, got " + x.shape().str());
+  const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  Tensor out = Tensor::empty({B, C, 2 * H, 2 * W});
+  const float* s = x.f32();
+  float* d = out.f32();
+  parallel_for(B * C, [&](int64_t p0, int64_t p1) {
+    for (int64_t pc = p0; pc < p1; ++pc) {
+      const float* sp = s + pc * H * W;
+      float* dp = d + pc * 4 * H * W;
+      for (int64_t h = 0; h < H; ++h) {
+        float* row = dp + 2 * h * 2 * W;
+        for (int64_t ww = 0; ww < W; ++ww) row[2 * ww] = row[2 * ww + 1] = sp[h * W + ww];
+        std::memcpy(row + 2 * W, row, sizeof(float) * static_cast<size_t>(2 * W));
+      }
+    }
+  });
+  return out;
+}
+
+}  // namespace diffuse::ops

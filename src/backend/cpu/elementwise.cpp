@@ -1,0 +1,195 @@
+// Element-wise ops, activations, layout changes and embedding lookup.
+#include <cmath>
+#include <cstring>
+
+#include "backend/ops.h"
+#include "core/thread_pool.h"
+#include "diffuse/error.hpp"
+
+namespace diffuse::ops {
+
+namespace {
+constexpr int64_t kGrain = 1 << 14;
+
+template <typename F>
+void map_(Tensor& x, const char* what, F f) {
+  require_f32_contiguous(x, what);
+  float* p = x.f32();
+  parallel_for(
+      x.numel(),
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) p[i] = f(p[i]);
+      },
+      kGrain);
+}
+
+inline float gelu(float v) {
+  return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f));
+}
+
+void require_same(const Tensor& a, const Tensor& b, const char* what) {
+  require_f32_contiguous(a, what);
+  require_f32_contiguous(b, what);
+  if (a.shape() != b.shape())
+    throw ShapeError(std::string(what) + ": shapes " + a.shape().str() + " and " + b.shape().str());
+}
+}  // namespace
+
+void silu_(Tensor& x) {
+  map_(x, "silu", [](float v) { return v / (1.f + std::exp(-v)); });
+}
+void gelu_(Tensor& x) {
+  map_(x, "gelu", gelu);
+}
+void quick_gelu_(Tensor& x) {
+  map_(x, "quick_gelu", [](float v) { return v / (1.f + std::exp(-1.702f * v)); });
+}
+void scale_(Tensor& x, float s) {
+  map_(x, "scale", [s](float v) { return v * s; });
+}
+
+Tensor geglu(const Tensor& x) {
+  require_f32_contiguous(x, "geglu input");
+  const int64_t d2 = x.dim(-1), d = d2 / 2, rows = x.numel() / d2;
+  if (d2 % 2) throw ShapeError("geglu: odd last dimension in " + x.shape().str());
+  Shape s = x.shape();
+  s[-1] = d;
+  Tensor out = Tensor::empty(s);
+  const float* xp = x.f32();
+  float* op = out.f32();
+  parallel_for(
+      rows,
+      [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t i = 0; i < d; ++i) op[r * d + i] = xp[r * d2 + i] * gelu(xp[r * d2 + d + i]);
+      },
+      16);
+  return out;
+}
+
+void softmax_(Tensor& x) {
+  require_f32_contiguous(x, "softmax");
+  const int64_t d = x.dim(-1), rows = x.numel() / d;
+  float* p = x.f32();
+  parallel_for(
+      rows,
+      [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          float* row = p + r * d;
+          float m = -INFINITY;
+          for (int64_t i = 0; i < d; ++i) m = std::fmax(m, row[i]);
+          double sum = 0;
+          for (int64_t i = 0; i < d; ++i) {
+            row[i] = std::exp(row[i] - m);
+            sum += row[i];
+          }
+          const float inv = static_cast<float>(1.0 / sum);
+          for (int64_t i = 0; i < d; ++i) row[i] *= inv;
+        }
+      },
+      16);
+}
+
+void add_(Tensor& a, const Tensor& b) {
+  require_same(a, b, "add");
+  float* ap = a.f32();
+  const float* bp = b.f32();
+  parallel_for(
+      a.numel(),
+      [&](int64_t s, int64_t e) {
+        for (int64_t i = s; i < e; ++i) ap[i] += bp[i];
+      },
+      kGrain);
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = a.clone();
+  add_(out, b);
+  return out;
+}
+
+void add_channel_bias_(Tensor& x, const Tensor& bias) {
+  require_f32_contiguous(x, "add_channel_bias");
+  const int64_t B = x.dim(0), C = x.dim(1), spatial = x.numel() / (B * C);
+  require_shape(bias, {B, C}, "channel bias");
+  float* p = x.f32();
+  const float* bp = bias.f32();
+  parallel_for(B * C, [&](int64_t s, int64_t e) {
+    for (int64_t bc = s; bc < e; ++bc)
+      for (int64_t i = 0; i < spatial; ++i) p[bc * spatial + i] += bp[bc];
+  });
+}
+
+Tensor concat_channels(const Tensor& a, const Tensor& b) {
+  require_f32_contiguous(a, "concat");
+  require_f32_contiguous(b, "concat");
+  if (a.ndim() != 4 || b.ndim() != 4 || a.dim(0) != b.dim(0) || a.dim(2) != b.dim(2) ||
+      a.dim(3) != b.dim(3))
+    throw ShapeError("concat_channels: " + a.shape().str() + " and " + b.shape().str());
+  const int64_t B = a.dim(0), ca = a.dim(1), cb = b.dim(1), hw = a.dim(2) * a.dim(3);
+  Tensor out = Tensor::empty({B, ca + cb, a.dim(2), a.dim(3)});
+  for (int64_t i = 0; i < B; ++i) {
+    std::memcpy(out.f32() + i * (ca + cb) * hw, a.f32() + i * ca * hw,
+                sizeof(float) * size_t(ca * hw));
+    std::memcpy(out.f32() + (i * (ca + cb) + ca) * hw, b.f32() + i * cb * hw,
+                sizeof(float) * size_t(cb * hw));
+  }
+  return out;
+}
+
+Tensor nchw_to_nlc(const Tensor& x) {
+  require_f32_contiguous(x, "nchw_to_nlc");
+  const int64_t B = x.dim(0), C = x.dim(1), HW = x.dim(2) * x.dim(3);
+  Tensor out = Tensor::empty({B, HW, C});
+  const float* s = x.f32();
+  float* d = out.f32();
+  constexpr int64_t T = 32;  // tiled transpose for cache locality
+  parallel_for(B * ((HW + T - 1) / T), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t b = p / ((HW + T - 1) / T), l0 = (p % ((HW + T - 1) / T)) * T;
+      const int64_t l1 = std::min(l0 + T, HW);
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t l = l0; l < l1; ++l) d[(b * HW + l) * C + c] = s[(b * C + c) * HW + l];
+    }
+  });
+  return out;
+}
+
+Tensor nlc_to_nchw(const Tensor& x, int64_t h, int64_t w) {
+  require_f32_contiguous(x, "nlc_to_nchw");
+  const int64_t B = x.dim(0), HW = x.dim(1), C = x.dim(2);
+  if (HW != h * w) throw ShapeError("nlc_to_nchw: length " + std::to_string(HW) + " != h*w");
+  Tensor out = Tensor::empty({B, C, h, w});
+  const float* s = x.f32();
+  float* d = out.f32();
+  constexpr int64_t T = 32;
+  parallel_for(B * ((C + T - 1) / T), [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t b = p / ((C + T - 1) / T), c0 = (p % ((C + T - 1) / T)) * T;
+      const int64_t c1 = std::min(c0 + T, C);
+      for (int64_t l = 0; l < HW; ++l)
+        for (int64_t c = c0; c < c1; ++c) d[(b * C + c) * HW + l] = s[(b * HW + l) * C + c];
+    }
+  });
+  return out;
+}
+
+Tensor embedding(const Tensor& ids, const Tensor& table) {
+  if (ids.dtype() != DType::I64)
+    throw ShapeError("embedding: ids must be I64, got " + ids.describe());
+  require_f32_contiguous(table, "embedding table");
+  const int64_t V = table.dim(0), D = table.dim(1), n = ids.numel();
+  Shape s = ids.shape();
+  s.push_back(D);
+  Tensor out = Tensor::empty(s);
+  const int64_t* ip = ids.data_as<int64_t>();
+  for (int64_t i = 0; i < n; ++i) {
+    if (ip[i] < 0 || ip[i] >= V)
+      throw ShapeError("embedding: token id " + std::to_string(ip[i]) + " outside vocabulary of " +
+                       std::to_string(V));
+    std::memcpy(out.f32() + i * D, table.f32() + ip[i] * D, sizeof(float) * static_cast<size_t>(D));
+  }
+  return out;
+}
+
+}  // namespace diffuse::ops
