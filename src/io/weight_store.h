@@ -1,0 +1,55 @@
+// Named weights from one or more safetensors files (a component folder, possibly sharded).
+// Tensors stay memory-mapped; get() converts f16/bf16 to f32 on request.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/safetensors.h"
+
+namespace diffuse {
+
+class WeightStore {
+ public:
+  /// Adds every tensor of a safetensors file (later files do not override earlier keys: a
+  /// duplicate key is an error naming both files).
+  void add_file(const std::string& path);
+  /// Adds an in-memory tensor (converted checkpoints, synthetic weights).
+  void add(const std::string& name, Tensor t);
+
+  /// Weights defined by a rule instead of a file (benchmarks, the demo model): when set, get() of a
+  /// name not stored returns synthesize(name, expected) and remembers it. Models always pass the
+  /// expected shape, so any architecture can be instantiated from its config alone.
+  using Synthesizer = std::function<Tensor(const std::string& name, const Shape& shape)>;
+  void set_synthesizer(Synthesizer s) { synthesize_ = std::move(s); }
+
+  bool contains(const std::string& name) const { return entries_.count(name) != 0; }
+  /// The tensor as F32 contiguous; throws FileError naming the key and source when absent or when
+  /// `expected` (if non-empty) does not match its shape.
+  Tensor get(const std::string& name, const Shape& expected = {}) const;
+  /// Stored dtype/shape without conversion.
+  Tensor raw(const std::string& name) const;
+  std::vector<std::string> keys() const;
+  /// Where the weights came from, for error messages.
+  std::string source() const;
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    const SafetensorsFile* file = nullptr;  // null for in-memory tensors
+    Tensor tensor;                          // set for in-memory tensors
+  };
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  mutable std::map<std::string, Entry> entries_;
+  Synthesizer synthesize_;
+};
+
+/// Loads a diffusers component's weights from `dir`: `<stem>.safetensors`, or a sharded
+/// `<stem>.safetensors.index.json`, for the conventional stems (model, diffusion_pytorch_model).
+/// Throws FileError naming the folder when none is present (and says if only .bin files exist).
+WeightStore load_component_weights(const std::string& dir);
+
+}  // namespace diffuse
