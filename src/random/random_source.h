@@ -2,8 +2,8 @@
 //
 // Reproducing another tool's image for the same seed means reproducing its random stream, so each
 // source mirrors one tool exactly:
-//   "torch"  - PyTorch CPU torch.Generator().manual_seed(s) (diffusers' default; mt19937
-//   underneath) "numpy"  - NumPy's legacy np.random.RandomState(s).randn (Apple's CLI default)
+//   "torch"  - PyTorch CPU torch.Generator().manual_seed(s) (diffusers' default; mt19937)
+//   "numpy"  - NumPy's legacy np.random.RandomState(s).randn (Apple's CLI default)
 //   "philox" - the Philox4x32-10 stream AUTOMATIC1111 uses to reproduce CUDA seeds on any device
 #pragma once
 
