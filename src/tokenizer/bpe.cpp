@@ -21,6 +21,63 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// Accepts exactly one flat object whose values are non-negative integers.
+template <typename Map>
+class VocabReader : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  explicit VocabReader(Map& map) : map_(map) { map_.reserve(65536); }
+
+  std::string error;
+  int64_t max_id = -1;
+
+  bool start_object(std::size_t) override {
+    if (++depth_ == 1) return true;
+    return fail("token '" + key_ + "' has no valid id (expected a non-negative integer)");
+  }
+  bool end_object() override {
+    --depth_;
+    return true;
+  }
+  bool key(string_t& k) override {
+    key_ = std::move(k);
+    return true;
+  }
+  bool number_integer(number_integer_t v) override { return id(v); }
+  bool number_unsigned(number_unsigned_t v) override {
+    return id(v > uint64_t(INT64_MAX) ? -1 : int64_t(v));
+  }
+  bool null() override { return not_an_id(); }
+  bool boolean(bool) override { return not_an_id(); }
+  bool number_float(number_float_t, const string_t&) override { return not_an_id(); }
+  bool string(string_t&) override { return not_an_id(); }
+  bool binary(binary_t&) override { return not_an_id(); }
+  bool start_array(std::size_t) override { return not_an_id(); }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::json::exception& e) override {
+    return fail(std::string("invalid JSON: ") + e.what());
+  }
+
+ private:
+  bool fail(std::string why) {
+    if (error.empty()) error = std::move(why);
+    return false;
+  }
+  bool not_an_id() {
+    if (depth_ == 0) return fail("expected a JSON object {token: id}");
+    return fail("token '" + key_ + "' has no valid id (expected a non-negative integer)");
+  }
+  bool id(int64_t v) {
+    if (depth_ != 1 || v < 0 || v > INT32_MAX) return not_an_id();
+    map_.insert_or_assign(key_, static_cast<int32_t>(v));
+    max_id = std::max(max_id, v);
+    return true;
+  }
+
+  Map& map_;
+  std::string key_;
+  int depth_ = 0;
+};
+
 std::string read_required(const std::string& path) {
   if (!std::filesystem::is_regular_file(path)) throw FileError(path + ": file not found");
   return read_text_file(path);
@@ -31,33 +88,20 @@ std::string read_required(const std::string& path) {
 BpeModel BpeModel::load(const std::string& vocab_path, const std::string& merges_path) {
   BpeModel m;
 
-  // vocab.json: {token: id}.
+  // vocab.json: {token: id}. Read with a SAX handler straight into the map: building the DOM
+  // first would double the load time.
   {
     const std::string text = read_required(vocab_path);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      throw FileError(vocab_path + ": invalid JSON: " + one_line(e.what()));
-    }
-    if (!j.is_object() || j.empty())
-      throw FileError(vocab_path + ": expected a non-empty JSON object {token: id}");
-    m.vocab_.reserve(j.size());
-    int64_t max_id = -1;
-    for (const auto& [token, value] : j.items()) {
-      if (!value.is_number_integer() || value.get<int64_t>() < 0 ||
-          value.get<int64_t>() > INT32_MAX)
-        throw FileError(vocab_path + ": token '" + one_line(token) +
-                        "' has no valid id (expected a non-negative integer)");
-      const auto id = value.get<int64_t>();
-      m.vocab_[token] = static_cast<int32_t>(id);
-      max_id = std::max(max_id, id);
-    }
+    VocabReader<decltype(m.vocab_)> reader(m.vocab_);
+    if (!nlohmann::json::sax_parse(text, &reader) || m.vocab_.empty())
+      throw FileError(vocab_path + ": " +
+                      one_line(reader.error.empty() ? "expected a non-empty JSON object {token: id}"
+                                                    : reader.error));
     // A vocabulary's ids are dense in practice; refuse absurd gaps rather than allocating them.
-    if (max_id >= static_cast<int64_t>(m.vocab_.size()) * 4 + 1024)
-      throw FileError(vocab_path + ": ids are not dense (largest " + std::to_string(max_id) +
+    if (reader.max_id >= static_cast<int64_t>(m.vocab_.size()) * 4 + 1024)
+      throw FileError(vocab_path + ": ids are not dense (largest " + std::to_string(reader.max_id) +
                       " for " + std::to_string(m.vocab_.size()) + " tokens)");
-    m.id_to_token_.resize(static_cast<size_t>(max_id + 1));
+    m.id_to_token_.resize(static_cast<size_t>(reader.max_id + 1));
     for (const auto& [token, id] : m.vocab_) m.id_to_token_[id] = token;
   }
 
@@ -97,11 +141,11 @@ BpeModel BpeModel::load(const std::string& vocab_path, const std::string& merges
       if (space == std::string_view::npos || space == 0 || space + 1 == line.size() ||
           line.find(' ', space + 1) != std::string_view::npos)
         throw fail("expected two tokens separated by one space");
-      const std::string left(line.substr(0, space)), right(line.substr(space + 1));
-      merged = left + right;
+      const std::string_view left = line.substr(0, space), right = line.substr(space + 1);
+      merged.assign(left).append(right);
       const auto l = m.vocab_.find(left), r = m.vocab_.find(right), t = m.vocab_.find(merged);
       if (l == m.vocab_.end() || r == m.vocab_.end() || t == m.vocab_.end())
-        throw fail("merge '" + left + " " + right + "' uses a token missing from vocab.json");
+        throw fail("merge '" + std::string(line) + "' uses a token missing from vocab.json");
       // A repeated pair keeps its last rank, as a map built from the list in order would.
       m.merges_[pair_key(l->second, r->second)] = Merge{rank++, t->second};
     }
@@ -173,7 +217,7 @@ void BpeModel::encode_word(std::string_view word, std::vector<int64_t>& out) con
   for (int32_t i = 0; i >= 0; i = sym[i].next) out.push_back(sym[i].id);
 }
 
-std::optional<int64_t> BpeModel::token_id(const std::string& token) const {
+std::optional<int64_t> BpeModel::token_id(std::string_view token) const {
   const auto it = vocab_.find(token);
   if (it == vocab_.end()) return std::nullopt;
   return it->second;

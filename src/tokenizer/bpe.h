@@ -27,7 +27,7 @@ class BpeModel {
   /// Appends the ids of `word`'s BPE tokens to `out`. `word` must be non-empty.
   void encode_word(std::string_view word, std::vector<int64_t>& out) const;
 
-  std::optional<int64_t> token_id(const std::string& token) const;
+  std::optional<int64_t> token_id(std::string_view token) const;
   /// The vocabulary spelling of `id` (empty when no token has that id).
   const std::string& token(int64_t id) const;
   /// One past the largest id in the vocabulary.
@@ -46,7 +46,12 @@ class BpeModel {
   }
   const Merge* find_merge(int32_t left, int32_t right) const;
 
-  std::unordered_map<std::string, int32_t> vocab_;
+  // Transparent hashing so merges.txt lines can be looked up as string_views without copies.
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab_;
   std::vector<std::string> id_to_token_;
   std::unordered_map<uint64_t, Merge> merges_;
   std::array<int32_t, 256> byte_id_{};      // a byte inside a word

@@ -73,6 +73,8 @@ void read_config(const nlohmann::json& j, const std::string& path, Config& c) {
       c.max_length = it->get<int64_t>();
     }
   }
+  // transformers 5 lowercases unconditionally; every CLIP config says true, so honouring the
+  // flag only matters for a hand-made config that asks for case-sensitive tokens.
   if (const auto it = j.find("do_lower_case"); it != j.end() && !it->is_null()) {
     if (!it->is_boolean()) throw FileError(path + ": 'do_lower_case' must be true or false");
     c.lowercase = it->get<bool>();

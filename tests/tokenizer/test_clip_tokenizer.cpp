@@ -143,6 +143,39 @@ TEST(clip_tokenizer, malformed_utf8_is_replaced_not_fatal) {
   EXPECT_EQ(tok.encode(nul).size(), 5u);  // U+0000 is a symbol of its own
 }
 
+TEST(clip_tokenizer, random_bytes_never_break_it) {
+  const ClipTokenizer& tok = tokenizer("tiny-sd2");
+  uint64_t state = 12345;
+  auto next = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<uint32_t>(state >> 33);
+  };
+  // Mostly valid text from a few scripts, with stray bytes and specials mixed in.
+  // clang-format off
+  const std::vector<std::string> pieces = {
+      "a", "Z", " ", "!", "'s", "\t", "7", "<|endoftext|>",                         // ASCII
+      "\xC3\xA9", "e\xCC\x81", "\xE6\x97\xA5", "\xF0\x9F\x98\x80", "\xEA\xB0\x80",  // valid
+      "\xFF", "\xC3", "\xED\xA0\x80"};                                            // invalid
+  // clang-format on
+  for (int round = 0; round < 2000; ++round) {
+    std::string text;
+    const uint32_t len = next() % 40;
+    for (uint32_t i = 0; i < len; ++i) {
+      if (next() % 4 == 0)
+        text.push_back(static_cast<char>(next() & 0xFF));
+      else
+        text += pieces[next() % pieces.size()];
+    }
+    const auto ids = tok.encode(text);
+    ASSERT_GE(ids.size(), 2u);
+    EXPECT_EQ(ids.front(), tok.bos_id());
+    EXPECT_EQ(ids.back(), tok.eos_id());
+    for (int64_t id : ids) ASSERT_TRUE(id >= 0 && id < tok.vocab_size());
+    EXPECT_NO_THROW(tok.decode(ids));
+    EXPECT_EQ(tok.encode_padded(text).input_ids.size(), 77u);
+  }
+}
+
 TEST(clip_tokenizer, long_word_is_fast) {
   const std::string word(20000, 'a');
   const auto start = std::chrono::steady_clock::now();
@@ -250,6 +283,23 @@ TEST(clip_tokenizer_errors, config_files_are_optional) {
   EXPECT_EQ(tok.max_length(), 77);
   EXPECT_EQ(tok.pad_id(), 49407);
   EXPECT_EQ(tok.encode("a photo"), tokenizer("tiny-sd1").encode("a photo"));
+}
+
+TEST(clip_tokenizer_errors, config_options) {
+  const std::string dir = copy_tokenizer("options");
+  write_file(fs::path(dir) / "tokenizer_config.json",
+             "{\"do_lower_case\": false, \"model_max_length\": 1e30}");
+  const ClipTokenizer tok = ClipTokenizer::load(dir);
+  EXPECT_EQ(tok.max_length(), 77);  // transformers' "unset" sentinel keeps CLIP's 77
+  EXPECT_NE(tok.encode("Photo"), tok.encode("photo"));
+  EXPECT_EQ(tokenizer("tiny-sd1").encode("Photo"), tok.encode("photo"));
+  write_file(fs::path(dir) / "tokenizer_config.json",
+             "{\"model_max_length\": 64, \"pad_token\": {\"content\": \"!\", \"lstrip\": false}}");
+  fs::remove(fs::path(dir) / "special_tokens_map.json");
+  const ClipTokenizer short_tok = ClipTokenizer::load(dir);
+  EXPECT_EQ(short_tok.max_length(), 64);
+  EXPECT_EQ(short_tok.pad_id(), 0);
+  EXPECT_EQ(short_tok.encode_padded("a cat").input_ids.size(), 64u);
 }
 
 TEST(clip_tokenizer_errors, missing_directory) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generates src/tokenizer/unicode_tables.cpp: the Unicode data the CLIP tokenizer needs.
 
-How it was made (rerun after a Unicode upgrade, then clang-format is not needed: the output is
-already formatted):
+How it was made (rerun the same command to regenerate; the output is marked clang-format off and
+needs no further formatting):
 
     python3 tools/gen/gen_unicode_tables.py > src/tokenizer/unicode_tables.cpp
 
