@@ -73,10 +73,48 @@ std::vector<double> linspace(double start, double stop, int n) {
   return v;
 }
 
-NoiseSchedule NoiseSchedule::from_config(const SchedulerConfig& c) {
+std::vector<float> torch_linspace_f32(double start, double end, int n) {
+  std::vector<float> v(static_cast<size_t>(std::max(n, 0)));
+  if (n == 1) v[0] = static_cast<float>(start);
+  if (n <= 1) return v;
+  const float f0 = static_cast<float>(start), f1 = static_cast<float>(end);
+  const float step = (f1 - f0) / static_cast<float>(n - 1);
+  const int half = n / 2;
+  for (int i = 0; i < n; ++i)
+    v[static_cast<size_t>(i)] =
+        i < half ? f0 + step * static_cast<float>(i) : f1 - step * static_cast<float>(n - 1 - i);
+  return v;
+}
+
+namespace {
+// diffusers' betas_for_alpha_bar: betas from a continuous alpha_bar(t), in double, capped at
+// max_beta 0.999, then stored as float32.
+template <typename F>
+std::vector<float> betas_for_alpha_bar(size_t n, F alpha_bar) {
+  std::vector<float> b(n);
+  for (size_t i = 0; i < n; ++i) {
+    const double t1 = double(i) / double(n), t2 = double(i + 1) / double(n);
+    b[i] = static_cast<float>(std::min(1 - alpha_bar(t2) / alpha_bar(t1), 0.999));
+  }
+  return b;
+}
+
+// torch.cumprod on CPU accumulates float32 input in double and rounds each output.
+std::vector<float> cumprod(const std::vector<float>& a) {
+  std::vector<float> out(a.size());
+  double acc = 1.0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    acc *= a[i];
+    out[i] = static_cast<float>(acc);
+  }
+  return out;
+}
+}  // namespace
+
+NoiseSchedule NoiseSchedule::from_config(const SchedulerConfig& c, const Options& o) {
   NoiseSchedule s;
   s.num_train_timesteps = c.integer("num_train_timesteps", 1000);
-  if (s.num_train_timesteps < 1 || s.num_train_timesteps > 100000)
+  if (s.num_train_timesteps < 2 || s.num_train_timesteps > 100000)
     throw ConfigError("scheduler config: num_train_timesteps " +
                       std::to_string(s.num_train_timesteps) + " out of range");
   const size_t n = static_cast<size_t>(s.num_train_timesteps);
@@ -85,68 +123,68 @@ NoiseSchedule NoiseSchedule::from_config(const SchedulerConfig& c) {
     if (!tb.is_array() || tb.size() != n)
       throw ConfigError(
           "scheduler config: trained_betas must be a list of num_train_timesteps numbers");
-    for (const auto& b : tb) s.betas.push_back(b.get<float>());
+    for (const auto& b : tb) {
+      if (!b.is_number()) throw ConfigError("scheduler config: trained_betas holds a non-number");
+      s.betas.push_back(b.get<float>());
+    }
   } else {
-    const double b0 = c.number("beta_start", 0.0001), b1 = c.number("beta_end", 0.02);
-    const std::string kind =
-        c.choice("beta_schedule", "linear", {"linear", "scaled_linear", "squaredcos_cap_v2"});
-    s.betas.resize(n);
+    const double b0 = c.number("beta_start", o.beta_start), b1 = c.number("beta_end", o.beta_end);
+    std::string kind = c.string("beta_schedule", o.beta_schedule);
+    const bool extra = (o.allow_exp && kind == "exp") ||
+                       (o.allow_sigmoid_laplace && (kind == "sigmoid" || kind == "laplace"));
+    if (!extra) {
+      std::string allowed = "linear, scaled_linear, squaredcos_cap_v2";
+      if (o.allow_exp) allowed += ", exp";
+      if (o.allow_sigmoid_laplace) allowed += ", sigmoid, laplace";
+      if (kind != "linear" && kind != "scaled_linear" && kind != "squaredcos_cap_v2")
+        throw ConfigError("scheduler config: unsupported beta_schedule \"" + kind +
+                          "\" (supported: " + allowed + ")");
+    }
     if (kind == "linear") {
-      // torch.linspace(b0, b1, n, dtype=float32)
-      const float fb0 = static_cast<float>(b0), fb1 = static_cast<float>(b1);
-      const float step = n > 1 ? (fb1 - fb0) / static_cast<float>(n - 1) : 0.f;
-      const size_t half = n / 2;
-      for (size_t i = 0; i < n; ++i)
-        s.betas[i] = i < half ? fb0 + step * static_cast<float>(i)
-                              : fb1 - step * static_cast<float>(n - 1 - i);
+      s.betas = torch_linspace_f32(static_cast<float>(b0), static_cast<float>(b1), int(n));
     } else if (kind == "scaled_linear") {
       // torch.linspace(b0**0.5, b1**0.5, n, dtype=float32) ** 2
-      const float fb0 = static_cast<float>(std::sqrt(b0)), fb1 = static_cast<float>(std::sqrt(b1));
-      const float step = n > 1 ? (fb1 - fb0) / static_cast<float>(n - 1) : 0.f;
-      const size_t half = n / 2;
-      for (size_t i = 0; i < n; ++i) {
-        const float v = i < half ? fb0 + step * static_cast<float>(i)
-                                 : fb1 - step * static_cast<float>(n - 1 - i);
-        s.betas[i] = v * v;
-      }
-    } else {
-      // Glide cosine schedule (betas_for_alpha_bar, max_beta 0.999), computed in double.
-      auto alpha_bar = [](double t) {
+      s.betas = torch_linspace_f32(std::sqrt(b0), std::sqrt(b1), int(n));
+      for (float& b : s.betas) b = b * b;
+    } else if (kind == "squaredcos_cap_v2") {
+      // Glide cosine schedule (Nichol & Dhariwal 2021).
+      s.betas = betas_for_alpha_bar(n, [](double t) {
         const double c0 = std::cos((t + 0.008) / 1.008 * M_PI / 2);
         return c0 * c0;
-      };
-      for (size_t i = 0; i < n; ++i) {
-        const double t1 = double(i) / double(n), t2 = double(i + 1) / double(n);
-        s.betas[i] = static_cast<float>(std::min(1 - alpha_bar(t2) / alpha_bar(t1), 0.999));
-      }
+      });
+    } else if (kind == "exp") {
+      s.betas = betas_for_alpha_bar(n, [](double t) { return std::exp(t * -12.0); });
+    } else if (kind == "laplace") {
+      s.betas = betas_for_alpha_bar(n, [](double t) {
+        const double lmb =
+            -0.5 * std::copysign(1.0, 0.5 - t) * std::log(1 - 2 * std::fabs(0.5 - t) + 1e-6);
+        const double snr = std::exp(lmb);
+        return std::sqrt(snr / (1 + snr));
+      });
+    } else {  // sigmoid: torch.sigmoid(torch.linspace(-6, 6, n)) * (b1 - b0) + b0, float32
+      s.betas = torch_linspace_f32(-6, 6, int(n));
+      const float scale = static_cast<float>(b1 - b0), off = static_cast<float>(b0);
+      for (float& b : s.betas) b = 1.0f / (1.0f + std::exp(-b)) * scale + off;
+    }
+  }
+  if (o.reads_rescale_zero_snr && c.boolean("rescale_betas_zero_snr", false)) {
+    // Lin et al. 2023, Algorithm 1: shift and scale sqrt(alphas_cumprod) so the last step has
+    // zero SNR, then recover betas (float32 throughout, in diffusers' operation order).
+    std::vector<float> a(n);
+    for (size_t i = 0; i < n; ++i) a[i] = 1.0f - s.betas[i];
+    std::vector<float> sq = cumprod(a);
+    for (float& v : sq) v = std::sqrt(v);
+    const float a0 = sq[0], at = sq[n - 1];
+    const float scale = a0 / (a0 - at);
+    for (float& v : sq) v = (v - at) * scale;
+    for (size_t i = 0; i < n; ++i) {
+      const float bar = sq[i] * sq[i], prev = i ? sq[i - 1] * sq[i - 1] : 0.0f;
+      s.betas[i] = 1.0f - (i == 0 ? bar : bar / prev);
     }
   }
   s.alphas.resize(n);
-  s.alphas_cumprod.resize(n);
   for (size_t i = 0; i < n; ++i) s.alphas[i] = 1.0f - s.betas[i];
-  // torch.cumprod on CPU accumulates float32 input in double and rounds each output.
-  double acc = 1.0;
-  for (size_t i = 0; i < n; ++i) {
-    acc *= s.alphas[i];
-    s.alphas_cumprod[i] = static_cast<float>(acc);
-  }
-  if (c.boolean("rescale_betas_zero_snr", false)) {
-    // Lin et al. 2023, Algorithm 1: shift and scale sqrt(alphas_cumprod) so the last step has
-    // zero SNR, then recover betas (float32 throughout, as diffusers).
-    std::vector<float> sq(n);
-    for (size_t i = 0; i < n; ++i) sq[i] = std::sqrt(s.alphas_cumprod[i]);
-    const float a0 = sq[0], at = sq[n - 1];
-    for (size_t i = 0; i < n; ++i) sq[i] = (sq[i] - at) * a0 / (a0 - at);
-    std::vector<float> ac(n);
-    for (size_t i = 0; i < n; ++i) ac[i] = sq[i] * sq[i];
-    for (size_t i = 0; i < n; ++i) s.alphas[i] = i == 0 ? ac[0] : ac[i] / ac[i - 1];
-    for (size_t i = 0; i < n; ++i) s.betas[i] = 1.0f - s.alphas[i];
-    acc = 1.0;
-    for (size_t i = 0; i < n; ++i) {
-      acc *= s.alphas[i];
-      s.alphas_cumprod[i] = static_cast<float>(acc);
-    }
-  }
+  s.alphas_cumprod = cumprod(s.alphas);
   return s;
 }
 
@@ -158,18 +196,20 @@ std::vector<double> spaced_timesteps(const std::string& spacing, int num_train_t
                       std::to_string(num_train_timesteps) + " training timesteps");
   std::vector<double> t(static_cast<size_t>(steps));
   if (spacing == "linspace") {
+    // np.linspace(0, N - 1, steps).round()[::-1]; np.round rounds half to even.
     auto l = linspace(0, num_train_timesteps - 1, steps);
     for (int i = 0; i < steps; ++i)
-      t[static_cast<size_t>(i)] = std::round(l[static_cast<size_t>(steps - 1 - i)]);
+      t[static_cast<size_t>(i)] = np_round(l[static_cast<size_t>(steps - 1 - i)]);
   } else if (spacing == "leading") {
     const int ratio = num_train_timesteps / steps;
     for (int i = 0; i < steps; ++i)
       t[static_cast<size_t>(i)] = double((steps - 1 - i) * ratio + steps_offset);
   } else if (spacing == "trailing") {
-    const double ratio = double(num_train_timesteps) / steps;
-    // np.round(np.arange(num_train, 0, -ratio)) - 1
-    for (int i = 0; i < steps; ++i)
-      t[static_cast<size_t>(i)] = std::nearbyint(num_train_timesteps - i * ratio) - 1;
+    // np.round(np.arange(N, 0, -N / steps)) - 1. numpy fills arange as start + i * delta with
+    // delta = (start + step) - start.
+    const double start = num_train_timesteps, step = -double(num_train_timesteps) / steps;
+    const double delta = (start + step) - start;
+    for (int i = 0; i < steps; ++i) t[static_cast<size_t>(i)] = np_round(start + i * delta) - 1;
   } else {
     throw ConfigError("scheduler config: unsupported timestep_spacing \"" + spacing +
                       "\" (supported: linspace, leading, trailing)");
@@ -196,9 +236,15 @@ std::vector<double> interp(const std::vector<double>& x, const std::vector<doubl
     } else if (v >= xp.back()) {
       out[i] = fp.back();
     } else {
-      const size_t j = static_cast<size_t>(std::upper_bound(xp.begin(), xp.end(), v) - xp.begin());
-      const double x0 = xp[j - 1], x1 = xp[j];
-      out[i] = fp[j - 1] + (fp[j] - fp[j - 1]) * (v - x0) / (x1 - x0);
+      // xp[j] <= v < xp[j + 1]; numpy computes slope * (v - xp[j]) + fp[j] in this order.
+      const size_t j =
+          static_cast<size_t>(std::upper_bound(xp.begin(), xp.end(), v) - xp.begin()) - 1;
+      if (xp[j] == v) {
+        out[i] = fp[j];
+      } else {
+        const double slope = (fp[j + 1] - fp[j]) / (xp[j + 1] - xp[j]);
+        out[i] = slope * (v - xp[j]) + fp[j];
+      }
     }
   }
   return out;

@@ -2,6 +2,7 @@
 // the spacing of inference timesteps, and typed access to config keys.
 #pragma once
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -35,11 +36,33 @@ struct NoiseSchedule {
   std::vector<float> alphas;
   std::vector<float> alphas_cumprod;
 
-  static NoiseSchedule from_config(const SchedulerConfig& c);
+  /// What differs between diffusers classes: their constructor defaults (Heun, KDPM2 and LCM
+  /// default to SD's 0.00085..0.012) and which extra beta schedules / keys they accept.
+  struct Options {
+    double beta_start = 0.0001;
+    double beta_end = 0.02;
+    const char* beta_schedule = "linear";
+    bool allow_exp = false;              // Heun, KDPM2: betas_for_alpha_bar(alpha_transform "exp")
+    bool allow_sigmoid_laplace = false;  // DDPM: "sigmoid" and "laplace"
+    bool reads_rescale_zero_snr = true;  // classes without the key ignore it (PNDM, LMS, Heun)
+  };
+  static NoiseSchedule from_config(const SchedulerConfig& c) { return from_config(c, Options{}); }
+  static NoiseSchedule from_config(const SchedulerConfig& c, const Options& o);
 };
 
+/// torch.linspace(start, end, n, dtype=float32) on CPU: the step is float32 and the second half
+/// counts back from `end`, as ATen's linspace kernel does.
+std::vector<float> torch_linspace_f32(double start, double end, int n);
+
+/// np.round: round half to even.
+inline double np_round(double x) {
+  return std::nearbyint(x);
+}
+
 /// Inference timesteps for "linspace", "leading" or "trailing" spacing, descending, as the
-/// discrete-time schedulers (DDIM, PNDM, DDPM, LCM) compute them: integers, with steps_offset.
+/// discrete-time schedulers (DDIM, PNDM, DDPM) compute them: integers, with steps_offset.
+/// "trailing" follows np.arange(N, 0, -N/steps), which for some step counts (61, 103, ...) yields
+/// one extra entry that rounds to timestep -1; that entry is dropped, so exactly `steps` come back.
 std::vector<double> spaced_timesteps(const std::string& spacing, int num_train_timesteps, int steps,
                                      int steps_offset);
 

@@ -1,0 +1,46 @@
+#include "schedulers/euler_ancestral_discrete_scheduler.h"
+
+#include <cmath>
+
+#include "diffuse/error.hpp"
+#include "schedulers/scheduler_registry.h"
+
+namespace diffuse {
+
+EulerAncestralDiscreteScheduler::EulerAncestralDiscreteScheduler(const SchedulerConfig& c)
+    : SigmaScheduler(c, NoiseSchedule::Options{}, SigmaScheduleOptions{false, false}) {}
+
+Tensor EulerAncestralDiscreteScheduler::step(const Tensor& model_output, double timestep,
+                                             const Tensor& sample, RandomSource* rng) {
+  check_step_args(model_output, sample, "EulerAncestralDiscreteScheduler::step");
+  if (!rng) throw ConfigError("EulerAncestralDiscreteScheduler::step: needs a random source");
+  const int i = step_index(timestep);
+  const float s_from = sigma(i), s_to = sigma(i + 1);
+  // Split the move to s_to into a deterministic part to sigma_down and fresh noise sigma_up with
+  // sigma_down^2 + sigma_up^2 = s_to^2 (float32, diffusers' operation order).
+  const float s_up = std::sqrt(s_to * s_to * (s_from * s_from - s_to * s_to) / (s_from * s_from));
+  const float s_down = std::sqrt(s_to * s_to - s_up * s_up);
+  const float dt = s_down - s_from;
+  const X0Form x0 = x0_form(s_from);
+  const int64_t n = sample.numel();
+  const float* m = model_output.f32();
+  const float* x = sample.f32();
+  Tensor out = Tensor::empty(sample.shape());
+  float* o = out.f32();
+  for (int64_t k = 0; k < n; ++k) {
+    const float d = (x[k] - x0(m[k], x[k])) / s_from;
+    o[k] = x[k] + d * dt;
+  }
+  if (!noise_.defined() || noise_.shape() != sample.shape()) noise_ = Tensor::empty(sample.shape());
+  float* z = noise_.f32();
+  rng->randn(z, n);
+  for (int64_t k = 0; k < n; ++k) o[k] = o[k] + z[k] * s_up;
+  advance();
+  return out;
+}
+
+std::unique_ptr<Scheduler> make_euler_ancestral(const SchedulerConfig& config) {
+  return std::make_unique<EulerAncestralDiscreteScheduler>(config);
+}
+
+}  // namespace diffuse
