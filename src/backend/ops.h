@@ -33,6 +33,10 @@ struct Conv2dParams {
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p);
 /// Nearest-neighbour 2x upsampling of [B,C,H,W].
 Tensor upsample_nearest_2x(const Tensor& x);
+/// Nearest-neighbour resize of [B,C,H,W] to [B,C,out_h,out_w] with torch's "nearest" rule
+/// (F.interpolate(size=..., mode="nearest")): src = min(floor(dst * (float)in / out), in - 1),
+/// exactly dst / 2 when out == 2 * in. The UNet needs it when a skip connection has an odd size.
+Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w);
 
 // ---- normalisation ------------------------------------------------------------------------------
 /// Layer norm over the last dimension with affine gamma/beta.
@@ -58,6 +62,8 @@ Tensor add(const Tensor& a, const Tensor& b);
 void add_channel_bias_(Tensor& x, const Tensor& bias);
 /// x *= s
 void scale_(Tensor& x, float s);
+/// x = min(max(x, lo), hi)   (torch.clamp; the VAE posterior clamps its log-variance)
+void clamp_(Tensor& x, float lo, float hi);
 /// Concatenate [B,C1,H,W] and [B,C2,H,W] along channels.
 Tensor concat_channels(const Tensor& a, const Tensor& b);
 /// [B,C,H,W] -> [B,H*W,C]

@@ -77,6 +77,9 @@ TEST(backend_ops, activations_match_reference) {
   EXPECT_LT(test::rel_error(c, ref::quick_gelu(x)), kTol);
   EXPECT_LT(test::rel_error(s, ref::softmax(x)), kTol);
   EXPECT_LT(test::rel_error(ops::geglu(x), ref::geglu(x)), kTol);
+  Tensor cl = x.clone();
+  ops::clamp_(cl, -1.5f, 2.f);
+  EXPECT_EQ(test::abs_error(cl, ref::clamp(x, -1.5f, 2.f)), 0.0);
 }
 
 TEST(backend_ops, layout_and_resampling_match_reference) {
@@ -84,6 +87,18 @@ TEST(backend_ops, layout_and_resampling_match_reference) {
   EXPECT_EQ(test::abs_error(ops::nchw_to_nlc(x), ref::nchw_to_nlc(x)), 0.0);
   EXPECT_EQ(test::abs_error(ops::nlc_to_nchw(ops::nchw_to_nlc(x), 5, 9), x), 0.0);
   EXPECT_EQ(test::abs_error(ops::upsample_nearest_2x(x), ref::upsample_nearest_2x(x)), 0.0);
+  // Resizes to a given size (the UNet's odd-sized skips), exact 2x, and shrinking.
+  for (auto [oh, ow] : {std::pair<int64_t, int64_t>{9, 17}, {10, 18}, {7, 3}, {5, 9}, {11, 30}}) {
+    EXPECT_EQ(test::abs_error(ops::upsample_nearest(x, oh, ow), ref::upsample_nearest(x, oh, ow)),
+              0.0)
+        << oh << "x" << ow;
+  }
+  // By torch's rule (scale 3/5 = 0.6), 3 -> 5 picks rows 0,0,1,1,2.
+  Tensor r = Tensor::empty({1, 1, 3, 1});
+  for (int i = 0; i < 3; ++i) r.f32()[i] = float(i);
+  Tensor u = ops::upsample_nearest(r, 5, 1);
+  const float want[] = {0, 0, 1, 1, 2};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(u.f32()[i], want[i]);
 }
 
 TEST(backend_ops, attention_matches_reference) {

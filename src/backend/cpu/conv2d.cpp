@@ -2,7 +2,9 @@
 // (a 512x512 VAE layer would otherwise need a 1 GB column matrix). 1x1 stride-1 convolutions skip
 // im2col entirely. Winograd / direct kernels slot in here later behind the same signature.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "backend/ops.h"
 #include "core/thread_pool.h"
@@ -97,6 +99,41 @@ Tensor upsample_nearest_2x(const Tensor& x) {
         std::memcpy(row + 2 * W, row, sizeof(float) * static_cast<size_t>(2 * W));
       }
     }
+  });
+  return out;
+}
+
+namespace {
+// torch's nearest_idx (aten/src/ATen/native/UpSample.h): exact halving for 2x, otherwise the
+// source index from a float scale, clamped to the last row/column.
+inline int64_t nearest_source_index(int64_t dst, int64_t in, int64_t out) {
+  if (out == in) return dst;
+  if (out == 2 * in) return dst >> 1;
+  const float scale = static_cast<float>(in) / static_cast<float>(out);
+  return std::min(static_cast<int64_t>(std::floor(static_cast<float>(dst) * scale)), in - 1);
+}
+}  // namespace
+
+Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) {
+  require_f32_contiguous(x, "upsample input");
+  if (x.ndim() != 4 || out_h <= 0 || out_w <= 0)
+    throw ShapeError("upsample: cannot resize " + x.shape().str() + " to " + std::to_string(out_h) +
+                     "x" + std::to_string(out_w));
+  const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  if (out_h == 2 * H && out_w == 2 * W) return upsample_nearest_2x(x);
+  std::vector<int64_t> src_w(static_cast<size_t>(out_w));
+  for (int64_t ow = 0; ow < out_w; ++ow)
+    src_w[static_cast<size_t>(ow)] = nearest_source_index(ow, W, out_w);
+  Tensor out = Tensor::empty({B, C, out_h, out_w});
+  const float* s = x.f32();
+  float* d = out.f32();
+  parallel_for(B * C, [&](int64_t p0, int64_t p1) {
+    for (int64_t pc = p0; pc < p1; ++pc)
+      for (int64_t oh = 0; oh < out_h; ++oh) {
+        const float* srow = s + (pc * H + nearest_source_index(oh, H, out_h)) * W;
+        float* drow = d + (pc * out_h + oh) * out_w;
+        for (int64_t ow = 0; ow < out_w; ++ow) drow[ow] = srow[src_w[static_cast<size_t>(ow)]];
+      }
   });
   return out;
 }

@@ -47,6 +47,10 @@ void quick_gelu_(Tensor& x) {
 void scale_(Tensor& x, float s) {
   map_(x, "scale", [s](float v) { return v * s; });
 }
+void clamp_(Tensor& x, float lo, float hi) {
+  // fmin/fmax would turn NaN into a bound; torch.clamp keeps NaN, so compare explicitly.
+  map_(x, "clamp", [lo, hi](float v) { return v < lo ? lo : (v > hi ? hi : v); });
+}
 
 Tensor geglu(const Tensor& x) {
   require_f32_contiguous(x, "geglu input");

@@ -1,5 +1,6 @@
 #include "backend/reference/reference_ops.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -50,6 +51,24 @@ Tensor upsample_nearest_2x(const Tensor& x) {
     for (int64_t h = 0; h < 2 * H; ++h)
       for (int64_t w = 0; w < 2 * W; ++w)
         out.f32()[(bc * 2 * H + h) * 2 * W + w] = x.f32()[(bc * H + h / 2) * W + w / 2];
+  return out;
+}
+
+Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) {
+  const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  // torch's rule: integer halving for exact 2x, else floor(dst * float(in / out)) clamped.
+  auto src = [](int64_t dst, int64_t in, int64_t out) -> int64_t {
+    if (out == in) return dst;
+    if (out == 2 * in) return dst / 2;
+    const float scale = float(in) / float(out);
+    return std::min<int64_t>(int64_t(std::floor(float(dst) * scale)), in - 1);
+  };
+  Tensor out = Tensor::empty({B, C, out_h, out_w});
+  for (int64_t bc = 0; bc < B * C; ++bc)
+    for (int64_t h = 0; h < out_h; ++h)
+      for (int64_t w = 0; w < out_w; ++w)
+        out.f32()[(bc * out_h + h) * out_w + w] =
+            x.f32()[(bc * H + src(h, H, out_h)) * W + src(w, W, out_w)];
   return out;
 }
 
@@ -125,6 +144,10 @@ Tensor geglu(const Tensor& x) {
       out.f32()[r * d + i] =
           static_cast<float>(x.f32()[r * d2 + i] * gelu_d(x.f32()[r * d2 + d + i]));
   return out;
+}
+
+Tensor clamp(const Tensor& x, float lo, float hi) {
+  return map(x, [lo, hi](double v) { return v < lo ? double(lo) : (v > hi ? double(hi) : v); });
 }
 
 Tensor softmax(const Tensor& x) {

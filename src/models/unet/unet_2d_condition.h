@@ -1,0 +1,37 @@
+// UNet2DConditionModel (diffusers models/unets/unet_2d_condition.py) for Stable Diffusion 1.x/2.x:
+// the noise-prediction network, conditioned on a timestep and on text-encoder hidden states.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/weight_store.h"
+#include "models/unet/unet_config.h"
+
+namespace diffuse {
+
+class UNet2DConditionModel {
+ public:
+  /// Loads `<dir>/config.json` and the weights in `dir` (diffusers layout). Errors name the file
+  /// and key: ConfigError for the config, FileError for a missing or mis-shaped weight.
+  static UNet2DConditionModel load(const std::string& dir);
+  /// Builds the model from a parsed config and a weight store; every weight is fetched (and its
+  /// shape checked) here, once.
+  static UNet2DConditionModel from_weights(UNetConfig config, const WeightStore& weights);
+
+  const UNetConfig& config() const;
+
+  /// sample [B, in_channels, h, w] (any h, w >= 1); `timesteps` one per batch element (or a single
+  /// one for the whole batch); encoder_hidden_states [B, L, cross_attention_dim].
+  /// Returns the prediction [B, out_channels, h, w]. Throws ShapeError naming the mismatch.
+  Tensor forward(const Tensor& sample, const std::vector<double>& timesteps,
+                 const Tensor& encoder_hidden_states) const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;  // immutable after loading, so copies share it
+};
+
+}  // namespace diffuse

@@ -1,0 +1,211 @@
+// UNet2DConditionModel against diffusers' outputs on the tiny SD 1.x / 2.x fixtures, and the
+// failures a broken config or checkpoint must produce.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "common/fixtures.h"
+#include "core/mapped_file.h"
+#include "diffuse/error.hpp"
+#include "models/unet/timestep_embedding.h"
+#include "models/unet/unet_2d_condition.h"
+
+using namespace diffuse;
+
+namespace {
+
+std::vector<double> timesteps_of(const Tensor& t) {
+  std::vector<double> out;
+  for (int64_t i = 0; i < t.numel(); ++i) out.push_back(double(t.data_as<int64_t>()[i]));
+  return out;
+}
+
+// Runs one golden case (`suffix` "" or "2"), returns the relative error and prints it with the
+// time.
+double run_case(const UNet2DConditionModel& unet, const SafetensorsFile& g, const std::string& name,
+                const std::string& suffix) {
+  const Tensor sample = g.get("sample" + suffix);
+  const auto t = timesteps_of(g.get("timestep" + suffix));
+  const Tensor ctx = g.get("encoder_hidden_states" + suffix);
+  unet.forward(sample, t, ctx);  // warm the activation pool
+  const auto start = std::chrono::steady_clock::now();
+  const Tensor out = unet.forward(sample, t, ctx);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(out.shape(), g.get("out" + suffix).shape());
+  const double err = test::rel_error(out, g.get("out" + suffix));
+  std::cout << "[unet] " << name << " case '" << ("out" + suffix) << "' " << sample.shape().str()
+            << ": rel error " << err << ", forward " << ms << " ms\n";
+  return err;
+}
+
+void check_model(const std::string& model) {
+  const UNet2DConditionModel unet =
+      UNet2DConditionModel::load(test::fixture("models/" + model + "/unet"));
+  const SafetensorsFile g = test::golden(model + "-unet.safetensors");
+  const double e1 = run_case(unet, g, model, "");
+  const double e2 = run_case(unet, g, model, "2");
+  ::testing::Test::RecordProperty("rel_error_batch2", std::to_string(e1));
+  ::testing::Test::RecordProperty("rel_error_16x24", std::to_string(e2));
+  EXPECT_LT(e1, 1e-4);
+  EXPECT_LT(e2, 1e-4);
+}
+
+nlohmann::json tiny_config(const std::string& model = "tiny-sd1") {
+  return nlohmann::json::parse(
+      read_text_file(test::fixture("models/" + model + "/unet/config.json")));
+}
+
+// A UNet folder with an edited config and the fixture's weights (linked, not copied).
+std::string unet_dir_with(const nlohmann::json& config, const std::string& name) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(test::temp_dir()) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << config.dump(2);
+  fs::create_symlink(
+      fs::absolute(test::fixture("models/tiny-sd1/unet/diffusion_pytorch_model.safetensors")),
+      dir / "diffusion_pytorch_model.safetensors");
+  return dir.string();
+}
+
+template <typename E, typename F>
+void expect_error_mentioning(F f, const std::vector<std::string>& needles) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    for (const auto& n : needles)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
+          << "message '" << e.what() << "' does not mention '" << n << "'";
+  }
+}
+
+// All weights of the tiny SD 1.x UNet, except `drop`, plus `extra`.
+WeightStore weights_except(const std::string& drop, const std::string& replace = "",
+                           const Tensor& replacement = {}) {
+  const SafetensorsFile f = SafetensorsFile::open(
+      test::fixture("models/tiny-sd1/unet/diffusion_pytorch_model.safetensors"));
+  WeightStore w;
+  for (const auto& k : f.keys()) {
+    if (k == drop) continue;
+    w.add(k, k == replace ? replacement : f.get(k).clone());
+  }
+  return w;
+}
+
+}  // namespace
+
+TEST(unet, tiny_sd1_matches_diffusers) {
+  check_model("tiny-sd1");
+}
+
+TEST(unet, tiny_sd2_matches_diffusers) {
+  check_model("tiny-sd2");
+}
+
+TEST(unet, timestep_embedding_layout) {
+  // flip_sin_to_cos puts cos first; t = 0 gives cos = 1, sin = 0.
+  const Tensor e = unet::timestep_embedding({0.0, 1.0}, 6, true, 0);
+  EXPECT_EQ(e.shape(), Shape({2, 6}));
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(e.f32()[i], 1.f);
+    EXPECT_EQ(e.f32()[3 + i], 0.f);
+  }
+  // Row t=1: frequencies exp(-ln(1e4) * i / 3) = 1, 10^(-4/3), 10^(-8/3).
+  EXPECT_NEAR(e.f32()[6 + 3], std::sin(1.0), 1e-6);
+  EXPECT_NEAR(e.f32()[6 + 1], std::cos(std::pow(10.0, -4.0 / 3)), 1e-6);
+  const Tensor odd = unet::timestep_embedding({5.0}, 7, false, 1);
+  EXPECT_EQ(odd.f32()[6], 0.f);  // zero padding column
+}
+
+TEST(unet, single_timestep_broadcasts_and_odd_sizes_run) {
+  const UNet2DConditionModel unet =
+      UNet2DConditionModel::load(test::fixture("models/tiny-sd1/unet"));
+  const SafetensorsFile g = test::golden("tiny-sd1-unet.safetensors");
+  const Tensor sample = g.get("sample"), ctx = g.get("encoder_hidden_states");
+  const Tensor both = unet.forward(sample, {500, 500}, ctx);
+  const Tensor one = unet.forward(sample, {500}, ctx);
+  EXPECT_EQ(test::abs_error(both, one), 0.0);
+  // 9x13 latents halve to 5x7, 3x4, 2x2: the up path must upsample to each skip's size.
+  Tensor odd = Tensor::full({1, 4, 9, 13}, 0.25f);
+  const Tensor out = unet.forward(odd, {10}, ctx.narrow(0, 0, 1).contiguous());
+  EXPECT_EQ(out.shape(), Shape({1, 4, 9, 13}));
+  EXPECT_THROW(unet.forward(sample, {1, 2, 3}, ctx), ShapeError);
+  EXPECT_THROW(unet.forward(sample, {1, 2}, ctx.narrow(2, 0, 16).contiguous()), ShapeError);
+}
+
+TEST(unet, full_size_configs_parse) {
+  const UNetConfig sd15 =
+      UNetConfig::load(std::string(DIFFUSE_CONFIGS_DIR) + "/sd15/unet/config.json");
+  EXPECT_EQ(sd15.num_heads, std::vector<int>({8, 8, 8, 8}));
+  EXPECT_EQ(sd15.head_dim(0), 40);
+  EXPECT_EQ(sd15.time_embedding_dim, 1280);
+  EXPECT_FALSE(sd15.use_linear_projection);
+  for (const char* m : {"sd21-base", "sd21-768v"}) {
+    const UNetConfig c =
+        UNetConfig::load(std::string(DIFFUSE_CONFIGS_DIR) + "/" + m + "/unet/config.json");
+    // attention_head_dim [5, 10, 20, 20] counts heads: 64 channels each.
+    EXPECT_EQ(c.num_heads, std::vector<int>({5, 10, 20, 20}));
+    for (size_t i = 0; i < 4; ++i) EXPECT_EQ(c.head_dim(i), 64);
+    EXPECT_TRUE(c.use_linear_projection);
+    EXPECT_EQ(c.cross_attention_dim[0], 1024);
+  }
+}
+
+TEST(unet, unknown_config_key_is_config_error_naming_it) {
+  nlohmann::json j = tiny_config();
+  j["frobnicate_attention"] = true;
+  const std::string dir = unet_dir_with(j, "unknown_key");
+  expect_error_mentioning<ConfigError>([&] { UNet2DConditionModel::load(dir); },
+                                       {"frobnicate_attention", "config.json"});
+}
+
+TEST(unet, unsupported_features_are_config_errors) {
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"class_embed_type", "timestep"},
+      {"addition_embed_type", "text_time"},
+      {"dual_cross_attention", true},
+      {"resnet_time_scale_shift", "scale_shift"},
+      {"only_cross_attention", true},
+      {"time_cond_proj_dim", 256},
+      {"mid_block_type", nullptr},
+      {"down_block_types",
+       {"AttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"}},
+  };
+  for (const auto& [key, value] : cases) {
+    nlohmann::json j = tiny_config();
+    j[key] = value;
+    expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "unet/config.json"); }, {key});
+  }
+  nlohmann::json j = tiny_config();
+  j["norm_num_groups"] = 24;  // 32 and 64 channels do not split into 24 groups
+  expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "c.json"); },
+                                       {"block_out_channels", "norm_num_groups"});
+  j = tiny_config("tiny-sd2");
+  j["attention_head_dim"] = {3, 4, 4, 4};  // 32 channels into 3 heads
+  expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "c.json"); },
+                                       {"attention_head_dim"});
+}
+
+TEST(unet, missing_weight_is_file_error_naming_key) {
+  const UNetConfig c = UNetConfig::load(test::fixture("models/tiny-sd1/unet/config.json"));
+  const std::string key = "up_blocks.2.attentions.1.transformer_blocks.0.attn2.to_k.weight";
+  expect_error_mentioning<FileError>(
+      [&] { UNet2DConditionModel::from_weights(c, weights_except(key)); }, {key});
+}
+
+TEST(unet, wrongly_shaped_weight_is_file_error_naming_key) {
+  const UNetConfig c = UNetConfig::load(test::fixture("models/tiny-sd1/unet/config.json"));
+  const std::string key = "down_blocks.1.resnets.0.conv1.weight";  // [64, 32, 3, 3]
+  expect_error_mentioning<FileError>(
+      [&] {
+        UNet2DConditionModel::from_weights(c,
+                                           weights_except("", key, Tensor::zeros({64, 32, 1, 1})));
+      },
+      {key});
+}
