@@ -1,0 +1,187 @@
+// AutoencoderKL against diffusers' outputs on the tiny SD 1.x / 2.x fixtures, and the failures a
+// broken config, checkpoint or input must produce.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "common/fixtures.h"
+#include "core/mapped_file.h"
+#include "diffuse/error.hpp"
+#include "models/vae/autoencoder_kl.h"
+
+using namespace diffuse;
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+double report(const std::string& what, const Tensor& ours, const Tensor& ref, double ms) {
+  EXPECT_EQ(ours.shape(), ref.shape()) << what;
+  const double err = test::rel_error(ours, ref);
+  std::cout << "[vae] " << what << " " << ours.shape().str() << ": rel error " << err << ", " << ms
+            << " ms\n";
+  ::testing::Test::RecordProperty("rel_error_" + what, std::to_string(err));
+  return err;
+}
+
+void check_model(const std::string& model) {
+  const AutoencoderKL vae = AutoencoderKL::load(test::fixture("models/" + model + "/vae"));
+  const SafetensorsFile g = test::golden(model + "-vae.safetensors");
+
+  const Tensor latents = g.get("latents");
+  vae.decode(latents);  // warm the activation pool
+  auto start = std::chrono::steady_clock::now();
+  const Tensor decoded = vae.decode(latents);
+  EXPECT_LT(report(model + "_decoded", decoded, g.get("decoded"), ms_since(start)), 1e-4);
+
+  const Tensor image = g.get("image");
+  vae.encode(image);
+  start = std::chrono::steady_clock::now();
+  const AutoencoderKL::LatentDist d = vae.encode(image);
+  const double ms = ms_since(start);
+  EXPECT_LT(report(model + "_mean", d.mean, g.get("mean"), ms), 1e-4);
+  EXPECT_LT(report(model + "_logvar", d.logvar, g.get("logvar"), ms), 1e-4);
+}
+
+nlohmann::json tiny_config() {
+  return nlohmann::json::parse(read_text_file(test::fixture("models/tiny-sd1/vae/config.json")));
+}
+
+template <typename E, typename F>
+void expect_error_mentioning(F f, const std::vector<std::string>& needles) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    for (const auto& n : needles)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
+          << "message '" << e.what() << "' does not mention '" << n << "'";
+  }
+}
+
+// The tiny SD 1.x VAE's weights, without `drop`, with `replace` swapped for `replacement`, and with
+// the mid-block attention under its pre-0.14 names when `legacy_names`.
+WeightStore tiny_weights(const std::string& drop, const std::string& replace = "",
+                         const Tensor& replacement = {}, bool legacy_names = false) {
+  const SafetensorsFile f = SafetensorsFile::open(
+      test::fixture("models/tiny-sd1/vae/diffusion_pytorch_model.safetensors"));
+  const std::pair<std::string, std::string> renames[] = {{".to_q.", ".query."},
+                                                         {".to_k.", ".key."},
+                                                         {".to_v.", ".value."},
+                                                         {".to_out.0.", ".proj_attn."}};
+  WeightStore w;
+  for (const auto& k : f.keys()) {
+    if (k == drop) continue;
+    std::string name = k;
+    Tensor t = k == replace ? replacement : f.get(k).clone();
+    if (legacy_names)
+      for (const auto& [now, old] : renames)
+        if (auto p = name.find(now); p != std::string::npos) {
+          name.replace(p, now.size(), old);
+          if (old == ".query." && name.ends_with("weight"))  // one as an LDM-style 1x1 conv
+            t = t.reshape({t.dim(0), t.dim(1), 1, 1});
+        }
+    w.add(name, t);
+  }
+  return w;
+}
+
+}  // namespace
+
+TEST(vae, tiny_sd1_matches_diffusers) {
+  check_model("tiny-sd1");
+}
+
+TEST(vae, tiny_sd2_matches_diffusers) {
+  check_model("tiny-sd2");
+}
+
+TEST(vae, legacy_attention_names_load_identically) {
+  const VaeConfig c = VaeConfig::load(test::fixture("models/tiny-sd1/vae/config.json"));
+  const AutoencoderKL modern = AutoencoderKL::from_weights(c, tiny_weights(""));
+  const WeightStore old_names = tiny_weights("", "", {}, true);
+  ASSERT_TRUE(old_names.contains("decoder.mid_block.attentions.0.proj_attn.weight"));
+  ASSERT_EQ(old_names.raw("encoder.mid_block.attentions.0.query.weight").ndim(), 4);
+  const AutoencoderKL legacy = AutoencoderKL::from_weights(c, old_names);
+  const Tensor latents = test::golden("tiny-sd1-vae.safetensors").get("latents");
+  EXPECT_EQ(test::abs_error(legacy.decode(latents), modern.decode(latents)), 0.0);
+}
+
+TEST(vae, full_size_configs_parse) {
+  for (const char* m : {"sd15", "sd21-base", "sd21-768v"}) {
+    const VaeConfig c =
+        VaeConfig::load(std::string(DIFFUSE_CONFIGS_DIR) + "/" + m + "/vae/config.json");
+    EXPECT_EQ(c.downsample_factor(), 8);
+    EXPECT_EQ(c.block_out_channels, std::vector<int>({128, 256, 512, 512}));
+    EXPECT_DOUBLE_EQ(c.scaling_factor, 0.18215);
+  }
+}
+
+TEST(vae, image_not_multiple_of_8_is_shape_error) {
+  const AutoencoderKL vae = AutoencoderKL::load(test::fixture("models/tiny-sd1/vae"));
+  expect_error_mentioning<ShapeError>(
+      [&] {
+        vae.encode(Tensor::zeros({1, 3, 64, 60}));
+      },
+      {"60", "multiple of 8"});
+  expect_error_mentioning<ShapeError>([&] { vae.encode(Tensor::zeros({1, 3, 4, 4})); }, {"4x4"});
+  EXPECT_THROW(vae.encode(Tensor::zeros({1, 4, 64, 64})), ShapeError);
+  EXPECT_THROW(vae.decode(Tensor::zeros({1, 3, 8, 8})), ShapeError);
+  // Latents of any size decode, odd ones included.
+  EXPECT_EQ(vae.decode(Tensor::zeros({1, 4, 3, 5})).shape(), Shape({1, 3, 24, 40}));
+}
+
+TEST(vae, unknown_config_key_is_config_error_naming_it) {
+  namespace fs = std::filesystem;
+  nlohmann::json j = tiny_config();
+  j["use_tiling_magic"] = 1;
+  const fs::path dir = fs::path(test::temp_dir()) / "vae_unknown_key";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << j.dump(2);
+  expect_error_mentioning<ConfigError>([&] { AutoencoderKL::load(dir.string()); },
+                                       {"use_tiling_magic", "config.json"});
+}
+
+TEST(vae, unsupported_features_are_config_errors) {
+  const std::vector<std::pair<std::string, nlohmann::json>> cases = {
+      {"shift_factor", 0.0609},
+      {"latents_mean", {0.1, 0.2, 0.3, 0.4}},
+      {"down_block_types",
+       {"DownEncoderBlock2D", "AttnDownEncoderBlock2D", "DownEncoderBlock2D",
+        "DownEncoderBlock2D"}},
+      {"up_block_types", {"UpDecoderBlock2D"}},
+      {"act_fn", "gelu"},
+      {"norm_num_groups", 12},
+  };
+  for (const auto& [key, value] : cases) {
+    nlohmann::json j = tiny_config();
+    j[key] = value;
+    expect_error_mentioning<ConfigError>([&] { VaeConfig::parse(j, "vae/config.json"); }, {key});
+  }
+}
+
+TEST(vae, missing_weight_is_file_error_naming_key) {
+  const VaeConfig c = VaeConfig::load(test::fixture("models/tiny-sd1/vae/config.json"));
+  for (const std::string key : {"decoder.up_blocks.1.resnets.2.norm2.bias", "quant_conv.weight",
+                                "encoder.mid_block.attentions.0.to_v.weight"})
+    expect_error_mentioning<FileError>([&] { AutoencoderKL::from_weights(c, tiny_weights(key)); },
+                                       {key});
+}
+
+TEST(vae, wrongly_shaped_weight_is_file_error_naming_key) {
+  const VaeConfig c = VaeConfig::load(test::fixture("models/tiny-sd1/vae/config.json"));
+  const std::string key = "encoder.down_blocks.0.downsamplers.0.conv.weight";  // [16, 16, 3, 3]
+  expect_error_mentioning<FileError>(
+      [&] {
+        AutoencoderKL::from_weights(c, tiny_weights("", key, Tensor::zeros({16, 16, 2, 2})));
+      },
+      {key});
+}
