@@ -209,3 +209,9 @@ TEST(unet, wrongly_shaped_weight_is_file_error_naming_key) {
       },
       {key});
 }
+
+TEST(unet, default_constructed_model_throws) {
+  const UNet2DConditionModel unet;
+  EXPECT_THROW(unet.config(), Error);
+  EXPECT_THROW(unet.forward(Tensor::zeros({1, 4, 8, 8}), {1}, Tensor::zeros({1, 77, 32})), Error);
+}

@@ -185,3 +185,9 @@ TEST(vae, wrongly_shaped_weight_is_file_error_naming_key) {
       },
       {key});
 }
+
+TEST(vae, default_constructed_model_throws) {
+  const AutoencoderKL vae;
+  EXPECT_THROW(vae.config(), Error);
+  EXPECT_THROW(vae.decode(Tensor::zeros({1, 4, 8, 8})), Error);
+}

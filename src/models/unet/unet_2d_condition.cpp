@@ -59,13 +59,19 @@ UNet2DConditionModel UNet2DConditionModel::from_weights(UNetConfig c, const Weig
   return model;
 }
 
+const UNet2DConditionModel::Impl& UNet2DConditionModel::loaded() const {
+  // A default-constructed model (e.g. a member assigned later) has no weights yet.
+  if (!impl_) throw Error("UNet2DConditionModel used before load()");
+  return *impl_;
+}
+
 const UNetConfig& UNet2DConditionModel::config() const {
-  return impl_->config;
+  return loaded().config;
 }
 
 Tensor UNet2DConditionModel::forward(const Tensor& sample, const std::vector<double>& timesteps,
                                      const Tensor& encoder_hidden_states) const {
-  const Impl& m = *impl_;
+  const Impl& m = loaded();
   const UNetConfig& c = m.config;
   require_f32_contiguous(sample, "UNet sample");
   require_f32_contiguous(encoder_hidden_states, "UNet encoder_hidden_states");

@@ -31,6 +31,7 @@ class UNet2DConditionModel {
 
  private:
   struct Impl;
+  const Impl& loaded() const;         // throws when default-constructed and never loaded
   std::shared_ptr<const Impl> impl_;  // immutable after loading, so copies share it
 };
 

@@ -39,12 +39,18 @@ AutoencoderKL AutoencoderKL::from_weights(VaeConfig c, const WeightStore& w) {
   return vae;
 }
 
+const AutoencoderKL::Impl& AutoencoderKL::loaded() const {
+  // A default-constructed model (e.g. a member assigned later) has no weights yet.
+  if (!impl_) throw Error("AutoencoderKL used before load()");
+  return *impl_;
+}
+
 const VaeConfig& AutoencoderKL::config() const {
-  return impl_->config;
+  return loaded().config;
 }
 
 Tensor AutoencoderKL::decode(const Tensor& latents) const {
-  const Impl& m = *impl_;
+  const Impl& m = loaded();
   require_f32_contiguous(latents, "VAE latents");
   if (latents.ndim() != 4 || latents.dim(1) != m.config.latent_channels || latents.dim(2) < 1 ||
       latents.dim(3) < 1)
@@ -55,7 +61,7 @@ Tensor AutoencoderKL::decode(const Tensor& latents) const {
 }
 
 AutoencoderKL::LatentDist AutoencoderKL::encode(const Tensor& image) const {
-  const Impl& m = *impl_;
+  const Impl& m = loaded();
   require_f32_contiguous(image, "VAE image");
   const int64_t f = m.config.downsample_factor();
   if (image.ndim() != 4 || image.dim(1) != m.config.in_channels)

@@ -37,6 +37,7 @@ class AutoencoderKL {
 
  private:
   struct Impl;
+  const Impl& loaded() const;  // throws when default-constructed and never loaded
   std::shared_ptr<const Impl> impl_;
 };
 
