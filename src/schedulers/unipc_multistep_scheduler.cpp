@@ -1,0 +1,366 @@
+// torch evaluates every tensor op separately and rounds after each; fusing a multiply and an add
+// into one FMA would round differently, so keep them apart as diffusers' arithmetic does.
+#pragma GCC optimize("fp-contract=off")
+
+#include "schedulers/unipc_multistep_scheduler.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+#include "diffuse/error.hpp"
+#include "schedulers/scheduler_registry.h"
+
+namespace diffuse {
+
+namespace {
+
+constexpr int kMaxOrder = 6;  // the R matrix below is kMaxOrder x kMaxOrder
+
+ConfigError unsupported(const std::string& what) {
+  return ConfigError("UniPCMultistepScheduler: " + what);
+}
+
+// Solves the n x n system a x = b (Gaussian elimination with partial pivoting, in double; torch
+// solves it in float32 with LAPACK, which agrees to a few float32 ulps).
+std::array<float, kMaxOrder> solve(std::array<std::array<double, kMaxOrder>, kMaxOrder> a,
+                                   std::array<double, kMaxOrder> b, int n) {
+  for (int col = 0; col < n; ++col) {
+    int pivot = col;
+    for (int r = col + 1; r < n; ++r)
+      if (std::fabs(a[size_t(r)][size_t(col)]) > std::fabs(a[size_t(pivot)][size_t(col)]))
+        pivot = r;
+    std::swap(a[size_t(col)], a[size_t(pivot)]);
+    std::swap(b[size_t(col)], b[size_t(pivot)]);
+    for (int r = col + 1; r < n; ++r) {
+      const double f = a[size_t(r)][size_t(col)] / a[size_t(col)][size_t(col)];
+      for (int k = col; k < n; ++k) a[size_t(r)][size_t(k)] -= f * a[size_t(col)][size_t(k)];
+      b[size_t(r)] -= f * b[size_t(col)];
+    }
+  }
+  std::array<float, kMaxOrder> x{};
+  std::array<double, kMaxOrder> xd{};
+  for (int r = n - 1; r >= 0; --r) {
+    double v = b[size_t(r)];
+    for (int k = r + 1; k < n; ++k) v -= a[size_t(r)][size_t(k)] * xd[size_t(k)];
+    xd[size_t(r)] = v / a[size_t(r)][size_t(r)];
+    x[size_t(r)] = static_cast<float>(xd[size_t(r)]);
+  }
+  return x;
+}
+
+}  // namespace
+
+// What predictor and corrector share for one step from sigma index s0 to t of a given order
+// (diffusers' multistep_uni_{p,c}_bh_update preamble), all in float32 as torch computes it.
+struct UniPCMultistepScheduler::Coefficients {
+  AlphaSigma t, s0;
+  float h_phi_1 = 0;  // expm1(hh), hh = -h for data prediction, h for noise prediction
+  float b_h = 0;      // B(h): hh for bh1, expm1(hh) for bh2
+  int order = 1;
+  std::array<float, kMaxOrder> rks{};  // (lambda_si - lambda_s0) / h for the order - 1 history
+  // R (row i: rks^i) and b (b_i = h_phi_k * i! / B(h)), solved for the rho weights.
+  std::array<std::array<double, kMaxOrder>, kMaxOrder> r{};
+  std::array<double, kMaxOrder> b{};
+};
+
+UniPCMultistepScheduler::Coefficients UniPCMultistepScheduler::coefficients(int t, int s0,
+                                                                            int order) const {
+  Coefficients c;
+  c.order = order;
+  c.t = alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(t)]));
+  c.s0 = alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(s0)]));
+  const float h = c.t.lambda - c.s0.lambda;
+  for (int i = 1; i < order; ++i) {
+    const AlphaSigma si = alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(s0 - i)]));
+    c.rks[size_t(i - 1)] = (si.lambda - c.s0.lambda) / h;
+  }
+  c.rks[size_t(order - 1)] = 1.0f;
+  const float hh = predict_x0_ ? -h : h;
+  c.h_phi_1 = std::expm1(hh);
+  float h_phi_k = c.h_phi_1 / hh - 1.0f;
+  int factorial = 1;
+  c.b_h = bh2_ ? std::expm1(hh) : hh;
+  for (int i = 1; i <= order; ++i) {
+    for (int k = 0; k < order; ++k) {
+      float p = 1.0f;  // torch.pow(rks, i - 1)
+      for (int e = 1; e < i; ++e) p *= c.rks[size_t(k)];
+      c.r[size_t(i - 1)][size_t(k)] = p;
+    }
+    c.b[size_t(i - 1)] = h_phi_k * static_cast<float>(factorial) / c.b_h;
+    factorial *= i + 1;
+    h_phi_k = h_phi_k / hh - 1.0f / static_cast<float>(factorial);
+  }
+  return c;
+}
+
+UniPCMultistepScheduler::UniPCMultistepScheduler(const SchedulerConfig& c)
+    : schedule_(NoiseSchedule::from_config(c)) {
+  if (c.boolean("rescale_betas_zero_snr", false)) {
+    // As diffusers: keep sigma and lambda finite at the zero-SNR timestep.
+    schedule_.alphas_cumprod.back() = std::ldexp(1.0f, -24);
+  }
+  train_sigmas_ = sigmas_from_alphas_cumprod(schedule_.alphas_cumprod);
+
+  solver_order_ = c.integer("solver_order", 2);
+  if (solver_order_ < 1 || solver_order_ > kMaxOrder)
+    throw unsupported("solver_order " + std::to_string(solver_order_) + " (supported: 1 to " +
+                      std::to_string(kMaxOrder) + ")");
+  prediction_ = read_prediction(c, {"epsilon", "sample", "v_prediction"});
+  threshold_ = X0Clamp::from_config(c, false);
+  threshold_.clip_sample = false;  // UniPC only thresholds dynamically
+  predict_x0_ = c.boolean("predict_x0", true);
+  // DPM-Solver's solver_type names are accepted and mean bh2, as in diffusers.
+  bh2_ = c.choice("solver_type", "bh2", {"bh1", "bh2", "midpoint", "heun", "logrho"}) != "bh1";
+  lower_order_final_ = c.boolean("lower_order_final", true);
+  if (c.has("disable_corrector")) {
+    const auto& d = c.json().at("disable_corrector");
+    if (!d.is_array())
+      throw ConfigError("scheduler config: 'disable_corrector' = " + d.dump() +
+                        " is not a list of step indices");
+    for (const auto& v : d) {
+      if (!v.is_number_integer())
+        throw ConfigError("scheduler config: 'disable_corrector' = " + d.dump() +
+                          " is not a list of step indices");
+      disable_corrector_.push_back(v.get<int>());
+    }
+  }
+  if (c.has("solver_p")) throw unsupported("solver_p is not supported");
+
+  const bool karras = c.boolean("use_karras_sigmas", false);
+  const bool exponential = c.boolean("use_exponential_sigmas", false);
+  const bool beta = c.boolean("use_beta_sigmas", false);
+  if (int(karras) + int(exponential) + int(beta) > 1)
+    throw unsupported(
+        "only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas can be set");
+  if (beta) throw unsupported("use_beta_sigmas is not supported");
+  if (c.boolean("use_flow_sigmas", false)) throw unsupported("use_flow_sigmas is not supported");
+  if (c.boolean("use_dynamic_shifting", false))
+    throw unsupported("use_dynamic_shifting is not supported");
+  if (c.has("shift_terminal")) throw unsupported("shift_terminal needs use_flow_sigmas");
+  sigma_spacing_ = karras        ? SigmaSpacing::Karras
+                   : exponential ? SigmaSpacing::Exponential
+                                 : SigmaSpacing::Interpolated;
+  has_sigma_min_ = c.has("sigma_min");
+  has_sigma_max_ = c.has("sigma_max");
+  sigma_min_ = c.number("sigma_min", 0);
+  sigma_max_ = c.number("sigma_max", 0);
+  final_sigma_zero_ = c.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}) == "zero";
+  timestep_spacing_ = c.choice("timestep_spacing", "linspace", {"linspace", "leading", "trailing"});
+  steps_offset_ = c.integer("steps_offset", 0);
+}
+
+void UniPCMultistepScheduler::set_timesteps(int steps) {
+  const int n_train = schedule_.num_train_timesteps;
+  auto ts = multistep_timesteps(timestep_spacing_, n_train, n_train, steps, steps_offset_);
+  std::vector<double> sig;
+  float last = 0.0f;
+  if (sigma_spacing_ == SigmaSpacing::Interpolated) {
+    for (double t : ts) sig.push_back(train_sigmas_[static_cast<size_t>(t)]);
+    const float a0 = schedule_.alphas_cumprod.front();
+    if (!final_sigma_zero_) last = std::sqrt((1.0f - a0) / a0);
+  } else {
+    const double lo = has_sigma_min_ ? sigma_min_ : train_sigmas_.front();
+    const double hi = has_sigma_max_ ? sigma_max_ : train_sigmas_.back();
+    sig = sigma_spacing_ == SigmaSpacing::Karras ? karras_sigmas(lo, hi, steps)
+                                                 : exponential_sigmas(lo, hi, steps);
+    const auto log_sigmas = log_sigmas_f32(train_sigmas_);
+    ts.clear();
+    for (double s : sig) {
+      const double t = sigma_to_t(s, log_sigmas);
+      // Karras timesteps are rounded; the others truncate when stored as int64.
+      ts.push_back(sigma_spacing_ == SigmaSpacing::Karras ? std::nearbyint(t) : std::trunc(t));
+    }
+    // Here "sigma_min" means the schedule's own last sigma, unlike the interpolated case.
+    if (!final_sigma_zero_) last = static_cast<float>(sig.back());
+  }
+  timesteps_ = std::move(ts);
+  sigmas_.clear();
+  for (double s : sig) sigmas_.push_back(static_cast<float>(s));
+  sigmas_.push_back(last);
+
+  model_outputs_.assign(static_cast<size_t>(solver_order_), Tensor());
+  lower_order_nums_ = 0;
+  this_order_ = 1;
+  has_last_sample_ = false;
+  step_index_ = -1;
+  has_begin_index_ = false;
+}
+
+void UniPCMultistepScheduler::set_begin_index(int index) {
+  Scheduler::set_begin_index(index);
+  has_begin_index_ = true;
+}
+
+void UniPCMultistepScheduler::convert_model_output(const Tensor& model_output, const Tensor& sample,
+                                                   Tensor& out) const {
+  const int64_t n = sample.numel();
+  const float* m = model_output.f32();
+  const float* x = sample.f32();
+  float* o = out.f32();
+  const AlphaSigma as =
+      alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(step_index_)]));
+  const float at = as.alpha, st = as.sigma;
+  if (predict_x0_) {
+    if (prediction_ == Prediction::Epsilon) {
+      for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - st * m[i]) / at;
+    } else if (prediction_ == Prediction::Sample) {
+      std::copy(m, m + n, o);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i] = at * x[i] - st * m[i];
+    }
+    threshold_.apply(out);
+    return;
+  }
+  if (prediction_ == Prediction::Epsilon) {
+    std::copy(m, m + n, o);
+  } else if (prediction_ == Prediction::Sample) {
+    for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - at * m[i]) / st;
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = at * m[i] + st * x[i];
+  }
+}
+
+// UniP: x_t = (sigma_t / sigma_s0) x - alpha_t h_phi_1 m0 - alpha_t B(h) sum_k rho_k D1_k
+// (data prediction; the noise-prediction form swaps the roles of alpha and sigma), with
+// D1_k = (m_k - m0) / r_k over the order - 1 previous model outputs.
+void UniPCMultistepScheduler::predict(const Tensor& sample, int order, Tensor& out) const {
+  const Coefficients c = coefficients(step_index_ + 1, step_index_, order);
+  const int k = order - 1;  // history terms
+  std::array<float, kMaxOrder> rho{};
+  if (k == 1)
+    rho[0] = 0.5f;
+  else if (k > 1)
+    rho = solve(c.r, c.b, k);
+  const float c1 = predict_x0_ ? c.t.sigma / c.s0.sigma : c.t.alpha / c.s0.alpha;
+  const float scale = predict_x0_ ? c.t.alpha : c.t.sigma;
+  const float c2 = scale * c.h_phi_1, c3 = scale * c.b_h;
+  const size_t n_hist = model_outputs_.size();
+  const float* m0 = model_outputs_[n_hist - 1].f32();
+  std::array<const float*, kMaxOrder> mk{};
+  for (int i = 0; i < k; ++i) mk[size_t(i)] = model_outputs_[n_hist - 2 - size_t(i)].f32();
+  const float* x = sample.f32();
+  float* o = out.f32();
+  for (int64_t e = 0; e < sample.numel(); ++e) {
+    const float base = c1 * x[e] - c2 * m0[e];
+    if (k == 0) {
+      // diffusers subtracts alpha_t * B(h) * 0 here; skipping it differs only where that
+      // product is inf * 0 (bh1 at a zero final sigma), which would make the sample NaN.
+      o[e] = base;
+      continue;
+    }
+    float res = rho[0] * ((mk[0][e] - m0[e]) / c.rks[0]);
+    for (int i = 1; i < k; ++i)
+      res += rho[size_t(i)] * ((mk[size_t(i)][e] - m0[e]) / c.rks[size_t(i)]);
+    o[e] = base - c3 * res;
+  }
+}
+
+// UniC: re-solves the previous step, from `sample` (the sample that step started from, replaced
+// in place by the corrected result), now that the model output at its end (`this_output`) is
+// known; the history still ends with the previous step's output.
+void UniPCMultistepScheduler::correct(const Tensor& this_output, int order, Tensor& sample) const {
+  const Coefficients c = coefficients(step_index_, step_index_ - 1, order);
+  const int k = order - 1;
+  std::array<float, kMaxOrder> rho{};
+  if (order == 1)
+    rho[0] = 0.5f;
+  else
+    rho = solve(c.r, c.b, order);
+  const float c1 = predict_x0_ ? c.t.sigma / c.s0.sigma : c.t.alpha / c.s0.alpha;
+  const float scale = predict_x0_ ? c.t.alpha : c.t.sigma;
+  const float c2 = scale * c.h_phi_1, c3 = scale * c.b_h;
+  const float rho_t = rho[size_t(order - 1)];
+  const size_t n_hist = model_outputs_.size();
+  const float* m0 = model_outputs_[n_hist - 1].f32();
+  std::array<const float*, kMaxOrder> mk{};
+  for (int i = 0; i < k; ++i) mk[size_t(i)] = model_outputs_[n_hist - 2 - size_t(i)].f32();
+  const float* mt = this_output.f32();
+  float* x = sample.f32();
+  for (int64_t e = 0; e < sample.numel(); ++e) {
+    const float base = c1 * x[e] - c2 * m0[e];
+    const float d1_t = rho_t * (mt[e] - m0[e]);
+    float total = d1_t;
+    if (k > 0) {
+      float res = rho[0] * ((mk[0][e] - m0[e]) / c.rks[0]);
+      for (int i = 1; i < k; ++i)
+        res += rho[size_t(i)] * ((mk[size_t(i)][e] - m0[e]) / c.rks[size_t(i)]);
+      total = res + d1_t;
+    }
+    x[e] = base - c3 * total;  // element-wise, so updating in place is safe
+  }
+}
+
+Tensor UniPCMultistepScheduler::step(const Tensor& model_output, double timestep,
+                                     const Tensor& sample, RandomSource* rng) {
+  (void)rng;  // deterministic
+  if (timesteps_.empty())
+    throw ConfigError("UniPCMultistepScheduler: call set_timesteps before step");
+  check_step_args(model_output, sample, "UniPCMultistepScheduler");
+  if (step_index_ < 0)
+    step_index_ =
+        has_begin_index_ ? begin_index_ : multistep_index_for_timestep(timesteps_, timestep);
+  const int n = static_cast<int>(timesteps_.size());
+  if (step_index_ >= n)
+    throw ConfigError("UniPCMultistepScheduler: step called more often than there are timesteps");
+
+  const bool use_corrector = step_index_ > 0 && has_last_sample_ &&
+                             std::find(disable_corrector_.begin(), disable_corrector_.end(),
+                                       step_index_ - 1) == disable_corrector_.end();
+
+  // The corrector still needs the history as it was, so convert into the spare buffer and
+  // shift it in afterwards.
+  Tensor& converted = reuse_buffer(spare_, sample.shape());
+  convert_model_output(model_output, sample, converted);
+
+  // The prediction starts from the corrected sample, or the input as given; either way it is
+  // kept (in a reused buffer) as the next corrector's starting point.
+  if (use_corrector) {
+    if (last_sample_.shape() != sample.shape())
+      throw ShapeError("UniPCMultistepScheduler: sample shape changed between steps");
+    correct(converted, this_order_, last_sample_);
+  } else {
+    Tensor& start = reuse_buffer(last_sample_, sample.shape());
+    std::copy(sample.f32(), sample.f32() + sample.numel(), start.f32());
+  }
+  has_last_sample_ = true;
+
+  std::rotate(model_outputs_.begin(), model_outputs_.begin() + 1, model_outputs_.end());
+  std::swap(model_outputs_.back(), spare_);  // the dropped oldest output becomes the spare
+
+  int order = lower_order_final_ ? std::min(solver_order_, n - step_index_) : solver_order_;
+  this_order_ = std::min(order, lower_order_nums_ + 1);  // warm up on the first steps
+
+  Tensor out = Tensor::empty(sample.shape());
+  predict(last_sample_, this_order_, out);
+
+  if (lower_order_nums_ < solver_order_) ++lower_order_nums_;
+  ++step_index_;
+  return out;
+}
+
+Tensor UniPCMultistepScheduler::add_noise(const Tensor& original, const Tensor& noise,
+                                          double timestep) const {
+  check_step_args(noise, original, "UniPCMultistepScheduler add_noise");
+  if (timesteps_.empty())
+    throw ConfigError("UniPCMultistepScheduler: call set_timesteps before add_noise");
+  const int idx = !has_begin_index_  ? multistep_index_for_timestep(timesteps_, timestep)
+                  : step_index_ >= 0 ? step_index_
+                                     : begin_index_;
+  if (idx < 0 || idx >= static_cast<int>(sigmas_.size()))
+    throw ConfigError("UniPCMultistepScheduler add_noise: begin index " + std::to_string(idx) +
+                      " is outside the schedule");
+  const AlphaSigma as = alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(idx)]));
+  Tensor out = Tensor::empty(original.shape());
+  const float* x = original.f32();
+  const float* e = noise.f32();
+  float* o = out.f32();
+  for (int64_t i = 0; i < out.numel(); ++i) o[i] = as.alpha * x[i] + as.sigma * e[i];
+  return out;
+}
+
+std::unique_ptr<Scheduler> make_unipc_multistep(const SchedulerConfig& config) {
+  return std::make_unique<UniPCMultistepScheduler>(config);
+}
+
+}  // namespace diffuse

@@ -1,0 +1,49 @@
+// UniPCMultistepScheduler against diffusers' golden rollout, plus its config checks.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "diffuse/error.hpp"
+#include "schedulers/rollout.h"
+#include "schedulers/scheduler.h"
+
+namespace diffuse {
+namespace {
+
+TEST(unipc_multistep_scheduler, golden_unipc) {
+  const double err = test::check_golden_rollout("unipc");
+  std::printf("  unipc: max relative error %.3g\n", err);
+}
+
+// Throws ConfigError whose message names `key`.
+void expect_config_error(const nlohmann::json& config, const std::string& key) {
+  try {
+    make_scheduler(config, "UniPCMultistepScheduler");
+    ADD_FAILURE() << "no error for " << config.dump();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+  }
+}
+
+TEST(unipc_multistep_scheduler, rejects_bad_config) {
+  expect_config_error({{"solver_type", "bh3"}}, "solver_type");
+  expect_config_error({{"prediction_type", "x0"}}, "prediction_type");
+  expect_config_error({{"final_sigmas_type", "max"}}, "final_sigmas_type");
+  expect_config_error({{"timestep_spacing", "cosine"}}, "timestep_spacing");
+  expect_config_error({{"solver_order", 0}}, "solver_order");
+  expect_config_error({{"disable_corrector", 3}}, "disable_corrector");
+  expect_config_error({{"disable_corrector", {"a"}}}, "disable_corrector");
+  expect_config_error({{"predict_x0", "yes"}}, "predict_x0");
+  expect_config_error({{"use_beta_sigmas", true}}, "use_beta_sigmas");
+}
+
+TEST(unipc_multistep_scheduler, rejects_bad_steps) {
+  auto s = make_scheduler(nlohmann::json::object(), "UniPCMultistepScheduler");
+  EXPECT_THROW(s->set_timesteps(0), ConfigError);
+  EXPECT_THROW(s->set_timesteps(1001), ConfigError);
+}
+
+}  // namespace
+}  // namespace diffuse
