@@ -1,0 +1,104 @@
+// torch evaluates every tensor op separately and rounds after each; fusing a multiply and an add
+// into one FMA would round differently, so keep them apart as diffusers' arithmetic does.
+#pragma GCC optimize("fp-contract=off")
+
+#include "schedulers/kdpm2_ancestral_discrete_scheduler.h"
+
+#include <cmath>
+
+#include "diffuse/error.hpp"
+#include "schedulers/multistep_common.h"
+#include "schedulers/scheduler_registry.h"
+
+namespace diffuse {
+
+KDPM2AncestralDiscreteScheduler::KDPM2AncestralDiscreteScheduler(const SchedulerConfig& config)
+    : KDPM2SchedulerBase(config, "KDPM2AncestralDiscreteScheduler") {
+  // diffusers builds the full training-length schedule at construction, which is what
+  // init_noise_sigma reports before set_timesteps.
+  set_timesteps(static_cast<int>(log_sigmas_.size()));
+}
+
+void KDPM2AncestralDiscreteScheduler::build_interpolated(const std::vector<float>& sigmas,
+                                                         const std::vector<double>& timesteps) {
+  // The ancestral split of each step, in float32 as diffusers computes it:
+  //   up = sqrt(next^2 (s^2 - next^2) / s^2), down = sqrt(next^2 - up^2),
+  // and the midpoints in log-sigma between each sigma and its sigma_down (torch's lerp at 0.5:
+  // end - (end - start) * 0.5). The last two midpoints are 0: the final step goes straight to 0.
+  const size_t n = sigmas.size();
+  std::vector<float> up(n), down(n), interp(n);
+  for (size_t i = 0; i < n; ++i) {
+    const float s = sigmas[i], next = i + 1 < n ? sigmas[i + 1] : 0.0f;
+    up[i] = std::sqrt(next * next * (s * s - next * next) / (s * s));
+    down[i] = i + 1 < n ? std::sqrt(next * next - up[i] * up[i]) : 0.0f;
+    const float start = std::log(s), end = std::log(down[i]);
+    interp[i] = i + 2 < n ? std::exp(end - (end - start) * 0.5f) : 0.0f;
+  }
+  sigmas_up_ = interleave(up);
+  sigmas_down_ = interleave(down);
+  sigmas_interpol_ = interleave(interp);
+  // Timesteps: t_0, then (t at midpoint i, t_{i+1}) for i = 0..N-2.
+  timesteps_.clear();
+  timesteps_.push_back(timesteps.front());
+  for (size_t i = 0; i + 2 < n; ++i) {
+    timesteps_.push_back(sigma_to_t_f32(interp[i], log_sigmas_));
+    timesteps_.push_back(timesteps[i + 1]);
+  }
+}
+
+float KDPM2AncestralDiscreteScheduler::second_order_input_sigma() const {
+  return sigmas_interpol_[static_cast<size_t>(step_index_ - 1)];
+}
+
+Tensor KDPM2AncestralDiscreteScheduler::step(const Tensor& model_output, double timestep,
+                                             const Tensor& sample, RandomSource* rng) {
+  check_step_args(model_output, sample, who_);
+  init_step_index(timestep);
+  const auto idx = static_cast<size_t>(step_index_);
+  if (idx + 1 >= sigmas_f32_.size())
+    throw ConfigError(
+        "KDPM2AncestralDiscreteScheduler: step called more often than there are timesteps");
+  if (!first_order_ && idx == 0)
+    throw ConfigError("KDPM2AncestralDiscreteScheduler: second evaluation without a first");
+  // First evaluation: Euler from sigma to the midpoint. Second: the derivative at the midpoint
+  // carries the saved sample from sigma to sigma_down, then noise brings it up to sigma_next.
+  const size_t k = first_order_ ? idx : idx - 1;
+  const float sigma = sigmas_f32_[k];
+  const float sigma_interpol = sigmas_interpol_[k];
+  const float sigma_input = first_order_ ? sigma : sigma_interpol;
+
+  Tensor out = Tensor::empty(sample.shape());
+  predict_x0(model_output, sample, sigma_input, out);  // out holds x0 until the update below
+  const float* x = sample.f32();
+  float* o = out.f32();
+  const int64_t n = out.numel();
+  if (first_order_) {
+    const float dt = sigma_interpol - sigma;
+    save_sample(sample);
+    for (int64_t i = 0; i < n; ++i) o[i] = x[i] + (x[i] - o[i]) / sigma * dt;
+    first_order_ = false;
+  } else {
+    if (!rng) throw ConfigError("KDPM2AncestralDiscreteScheduler: step needs a random source");
+    if (saved_sample_.shape() != sample.shape())
+      throw ShapeError("KDPM2AncestralDiscreteScheduler: sample shape changed within a step");
+    const float dt = sigmas_down_[k] - sigma;
+    const float sigma_up = sigmas_up_[k];
+    Tensor& noise = reuse_buffer(noise_, sample.shape());
+    rng->randn(noise.f32(), noise.numel());
+    const float* start = saved_sample_.f32();
+    const float* z = noise.f32();
+    for (int64_t i = 0; i < n; ++i) {
+      const float prev = start[i] + (x[i] - o[i]) / sigma_interpol * dt;
+      o[i] = prev + z[i] * sigma_up;
+    }
+    first_order_ = true;
+  }
+  ++step_index_;
+  return out;
+}
+
+std::unique_ptr<Scheduler> make_kdpm2_ancestral_discrete(const SchedulerConfig& config) {
+  return std::make_unique<KDPM2AncestralDiscreteScheduler>(config);
+}
+
+}  // namespace diffuse
