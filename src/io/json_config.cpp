@@ -5,13 +5,43 @@
 
 namespace diffuse {
 
-JsonConfig JsonConfig::load(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw FileError(path + ": invalid JSON: " + e.what());
+nlohmann::json parse_json(const std::string& text, const std::string& source) {
+  std::string fixed;
+  fixed.reserve(text.size());
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      fixed += c;
+      if (c == '\\' && i + 1 < text.size()) {
+        fixed += text[++i];
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (text.compare(i, 8, "Infinity") == 0) {
+      fixed += "1.7976931348623157e308";
+      i += 7;
+      continue;
+    } else if (text.compare(i, 3, "NaN") == 0) {
+      fixed += "null";
+      i += 2;
+      continue;
+    }
+    fixed += c;
   }
+  try {
+    return nlohmann::json::parse(fixed);
+  } catch (const nlohmann::json::exception& e) {
+    throw FileError(source + ": invalid JSON: " + e.what());
+  }
+}
+
+JsonConfig JsonConfig::load(const std::string& path) {
+  nlohmann::json j = parse_json(read_text_file(path), path);
   if (!j.is_object()) throw FileError(path + ": expected a JSON object");
   return JsonConfig(std::move(j), path);
 }

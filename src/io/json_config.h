@@ -10,6 +10,11 @@
 
 namespace diffuse {
 
+/// Parses JSON as Python's json module writes it: diffusers saves configs with bare `Infinity`,
+/// `-Infinity` and `NaN` (e.g. DPMSolverMultistepScheduler's lambda_min_clipped), which strict JSON
+/// rejects; they become +/-DBL_MAX and NaN-as-null. Throws FileError naming `source`.
+nlohmann::json parse_json(const std::string& text, const std::string& source);
+
 class JsonConfig {
  public:
   /// Parses `path`; FileError naming it when missing or not a JSON object.

@@ -34,7 +34,8 @@ Tensor WeightStore::raw(const std::string& name) const {
 
 Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   if (synthesize_ && !contains(name)) {
-    if (expected.ndim() == 0) throw FileError("synthetic weights: no shape given for '" + name + "'");
+    if (expected.ndim() == 0)
+      throw FileError("synthetic weights: no shape given for '" + name + "'");
     Tensor s = synthesize_(name, expected);
     entries_[name] = Entry{nullptr, s};
     return s;

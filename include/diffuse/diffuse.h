@@ -1,0 +1,75 @@
+/* diffuse: Stable Diffusion in C++ — the C API, for bindings from other languages.
+ *
+ * Handles are opaque; every function returns a diffuse_status (DIFFUSE_OK on success), and
+ * diffuse_last_error() gives the message of the calling thread's last failure. Nothing here
+ * prints or exits. Strings are UTF-8, images 8-bit RGB, row-major.
+ */
+#ifndef DIFFUSE_DIFFUSE_H
+#define DIFFUSE_DIFFUSE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum diffuse_status {
+  DIFFUSE_OK = 0,
+  DIFFUSE_ERROR_FILE = 1,      /* missing, unreadable or corrupt file */
+  DIFFUSE_ERROR_CONFIG = 2,    /* bad option or configuration value */
+  DIFFUSE_ERROR_SHAPE = 3,     /* tensor shape mismatch */
+  DIFFUSE_ERROR_NUMERIC = 4,   /* NaN/inf produced */
+  DIFFUSE_ERROR_CANCELLED = 5, /* the progress callback asked to stop */
+  DIFFUSE_ERROR_MEMORY = 6,
+  DIFFUSE_ERROR_INTERNAL = 7,
+  DIFFUSE_ERROR_ARGUMENT = 8   /* null handle or pointer */
+} diffuse_status;
+
+typedef struct diffuse_pipeline diffuse_pipeline;
+typedef struct diffuse_options diffuse_options;
+typedef struct diffuse_result diffuse_result;
+
+/* Progress: return 0 to continue, non-zero to cancel. */
+typedef int (*diffuse_progress_fn)(int step, int total_steps, void* user_data);
+
+const char* diffuse_version(void);
+const char* diffuse_last_error(void);
+
+diffuse_status diffuse_pipeline_load(const char* model_dir, diffuse_pipeline** out);
+void diffuse_pipeline_free(diffuse_pipeline* pipeline);
+
+/* Options start at the library defaults (50 steps, guidance 7.5, seed 0, model's size...). */
+diffuse_status diffuse_options_create(diffuse_options** out);
+void diffuse_options_free(diffuse_options* options);
+diffuse_status diffuse_options_set_prompt(diffuse_options* o, const char* prompt);
+diffuse_status diffuse_options_set_negative_prompt(diffuse_options* o, const char* negative_prompt);
+diffuse_status diffuse_options_set_steps(diffuse_options* o, int steps);
+diffuse_status diffuse_options_set_guidance_scale(diffuse_options* o, float guidance_scale);
+diffuse_status diffuse_options_set_seed(diffuse_options* o, uint64_t seed);
+diffuse_status diffuse_options_set_size(diffuse_options* o, int width, int height);
+diffuse_status diffuse_options_set_scheduler(diffuse_options* o, const char* scheduler);
+diffuse_status diffuse_options_set_image_count(diffuse_options* o, int count);
+diffuse_status diffuse_options_set_rng(diffuse_options* o, const char* rng);
+diffuse_status diffuse_options_set_clip_skip(diffuse_options* o, int clip_skip);
+/* Image-to-image: rgb is width*height*3 bytes (copied). */
+diffuse_status diffuse_options_set_init_image(diffuse_options* o, const uint8_t* rgb, int width,
+                                              int height, float strength);
+
+diffuse_status diffuse_generate(diffuse_pipeline* p, const diffuse_options* o,
+                                diffuse_progress_fn progress, void* user_data,
+                                diffuse_result** out);
+size_t diffuse_result_image_count(const diffuse_result* r);
+/* Pointer valid until diffuse_result_free; width*height*3 bytes. */
+diffuse_status diffuse_result_image(const diffuse_result* r, size_t index, const uint8_t** rgb,
+                                    int* width, int* height);
+uint64_t diffuse_result_seed(const diffuse_result* r);
+/* Writes image `index` as a PNG with A1111 `parameters` metadata. */
+diffuse_status diffuse_result_save_png(const diffuse_result* r, size_t index, const char* path);
+void diffuse_result_free(diffuse_result* r);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DIFFUSE_DIFFUSE_H */

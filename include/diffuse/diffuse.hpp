@@ -1,0 +1,128 @@
+// diffuse: Stable Diffusion in C++ — the public C++ API.
+//
+//   auto pipe = diffuse::Pipeline::load("path/to/stable-diffusion-v1-5");
+//   diffuse::GenerateOptions o;
+//   o.prompt = "a photo of an astronaut riding a horse on mars";
+//   o.seed = 93;
+//   diffuse::GenerationResult r = pipe->generate(o);
+//   diffuse::save_png("out.png", r.images[0], r.parameters_text(0));
+//
+// Everything the CLI and the server do goes through this header (and diffuse.h, its C twin).
+// Errors are exceptions derived from diffuse::Error (error.hpp) with one-line messages.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "diffuse/error.hpp"
+
+namespace diffuse {
+
+/// An RGB image with float channels in [0, 1], row-major HWC (diffusers' output_type="np").
+struct Image {
+  int width = 0, height = 0;
+  std::vector<float> rgb;
+
+  /// round(rgb * 255) as 8-bit RGB: the PNG diffusers/PIL would save.
+  std::vector<uint8_t> to_rgb8() const;
+  static Image from_rgb8(int width, int height, const std::vector<uint8_t>& rgb8);
+};
+
+/// Reads a PNG as an Image (FileError naming the path when unreadable).
+Image load_png(const std::string& path);
+/// Writes an 8-bit PNG with the given `parameters` text chunk (A1111 format; may be empty).
+void save_png(const std::string& path, const Image& image, const std::string& parameters = {});
+/// The `parameters` text chunk of a PNG (empty when absent).
+std::string read_png_parameters(const std::string& path);
+
+struct GenerateOptions {
+  std::string prompt;
+  std::string negative_prompt;
+  int steps = 50;
+  float guidance_scale = 7.5f;  // <= 1 disables classifier-free guidance (one UNet batch half)
+  uint64_t seed = 0;
+  /// Sampler: "" = the model's own scheduler; a preset name ("dpmpp-2m-karras", "euler-a", ...)
+  /// or a diffusers class name ("DPMSolverMultistepScheduler").
+  std::string scheduler;
+  std::optional<bool> karras_sigmas;       // override use_karras_sigmas
+  std::string timestep_spacing;            // override: "linspace", "leading", "trailing"
+  std::optional<double> eta;               // DDIM eta
+  int width = 0, height = 0;               // 0 = the model's default size; multiples of 8
+  int image_count = 1;                     // one generator, one batched draw (as diffusers)
+  std::string rng = "torch";               // "torch", "numpy", "philox"
+  int clip_skip = 0;                       // skip the last N CLIP layers (prompt and negative)
+  std::optional<Image> init_image;         // image-to-image when set
+  float strength = 0.8f;                   // img2img: fraction of the schedule re-noised, (0, 1]
+  bool preview = false;                    // fill Progress::preview (cheap latent->RGB estimate)
+};
+
+struct Progress {
+  int step = 0;          // 1-based model evaluation just finished
+  int total_steps = 0;   // model evaluations in this run
+  double timestep = 0;
+  double elapsed_s = 0;  // since the denoising loop started
+  /// Latents after this step, [image_count, 4, h/8, w/8] row-major.
+  const float* latents = nullptr;
+  std::vector<int64_t> latent_shape;
+  /// When GenerateOptions::preview: an approximate RGB image of the first latent (1/8 scale).
+  std::optional<Image> preview;
+};
+/// Called after every step; return false to cancel (generate() then throws diffuse::Cancelled
+/// without producing images).
+using ProgressCallback = std::function<bool(const Progress&)>;
+
+struct StageTimes {
+  double load_s = 0, text_encoder_s = 0, denoise_s = 0, vae_s = 0, total_s = 0;
+};
+
+struct GenerationResult {
+  std::vector<Image> images;
+  uint64_t seed = 0;
+  std::string scheduler_class;   // what actually ran, e.g. "DPMSolverMultistepScheduler"
+  std::string sampler_name;      // A1111's name, e.g. "DPM++ 2M Karras"
+  StageTimes times;
+  size_t peak_activation_bytes = 0;  // tensor memory high-water mark during this call
+  GenerateOptions options;           // as resolved (defaults filled in)
+  std::string model_name;
+
+  /// The A1111 `parameters` text for image i (prompt, Negative prompt line, settings line).
+  std::string parameters_text(size_t i) const;
+};
+
+struct ModelInfo {
+  std::string name;              // folder name
+  std::string family;            // "sd1" or "sd2"
+  std::string prediction_type;   // "epsilon" or "v_prediction"
+  std::string scheduler_class;   // default scheduler
+  int default_width = 512, default_height = 512;
+  int text_max_length = 77;
+};
+
+class Pipeline {
+ public:
+  /// Loads a diffusers-layout Stable Diffusion folder (model_index.json, text_encoder/, tokenizer/,
+  /// unet/, vae/, scheduler/). Throws FileError/ConfigError naming the file or key at fault.
+  static std::unique_ptr<Pipeline> load(const std::string& model_dir);
+  virtual ~Pipeline() = default;
+
+  virtual const ModelInfo& info() const = 0;
+  /// Text-to-image, or image-to-image when options.init_image is set.
+  virtual GenerationResult generate(const GenerateOptions& options,
+                                    const ProgressCallback& progress = {}) = 0;
+  /// Token ids (padded to the model's max length) and the untruncated token count for a prompt.
+  virtual std::vector<int64_t> tokenize(const std::string& text, size_t* token_count) const = 0;
+};
+
+/// Names accepted by GenerateOptions::scheduler (presets), for help texts.
+std::vector<std::string> scheduler_names();
+
+/// Sets the number of threads kernels use (0 = all cores).
+void set_num_threads(int n);
+
+const char* version();
+
+}  // namespace diffuse

@@ -1,0 +1,72 @@
+// Image conversions, PNG helpers and the A1111 parameters text.
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "diffuse/diffuse.hpp"
+#include "io/png_image.h"
+
+namespace diffuse {
+
+std::vector<uint8_t> Image::to_rgb8() const {
+  std::vector<uint8_t> out(rgb.size());
+  // numpy's (images * 255).round() rounds half to even; nearbyint does the same.
+  for (size_t i = 0; i < rgb.size(); ++i)
+    out[i] = static_cast<uint8_t>(std::nearbyint(std::fmin(std::fmax(rgb[i], 0.f), 1.f) * 255.f));
+  return out;
+}
+
+Image Image::from_rgb8(int width, int height, const std::vector<uint8_t>& rgb8) {
+  Image img;
+  img.width = width;
+  img.height = height;
+  img.rgb.resize(rgb8.size());
+  for (size_t i = 0; i < rgb8.size(); ++i) img.rgb[i] = static_cast<float>(rgb8[i]) / 255.f;
+  return img;
+}
+
+Image load_png(const std::string& path) {
+  Rgb8Image r = read_png(path);
+  return Image::from_rgb8(r.width, r.height, r.pixels);
+}
+
+void save_png(const std::string& path, const Image& image, const std::string& parameters) {
+  Rgb8Image r{image.width, image.height, image.to_rgb8()};
+  std::map<std::string, std::string> text;
+  if (!parameters.empty()) text["parameters"] = parameters;
+  write_png(path, r, text);
+}
+
+std::string read_png_parameters(const std::string& path) {
+  auto text = read_png_text(path);
+  auto it = text.find("parameters");
+  return it == text.end() ? std::string() : it->second;
+}
+
+std::string GenerationResult::parameters_text(size_t i) const {
+  // AUTOMATIC1111's infotext: prompt, optional "Negative prompt:" line, then "Key: value, ...".
+  std::ostringstream s;
+  s << options.prompt << "\n";
+  if (!options.negative_prompt.empty()) s << "Negative prompt: " << options.negative_prompt << "\n";
+  char cfg[32];
+  std::snprintf(cfg, sizeof cfg, "%g", static_cast<double>(options.guidance_scale));
+  s << "Steps: " << options.steps << ", Sampler: " << sampler_name << ", CFG scale: " << cfg
+    << ", Seed: " << seed << ", Size: " << options.width << "x" << options.height
+    << ", Model: " << model_name;
+  if (options.init_image) {
+    char st[32];
+    std::snprintf(st, sizeof st, "%g", static_cast<double>(options.strength));
+    s << ", Denoising strength: " << st;
+  }
+  if (options.clip_skip > 0) s << ", Clip skip: " << options.clip_skip + 1;
+  if (options.rng != "torch") s << ", RNG: " << (options.rng == "numpy" ? "NumPy" : "NV");
+  if (images.size() > 1) s << ", Batch size: " << images.size() << ", Batch pos: " << i;
+  s << ", Version: diffuse " << version();
+  return s.str();
+}
+
+const char* version() {
+  return "0.1.0";
+}
+
+}  // namespace diffuse

@@ -1,0 +1,187 @@
+// diffuse generate: text-to-image and image-to-image from the command line.
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "commands.h"
+#include "core/allocator.h"
+#include "diffuse/diffuse.hpp"
+
+namespace fs = std::filesystem;
+
+namespace diffuse::cli {
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+void on_sigint(int) {
+  g_interrupted = true;
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C kills immediately
+}
+
+struct GenerateArgs {
+  std::string model, prompt, negative_prompt, scheduler, timestep_spacing, image, rng = "torch";
+  std::string compute_units = "cpu", output = "output.png";
+  int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0, threads = 0;
+  float guidance = 7.5f, strength = 0.8f;
+  double eta = 0;
+  uint64_t seed = 0;
+  bool karras = false, json = false;
+};
+
+std::string output_name(const std::string& output, int i, int count) {
+  if (count == 1) return output;
+  const fs::path p(output);
+  return (p.parent_path() / (p.stem().string() + "-" + std::to_string(i) + p.extension().string()))
+      .string();
+}
+
+class ProgressPrinter {
+ public:
+  explicit ProgressPrinter(bool quiet) : quiet_(quiet), tty_(isatty(STDERR_FILENO) != 0) {}
+  bool operator()(const Progress& p) {
+    if (g_interrupted) return false;
+    if (quiet_) return true;
+    const double per = p.elapsed_s / p.step;
+    const double eta = per * (p.total_steps - p.step);
+    char line[160];
+    if (tty_) {
+      constexpr int kWidth = 30;
+      const int filled = p.step * kWidth / p.total_steps;
+      std::snprintf(line, sizeof line, "\r[%-*s] %d/%d  %.2f s/it  ETA %.1f s ", kWidth,
+                    std::string(static_cast<size_t>(filled), '#').c_str(), p.step, p.total_steps,
+                    per, eta);
+      std::cerr << line << (p.step == p.total_steps ? "\n" : "") << std::flush;
+    } else {
+      std::snprintf(line, sizeof line, "step %d/%d  %.2f s/it  ETA %.1f s", p.step, p.total_steps,
+                    per, eta);
+      std::cerr << line << "\n";
+    }
+    return true;
+  }
+
+ private:
+  bool quiet_, tty_;
+};
+
+int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
+  if (a.compute_units != "cpu" && a.compute_units != "cpuOnly")
+    throw ConfigError(
+        "--compute-units " + a.compute_units +
+        ": only 'cpu' is available in this build (GPU units arrive with the CUDA backend)");
+  if (cmd.count("--strength") && a.image.empty()) throw ConfigError("--strength needs --image");
+  GenerateOptions o;
+  if (!a.image.empty()) {
+    o.init_image = load_png(a.image);
+    o.strength = a.strength;
+  }
+  o.prompt = a.prompt;
+  o.negative_prompt = a.negative_prompt;
+  o.steps = a.steps;
+  o.guidance_scale = a.guidance;
+  o.scheduler = a.scheduler;
+  if (cmd.count("--karras")) o.karras_sigmas = a.karras;
+  o.timestep_spacing = a.timestep_spacing;
+  if (cmd.count("--eta")) o.eta = a.eta;
+  o.width = a.width;
+  o.height = a.height;
+  o.image_count = a.image_count;
+  o.rng = a.rng;
+  o.clip_skip = a.clip_skip;
+  if (cmd.count("--seed")) {
+    o.seed = a.seed;
+  } else {
+    o.seed = std::random_device{}();
+  }
+  if (a.threads > 0) set_num_threads(a.threads);
+
+  std::string model_dir = a.model;
+  if (model_dir.empty()) {
+    model_dir = demo_model_dir(true);
+    std::cerr << "No --model given: using the built-in demo model (random weights, its images are "
+                 "noise).\n"
+                 "For real images pass --model <diffusers folder>, e.g. a download of "
+                 "stable-diffusion-v1-5.\n";
+  }
+  auto pipe = Pipeline::load(model_dir);
+  if (!a.json) std::cerr << "seed: " << o.seed << "\n";
+  std::signal(SIGINT, on_sigint);
+  ProgressPrinter printer(a.json);
+  GenerationResult r = pipe->generate(o, [&](const Progress& p) { return printer(p); });
+  std::signal(SIGINT, SIG_DFL);
+
+  std::vector<std::string> files;
+  for (size_t i = 0; i < r.images.size(); ++i) {
+    files.push_back(output_name(a.output, static_cast<int>(i), static_cast<int>(r.images.size())));
+    save_png(files.back(), r.images[i], r.parameters_text(i));
+  }
+  if (a.json) {
+    nlohmann::json j;
+    j["outputs"] = files;
+    j["seed"] = r.seed;
+    j["scheduler"] = r.scheduler_class;
+    j["sampler"] = r.sampler_name;
+    j["width"] = r.options.width;
+    j["height"] = r.options.height;
+    j["steps"] = r.options.steps;
+    j["seconds"] = {{"load", r.times.load_s},
+                    {"text_encoder", r.times.text_encoder_s},
+                    {"denoise", r.times.denoise_s},
+                    {"vae", r.times.vae_s},
+                    {"total", r.times.total_s}};
+    j["peak_memory_bytes"] = process_peak_rss_bytes();
+    j["peak_activation_bytes"] = r.peak_activation_bytes;
+    std::cout << j.dump(2) << "\n";
+  } else {
+    for (const auto& f : files) std::cout << f << "\n";
+    std::fprintf(stderr, "text %.2f s, denoise %.2f s, decode %.2f s, peak memory %.0f MiB\n",
+                 r.times.text_encoder_s, r.times.denoise_s, r.times.vae_s,
+                 double(process_peak_rss_bytes()) / (1 << 20));
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command add_generate(CLI::App& app) {
+  auto a = std::make_shared<GenerateArgs>();
+  CLI::App* c = app.add_subcommand("generate",
+                                   "Generate images from a prompt (and optionally an init image)");
+  c->add_option("--model,-m", a->model,
+                "diffusers model folder (default: the built-in demo model)");
+  c->add_option("--prompt,-p", a->prompt, "what to draw");
+  c->add_option("--negative-prompt,-n", a->negative_prompt, "what to avoid");
+  c->add_option("--steps", a->steps, "denoising steps")->capture_default_str();
+  c->add_option("--guidance-scale,--cfg", a->guidance, "classifier-free guidance (<= 1 disables)")
+      ->capture_default_str();
+  c->add_option("--seed", a->seed, "random seed (random when absent, and printed)");
+  c->add_option("--scheduler,--sampler", a->scheduler,
+                "sampler: pndm, ddim, ddpm, euler, euler-a, lms, heun, kdpm2, kdpm2-a, dpmpp-2m, "
+                "dpmpp-2m-karras, dpmpp-2m-sde, unipc, lcm, ... or a diffusers class name");
+  c->add_flag("--karras,!--no-karras", a->karras, "use Karras sigmas");
+  c->add_option("--timestep-spacing", a->timestep_spacing, "linspace, leading or trailing");
+  c->add_option("--eta", a->eta, "DDIM eta (0 = deterministic)");
+  c->add_option("--width,-W", a->width, "image width (multiple of 8; default: the model's)");
+  c->add_option("--height,-H", a->height, "image height (multiple of 8; default: the model's)");
+  c->add_option("--image-count,--batch", a->image_count, "images per prompt")
+      ->capture_default_str();
+  c->add_option("--image,-i", a->image, "init image (PNG) for image-to-image");
+  c->add_option("--strength", a->strength, "img2img strength in (0, 1]")->capture_default_str();
+  c->add_option("--rng", a->rng, "random source: torch, numpy or philox")->capture_default_str();
+  c->add_option("--clip-skip", a->clip_skip, "skip the last N CLIP layers (0 = none)")
+      ->capture_default_str();
+  c->add_option("--compute-units", a->compute_units, "cpu")->capture_default_str();
+  c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  c->add_option("--output,-o", a->output, "output PNG (with --image-count K: <stem>-0.png ...)")
+      ->capture_default_str();
+  c->add_flag("--json", a->json, "print a JSON summary on stdout");
+  return [a, c] { return run_generate(*a, *c); };
+}
+
+}  // namespace diffuse::cli
