@@ -1,0 +1,170 @@
+// The diffuse executable end to end: exit codes, files written (or not), messages naming the
+// culprit.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/fixtures.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct CommandResult {
+  int code = -1;
+  std::string out, err;
+};
+
+CommandResult run(const std::string& args, const std::string& env = "") {
+  const std::string dir = diffuse::test::temp_dir();
+  const std::string err_path = dir + "/stderr.txt";
+  const std::string cmd = env + " " + DIFFUSE_BINARY + " " + args + " 2>" + err_path;
+  CommandResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream e(err_path);
+  std::stringstream ss;
+  ss << e.rdbuf();
+  r.err = ss.str();
+  return r;
+}
+
+std::string tiny() {
+  return diffuse::test::fixture("models/tiny-sd1");
+}
+std::string out_path(const std::string& name) {
+  const std::string p = diffuse::test::temp_dir() + "/" + name;
+  fs::remove(p);
+  return p;
+}
+
+void expect_failure(const std::string& args, const std::string& fragment,
+                    const std::string& output) {
+  CommandResult r = run(args);
+  EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(output)) << "partial output written for " << args;
+}
+
+}  // namespace
+
+TEST(cli, generate_writes_png_with_parameters_and_json) {
+  const std::string out = out_path("gen.png");
+  CommandResult r = run("generate --model " + tiny() +
+              " --prompt 'a red fox' --negative-prompt blurry --steps 3 --seed 93 --scheduler "
+              "dpmpp-2m-karras "
+              "--clip-skip 1 --json -o " +
+              out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["seed"], 93);
+  EXPECT_EQ(j["outputs"][0], out);
+  EXPECT_GT(j["peak_memory_bytes"].get<double>(), 0);
+  EXPECT_TRUE(j["seconds"].contains("denoise"));
+  ASSERT_TRUE(fs::exists(out));
+  CommandResult info = run("info " + out);
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("a red fox\nNegative prompt: blurry\nSteps: 3, Sampler: DPM++ 2M Karras, "
+                          "CFG scale: 7.5, Seed: 93, Size: 128x128"),
+            std::string::npos)
+      << info.out;
+  EXPECT_NE(info.out.find("Clip skip: 2"), std::string::npos) << info.out;
+}
+
+TEST(cli, image_count_names_files_by_index) {
+  const std::string out = out_path("batch.png");
+  CommandResult r =
+      run("generate --model " + tiny() + " -p cat --steps 2 --seed 1 --image-count 2 -o " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(diffuse::test::temp_dir() + "/batch-0.png"));
+  EXPECT_TRUE(fs::exists(diffuse::test::temp_dir() + "/batch-1.png"));
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(cli, random_seed_is_printed) {
+  CommandResult r = run("generate --model " + tiny() + " -p cat --steps 1 -o " + out_path("seeded.png"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("seed: "), std::string::npos) << r.err;
+}
+
+TEST(cli, img2img_from_png) {
+  const std::string out = out_path("img2img.png");
+  CommandResult r = run("generate --model " + tiny() + " -p cat --steps 4 --seed 2 --image " +
+              diffuse::test::fixture("golden/img2img-init.png") + " --strength 0.5 -o " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out));
+}
+
+TEST(cli, bad_input_is_a_clear_error) {
+  const std::string out = out_path("never.png");
+  const std::string m = "generate --model " + tiny() + " -p x -o " + out + " ";
+  expect_failure(m + "--steps 0", "steps", out);
+  expect_failure(m + "--width 100", "width 100", out);
+  expect_failure(m + "--scheduler warp", "warp", out);
+  expect_failure(m + "--rng quantum", "quantum", out);
+  expect_failure(m + "--image /nonexistent/init.png", "/nonexistent/init.png", out);
+  expect_failure(m + "--strength 0.5", "--strength needs --image", out);
+  expect_failure(
+      m + "--image " + diffuse::test::fixture("golden/img2img-init.png") + " --strength 1.5",
+      "strength", out);
+  expect_failure(m + "--compute-units gpu", "compute-units", out);
+  expect_failure("generate --model /nonexistent/model -p x -o " + out, "/nonexistent/model", out);
+  expect_failure("info /nonexistent.png", "/nonexistent.png", out);
+  // Not a PNG.
+  const std::string fake = diffuse::test::temp_dir() + "/fake.png";
+  std::ofstream(fake) << "not a png";
+  expect_failure(m + "--image " + fake, "not a PNG", out);
+}
+
+TEST(cli, corrupt_weights_name_the_file) {
+  const std::string dir = diffuse::test::temp_dir() + "/corrupt-model";
+  fs::remove_all(dir);
+  fs::copy(tiny(), dir, fs::copy_options::recursive);
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add);
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add);
+  const std::string weights = dir + "/unet/diffusion_pytorch_model.safetensors";
+  fs::resize_file(weights, fs::file_size(weights) / 2);  // truncated download
+  const std::string out = out_path("corrupt.png");
+  expect_failure("generate --model " + dir + " -p x -o " + out,
+                 "diffusion_pytorch_model.safetensors", out);
+}
+
+TEST(cli, tokenize_json_has_77_ids_and_count) {
+  CommandResult r = run("tokenize --model " + tiny() + " --json 'a photo of a cat'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["input_ids"].size(), 77u);
+  EXPECT_EQ(j["tokens"], 7);
+  EXPECT_EQ(j["input_ids"][0], 49406);
+}
+
+TEST(cli, demo_model_runs_without_model_flag) {
+  const std::string cache = diffuse::test::temp_dir() + "/cache";
+  fs::remove_all(cache);
+  const std::string out = out_path("demo.png");
+  CommandResult r = run("generate -p 'a lighthouse' --steps 2 --seed 3 -o " + out, "XDG_CACHE_HOME=" + cache);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("noise"), std::string::npos) << r.err;
+  EXPECT_TRUE(fs::exists(out));
+  // Second run reuses the cached model and reproduces the image bit for bit.
+  const std::string out2 = out_path("demo2.png");
+  ASSERT_EQ(
+      run("generate -p 'a lighthouse' --steps 2 --seed 3 -o " + out2, "XDG_CACHE_HOME=" + cache)
+          .code,
+      0);
+  std::ifstream a(out, std::ios::binary), b(out2, std::ios::binary);
+  std::stringstream sa, sb;
+  sa << a.rdbuf();
+  sb << b.rdbuf();
+  EXPECT_EQ(sa.str(), sb.str());
+}
