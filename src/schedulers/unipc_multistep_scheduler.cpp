@@ -146,6 +146,17 @@ UniPCMultistepScheduler::UniPCMultistepScheduler(const SchedulerConfig& c)
   sigma_min_ = c.number("sigma_min", 0);
   sigma_max_ = c.number("sigma_max", 0);
   final_sigma_zero_ = c.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}) == "zero";
+  // With a zero final sigma, lambda is +inf in the last step: bh1's B(h) = -inf multiplies a zero
+  // correction and noise prediction's h_phi_1 = +inf multiplies sigma_t = 0, so diffusers turns
+  // the whole sample into NaN. Refuse such configs instead of producing NaN images.
+  if (final_sigma_zero_ && !bh2_)
+    throw unsupported(
+        "solver_type \"bh1\" with final_sigmas_type \"zero\" ends in NaN (as in diffusers); set "
+        "final_sigmas_type to \"sigma_min\"");
+  if (final_sigma_zero_ && !predict_x0_)
+    throw unsupported(
+        "predict_x0 false with final_sigmas_type \"zero\" ends in NaN (as in diffusers); set "
+        "final_sigmas_type to \"sigma_min\"");
   timestep_spacing_ = c.choice("timestep_spacing", "linspace", {"linspace", "leading", "trailing"});
   steps_offset_ = c.integer("steps_offset", 0);
 }
@@ -243,9 +254,7 @@ void UniPCMultistepScheduler::predict(const Tensor& sample, int order, Tensor& o
   float* o = out.f32();
   for (int64_t e = 0; e < sample.numel(); ++e) {
     const float base = c1 * x[e] - c2 * m0[e];
-    if (k == 0) {
-      // diffusers subtracts alpha_t * B(h) * 0 here; skipping it differs only where that
-      // product is inf * 0 (bh1 at a zero final sigma), which would make the sample NaN.
+    if (k == 0) {  // no history terms (diffusers subtracts alpha_t * B(h) * 0)
       o[e] = base;
       continue;
     }

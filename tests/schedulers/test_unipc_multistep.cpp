@@ -37,6 +37,9 @@ TEST(unipc_multistep_scheduler, rejects_bad_config) {
   expect_config_error({{"disable_corrector", {"a"}}}, "disable_corrector");
   expect_config_error({{"predict_x0", "yes"}}, "predict_x0");
   expect_config_error({{"use_beta_sigmas", true}}, "use_beta_sigmas");
+  // Combinations that end in NaN in diffusers are refused.
+  expect_config_error({{"solver_type", "bh1"}}, "final_sigmas_type");
+  expect_config_error({{"predict_x0", false}}, "final_sigmas_type");
 }
 
 TEST(unipc_multistep_scheduler, rejects_bad_steps) {
