@@ -1,6 +1,10 @@
 // torch evaluates every tensor op separately and rounds after each; fusing a multiply and an add
 // into one FMA would round differently, so keep them apart as diffusers' arithmetic does.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 #include "schedulers/kdpm2_ancestral_discrete_scheduler.h"
 
@@ -55,7 +59,7 @@ Tensor KDPM2AncestralDiscreteScheduler::step(const Tensor& model_output, double 
   check_step_args(model_output, sample, who_);
   init_step_index(timestep);
   const auto idx = static_cast<size_t>(step_index_);
-  if (idx + 1 >= sigmas_f32_.size())
+  if (idx >= timesteps_.size())
     throw ConfigError(
         "KDPM2AncestralDiscreteScheduler: step called more often than there are timesteps");
   if (!first_order_ && idx == 0)

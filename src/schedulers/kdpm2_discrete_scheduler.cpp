@@ -1,6 +1,10 @@
 // torch evaluates every tensor op separately and rounds after each; fusing a multiply and an add
 // into one FMA would round differently, so keep them apart as diffusers' arithmetic does.
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
 #pragma GCC optimize("fp-contract=off")
+#endif
 
 #include "schedulers/kdpm2_discrete_scheduler.h"
 
@@ -50,7 +54,7 @@ Tensor KDPM2DiscreteScheduler::step(const Tensor& model_output, double timestep,
   check_step_args(model_output, sample, who_);
   init_step_index(timestep);
   const auto idx = static_cast<size_t>(step_index_);
-  if (idx + 1 >= sigmas_f32_.size())
+  if (idx >= timesteps_.size())
     throw ConfigError("KDPM2DiscreteScheduler: step called more often than there are timesteps");
   // First evaluation: Euler from sigma to the midpoint. Second: the derivative at the midpoint
   // carries the saved sample from sigma all the way to the next sigma.
