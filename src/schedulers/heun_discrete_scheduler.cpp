@@ -1,3 +1,7 @@
+// torch and numpy round after every operation; fusing a multiply and an add into one FMA would
+// round differently, so keep them apart (explicit std::fma marks where torch itself fuses).
+#pragma GCC optimize("fp-contract=off")
+
 #include "schedulers/heun_discrete_scheduler.h"
 
 #include <algorithm>

@@ -1,3 +1,7 @@
+// torch and numpy round after every operation; fusing a multiply and an add into one FMA would
+// round differently, so keep them apart (explicit std::fma marks where torch itself fuses).
+#pragma GCC optimize("fp-contract=off")
+
 #include "schedulers/noise_schedule.h"
 
 #include <algorithm>
@@ -80,9 +84,11 @@ std::vector<float> torch_linspace_f32(double start, double end, int n) {
   const float f0 = static_cast<float>(start), f1 = static_cast<float>(end);
   const float step = (f1 - f0) / static_cast<float>(n - 1);
   const int half = n / 2;
+  // ATen's kernel computes start + step * i (end - step * (n - 1 - i) past halfway); its AVX2 and
+  // AVX512 builds fuse each into one FMA, which the golden schedules confirm.
   for (int i = 0; i < n; ++i)
-    v[static_cast<size_t>(i)] =
-        i < half ? f0 + step * static_cast<float>(i) : f1 - step * static_cast<float>(n - 1 - i);
+    v[static_cast<size_t>(i)] = i < half ? std::fma(step, static_cast<float>(i), f0)
+                                         : std::fma(-step, static_cast<float>(n - 1 - i), f1);
   return v;
 }
 
@@ -270,7 +276,9 @@ double sigma_to_t(double sigma, const std::vector<double>& log_sigmas) {
   const int high = low + 1;
   const double lo = log_sigmas[static_cast<size_t>(low)],
                hi = log_sigmas[static_cast<size_t>(high)];
-  double w = (lo - log_sigma) / (lo - hi);
+  // numpy keeps log_sigmas float32, so low - high is a float32 subtraction (inexact when the pair
+  // straddles sigma = 1); the rest is float64.
+  double w = (lo - log_sigma) / static_cast<float>(lo - hi);
   w = std::clamp(w, 0.0, 1.0);
   return (1 - w) * low + w * high;
 }

@@ -50,8 +50,8 @@ struct NoiseSchedule {
   static NoiseSchedule from_config(const SchedulerConfig& c, const Options& o);
 };
 
-/// torch.linspace(start, end, n, dtype=float32) on CPU: the step is float32 and the second half
-/// counts back from `end`, as ATen's linspace kernel does.
+/// torch.linspace(start, end, n, dtype=float32) on CPU: the step is float32, the second half
+/// counts back from `end`, and each value is one fused multiply-add, as ATen's kernel computes it.
 std::vector<float> torch_linspace_f32(double start, double end, int n);
 
 /// np.round: round half to even.

@@ -8,20 +8,6 @@
 #include "schedulers/scheduler.h"
 #include "schedulers/scheduler_registry.h"
 
-// Part 2's classes join the table once their sources exist in the tree.
-#if __has_include("schedulers/dpmsolver_multistep_scheduler.cpp")
-#define DIFFUSE_HAS_DPMSOLVER 1
-#endif
-#if __has_include("schedulers/unipc_multistep_scheduler.cpp")
-#define DIFFUSE_HAS_UNIPC 1
-#endif
-#if __has_include("schedulers/kdpm2_discrete_scheduler.cpp")
-#define DIFFUSE_HAS_KDPM2 1
-#endif
-#if __has_include("schedulers/kdpm2_ancestral_discrete_scheduler.cpp")
-#define DIFFUSE_HAS_KDPM2_A 1
-#endif
-
 namespace diffuse {
 
 namespace {
@@ -44,18 +30,10 @@ const ClassEntry kClasses[] = {
     {"LMSDiscreteScheduler", make_lms_discrete, "LMS"},
     {"HeunDiscreteScheduler", make_heun_discrete, "Heun"},
     {"LCMScheduler", make_lcm, "LCM"},
-#ifdef DIFFUSE_HAS_DPMSOLVER
     {"DPMSolverMultistepScheduler", make_dpmsolver_multistep, "DPM++ 2M"},
-#endif
-#ifdef DIFFUSE_HAS_UNIPC
     {"UniPCMultistepScheduler", make_unipc_multistep, "UniPC"},
-#endif
-#ifdef DIFFUSE_HAS_KDPM2
     {"KDPM2DiscreteScheduler", make_kdpm2_discrete, "DPM2"},
-#endif
-#ifdef DIFFUSE_HAS_KDPM2_A
     {"KDPM2AncestralDiscreteScheduler", make_kdpm2_ancestral_discrete, "DPM2 a"},
-#endif
 };
 
 std::string class_list() {
@@ -105,8 +83,7 @@ const PresetEntry kPresets[] = {
      "DDIM"},
 };
 
-// Every diffusers class make_scheduler knows, including those of part 2 before they are built,
-// so preset names stay stable.
+// The diffusers class names accepted as preset names, with their A1111 names.
 const char* const kAllClassA1111[][2] = {
     {"PNDMScheduler", "PLMS"},
     {"DDIMScheduler", "DDIM"},

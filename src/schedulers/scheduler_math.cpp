@@ -1,3 +1,7 @@
+// torch and numpy round after every operation; fusing a multiply and an add into one FMA would
+// round differently, so keep them apart (explicit std::fma marks where torch itself fuses).
+#pragma GCC optimize("fp-contract=off")
+
 #include "schedulers/scheduler_math.h"
 
 #include <algorithm>
@@ -78,12 +82,17 @@ void X0Clamp::apply(Tensor& x0) const {
       float* q = p + b * per;
       for (int64_t i = 0; i < per; ++i) a[static_cast<size_t>(i)] = std::fabs(q[i]);
       std::sort(a.begin(), a.end());
-      const double rank = dynamic_thresholding_ratio * double(per - 1);
-      const auto lo = static_cast<size_t>(std::floor(rank));
-      const size_t hi = std::min(lo + 1, a.size() - 1);
-      const float w = static_cast<float>(rank - double(lo));
-      float s = a[lo] + w * (a[hi] - a[lo]);
-      s = std::clamp(s, 1.0f, static_cast<float>(std::max(1.0, sample_max_value)));
+      // torch.quantile: the rank q * (n - 1) and the interpolation weight are float32 (q becomes
+      // a tensor of the input's dtype), the interpolation is torch.lerp.
+      const float rank =
+          static_cast<float>(dynamic_thresholding_ratio) * static_cast<float>(per - 1);
+      const float below = std::floor(rank);
+      const float w = rank - below;
+      const float lo = a[static_cast<size_t>(below)];
+      const float hi = a[static_cast<size_t>(std::ceil(rank))];
+      float s = w < 0.5f ? lo + w * (hi - lo) : hi - (hi - lo) * (1.0f - w);
+      // torch.clamp(s, min=1, max=sample_max_value): the max wins when they cross.
+      s = std::min(std::max(s, 1.0f), static_cast<float>(sample_max_value));
       for (int64_t i = 0; i < per; ++i) q[i] = std::clamp(q[i], -s, s) / s;
     }
   } else if (clip_sample) {

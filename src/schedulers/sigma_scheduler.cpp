@@ -1,9 +1,14 @@
+// torch and numpy round after every operation; fusing a multiply and an add into one FMA would
+// round differently, so keep them apart (explicit std::fma marks where torch itself fuses).
+#pragma GCC optimize("fp-contract=off")
+
 #include "schedulers/sigma_scheduler.h"
 
 #include <algorithm>
 #include <cmath>
 
 #include "diffuse/error.hpp"
+#include "schedulers/numpy_math.h"
 
 namespace diffuse {
 
@@ -82,10 +87,11 @@ SigmaScheduler::SigmaScheduler(const SchedulerConfig& c, const NoiseSchedule::Op
 void SigmaScheduler::build_schedule(int steps) {
   std::vector<double> ts = sigma_timesteps(spacing_, ns_.num_train_timesteps, steps, steps_offset_);
   const int n_train = ns_.num_train_timesteps;
-  // Training sigmas as float32 (torch), their logs as float32 (np.log of a float32 array).
+  // Training sigmas as float32 (torch), their logs as numpy's float32 log computes them.
   const std::vector<double> train = sigmas_from_alphas_cumprod(ns_.alphas_cumprod);
   std::vector<double> log_sigmas(train.size());
-  for (size_t i = 0; i < train.size(); ++i) log_sigmas[i] = std::log(static_cast<float>(train[i]));
+  for (size_t i = 0; i < train.size(); ++i)
+    log_sigmas[i] = numpy_logf(static_cast<float>(train[i]));
 
   std::vector<double> s;
   if (interpolation_ == "linear") {

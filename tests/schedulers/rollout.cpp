@@ -70,8 +70,13 @@ nlohmann::json golden_scheduler_config(const nlohmann::json& meta) {
 }
 
 double check_golden_rollout(const std::string& case_name, double tol) {
-  const SafetensorsFile f = golden("sched-" + case_name + ".safetensors");
+  return check_rollout_file(fixture("golden/sched-" + case_name + ".safetensors"), tol);
+}
+
+double check_rollout_file(const std::string& path, double tol) {
+  const SafetensorsFile f = SafetensorsFile::open(path);
   const nlohmann::json meta = nlohmann::json::parse(f.metadata().at("json"));
+  const std::string case_name = path.substr(path.find_last_of('/') + 1);
 
   auto s = make_scheduler(golden_scheduler_config(meta), meta.at("class").get<std::string>());
   s->set_timesteps(meta.at("steps").get<int>());

@@ -20,4 +20,8 @@ nlohmann::json golden_scheduler_config(const nlohmann::json& meta);
 /// failing step). Returns the largest relative error seen over model inputs and trajectory.
 double check_golden_rollout(const std::string& case_name, double tol = 1e-4);
 
+/// The same check for a rollout file of the golden format anywhere (e.g. one made locally with
+/// another diffusers configuration).
+double check_rollout_file(const std::string& path, double tol = 1e-4);
+
 }  // namespace diffuse::test
