@@ -4,6 +4,7 @@
 // head-splitting transposes are needed.
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "backend/ops.h"
 #include "core/thread_pool.h"
@@ -29,33 +30,40 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
   Tensor out = Tensor::empty({B, Lq, C});
   const int64_t blocks = (Lq + kBlock - 1) / kBlock;
   const int64_t tasks = B * heads * blocks;
-  parallel_for(tasks, [&](int64_t t0, int64_t t1) {
-    // One score buffer per chunk of tasks (chunks map 1:1 to threads).
-    Tensor scores = Tensor::empty({std::min(kBlock, Lq), Lk});
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t b = t / (heads * blocks), h = (t / blocks) % heads, blk = t % blocks;
-      const int64_t r0 = blk * kBlock, rows = std::min(kBlock, Lq - r0);
-      const float* qp = q.f32() + (b * Lq + r0) * C + h * D;
-      const float* kp = k.f32() + b * Lk * C + h * D;
-      const float* vp = v.f32() + b * Lk * C + h * D;
-      float* s = scores.f32();
-      gemm(false, true, rows, Lk, D, scale, qp, C, kp, C, 0.f, s, Lk);
-      for (int64_t r = 0; r < rows; ++r) {
-        float* row = s + r * Lk;
-        const int64_t valid = causal ? std::min(Lk, r0 + r + 1) : Lk;
-        float m = -INFINITY;
-        for (int64_t j = 0; j < valid; ++j) m = std::fmax(m, row[j]);
-        double sum = 0;
-        for (int64_t j = 0; j < valid; ++j) {
-          row[j] = std::exp(row[j] - m);
-          sum += row[j];
+  // One score buffer per worker, allocated here rather than inside the workers so that the
+  // pool sees the same allocation sequence every step, whatever the thread timing.
+  const int64_t workers = std::min<int64_t>(num_threads(), tasks);
+  std::vector<Tensor> scratch;
+  for (int64_t i = 0; i < workers; ++i)
+    scratch.push_back(Tensor::empty({std::min(kBlock, Lq), Lk}));
+  parallel_for(workers, [&](int64_t w0, int64_t w1) {
+    for (int64_t wi = w0; wi < w1; ++wi) {
+      Tensor& scores = scratch[static_cast<size_t>(wi)];
+      for (int64_t t = tasks * wi / workers; t < tasks * (wi + 1) / workers; ++t) {
+        const int64_t b = t / (heads * blocks), h = (t / blocks) % heads, blk = t % blocks;
+        const int64_t r0 = blk * kBlock, rows = std::min(kBlock, Lq - r0);
+        const float* qp = q.f32() + (b * Lq + r0) * C + h * D;
+        const float* kp = k.f32() + b * Lk * C + h * D;
+        const float* vp = v.f32() + b * Lk * C + h * D;
+        float* s = scores.f32();
+        gemm(false, true, rows, Lk, D, scale, qp, C, kp, C, 0.f, s, Lk);
+        for (int64_t r = 0; r < rows; ++r) {
+          float* row = s + r * Lk;
+          const int64_t valid = causal ? std::min(Lk, r0 + r + 1) : Lk;
+          float m = -INFINITY;
+          for (int64_t j = 0; j < valid; ++j) m = std::fmax(m, row[j]);
+          double sum = 0;
+          for (int64_t j = 0; j < valid; ++j) {
+            row[j] = std::exp(row[j] - m);
+            sum += row[j];
+          }
+          const float inv = static_cast<float>(1.0 / sum);
+          for (int64_t j = 0; j < valid; ++j) row[j] *= inv;
+          for (int64_t j = valid; j < Lk; ++j) row[j] = 0.f;
         }
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t j = 0; j < valid; ++j) row[j] *= inv;
-        for (int64_t j = valid; j < Lk; ++j) row[j] = 0.f;
+        gemm(false, false, rows, D, Lk, 1.f, s, Lk, vp, C, 0.f,
+             out.f32() + (b * Lq + r0) * C + h * D, C);
       }
-      gemm(false, false, rows, D, Lk, 1.f, s, Lk, vp, C, 0.f, out.f32() + (b * Lq + r0) * C + h * D,
-           C);
     }
   });
   return out;

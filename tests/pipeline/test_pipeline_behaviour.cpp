@@ -1,0 +1,133 @@
+// Pipeline behaviour beyond the goldens: numeric failures, memory reuse, previews, API plumbing.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "common/fixtures.h"
+#include "core/allocator.h"
+#include "diffuse/diffuse.h"
+#include "diffuse/diffuse.hpp"
+#include "io/safetensors.h"
+
+using namespace diffuse;
+namespace fs = std::filesystem;
+
+namespace {
+/// A copy of tiny-sd1 whose VAE decoder output bias is NaN.
+std::string poisoned_model() {
+  const std::string dir = test::temp_dir() + "/nan-model";
+  fs::remove_all(dir);
+  fs::copy(test::fixture("models/tiny-sd1"), dir, fs::copy_options::recursive);
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add);
+  const std::string vae = dir + "/vae/diffusion_pytorch_model.safetensors";
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  {
+    auto f = SafetensorsFile::open(vae);
+    for (const auto& k : f.keys()) {
+      Tensor t = f.get(k).clone();
+      if (k == "decoder.conv_out.bias") t.f32()[0] = std::numeric_limits<float>::quiet_NaN();
+      tensors.emplace_back(k, t);
+    }
+  }
+  write_safetensors(vae, tensors);
+  return dir;
+}
+}  // namespace
+
+TEST(pipeline_behaviour, nan_output_is_a_numeric_error) {
+  auto pipe = Pipeline::load(poisoned_model());
+  GenerateOptions o;
+  o.prompt = "x";
+  o.steps = 2;
+  try {
+    pipe->generate(o);
+    FAIL() << "NaN image accepted";
+  } catch (const NumericError& e) {
+    EXPECT_NE(std::string(e.what()).find("decoded image"), std::string::npos) << e.what();
+  }
+}
+
+TEST(pipeline_behaviour, denoising_reuses_activation_memory) {
+  // After one warm-up generation, a second identical one takes every activation from the pool:
+  // no tensor allocation reaches the system allocator.
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"));
+  GenerateOptions o;
+  o.prompt = "a cat";
+  o.steps = 4;
+  pipe->generate(o);
+  const size_t before = memory_stats().system_allocations;
+  auto r = pipe->generate(o);
+  EXPECT_EQ(memory_stats().system_allocations, before);
+  EXPECT_GT(r.peak_activation_bytes, 0u);
+}
+
+TEST(pipeline_behaviour, preview_and_progress_are_reported) {
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"));
+  GenerateOptions o;
+  o.prompt = "a cat";
+  o.steps = 3;
+  o.preview = true;
+  o.scheduler = "euler";
+  int seen = 0;
+  pipe->generate(o, [&](const Progress& p) {
+    ++seen;
+    EXPECT_EQ(p.total_steps, 3);
+    EXPECT_EQ(p.step, seen);
+    EXPECT_TRUE(p.preview.has_value());
+    EXPECT_EQ(p.preview->width, 16);
+    EXPECT_EQ(p.latent_shape, (std::vector<int64_t>{1, 4, 16, 16}));
+    return true;
+  });
+  EXPECT_EQ(seen, 3);
+}
+
+TEST(pipeline_behaviour, random_sources_differ_and_reproduce) {
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"));
+  GenerateOptions o;
+  o.prompt = "a cat";
+  o.steps = 2;
+  o.seed = 11;
+  std::vector<std::vector<float>> images;
+  for (const char* rng : {"torch", "numpy", "philox"}) {
+    o.rng = rng;
+    images.push_back(pipe->generate(o).images[0].rgb);
+    EXPECT_EQ(pipe->generate(o).images[0].rgb, images.back()) << rng;
+  }
+  EXPECT_NE(images[0], images[1]);
+  EXPECT_NE(images[0], images[2]);
+}
+
+TEST(pipeline_behaviour, c_api_generates_and_reports_errors) {
+  diffuse_pipeline* p = nullptr;
+  EXPECT_EQ(diffuse_pipeline_load("/nonexistent", &p), DIFFUSE_ERROR_FILE);
+  EXPECT_NE(std::string(diffuse_last_error()).find("/nonexistent"), std::string::npos);
+  ASSERT_EQ(diffuse_pipeline_load(test::fixture("models/tiny-sd1").c_str(), &p), DIFFUSE_OK);
+  diffuse_options* o = nullptr;
+  ASSERT_EQ(diffuse_options_create(&o), DIFFUSE_OK);
+  diffuse_options_set_prompt(o, "a cat");
+  diffuse_options_set_steps(o, 2);
+  diffuse_options_set_seed(o, 5);
+  diffuse_result* r = nullptr;
+  ASSERT_EQ(diffuse_generate(p, o, nullptr, nullptr, &r), DIFFUSE_OK) << diffuse_last_error();
+  ASSERT_EQ(diffuse_result_image_count(r), 1u);
+  const uint8_t* rgb = nullptr;
+  int w = 0, h = 0;
+  ASSERT_EQ(diffuse_result_image(r, 0, &rgb, &w, &h), DIFFUSE_OK);
+  EXPECT_EQ(w, 128);
+  EXPECT_EQ(h, 128);
+  EXPECT_EQ(diffuse_result_seed(r), 5u);
+  EXPECT_EQ(diffuse_result_image(r, 3, &rgb, &w, &h), DIFFUSE_ERROR_ARGUMENT);
+  diffuse_result_free(r);
+  diffuse_options_set_steps(o, 0);
+  EXPECT_EQ(diffuse_generate(p, o, nullptr, nullptr, &r), DIFFUSE_ERROR_CONFIG);
+  EXPECT_EQ(r, nullptr);
+  diffuse_options_set_steps(o, 3);
+  auto cancel = [](int, int, void*) { return 1; };
+  EXPECT_EQ(diffuse_generate(p, o, cancel, nullptr, &r), DIFFUSE_ERROR_CANCELLED);
+  EXPECT_EQ(diffuse_generate(nullptr, o, nullptr, nullptr, &r), DIFFUSE_ERROR_ARGUMENT);
+  diffuse_options_free(o);
+  diffuse_pipeline_free(p);
+}
