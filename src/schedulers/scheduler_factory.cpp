@@ -20,7 +20,12 @@ struct ClassEntry {
   const char* a1111_name;  // what A1111 calls the sampler when its settings are the defaults
 };
 
-// A1111 names follow its sampler list: PNDM with skip_prk_steps is the PLMS sampler there.
+// A1111 names are the entries of AUTOMATIC1111's sampler list that run the same algorithm: PNDM
+// with skip_prk_steps is its "PLMS", KDPM2 its "DPM2", DPMSolverMultistep (dpmsolver++, order 2)
+// its "DPM++ 2M". A1111 writes the sigma schedule into the name only for Karras ("DPM++ 2M
+// Karras"); other variations (trailing spacing, v-prediction, zero-SNR) keep the plain name, as
+// A1111 records those in the model, not the sampler. DDPM and LCM have no A1111 sampler of their
+// own; their diffusers names are used.
 const ClassEntry kClasses[] = {
     {"PNDMScheduler", make_pndm, "PLMS"},
     {"DDIMScheduler", make_ddim, "DDIM"},
@@ -83,22 +88,6 @@ const PresetEntry kPresets[] = {
      "DDIM"},
 };
 
-// The diffusers class names accepted as preset names, with their A1111 names.
-const char* const kAllClassA1111[][2] = {
-    {"PNDMScheduler", "PLMS"},
-    {"DDIMScheduler", "DDIM"},
-    {"DDPMScheduler", "DDPM"},
-    {"EulerDiscreteScheduler", "Euler"},
-    {"EulerAncestralDiscreteScheduler", "Euler a"},
-    {"LMSDiscreteScheduler", "LMS"},
-    {"HeunDiscreteScheduler", "Heun"},
-    {"LCMScheduler", "LCM"},
-    {"DPMSolverMultistepScheduler", "DPM++ 2M"},
-    {"UniPCMultistepScheduler", "UniPC"},
-    {"KDPM2DiscreteScheduler", "DPM2"},
-    {"KDPM2AncestralDiscreteScheduler", "DPM2 a"},
-};
-
 std::string lower(std::string_view s) {
   std::string r(s);
   std::transform(r.begin(), r.end(), r.begin(),
@@ -131,8 +120,7 @@ SchedulerPreset scheduler_preset(std::string_view name) {
   const std::string key = lower(name);
   for (const auto& p : kPresets)
     if (key == p.name) return {p.class_name, p.overrides_json, p.a1111_name};
-  for (const auto& c : kAllClassA1111)
-    if (name == c[0]) return {c[0], "{}", c[1]};
+  if (const ClassEntry* e = find_class(name)) return {e->class_name, "{}", e->a1111_name};
   std::string list;
   for (const auto& n : scheduler_preset_names()) list += (list.empty() ? "" : ", ") + n;
   throw ConfigError("unknown scheduler \"" + std::string(name) + "\" (supported: " + list + ")");
@@ -141,7 +129,7 @@ SchedulerPreset scheduler_preset(std::string_view name) {
 std::vector<std::string> scheduler_preset_names() {
   std::vector<std::string> names;
   for (const auto& p : kPresets) names.emplace_back(p.name);
-  for (const auto& c : kAllClassA1111) names.emplace_back(c[0]);
+  for (const auto& e : kClasses) names.emplace_back(e.class_name);
   return names;
 }
 
