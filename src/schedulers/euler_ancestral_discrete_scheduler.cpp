@@ -16,7 +16,13 @@
 namespace diffuse {
 
 EulerAncestralDiscreteScheduler::EulerAncestralDiscreteScheduler(const SchedulerConfig& c)
-    : SigmaScheduler(c, NoiseSchedule::Options{}, SigmaScheduleOptions{false, false}) {}
+    : SigmaScheduler(c, NoiseSchedule::Options{}, SigmaScheduleOptions{false, false}) {
+  // diffusers raises NotImplementedError for it at the first step; refuse it up front.
+  if (prediction_ == Prediction::Sample)
+    throw ConfigError(
+        "scheduler config: unsupported prediction_type \"sample\" for "
+        "EulerAncestralDiscreteScheduler (supported: epsilon, v_prediction)");
+}
 
 Tensor EulerAncestralDiscreteScheduler::step(const Tensor& model_output, double timestep,
                                              const Tensor& sample, RandomSource* rng) {

@@ -7,8 +7,8 @@
 namespace diffuse {
 
 /// Config keys (diffusers defaults): num_train_timesteps 1000, beta_start 0.0001, beta_end 0.02,
-/// beta_schedule "linear", trained_betas, prediction_type "epsilon" (also "v_prediction",
-/// "sample"), timestep_spacing "linspace", steps_offset 0, rescale_betas_zero_snr false.
+/// beta_schedule "linear", trained_betas, prediction_type "epsilon" (also "v_prediction"),
+/// timestep_spacing "linspace", steps_offset 0, rescale_betas_zero_snr false.
 ///
 /// Random draws: one randn of the sample's shape at every step, the last included (where
 /// sigma_up is 0), drawn after the deterministic part.

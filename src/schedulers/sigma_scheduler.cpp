@@ -56,8 +56,7 @@ SigmaScheduler::SigmaScheduler(const SchedulerConfig& c, const NoiseSchedule::Op
                                                       "original_sample"}
                  : std::initializer_list<const char*>{"epsilon", "v_prediction", "sample"})),
       spacing_(c.choice("timestep_spacing", "linspace", {"linspace", "leading", "trailing"})),
-      steps_offset_(c.integer("steps_offset", 0)),
-      options_(options) {
+      steps_offset_(c.integer("steps_offset", 0)) {
   if (betas.reads_rescale_zero_snr && c.boolean("rescale_betas_zero_snr", false)) {
     // Zero terminal SNR makes the last sigma infinite; diffusers nudges alphas_cumprod[-1] to
     // 2^-24 so sigma_max stays finite (about 4096).

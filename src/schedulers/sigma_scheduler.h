@@ -27,6 +27,10 @@ struct SigmaScheduleOptions {
 std::vector<double> sigma_timesteps(const std::string& spacing, int num_train_timesteps, int steps,
                                     int steps_offset);
 
+/// Stepping state: the step index starts at the begin index when one was set after
+/// set_timesteps() (img2img: set_begin_index(t_start * order()), then add_noise(x0, noise,
+/// timesteps()[t_start * order()]) and step through timesteps() from there), else at the position
+/// of the first timestep passed to scale_model_input() / step(); each step() advances it by one.
 class SigmaScheduler : public Scheduler {
  public:
   double init_noise_sigma() const override;
@@ -77,7 +81,6 @@ class SigmaScheduler : public Scheduler {
   std::optional<int> begin_;
 
  private:
-  SigmaScheduleOptions options_;
   bool karras_ = false, exponential_ = false;
   std::optional<double> sigma_min_, sigma_max_;
   std::string interpolation_ = "linear", final_sigmas_ = "zero", timestep_type_ = "discrete";

@@ -86,6 +86,10 @@ TEST(scheduler_factory, bad_values_name_their_key) {
   c = sd15_config();
   c["prediction_type"] = "x0";
   expect_config_error([&] { make_scheduler(c, "DDIMScheduler"); }, {"prediction_type", "x0"});
+  c["prediction_type"] = "sample";  // diffusers' Euler ancestral and PNDM do not implement it
+  expect_config_error([&] { make_scheduler(c, "EulerAncestralDiscreteScheduler"); },
+                      {"prediction_type", "sample"});
+  expect_config_error([&] { make_scheduler(c, "PNDMScheduler"); }, {"prediction_type", "sample"});
   c = sd15_config();
   c["steps_offset"] = "one";
   expect_config_error([&] { make_scheduler(c, "DDIMScheduler"); }, {"steps_offset"});
