@@ -1,11 +1,3 @@
-// torch and numpy round after every operation; fusing a multiply and an add into one FMA would
-// round differently, so keep them apart (explicit std::fma marks where torch itself fuses).
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 #include "schedulers/ddpm_scheduler.h"
 
 #include <algorithm>
@@ -64,23 +56,9 @@ Tensor DDPMScheduler::step(const Tensor& model_output, double timestep, const Te
   const float sa = std::sqrt(a_t), sb = std::sqrt(b_t);
 
   const int64_t n = sample.numel();
-  const float* m = model_output.f32();
   const float* x = sample.f32();
-  Tensor out = Tensor::empty(sample.shape());
+  Tensor out = predict_original_sample(prediction_, model_output, sample, sa, sb);
   float* o = out.f32();
-  for (int64_t i = 0; i < n; ++i) {
-    switch (prediction_) {
-      case Prediction::Epsilon:
-        o[i] = (x[i] - sb * m[i]) / sa;
-        break;
-      case Prediction::Sample:
-        o[i] = m[i];
-        break;
-      case Prediction::VPrediction:
-        o[i] = sa * x[i] - sb * m[i];
-        break;
-    }
-  }
   clamp_.apply(out);
   // Posterior mean, Eq. 7 of Ho et al.
   const float x0_coeff = (std::sqrt(a_prev) * cur_beta) / b_t;

@@ -1,11 +1,3 @@
-// torch and numpy round after every operation; fusing a multiply and an add into one FMA would
-// round differently, so keep them apart (explicit std::fma marks where torch itself fuses).
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 #include "schedulers/euler_ancestral_discrete_scheduler.h"
 
 #include <cmath>

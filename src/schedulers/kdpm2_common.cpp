@@ -1,11 +1,3 @@
-// torch evaluates every tensor op separately and rounds after each; fusing a multiply and an add
-// into one FMA would round differently (and move the fractional timesteps), so keep them apart.
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 #include "schedulers/kdpm2_common.h"
 
 #include <algorithm>

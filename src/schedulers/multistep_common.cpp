@@ -1,10 +1,3 @@
-// Keep multiplies and adds separately rounded, as torch's separate tensor ops are.
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 #include "schedulers/multistep_common.h"
 
 #include <algorithm>

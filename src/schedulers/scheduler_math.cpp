@@ -1,11 +1,3 @@
-// torch and numpy round after every operation; fusing a multiply and an add into one FMA would
-// round differently, so keep them apart (explicit std::fma marks where torch itself fuses).
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 #include "schedulers/scheduler_math.h"
 
 #include <algorithm>
@@ -123,6 +115,29 @@ void TensorHistory::push(const Tensor& t) {
 const Tensor& TensorHistory::operator[](int i) const {
   if (i < 0 || i >= count_) throw Error("TensorHistory: index out of range");
   return slots_[static_cast<size_t>((head_ - i + capacity_) % capacity_)];
+}
+
+Tensor predict_original_sample(Prediction prediction, const Tensor& model_output,
+                               const Tensor& sample, float sa, float sb) {
+  const int64_t n = sample.numel();
+  const float* m = model_output.f32();
+  const float* x = sample.f32();
+  Tensor out = Tensor::empty(sample.shape());
+  float* o = out.f32();
+  for (int64_t i = 0; i < n; ++i) {
+    switch (prediction) {
+      case Prediction::Epsilon:
+        o[i] = (x[i] - sb * m[i]) / sa;
+        break;
+      case Prediction::Sample:
+        o[i] = m[i];
+        break;
+      case Prediction::VPrediction:
+        o[i] = sa * x[i] - sb * m[i];
+        break;
+    }
+  }
+  return out;
 }
 
 }  // namespace diffuse

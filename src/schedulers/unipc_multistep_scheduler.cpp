@@ -1,11 +1,3 @@
-// torch evaluates every tensor op separately and rounds after each; fusing a multiply and an add
-// into one FMA would round differently, so keep them apart as diffusers' arithmetic does.
-#if defined(__clang__)
-#pragma STDC FP_CONTRACT OFF
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
-
 #include "schedulers/unipc_multistep_scheduler.h"
 
 #include <algorithm>
