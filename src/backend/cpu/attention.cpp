@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/softmax_row.h"
 #include "backend/ops.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
@@ -47,20 +48,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
         const float* vp = v.f32() + b * Lk * C + h * D;
         float* s = scores.f32();
         gemm(false, true, rows, Lk, D, scale, qp, C, kp, C, 0.f, s, Lk);
-        for (int64_t r = 0; r < rows; ++r) {
-          float* row = s + r * Lk;
-          const int64_t valid = causal ? std::min(Lk, r0 + r + 1) : Lk;
-          float m = -INFINITY;
-          for (int64_t j = 0; j < valid; ++j) m = std::fmax(m, row[j]);
-          double sum = 0;
-          for (int64_t j = 0; j < valid; ++j) {
-            row[j] = std::exp(row[j] - m);
-            sum += row[j];
-          }
-          const float inv = static_cast<float>(1.0 / sum);
-          for (int64_t j = 0; j < valid; ++j) row[j] *= inv;
-          for (int64_t j = valid; j < Lk; ++j) row[j] = 0.f;
-        }
+        for (int64_t r = 0; r < rows; ++r)
+          cpu::softmax_row(s + r * Lk, causal ? std::min(Lk, r0 + r + 1) : Lk, Lk);
         gemm(false, false, rows, D, Lk, 1.f, s, Lk, vp, C, 0.f,
              out.f32() + (b * Lq + r0) * C + h * D, C);
       }

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/cpu/softmax_row.h"
 #include "backend/ops.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
@@ -78,18 +79,7 @@ void softmax_(Tensor& x) {
   parallel_for(
       rows,
       [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) {
-          float* row = p + r * d;
-          float m = -INFINITY;
-          for (int64_t i = 0; i < d; ++i) m = std::fmax(m, row[i]);
-          double sum = 0;
-          for (int64_t i = 0; i < d; ++i) {
-            row[i] = std::exp(row[i] - m);
-            sum += row[i];
-          }
-          const float inv = static_cast<float>(1.0 / sum);
-          for (int64_t i = 0; i < d; ++i) row[i] *= inv;
-        }
+        for (int64_t r = r0; r < r1; ++r) cpu::softmax_row(p + r * d, d, d);
       },
       16);
 }
