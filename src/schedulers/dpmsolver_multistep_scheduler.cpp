@@ -9,30 +9,8 @@
 
 namespace diffuse {
 
-namespace {
-
-ConfigError unsupported(const std::string& what) {
-  return ConfigError("DPMSolverMultistepScheduler: " + what);
-}
-
-}  // namespace
-
 DPMSolverMultistepScheduler::DPMSolverMultistepScheduler(const SchedulerConfig& c)
-    : schedule_(NoiseSchedule::from_config(c)) {
-  if (c.boolean("rescale_betas_zero_snr", false)) {
-    // diffusers keeps the last alphas_cumprod slightly above 0 so that sigma and lambda stay
-    // finite at the zero-SNR timestep.
-    schedule_.alphas_cumprod.back() = std::ldexp(1.0f, -24);
-  }
-  train_sigmas_ = sigmas_from_alphas_cumprod(schedule_.alphas_cumprod);
-
-  solver_order_ = c.integer("solver_order", 2);
-  if (solver_order_ < 1 || solver_order_ > 3)
-    throw unsupported("solver_order " + std::to_string(solver_order_) + " (supported: 1, 2, 3)");
-  prediction_ = read_prediction(c, {"epsilon", "sample", "v_prediction"});
-  threshold_ = X0Clamp::from_config(c, false);
-  threshold_.clip_sample = false;  // DPM-Solver only thresholds dynamically
-
+    : MultistepSchedulerBase(c, "DPMSolverMultistepScheduler", 3) {
   // "deis" is accepted and treated as dpmsolver++, as diffusers does for configs shared with
   // DEISMultistepScheduler; likewise the other solvers' solver_type names map to midpoint.
   const std::string algorithm =
@@ -44,35 +22,20 @@ DPMSolverMultistepScheduler::DPMSolverMultistepScheduler(const SchedulerConfig& 
                                                 : Algorithm::DpmSolverPP;
   heun_ =
       c.choice("solver_type", "midpoint", {"midpoint", "heun", "logrho", "bh1", "bh2"}) == "heun";
-  lower_order_final_ = c.boolean("lower_order_final", true);
   euler_at_final_ = c.boolean("euler_at_final", false);
 
-  const bool karras = c.boolean("use_karras_sigmas", false);
-  const bool exponential = c.boolean("use_exponential_sigmas", false);
-  const bool beta = c.boolean("use_beta_sigmas", false);
-  if (int(karras) + int(exponential) + int(beta) > 1)
-    throw unsupported(
-        "only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas can be set");
-  if (beta) throw unsupported("use_beta_sigmas is not supported");
-  if (c.boolean("use_flow_sigmas", false)) throw unsupported("use_flow_sigmas is not supported");
-  if (c.boolean("use_dynamic_shifting", false))
-    throw unsupported("use_dynamic_shifting is not supported");
   if (c.has("variance_type"))
     throw unsupported("variance_type " + c.json().at("variance_type").dump() +
                       " is not supported (only null)");
-  sigma_spacing_ = karras                               ? SigmaSpacing::Karras
-                   : exponential                        ? SigmaSpacing::Exponential
-                   : c.boolean("use_lu_lambdas", false) ? SigmaSpacing::LuLambdas
-                                                        : SigmaSpacing::Interpolated;
-  final_sigma_zero_ = c.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}) == "zero";
+  // Karras and exponential spacing take precedence over Lu's lambdas, as in diffusers.
+  if (sigma_spacing_ == SigmaSpacing::Interpolated && c.boolean("use_lu_lambdas", false))
+    sigma_spacing_ = SigmaSpacing::LuLambdas;
   if (!data_prediction() && final_sigma_zero_)
     throw unsupported("final_sigmas_type \"zero\" is not supported with algorithm_type \"" +
                       algorithm + "\"; use \"sigma_min\"");
   if (algorithm_ == Algorithm::SdeDpmSolver && solver_order_ == 3)
     throw unsupported("solver_order 3 is not supported with algorithm_type \"sde-dpmsolver\"");
   lambda_min_clipped_ = c.number("lambda_min_clipped", -std::numeric_limits<double>::infinity());
-  timestep_spacing_ = c.choice("timestep_spacing", "linspace", {"linspace", "leading", "trailing"});
-  steps_offset_ = c.integer("steps_offset", 0);
   round_sigma_timesteps_ = c.string("beta_schedule", "linear") != "squaredcos_cap_v2";
 }
 
@@ -87,15 +50,14 @@ void DPMSolverMultistepScheduler::set_timesteps(int steps) {
   }
   auto ts =
       multistep_timesteps(timestep_spacing_, n_train - clipped, n_train, steps, steps_offset_);
-  if (ts.empty()) throw ConfigError("DPMSolverMultistepScheduler: empty schedule");
+  if (ts.empty()) throw unsupported("empty schedule");
 
   std::vector<double> sig;
-  const double train_min = train_sigmas_.front(), train_max = train_sigmas_.back();
-  const auto log_sigmas = log_sigmas_f32(train_sigmas_);
   if (sigma_spacing_ == SigmaSpacing::Interpolated) {
-    // np.interp at integer timesteps picks the training sigmas themselves.
-    for (double t : ts) sig.push_back(train_sigmas_[static_cast<size_t>(t)]);
+    sig = train_sigmas_at(ts);
   } else {
+    const double train_min = train_sigmas_.front(), train_max = train_sigmas_.back();
+    const auto log_sigmas = log_sigmas_f32(train_sigmas_);
     if (sigma_spacing_ == SigmaSpacing::Karras) {
       sig = karras_sigmas(train_min, train_max, steps);
     } else if (sigma_spacing_ == SigmaSpacing::Exponential) {
@@ -106,71 +68,27 @@ void DPMSolverMultistepScheduler::set_timesteps(int steps) {
       for (double r : ramp) sig.push_back(std::exp(lmax + r * (lmin - lmax)));
     }
     const bool round = round_sigma_timesteps_ && sigma_spacing_ != SigmaSpacing::Exponential;
-    ts.clear();
-    for (double s : sig) {
-      const double t = sigma_to_t(s, log_sigmas);
-      // diffusers rounds, then stores int64 (which truncates what it did not round).
-      ts.push_back(round ? std::nearbyint(t) : std::trunc(t));
-    }
+    ts = multistep_timesteps_of_sigmas(sig, log_sigmas, round);
   }
-  // The final sigma: 0 (step to the clean sample) or the smallest training sigma (float32).
-  const float a0 = schedule_.alphas_cumprod.front();
-  const float last = final_sigma_zero_ ? 0.0f : std::sqrt((1.0f - a0) / a0);
-
-  timesteps_ = std::move(ts);
-  sigmas_.clear();
-  for (double s : sig) sigmas_.push_back(static_cast<float>(s));
-  sigmas_.push_back(last);
-
-  model_outputs_.assign(static_cast<size_t>(solver_order_), Tensor());
-  lower_order_nums_ = 0;
-  step_index_ = -1;
-  has_begin_index_ = false;
+  // The final sigma: 0 (step to the clean sample) or the smallest training sigma.
+  set_schedule(std::move(ts), sig,
+               final_sigma_zero_ ? 0.0f : static_cast<float>(train_sigmas_.front()));
 }
 
-void DPMSolverMultistepScheduler::set_begin_index(int index) {
-  Scheduler::set_begin_index(index);
-  has_begin_index_ = true;
-}
-
-int DPMSolverMultistepScheduler::index_for(double timestep) const {
-  return multistep_index_for_timestep(timesteps_, timestep);
-}
-
-void DPMSolverMultistepScheduler::convert_model_output(const Tensor& model_output,
-                                                       const Tensor& sample, Tensor& out) const {
-  const int64_t n = sample.numel();
-  const float* m = model_output.f32();
-  const float* x = sample.f32();
-  float* o = out.f32();
+void DPMSolverMultistepScheduler::convert(const Tensor& model_output, const Tensor& sample,
+                                          Tensor& out) const {
+  convert_model_output(model_output, sample, data_prediction(), out);
+  if (data_prediction() || !threshold_.thresholding) return;
+  // Noise prediction: threshold the implied x0, then recover epsilon from it.
   const AlphaSigma as =
       alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(step_index_)]));
   const float at = as.alpha, st = as.sigma;
-  if (data_prediction()) {
-    if (prediction_ == Prediction::Epsilon) {
-      for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - st * m[i]) / at;
-    } else if (prediction_ == Prediction::Sample) {
-      std::copy(m, m + n, o);
-    } else {  // v_prediction
-      for (int64_t i = 0; i < n; ++i) o[i] = at * x[i] - st * m[i];
-    }
-    threshold_.apply(out);
-    return;
-  }
-  // Noise prediction (dpmsolver / sde-dpmsolver).
-  if (prediction_ == Prediction::Epsilon) {
-    std::copy(m, m + n, o);
-  } else if (prediction_ == Prediction::Sample) {
-    for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - at * m[i]) / st;
-  } else {
-    for (int64_t i = 0; i < n; ++i) o[i] = at * m[i] + st * x[i];
-  }
-  if (threshold_.thresholding) {
-    // Threshold the implied x0, then recover epsilon from it.
-    for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - st * o[i]) / at;
-    threshold_.apply(out);
-    for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - at * o[i]) / st;
-  }
+  const int64_t n = sample.numel();
+  const float* x = sample.f32();
+  float* o = out.f32();
+  for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - st * o[i]) / at;
+  threshold_.apply(out);
+  for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - at * o[i]) / st;
 }
 
 // The update formulas below evaluate diffusers' expressions term by term in the same order, each
@@ -319,17 +237,9 @@ void DPMSolverMultistepScheduler::third_order_update(const Tensor& sample, const
   }
 }
 
-Tensor DPMSolverMultistepScheduler::step(const Tensor& model_output, double timestep,
-                                         const Tensor& sample, RandomSource* rng) {
-  if (timesteps_.empty())
-    throw ConfigError("DPMSolverMultistepScheduler: call set_timesteps before step");
-  check_step_args(model_output, sample, "DPMSolverMultistepScheduler");
-  if (step_index_ < 0) step_index_ = has_begin_index_ ? begin_index_ : index_for(timestep);
+Tensor DPMSolverMultistepScheduler::solver_step(const Tensor& model_output, const Tensor& sample,
+                                                RandomSource* rng) {
   const int n = static_cast<int>(timesteps_.size());
-  if (step_index_ >= n)
-    throw ConfigError(
-        "DPMSolverMultistepScheduler: step called more often than there are timesteps");
-
   const bool lower_order_final =
       step_index_ == n - 1 &&
       (euler_at_final_ || (lower_order_final_ && n < 15) || final_sigma_zero_);
@@ -338,13 +248,11 @@ Tensor DPMSolverMultistepScheduler::step(const Tensor& model_output, double time
   // Shift the history: the oldest buffer becomes the current step's slot.
   std::rotate(model_outputs_.begin(), model_outputs_.begin() + 1, model_outputs_.end());
   Tensor& current = reuse_buffer(model_outputs_.back(), sample.shape());
-  convert_model_output(model_output, sample, current);
+  convert(model_output, sample, current);
 
   const float* noise = nullptr;
   if (stochastic()) {
-    if (!rng)
-      throw ConfigError(
-          "DPMSolverMultistepScheduler: algorithm_type sde-dpmsolver needs a random source");
+    if (!rng) throw unsupported("algorithm_type sde-dpmsolver needs a random source");
     Tensor& buf = reuse_buffer(noise_, sample.shape());
     rng->randn(buf.f32(), buf.numel());
     noise = buf.f32();
@@ -357,33 +265,6 @@ Tensor DPMSolverMultistepScheduler::step(const Tensor& model_output, double time
     second_order_update(sample, noise, out);
   else
     third_order_update(sample, noise, out);
-
-  if (lower_order_nums_ < solver_order_) ++lower_order_nums_;
-  ++step_index_;
-  return out;
-}
-
-Tensor DPMSolverMultistepScheduler::add_noise(const Tensor& original, const Tensor& noise,
-                                              double timestep) const {
-  require_f32_contiguous(original, "DPMSolverMultistepScheduler add_noise original");
-  require_f32_contiguous(noise, "DPMSolverMultistepScheduler add_noise noise");
-  if (original.shape() != noise.shape())
-    throw ShapeError("DPMSolverMultistepScheduler add_noise: noise " + noise.describe() +
-                     " does not match " + original.describe());
-  if (timesteps_.empty())
-    throw ConfigError("DPMSolverMultistepScheduler: call set_timesteps before add_noise");
-  const int idx = !has_begin_index_  ? index_for(timestep)
-                  : step_index_ >= 0 ? step_index_
-                                     : begin_index_;
-  if (idx < 0 || idx >= static_cast<int>(sigmas_.size()))
-    throw ConfigError("DPMSolverMultistepScheduler add_noise: begin index " + std::to_string(idx) +
-                      " is outside the schedule");
-  const AlphaSigma as = alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(idx)]));
-  Tensor out = Tensor::empty(original.shape());
-  const float* x = original.f32();
-  const float* e = noise.f32();
-  float* o = out.f32();
-  for (int64_t i = 0; i < out.numel(); ++i) o[i] = as.alpha * x[i] + as.sigma * e[i];
   return out;
 }
 

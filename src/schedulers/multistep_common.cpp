@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "diffuse/error.hpp"
 #include "schedulers/numpy_math.h"
 
 namespace diffuse {
@@ -74,6 +73,154 @@ Tensor& reuse_buffer(Tensor& buffer, const Shape& shape) {
       buffer.dtype() != DType::F32)
     buffer = Tensor::empty(shape);
   return buffer;
+}
+
+std::vector<double> multistep_timesteps_of_sigmas(const std::vector<double>& sigmas,
+                                                  const std::vector<double>& log_sigmas,
+                                                  bool round) {
+  std::vector<double> ts;
+  ts.reserve(sigmas.size());
+  for (double s : sigmas) {
+    const double t = sigma_to_t(s, log_sigmas);
+    ts.push_back(round ? std::nearbyint(t) : std::trunc(t));
+  }
+  return ts;
+}
+
+MultistepSchedulerBase::MultistepSchedulerBase(const SchedulerConfig& c, const char* who,
+                                               int max_order)
+    : who_(who), schedule_(NoiseSchedule::from_config(c)) {
+  if (c.boolean("rescale_betas_zero_snr", false)) {
+    // diffusers keeps the last alphas_cumprod slightly above 0 so that sigma and lambda stay
+    // finite at the zero-SNR timestep.
+    schedule_.alphas_cumprod.back() = std::ldexp(1.0f, -24);
+  }
+  train_sigmas_ = sigmas_from_alphas_cumprod(schedule_.alphas_cumprod);
+
+  solver_order_ = c.integer("solver_order", 2);
+  if (solver_order_ < 1 || solver_order_ > max_order)
+    throw unsupported("solver_order " + std::to_string(solver_order_) + " (supported: 1 to " +
+                      std::to_string(max_order) + ")");
+  prediction_ = read_prediction(c, {"epsilon", "sample", "v_prediction"});
+  threshold_ = X0Clamp::from_config(c, false);
+  threshold_.clip_sample = false;  // these solvers only threshold dynamically
+  lower_order_final_ = c.boolean("lower_order_final", true);
+
+  const bool karras = c.boolean("use_karras_sigmas", false);
+  const bool exponential = c.boolean("use_exponential_sigmas", false);
+  const bool beta = c.boolean("use_beta_sigmas", false);
+  if (int(karras) + int(exponential) + int(beta) > 1)
+    throw unsupported(
+        "only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas can be set");
+  if (beta) throw unsupported("use_beta_sigmas is not supported");
+  if (c.boolean("use_flow_sigmas", false)) throw unsupported("use_flow_sigmas is not supported");
+  if (c.boolean("use_dynamic_shifting", false))
+    throw unsupported("use_dynamic_shifting is not supported");
+  sigma_spacing_ = karras        ? SigmaSpacing::Karras
+                   : exponential ? SigmaSpacing::Exponential
+                                 : SigmaSpacing::Interpolated;
+  final_sigma_zero_ = c.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}) == "zero";
+  timestep_spacing_ = c.choice("timestep_spacing", "linspace", {"linspace", "leading", "trailing"});
+  steps_offset_ = c.integer("steps_offset", 0);
+}
+
+ConfigError MultistepSchedulerBase::unsupported(const std::string& what) const {
+  return ConfigError(std::string(who_) + ": " + what);
+}
+
+std::vector<double> MultistepSchedulerBase::train_sigmas_at(
+    const std::vector<double>& timesteps) const {
+  std::vector<double> sig;
+  sig.reserve(timesteps.size());
+  for (double t : timesteps) sig.push_back(train_sigmas_[static_cast<size_t>(t)]);
+  return sig;
+}
+
+void MultistepSchedulerBase::set_schedule(std::vector<double> timesteps,
+                                          const std::vector<double>& sigmas, float final_sigma) {
+  timesteps_ = std::move(timesteps);
+  sigmas_.clear();
+  for (double s : sigmas) sigmas_.push_back(static_cast<float>(s));
+  sigmas_.push_back(final_sigma);
+
+  model_outputs_.assign(static_cast<size_t>(solver_order_), Tensor());
+  lower_order_nums_ = 0;
+  step_index_ = -1;
+  has_begin_index_ = false;
+}
+
+void MultistepSchedulerBase::set_begin_index(int index) {
+  Scheduler::set_begin_index(index);
+  has_begin_index_ = true;
+}
+
+Tensor MultistepSchedulerBase::step(const Tensor& model_output, double timestep,
+                                    const Tensor& sample, RandomSource* rng) {
+  if (timesteps_.empty()) throw unsupported("call set_timesteps before step");
+  check_step_args(model_output, sample, who_);
+  if (step_index_ < 0)
+    step_index_ =
+        has_begin_index_ ? begin_index_ : multistep_index_for_timestep(timesteps_, timestep);
+  if (step_index_ >= static_cast<int>(timesteps_.size()))
+    throw unsupported("step called more often than there are timesteps");
+
+  Tensor out = solver_step(model_output, sample, rng);
+
+  if (lower_order_nums_ < solver_order_) ++lower_order_nums_;
+  ++step_index_;
+  return out;
+}
+
+void MultistepSchedulerBase::convert_model_output(const Tensor& model_output, const Tensor& sample,
+                                                  bool data_prediction, Tensor& out) const {
+  const int64_t n = sample.numel();
+  const float* m = model_output.f32();
+  const float* x = sample.f32();
+  float* o = out.f32();
+  const AlphaSigma as =
+      alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(step_index_)]));
+  const float at = as.alpha, st = as.sigma;
+  if (data_prediction) {
+    if (prediction_ == Prediction::Epsilon) {
+      for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - st * m[i]) / at;
+    } else if (prediction_ == Prediction::Sample) {
+      std::copy(m, m + n, o);
+    } else {  // v_prediction
+      for (int64_t i = 0; i < n; ++i) o[i] = at * x[i] - st * m[i];
+    }
+    threshold_.apply(out);
+    return;
+  }
+  if (prediction_ == Prediction::Epsilon) {
+    std::copy(m, m + n, o);
+  } else if (prediction_ == Prediction::Sample) {
+    for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - at * m[i]) / st;
+  } else {
+    for (int64_t i = 0; i < n; ++i) o[i] = at * m[i] + st * x[i];
+  }
+}
+
+Tensor MultistepSchedulerBase::add_noise(const Tensor& original, const Tensor& noise,
+                                         double timestep) const {
+  const std::string who = std::string(who_) + " add_noise";
+  require_f32_contiguous(original, (who + " original").c_str());
+  require_f32_contiguous(noise, (who + " noise").c_str());
+  if (original.shape() != noise.shape())
+    throw ShapeError(who + ": noise " + noise.describe() + " does not match " +
+                     original.describe());
+  if (timesteps_.empty()) throw unsupported("call set_timesteps before add_noise");
+  const int idx = !has_begin_index_  ? multistep_index_for_timestep(timesteps_, timestep)
+                  : step_index_ >= 0 ? step_index_
+                                     : begin_index_;
+  if (idx < 0 || idx >= static_cast<int>(sigmas_.size()))
+    throw ConfigError(who + ": begin index " + std::to_string(idx) + " is outside the schedule");
+  const AlphaSigma as = alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(idx)]));
+  Tensor out = Tensor::empty(original.shape());
+  const float* x = original.f32();
+  const float* e = noise.f32();
+  float* o = out.f32();
+  for (int64_t i = 0; i < out.numel(); ++i) o[i] = as.alpha * x[i] + as.sigma * e[i];
+  return out;
 }
 
 }  // namespace diffuse

@@ -13,10 +13,6 @@ namespace {
 
 constexpr int kMaxOrder = 6;  // the R matrix below is kMaxOrder x kMaxOrder
 
-ConfigError unsupported(const std::string& what) {
-  return ConfigError("UniPCMultistepScheduler: " + what);
-}
-
 // Solves the n x n system a x = b (Gaussian elimination with partial pivoting, in double; torch
 // solves it in float32 with LAPACK, which agrees to a few float32 ulps).
 std::array<float, kMaxOrder> solve(std::array<std::array<double, kMaxOrder>, kMaxOrder> a,
@@ -91,24 +87,10 @@ UniPCMultistepScheduler::Coefficients UniPCMultistepScheduler::coefficients(int 
 }
 
 UniPCMultistepScheduler::UniPCMultistepScheduler(const SchedulerConfig& c)
-    : schedule_(NoiseSchedule::from_config(c)) {
-  if (c.boolean("rescale_betas_zero_snr", false)) {
-    // As diffusers: keep sigma and lambda finite at the zero-SNR timestep.
-    schedule_.alphas_cumprod.back() = std::ldexp(1.0f, -24);
-  }
-  train_sigmas_ = sigmas_from_alphas_cumprod(schedule_.alphas_cumprod);
-
-  solver_order_ = c.integer("solver_order", 2);
-  if (solver_order_ < 1 || solver_order_ > kMaxOrder)
-    throw unsupported("solver_order " + std::to_string(solver_order_) + " (supported: 1 to " +
-                      std::to_string(kMaxOrder) + ")");
-  prediction_ = read_prediction(c, {"epsilon", "sample", "v_prediction"});
-  threshold_ = X0Clamp::from_config(c, false);
-  threshold_.clip_sample = false;  // UniPC only thresholds dynamically
+    : MultistepSchedulerBase(c, "UniPCMultistepScheduler", kMaxOrder) {
   predict_x0_ = c.boolean("predict_x0", true);
   // DPM-Solver's solver_type names are accepted and mean bh2, as in diffusers.
   bh2_ = c.choice("solver_type", "bh2", {"bh1", "bh2", "midpoint", "heun", "logrho"}) != "bh1";
-  lower_order_final_ = c.boolean("lower_order_final", true);
   if (c.has("disable_corrector")) {
     const auto& d = c.json().at("disable_corrector");
     if (!d.is_array())
@@ -122,26 +104,11 @@ UniPCMultistepScheduler::UniPCMultistepScheduler(const SchedulerConfig& c)
     }
   }
   if (c.has("solver_p")) throw unsupported("solver_p is not supported");
-
-  const bool karras = c.boolean("use_karras_sigmas", false);
-  const bool exponential = c.boolean("use_exponential_sigmas", false);
-  const bool beta = c.boolean("use_beta_sigmas", false);
-  if (int(karras) + int(exponential) + int(beta) > 1)
-    throw unsupported(
-        "only one of use_karras_sigmas, use_exponential_sigmas, use_beta_sigmas can be set");
-  if (beta) throw unsupported("use_beta_sigmas is not supported");
-  if (c.boolean("use_flow_sigmas", false)) throw unsupported("use_flow_sigmas is not supported");
-  if (c.boolean("use_dynamic_shifting", false))
-    throw unsupported("use_dynamic_shifting is not supported");
   if (c.has("shift_terminal")) throw unsupported("shift_terminal needs use_flow_sigmas");
-  sigma_spacing_ = karras        ? SigmaSpacing::Karras
-                   : exponential ? SigmaSpacing::Exponential
-                                 : SigmaSpacing::Interpolated;
   has_sigma_min_ = c.has("sigma_min");
   has_sigma_max_ = c.has("sigma_max");
   sigma_min_ = c.number("sigma_min", 0);
   sigma_max_ = c.number("sigma_max", 0);
-  final_sigma_zero_ = c.choice("final_sigmas_type", "zero", {"zero", "sigma_min"}) == "zero";
   // With a zero final sigma, lambda is +inf in the last step: bh1's B(h) = -inf multiplies a zero
   // correction and noise prediction's h_phi_1 = +inf multiplies sigma_t = 0, so diffusers turns
   // the whole sample into NaN. Refuse such configs instead of producing NaN images.
@@ -153,8 +120,6 @@ UniPCMultistepScheduler::UniPCMultistepScheduler(const SchedulerConfig& c)
     throw unsupported(
         "predict_x0 false with final_sigmas_type \"zero\" ends in NaN (as in diffusers); set "
         "final_sigmas_type to \"sigma_min\"");
-  timestep_spacing_ = c.choice("timestep_spacing", "linspace", {"linspace", "leading", "trailing"});
-  steps_offset_ = c.integer("steps_offset", 0);
 }
 
 void UniPCMultistepScheduler::set_timesteps(int steps) {
@@ -163,69 +128,21 @@ void UniPCMultistepScheduler::set_timesteps(int steps) {
   std::vector<double> sig;
   float last = 0.0f;
   if (sigma_spacing_ == SigmaSpacing::Interpolated) {
-    for (double t : ts) sig.push_back(train_sigmas_[static_cast<size_t>(t)]);
-    const float a0 = schedule_.alphas_cumprod.front();
-    if (!final_sigma_zero_) last = std::sqrt((1.0f - a0) / a0);
+    sig = train_sigmas_at(ts);
+    if (!final_sigma_zero_) last = static_cast<float>(train_sigmas_.front());
   } else {
     const double lo = has_sigma_min_ ? sigma_min_ : train_sigmas_.front();
     const double hi = has_sigma_max_ ? sigma_max_ : train_sigmas_.back();
-    sig = sigma_spacing_ == SigmaSpacing::Karras ? karras_sigmas(lo, hi, steps)
-                                                 : exponential_sigmas(lo, hi, steps);
-    const auto log_sigmas = log_sigmas_f32(train_sigmas_);
-    ts.clear();
-    for (double s : sig) {
-      const double t = sigma_to_t(s, log_sigmas);
-      // Karras timesteps are rounded; the others truncate when stored as int64.
-      ts.push_back(sigma_spacing_ == SigmaSpacing::Karras ? std::nearbyint(t) : std::trunc(t));
-    }
+    const bool karras = sigma_spacing_ == SigmaSpacing::Karras;
+    sig = karras ? karras_sigmas(lo, hi, steps) : exponential_sigmas(lo, hi, steps);
+    // Karras timesteps are rounded; the others truncate when stored as int64.
+    ts = multistep_timesteps_of_sigmas(sig, log_sigmas_f32(train_sigmas_), karras);
     // Here "sigma_min" means the schedule's own last sigma, unlike the interpolated case.
     if (!final_sigma_zero_) last = static_cast<float>(sig.back());
   }
-  timesteps_ = std::move(ts);
-  sigmas_.clear();
-  for (double s : sig) sigmas_.push_back(static_cast<float>(s));
-  sigmas_.push_back(last);
-
-  model_outputs_.assign(static_cast<size_t>(solver_order_), Tensor());
-  lower_order_nums_ = 0;
+  set_schedule(std::move(ts), sig, last);
   this_order_ = 1;
   has_last_sample_ = false;
-  step_index_ = -1;
-  has_begin_index_ = false;
-}
-
-void UniPCMultistepScheduler::set_begin_index(int index) {
-  Scheduler::set_begin_index(index);
-  has_begin_index_ = true;
-}
-
-void UniPCMultistepScheduler::convert_model_output(const Tensor& model_output, const Tensor& sample,
-                                                   Tensor& out) const {
-  const int64_t n = sample.numel();
-  const float* m = model_output.f32();
-  const float* x = sample.f32();
-  float* o = out.f32();
-  const AlphaSigma as =
-      alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(step_index_)]));
-  const float at = as.alpha, st = as.sigma;
-  if (predict_x0_) {
-    if (prediction_ == Prediction::Epsilon) {
-      for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - st * m[i]) / at;
-    } else if (prediction_ == Prediction::Sample) {
-      std::copy(m, m + n, o);
-    } else {
-      for (int64_t i = 0; i < n; ++i) o[i] = at * x[i] - st * m[i];
-    }
-    threshold_.apply(out);
-    return;
-  }
-  if (prediction_ == Prediction::Epsilon) {
-    std::copy(m, m + n, o);
-  } else if (prediction_ == Prediction::Sample) {
-    for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - at * m[i]) / st;
-  } else {
-    for (int64_t i = 0; i < n; ++i) o[i] = at * m[i] + st * x[i];
-  }
 }
 
 // UniP: x_t = (sigma_t / sigma_s0) x - alpha_t h_phi_1 m0 - alpha_t B(h) sum_k rho_k D1_k
@@ -296,18 +213,10 @@ void UniPCMultistepScheduler::correct(const Tensor& this_output, int order, Tens
   }
 }
 
-Tensor UniPCMultistepScheduler::step(const Tensor& model_output, double timestep,
-                                     const Tensor& sample, RandomSource* rng) {
+Tensor UniPCMultistepScheduler::solver_step(const Tensor& model_output, const Tensor& sample,
+                                            RandomSource* rng) {
   (void)rng;  // deterministic
-  if (timesteps_.empty())
-    throw ConfigError("UniPCMultistepScheduler: call set_timesteps before step");
-  check_step_args(model_output, sample, "UniPCMultistepScheduler");
-  if (step_index_ < 0)
-    step_index_ =
-        has_begin_index_ ? begin_index_ : multistep_index_for_timestep(timesteps_, timestep);
   const int n = static_cast<int>(timesteps_.size());
-  if (step_index_ >= n)
-    throw ConfigError("UniPCMultistepScheduler: step called more often than there are timesteps");
 
   const bool use_corrector = step_index_ > 0 && has_last_sample_ &&
                              std::find(disable_corrector_.begin(), disable_corrector_.end(),
@@ -316,7 +225,7 @@ Tensor UniPCMultistepScheduler::step(const Tensor& model_output, double timestep
   // The corrector still needs the history as it was, so convert into the spare buffer and
   // shift it in afterwards.
   Tensor& converted = reuse_buffer(spare_, sample.shape());
-  convert_model_output(model_output, sample, converted);
+  convert_model_output(model_output, sample, predict_x0_, converted);
 
   // The prediction starts from the corrected sample, or the input as given; either way it is
   // kept (in a reused buffer) as the next corrector's starting point.
@@ -338,29 +247,6 @@ Tensor UniPCMultistepScheduler::step(const Tensor& model_output, double timestep
 
   Tensor out = Tensor::empty(sample.shape());
   predict(last_sample_, this_order_, out);
-
-  if (lower_order_nums_ < solver_order_) ++lower_order_nums_;
-  ++step_index_;
-  return out;
-}
-
-Tensor UniPCMultistepScheduler::add_noise(const Tensor& original, const Tensor& noise,
-                                          double timestep) const {
-  check_step_args(noise, original, "UniPCMultistepScheduler add_noise");
-  if (timesteps_.empty())
-    throw ConfigError("UniPCMultistepScheduler: call set_timesteps before add_noise");
-  const int idx = !has_begin_index_  ? multistep_index_for_timestep(timesteps_, timestep)
-                  : step_index_ >= 0 ? step_index_
-                                     : begin_index_;
-  if (idx < 0 || idx >= static_cast<int>(sigmas_.size()))
-    throw ConfigError("UniPCMultistepScheduler add_noise: begin index " + std::to_string(idx) +
-                      " is outside the schedule");
-  const AlphaSigma as = alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(idx)]));
-  Tensor out = Tensor::empty(original.shape());
-  const float* x = original.f32();
-  const float* e = noise.f32();
-  float* o = out.f32();
-  for (int64_t i = 0; i < out.numel(); ++i) o[i] = as.alpha * x[i] + as.sigma * e[i];
   return out;
 }
 
