@@ -42,55 +42,14 @@ void KDPM2AncestralDiscreteScheduler::build_interpolated(const std::vector<float
   }
 }
 
-float KDPM2AncestralDiscreteScheduler::second_order_input_sigma() const {
-  return sigmas_interpol_[static_cast<size_t>(step_index_ - 1)];
-}
-
-Tensor KDPM2AncestralDiscreteScheduler::step(const Tensor& model_output, double timestep,
-                                             const Tensor& sample, RandomSource* rng) {
-  check_step_args(model_output, sample, who_);
-  init_step_index(timestep);
-  const auto idx = static_cast<size_t>(step_index_);
-  if (idx >= timesteps_.size())
-    throw ConfigError(
-        "KDPM2AncestralDiscreteScheduler: step called more often than there are timesteps");
-  if (!first_order_ && idx == 0)
-    throw ConfigError("KDPM2AncestralDiscreteScheduler: second evaluation without a first");
-  // First evaluation: Euler from sigma to the midpoint. Second: the derivative at the midpoint
-  // carries the saved sample from sigma to sigma_down, then noise brings it up to sigma_next.
-  const size_t k = first_order_ ? idx : idx - 1;
-  const float sigma = sigmas_f32_[k];
-  const float sigma_interpol = sigmas_interpol_[k];
-  const float sigma_input = first_order_ ? sigma : sigma_interpol;
-
-  Tensor out = Tensor::empty(sample.shape());
-  predict_x0(model_output, sample, sigma_input, out);  // out holds x0 until the update below
-  const float* x = sample.f32();
+void KDPM2AncestralDiscreteScheduler::after_second_order(size_t k, RandomSource* rng, Tensor& out) {
+  if (!rng) throw ConfigError("KDPM2AncestralDiscreteScheduler: step needs a random source");
+  Tensor& noise = reuse_buffer(noise_, out.shape());
+  rng->randn(noise.f32(), noise.numel());
+  const float sigma_up = sigmas_up_[k];
+  const float* z = noise.f32();
   float* o = out.f32();
-  const int64_t n = out.numel();
-  if (first_order_) {
-    const float dt = sigma_interpol - sigma;
-    save_sample(sample);
-    for (int64_t i = 0; i < n; ++i) o[i] = x[i] + (x[i] - o[i]) / sigma * dt;
-    first_order_ = false;
-  } else {
-    if (!rng) throw ConfigError("KDPM2AncestralDiscreteScheduler: step needs a random source");
-    if (saved_sample_.shape() != sample.shape())
-      throw ShapeError("KDPM2AncestralDiscreteScheduler: sample shape changed within a step");
-    const float dt = sigmas_down_[k] - sigma;
-    const float sigma_up = sigmas_up_[k];
-    Tensor& noise = reuse_buffer(noise_, sample.shape());
-    rng->randn(noise.f32(), noise.numel());
-    const float* start = saved_sample_.f32();
-    const float* z = noise.f32();
-    for (int64_t i = 0; i < n; ++i) {
-      const float prev = start[i] + (x[i] - o[i]) / sigma_interpol * dt;
-      o[i] = prev + z[i] * sigma_up;
-    }
-    first_order_ = true;
-  }
-  ++step_index_;
-  return out;
+  for (int64_t i = 0; i < out.numel(); ++i) o[i] = o[i] + z[i] * sigma_up;
 }
 
 std::unique_ptr<Scheduler> make_kdpm2_ancestral_discrete(const SchedulerConfig& config) {

@@ -16,15 +16,17 @@ class KDPM2AncestralDiscreteScheduler final : public KDPM2SchedulerBase {
   /// 0.00085, beta_end 0.012, linear); unsupported values throw ConfigError naming the key.
   explicit KDPM2AncestralDiscreteScheduler(const SchedulerConfig& config);
 
+  /// step() needs `rng` (the noise of the second evaluation of every step).
   std::string_view class_name() const override { return "KDPM2AncestralDiscreteScheduler"; }
-  /// Needs `rng` (the noise of the second evaluation of every step).
-  Tensor step(const Tensor& model_output, double timestep, const Tensor& sample,
-              RandomSource* rng) override;
 
  private:
   void build_interpolated(const std::vector<float>& sigmas,
                           const std::vector<double>& timesteps) override;
-  float second_order_input_sigma() const override;
+  // Entry i of sigmas_interpol_ is the midpoint between sigma i and its sigma_down.
+  float midpoint_sigma(size_t k) const override { return sigmas_interpol_[k]; }
+  float second_order_target(size_t k) const override { return sigmas_down_[k]; }
+  // Adds fresh noise of scale sigma_up, bringing the sample from sigma_down up to sigma_{k+1}.
+  void after_second_order(size_t k, RandomSource* rng, Tensor& out) override;
 
   std::vector<float> sigmas_up_, sigmas_down_;  // per evaluation, layout as sigmas_
   Tensor noise_;                                // reused noise buffer

@@ -165,13 +165,50 @@ Tensor KDPM2SchedulerBase::scale_model_input(const Tensor& sample, double timest
   require_f32_contiguous(sample, who_);
   if (step_index_ >= static_cast<int>(timesteps_.size()))
     throw ConfigError(std::string(who_) + ": the schedule is exhausted");
-  const float sigma =
-      first_order_ ? sigmas_f32_[static_cast<size_t>(step_index_)] : second_order_input_sigma();
+  const float sigma = first_order_ ? sigmas_f32_[static_cast<size_t>(step_index_)]
+                                   : midpoint_sigma(static_cast<size_t>(step_index_ - 1));
   const float scale = std::sqrt(sigma * sigma + 1.0f);
   Tensor out = Tensor::empty(sample.shape());
   const float* x = sample.f32();
   float* o = out.f32();
   for (int64_t i = 0; i < out.numel(); ++i) o[i] = x[i] / scale;
+  return out;
+}
+
+Tensor KDPM2SchedulerBase::step(const Tensor& model_output, double timestep, const Tensor& sample,
+                                RandomSource* rng) {
+  check_step_args(model_output, sample, who_);
+  init_step_index(timestep);
+  const auto idx = static_cast<size_t>(step_index_);
+  if (idx >= timesteps_.size())
+    throw ConfigError(std::string(who_) + ": step called more often than there are timesteps");
+  if (!first_order_ && idx == 0)
+    throw ConfigError(std::string(who_) + ": second evaluation without a first");
+  const size_t k = first_order_ ? idx : idx - 1;  // the step's first evaluation
+  const float sigma = sigmas_f32_[k];
+  const float sigma_mid = midpoint_sigma(k);
+
+  Tensor out = Tensor::empty(sample.shape());
+  // out holds x0 until the update below.
+  predict_x0(model_output, sample, first_order_ ? sigma : sigma_mid, out);
+  const float* x = sample.f32();
+  float* o = out.f32();
+  const int64_t n = out.numel();
+  if (first_order_) {
+    const float dt = sigma_mid - sigma;
+    save_sample(sample);
+    for (int64_t i = 0; i < n; ++i) o[i] = x[i] + (x[i] - o[i]) / sigma * dt;
+    first_order_ = false;
+  } else {
+    if (saved_sample_.shape() != sample.shape())
+      throw ShapeError(std::string(who_) + ": sample shape changed within a step");
+    const float dt = second_order_target(k) - sigma;
+    const float* start = saved_sample_.f32();
+    for (int64_t i = 0; i < n; ++i) o[i] = start[i] + (x[i] - o[i]) / sigma_mid * dt;
+    after_second_order(k, rng, out);
+    first_order_ = true;
+  }
+  ++step_index_;
   return out;
 }
 

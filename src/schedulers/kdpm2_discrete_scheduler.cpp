@@ -2,7 +2,6 @@
 
 #include <cmath>
 
-#include "diffuse/error.hpp"
 #include "schedulers/scheduler_registry.h"
 
 namespace diffuse {
@@ -34,47 +33,6 @@ void KDPM2DiscreteScheduler::build_interpolated(const std::vector<float>& sigmas
     timesteps_.push_back(sigma_to_t_f32(interp[i], log_sigmas_));
     timesteps_.push_back(timesteps[i]);
   }
-}
-
-float KDPM2DiscreteScheduler::second_order_input_sigma() const {
-  return sigmas_interpol_[static_cast<size_t>(step_index_)];
-}
-
-Tensor KDPM2DiscreteScheduler::step(const Tensor& model_output, double timestep,
-                                    const Tensor& sample, RandomSource* rng) {
-  (void)rng;  // deterministic
-  check_step_args(model_output, sample, who_);
-  init_step_index(timestep);
-  const auto idx = static_cast<size_t>(step_index_);
-  if (idx >= timesteps_.size())
-    throw ConfigError("KDPM2DiscreteScheduler: step called more often than there are timesteps");
-  // First evaluation: Euler from sigma to the midpoint. Second: the derivative at the midpoint
-  // carries the saved sample from sigma all the way to the next sigma.
-  const float sigma = first_order_ ? sigmas_f32_[idx] : sigmas_f32_[idx - 1];
-  const float sigma_interpol = first_order_ ? sigmas_interpol_[idx + 1] : sigmas_interpol_[idx];
-  const float sigma_next = first_order_ ? sigmas_f32_[idx + 1] : sigmas_f32_[idx];
-  const float sigma_input = first_order_ ? sigma : sigma_interpol;
-
-  Tensor out = Tensor::empty(sample.shape());
-  predict_x0(model_output, sample, sigma_input, out);  // out holds x0 until the update below
-  const float* x = sample.f32();
-  float* o = out.f32();
-  const int64_t n = out.numel();
-  if (first_order_) {
-    const float dt = sigma_interpol - sigma;
-    save_sample(sample);
-    for (int64_t i = 0; i < n; ++i) o[i] = x[i] + (x[i] - o[i]) / sigma * dt;
-    first_order_ = false;
-  } else {
-    const float dt = sigma_next - sigma;
-    const float* start = saved_sample_.f32();
-    if (saved_sample_.shape() != sample.shape())
-      throw ShapeError("KDPM2DiscreteScheduler: sample shape changed within a step");
-    for (int64_t i = 0; i < n; ++i) o[i] = start[i] + (x[i] - o[i]) / sigma_interpol * dt;
-    first_order_ = true;
-  }
-  ++step_index_;
-  return out;
 }
 
 std::unique_ptr<Scheduler> make_kdpm2_discrete(const SchedulerConfig& config) {

@@ -16,13 +16,14 @@ class KDPM2DiscreteScheduler final : public KDPM2SchedulerBase {
   explicit KDPM2DiscreteScheduler(const SchedulerConfig& config);
 
   std::string_view class_name() const override { return "KDPM2DiscreteScheduler"; }
-  Tensor step(const Tensor& model_output, double timestep, const Tensor& sample,
-              RandomSource* rng) override;
 
  private:
   void build_interpolated(const std::vector<float>& sigmas,
                           const std::vector<double>& timesteps) override;
-  float second_order_input_sigma() const override;
+  // sigmas_interpol_[k + 1]: entry i is the midpoint between sigma i and the one before it.
+  float midpoint_sigma(size_t k) const override { return sigmas_interpol_[k + 1]; }
+  // The next sigma.
+  float second_order_target(size_t k) const override { return sigmas_f32_[k + 1]; }
 };
 
 std::unique_ptr<Scheduler> make_kdpm2_discrete(const SchedulerConfig& config);

@@ -90,7 +90,7 @@ class MultistepSchedulerBase : public Scheduler {
                              RandomSource* rng) = 0;
 
   /// Model output -> data (x0) prediction, thresholded, when `data_prediction`; else -> noise
-  /// prediction, not thresholded (DPM-Solver adds that itself, see its convert()). At
+  /// prediction, not thresholded (as diffusers' UniPC; DPM-Solver adds it, see its convert()). At
   /// sigmas_[step_index_]; written into `out`.
   void convert_model_output(const Tensor& model_output, const Tensor& sample, bool data_prediction,
                             Tensor& out) const;
