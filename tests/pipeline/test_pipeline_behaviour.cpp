@@ -3,7 +3,9 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "common/fixtures.h"
 #include "core/allocator.h"
@@ -130,4 +132,56 @@ TEST(pipeline_behaviour, c_api_generates_and_reports_errors) {
   EXPECT_EQ(diffuse_generate(nullptr, o, nullptr, nullptr, &r), DIFFUSE_ERROR_ARGUMENT);
   diffuse_options_free(o);
   diffuse_pipeline_free(p);
+}
+
+namespace {
+std::string model_copy(const std::string& name) {
+  const std::string dir = test::temp_dir() + "/" + name;
+  fs::remove_all(dir);
+  fs::copy(test::fixture("models/tiny-sd1"), dir, fs::copy_options::recursive);
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add);
+  return dir;
+}
+template <typename E>
+void expect_load_error(const std::string& dir, const std::string& fragment1,
+                       const std::string& fragment2) {
+  try {
+    Pipeline::load(dir);
+    FAIL() << "loaded " << dir;
+  } catch (const E& e) {
+    const std::string w = e.what();
+    EXPECT_NE(w.find(fragment1), std::string::npos) << w;
+    EXPECT_NE(w.find(fragment2), std::string::npos) << w;
+    EXPECT_EQ(w.find('\n'), std::string::npos) << "multi-line error: " << w;
+  }
+}
+}  // namespace
+
+TEST(pipeline_behaviour, missing_component_key_is_named) {
+  const std::string dir = model_copy("no-unet-key");
+  auto index = nlohmann::json::parse(std::ifstream(dir + "/model_index.json"));
+  index.erase("unet");
+  std::ofstream(dir + "/model_index.json") << index.dump(2);
+  expect_load_error<ConfigError>(dir, "model_index.json", "'unet'");
+}
+
+TEST(pipeline_behaviour, missing_tokenizer_file_is_named) {
+  const std::string dir = model_copy("no-vocab");
+  fs::remove(dir + "/tokenizer/vocab.json");
+  expect_load_error<FileError>(dir, "vocab.json", "tokenizer");
+}
+
+TEST(pipeline_behaviour, missing_scheduler_config_is_named) {
+  const std::string dir = model_copy("no-scheduler");
+  fs::remove(dir + "/scheduler/scheduler_config.json");
+  expect_load_error<FileError>(dir, "scheduler_config.json", "missing");
+}
+
+TEST(pipeline_behaviour, sdxl_is_refused_plainly) {
+  const std::string dir = model_copy("sdxl");
+  auto index = nlohmann::json::parse(std::ifstream(dir + "/model_index.json"));
+  index["_class_name"] = "StableDiffusionXLPipeline";
+  std::ofstream(dir + "/model_index.json") << index.dump(2);
+  expect_load_error<ConfigError>(dir, "SDXL", "model_index.json");
 }
