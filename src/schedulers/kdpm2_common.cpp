@@ -62,10 +62,7 @@ KDPM2SchedulerBase::KDPM2SchedulerBase(const SchedulerConfig& config, const char
 
 void KDPM2SchedulerBase::set_timesteps(int steps) {
   const int n_train = static_cast<int>(alphas_cumprod_.size());
-  if (steps < 1) throw ConfigError("steps must be at least 1 (got " + std::to_string(steps) + ")");
-  if (steps > n_train)
-    throw ConfigError("steps " + std::to_string(steps) + " exceeds the scheduler's " +
-                      std::to_string(n_train) + " training timesteps");
+  check_inference_steps(steps, n_train);
   // Base timesteps, float32 as diffusers builds them with numpy.
   std::vector<double> ts;
   if (timestep_spacing_ == "linspace") {

@@ -17,10 +17,7 @@ AlphaSigma alpha_sigma_of(float sigma) {
 
 std::vector<double> multistep_timesteps(const std::string& spacing, int last_timestep,
                                         int num_train_timesteps, int steps, int steps_offset) {
-  if (steps < 1) throw ConfigError("steps must be at least 1 (got " + std::to_string(steps) + ")");
-  if (steps > num_train_timesteps)
-    throw ConfigError("steps " + std::to_string(steps) + " exceeds the scheduler's " +
-                      std::to_string(num_train_timesteps) + " training timesteps");
+  check_inference_steps(steps, num_train_timesteps);
   std::vector<double> t;
   if (spacing == "linspace") {
     // np.linspace(0, last - 1, steps + 1).round()[::-1][:-1]; np.round rounds half to even, as

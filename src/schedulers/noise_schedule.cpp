@@ -190,12 +190,16 @@ NoiseSchedule NoiseSchedule::from_config(const SchedulerConfig& c, const Options
   return s;
 }
 
-std::vector<double> spaced_timesteps(const std::string& spacing, int num_train_timesteps, int steps,
-                                     int steps_offset) {
+void check_inference_steps(int steps, int num_train_timesteps) {
   if (steps < 1) throw ConfigError("steps must be at least 1 (got " + std::to_string(steps) + ")");
   if (steps > num_train_timesteps)
     throw ConfigError("steps " + std::to_string(steps) + " exceeds the scheduler's " +
                       std::to_string(num_train_timesteps) + " training timesteps");
+}
+
+std::vector<double> spaced_timesteps(const std::string& spacing, int num_train_timesteps, int steps,
+                                     int steps_offset) {
+  check_inference_steps(steps, num_train_timesteps);
   std::vector<double> t(static_cast<size_t>(steps));
   if (spacing == "linspace") {
     // np.linspace(0, N - 1, steps).round()[::-1]; np.round rounds half to even.

@@ -59,6 +59,10 @@ inline double np_round(double x) {
   return std::nearbyint(x);
 }
 
+/// set_timesteps' contract for every class spacing steps over the training schedule: ConfigError
+/// unless 1 <= steps <= num_train_timesteps.
+void check_inference_steps(int steps, int num_train_timesteps);
+
 /// Inference timesteps for "linspace", "leading" or "trailing" spacing, descending, as the
 /// discrete-time schedulers (DDIM, PNDM, DDPM) compute them: integers, with steps_offset.
 /// "trailing" follows np.arange(N, 0, -N/steps), which for some step counts (61, 103, ...) yields

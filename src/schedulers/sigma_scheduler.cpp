@@ -10,10 +10,7 @@ namespace diffuse {
 
 std::vector<double> sigma_timesteps(const std::string& spacing, int num_train_timesteps, int steps,
                                     int steps_offset) {
-  if (steps < 1) throw ConfigError("steps must be at least 1 (got " + std::to_string(steps) + ")");
-  if (steps > num_train_timesteps)
-    throw ConfigError("steps " + std::to_string(steps) + " exceeds the scheduler's " +
-                      std::to_string(num_train_timesteps) + " training timesteps");
+  check_inference_steps(steps, num_train_timesteps);
   std::vector<double> t(static_cast<size_t>(steps));
   if (spacing == "linspace") {
     // np.linspace(0, N - 1, steps, dtype=np.float32)[::-1]: computed in double, stored float32.
