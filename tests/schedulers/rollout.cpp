@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <vector>
 
@@ -71,6 +72,11 @@ nlohmann::json golden_scheduler_config(const nlohmann::json& meta) {
 
 double check_golden_rollout(const std::string& case_name, double tol) {
   return check_rollout_file(fixture("golden/sched-" + case_name + ".safetensors"), tol);
+}
+
+void run_golden_rollout(const std::string& case_name) {
+  const double err = check_golden_rollout(case_name);
+  std::printf("  %s: max relative error %.3g\n", case_name.c_str(), err);
 }
 
 double check_rollout_file(const std::string& path, double tol) {

@@ -20,6 +20,10 @@ nlohmann::json golden_scheduler_config(const nlohmann::json& meta);
 /// failing step). Returns the largest relative error seen over model inputs and trajectory.
 double check_golden_rollout(const std::string& case_name, double tol = 1e-4);
 
+/// check_golden_rollout with the default tolerance, printing the worst error so test logs show
+/// how close each case runs to it.
+void run_golden_rollout(const std::string& case_name);
+
 /// The same check for a rollout file of the golden format anywhere (e.g. one made locally with
 /// another diffusers configuration).
 double check_rollout_file(const std::string& path, double tol = 1e-4);

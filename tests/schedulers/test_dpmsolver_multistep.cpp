@@ -1,7 +1,6 @@
 // DPMSolverMultistepScheduler against diffusers' golden rollouts, plus its config checks.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -12,23 +11,17 @@
 namespace diffuse {
 namespace {
 
-// Runs a golden case and reports its worst relative error (model inputs and trajectory).
-void golden(const std::string& case_name) {
-  const double err = test::check_golden_rollout(case_name);
-  std::printf("  %s: max relative error %.3g\n", case_name.c_str(), err);
-}
-
 TEST(dpmsolver_multistep_scheduler, golden_dpmpp_2m) {
-  golden("dpmpp-2m");
+  test::run_golden_rollout("dpmpp-2m");
 }
 TEST(dpmsolver_multistep_scheduler, golden_dpmpp_2m_karras) {
-  golden("dpmpp-2m-karras");
+  test::run_golden_rollout("dpmpp-2m-karras");
 }
 TEST(dpmsolver_multistep_scheduler, golden_dpmpp_2m_sde) {
-  golden("dpmpp-2m-sde");
+  test::run_golden_rollout("dpmpp-2m-sde");
 }
 TEST(dpmsolver_multistep_scheduler, golden_dpmpp_2m_v) {
-  golden("dpmpp-2m-v");
+  test::run_golden_rollout("dpmpp-2m-v");
 }
 
 // Throws ConfigError whose message names `key`.

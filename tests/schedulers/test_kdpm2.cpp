@@ -2,7 +2,6 @@
 // plus their config checks.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -13,17 +12,11 @@
 namespace diffuse {
 namespace {
 
-// Runs a golden case and reports its worst relative error (model inputs and trajectory).
-void golden(const std::string& case_name) {
-  const double err = test::check_golden_rollout(case_name);
-  std::printf("  %s: max relative error %.3g\n", case_name.c_str(), err);
-}
-
 TEST(kdpm2_discrete_scheduler, golden_kdpm2) {
-  golden("kdpm2");
+  test::run_golden_rollout("kdpm2");
 }
 TEST(kdpm2_ancestral_discrete_scheduler, golden_kdpm2_a) {
-  golden("kdpm2-a");
+  test::run_golden_rollout("kdpm2-a");
 }
 
 // Throws ConfigError whose message names `key`.
