@@ -21,13 +21,13 @@ enum class Prediction { Epsilon, Sample, VPrediction };
 /// read as Sample, as diffusers' Euler does).
 Prediction read_prediction(const SchedulerConfig& c, std::initializer_list<const char*> allowed);
 
-/// Checks that model_output and sample are contiguous F32 of the same shape (ShapeError naming
-/// `who` otherwise).
 /// The model's estimate of the clean sample x0 from its output, for a step at alpha_cumprod
 /// a_t given sa = sqrt(a_t) and sb = sqrt(1 - a_t) (float32, in diffusers' operation order).
 Tensor predict_original_sample(Prediction prediction, const Tensor& model_output,
                                const Tensor& sample, float sa, float sb);
 
+/// Checks that model_output and sample are contiguous F32 of the same shape (ShapeError naming
+/// `who` otherwise).
 void check_step_args(const Tensor& model_output, const Tensor& sample, const char* who);
 
 /// The training-timestep index of a discrete timestep: an integer in [0, N) (ConfigError naming
