@@ -1,6 +1,7 @@
 // The diffuse executable end to end: exit codes, files written (or not), messages naming the
 // culprit.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -21,7 +22,10 @@ struct CommandResult {
 
 CommandResult run(const std::string& args, const std::string& env = "") {
   const std::string dir = diffuse::test::temp_dir();
-  const std::string err_path = dir + "/stderr.txt";
+  // ctest runs tests of this binary in parallel processes: keep each capture file private.
+  static int counter = 0;
+  const std::string err_path =
+      dir + "/stderr-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".txt";
   const std::string cmd = env + " " + DIFFUSE_BINARY + " " + args + " 2>" + err_path;
   CommandResult r;
   FILE* p = popen(cmd.c_str(), "r");
@@ -59,11 +63,12 @@ void expect_failure(const std::string& args, const std::string& fragment,
 
 TEST(cli, generate_writes_png_with_parameters_and_json) {
   const std::string out = out_path("gen.png");
-  CommandResult r = run("generate --model " + tiny() +
-              " --prompt 'a red fox' --negative-prompt blurry --steps 3 --seed 93 --scheduler "
-              "dpmpp-2m-karras "
-              "--clip-skip 1 --json -o " +
-              out);
+  CommandResult r =
+      run("generate --model " + tiny() +
+          " --prompt 'a red fox' --negative-prompt blurry --steps 3 --seed 93 --scheduler "
+          "dpmpp-2m-karras "
+          "--clip-skip 1 --json -o " +
+          out);
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["seed"], 93);
@@ -91,15 +96,17 @@ TEST(cli, image_count_names_files_by_index) {
 }
 
 TEST(cli, random_seed_is_printed) {
-  CommandResult r = run("generate --model " + tiny() + " -p cat --steps 1 -o " + out_path("seeded.png"));
+  CommandResult r =
+      run("generate --model " + tiny() + " -p cat --steps 1 -o " + out_path("seeded.png"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("seed: "), std::string::npos) << r.err;
 }
 
 TEST(cli, img2img_from_png) {
   const std::string out = out_path("img2img.png");
-  CommandResult r = run("generate --model " + tiny() + " -p cat --steps 4 --seed 2 --image " +
-              diffuse::test::fixture("golden/img2img-init.png") + " --strength 0.5 -o " + out);
+  CommandResult r =
+      run("generate --model " + tiny() + " -p cat --steps 4 --seed 2 --image " +
+          diffuse::test::fixture("golden/img2img-init.png") + " --strength 0.5 -o " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(fs::exists(out));
 }
@@ -152,7 +159,8 @@ TEST(cli, demo_model_runs_without_model_flag) {
   const std::string cache = diffuse::test::temp_dir() + "/cache";
   fs::remove_all(cache);
   const std::string out = out_path("demo.png");
-  CommandResult r = run("generate -p 'a lighthouse' --steps 2 --seed 3 -o " + out, "XDG_CACHE_HOME=" + cache);
+  CommandResult r =
+      run("generate -p 'a lighthouse' --steps 2 --seed 3 -o " + out, "XDG_CACHE_HOME=" + cache);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("noise"), std::string::npos) << r.err;
   EXPECT_TRUE(fs::exists(out));
