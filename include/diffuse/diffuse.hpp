@@ -48,21 +48,21 @@ struct GenerateOptions {
   /// Sampler: "" = the model's own scheduler; a preset name ("dpmpp-2m-karras", "euler-a", ...)
   /// or a diffusers class name ("DPMSolverMultistepScheduler").
   std::string scheduler;
-  std::optional<bool> karras_sigmas;       // override use_karras_sigmas
-  std::string timestep_spacing;            // override: "linspace", "leading", "trailing"
-  std::optional<double> eta;               // DDIM eta
-  int width = 0, height = 0;               // 0 = the model's default size; multiples of 8
-  int image_count = 1;                     // one generator, one batched draw (as diffusers)
-  std::string rng = "torch";               // "torch", "numpy", "philox"
-  int clip_skip = 0;                       // skip the last N CLIP layers (prompt and negative)
-  std::optional<Image> init_image;         // image-to-image when set
-  float strength = 0.8f;                   // img2img: fraction of the schedule re-noised, (0, 1]
-  bool preview = false;                    // fill Progress::preview (cheap latent->RGB estimate)
+  std::optional<bool> karras_sigmas;  // override use_karras_sigmas
+  std::string timestep_spacing;       // override: "linspace", "leading", "trailing"
+  std::optional<double> eta;          // DDIM eta
+  int width = 0, height = 0;          // 0 = the model's default size; multiples of 8
+  int image_count = 1;                // one generator, one batched draw (as diffusers)
+  std::string rng = "torch";          // "torch", "numpy", "philox"
+  int clip_skip = 0;                  // skip the last N CLIP layers (prompt and negative)
+  std::optional<Image> init_image;    // image-to-image when set
+  float strength = 0.8f;              // img2img: fraction of the schedule re-noised, (0, 1]
+  bool preview = false;               // fill Progress::preview (cheap latent->RGB estimate)
 };
 
 struct Progress {
-  int step = 0;          // 1-based model evaluation just finished
-  int total_steps = 0;   // model evaluations in this run
+  int step = 0;         // 1-based model evaluation just finished
+  int total_steps = 0;  // model evaluations in this run
   double timestep = 0;
   double elapsed_s = 0;  // since the denoising loop started
   /// Latents after this step, [image_count, 4, h/8, w/8] row-major.
@@ -82,11 +82,12 @@ struct StageTimes {
 struct GenerationResult {
   std::vector<Image> images;
   uint64_t seed = 0;
-  std::string scheduler_class;   // what actually ran, e.g. "DPMSolverMultistepScheduler"
-  std::string sampler_name;      // A1111's name, e.g. "DPM++ 2M Karras"
+  std::string scheduler_class;  // what actually ran, e.g. "DPMSolverMultistepScheduler"
+  std::string sampler_name;     // A1111's name, e.g. "DPM++ 2M Karras"
   StageTimes times;
-  size_t peak_activation_bytes = 0;  // tensor memory high-water mark during this call
-  GenerateOptions options;           // as resolved (defaults filled in)
+  size_t peak_activation_bytes =
+      0;                    // activation high-water mark during this call (weights excluded)
+  GenerateOptions options;  // as resolved (defaults filled in)
   std::string model_name;
 
   /// The A1111 `parameters` text for image i (prompt, Negative prompt line, settings line).
@@ -94,19 +95,29 @@ struct GenerationResult {
 };
 
 struct ModelInfo {
-  std::string name;              // folder name
-  std::string family;            // "sd1" or "sd2"
-  std::string prediction_type;   // "epsilon" or "v_prediction"
-  std::string scheduler_class;   // default scheduler
+  std::string name;             // folder name
+  std::string family;           // "sd1" or "sd2"
+  std::string prediction_type;  // "epsilon" or "v_prediction"
+  std::string scheduler_class;  // default scheduler
   int default_width = 512, default_height = 512;
   int text_max_length = 77;
+};
+
+struct LoadOptions {
+  /// Ignore weight files and synthesize every weight by a deterministic rule (crc32-seeded torch
+  /// randn, as ../shared/fixtures' golden-full). Runs any architecture config without downloads,
+  /// for benchmarks; the images are noise.
+  bool synthetic_weights = false;
+  /// Folder with vocab.json + merges.txt, used when the model's tokenizer/ folder lacks them.
+  std::string tokenizer_fallback_dir;
 };
 
 class Pipeline {
  public:
   /// Loads a diffusers-layout Stable Diffusion folder (model_index.json, text_encoder/, tokenizer/,
   /// unet/, vae/, scheduler/). Throws FileError/ConfigError naming the file or key at fault.
-  static std::unique_ptr<Pipeline> load(const std::string& model_dir);
+  static std::unique_ptr<Pipeline> load(const std::string& model_dir,
+                                        const LoadOptions& options = {});
   virtual ~Pipeline() = default;
 
   virtual const ModelInfo& info() const = 0;
@@ -122,6 +133,8 @@ std::vector<std::string> scheduler_names();
 
 /// Sets the number of threads kernels use (0 = all cores).
 void set_num_threads(int n);
+/// Threads kernels use now.
+int num_threads();
 
 const char* version();
 

@@ -5,6 +5,7 @@
 #include "core/mapped_file.h"
 #include "diffuse/error.hpp"
 #include "io/json_config.h"
+#include "pipeline/synthetic_weights.h"
 
 namespace fs = std::filesystem;
 
@@ -36,7 +37,34 @@ void require_component(const nlohmann::json& index, const std::string& path, con
 
 }  // namespace
 
-StableDiffusionModel load_stable_diffusion_folder(const std::string& dir) {
+namespace {
+
+ClipTokenizer load_tokenizer(const fs::path& dir, const std::string& fallback) {
+  if (!fallback.empty() && !fs::exists(dir / "vocab.json")) return ClipTokenizer::load(fallback);
+  return ClipTokenizer::load(dir.string());
+}
+
+// Components from their config.json and either the weight files beside it or rule weights.
+ClipTextModel load_text_encoder(const fs::path& dir, bool synthetic) {
+  if (!synthetic) return ClipTextModel::load(dir.string());
+  return ClipTextModel::from_weights(ClipTextConfig::load((dir / "config.json").string()),
+                                     synthetic_weight_store("text_model."));
+}
+UNet2DConditionModel load_unet(const fs::path& dir, bool synthetic) {
+  if (!synthetic) return UNet2DConditionModel::load(dir.string());
+  return UNet2DConditionModel::from_weights(UNetConfig::load((dir / "config.json").string()),
+                                            synthetic_weight_store());
+}
+AutoencoderKL load_vae(const fs::path& dir, bool synthetic) {
+  if (!synthetic) return AutoencoderKL::load(dir.string());
+  return AutoencoderKL::from_weights(VaeConfig::load((dir / "config.json").string()),
+                                     synthetic_weight_store());
+}
+
+}  // namespace
+
+StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
+                                                  const LoadOptions& options) {
   if (!fs::is_directory(dir)) throw FileError(dir + ": model folder not found");
   const std::string index_path = (fs::path(dir) / "model_index.json").string();
   if (!fs::exists(index_path))
@@ -61,10 +89,10 @@ StableDiffusionModel load_stable_diffusion_folder(const std::string& dir) {
   StableDiffusionModel m{
       root.filename().empty() ? root.parent_path().filename().string() : root.filename().string(),
       "",
-      ClipTokenizer::load((root / "tokenizer").string()),
-      ClipTextModel::load((root / "text_encoder").string()),
-      UNet2DConditionModel::load((root / "unet").string()),
-      AutoencoderKL::load((root / "vae").string()),
+      load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
+      load_text_encoder(root / "text_encoder", options.synthetic_weights),
+      load_unet(root / "unet", options.synthetic_weights),
+      load_vae(root / "vae", options.synthetic_weights),
       parse_json(read_text_file(sched_path), sched_path),
   };
   const int te_dim = m.text_encoder.config().hidden_size;

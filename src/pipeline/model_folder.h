@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "diffuse/diffuse.hpp"
 #include "models/clip/clip_text_model.h"
 #include "models/unet/unet_2d_condition.h"
 #include "models/vae/autoencoder_kl.h"
@@ -26,6 +27,7 @@ struct StableDiffusionModel {
 
 /// Loads `dir` (model_index.json + component folders). Unsupported pipelines (e.g. SDXL) and
 /// missing or inconsistent components are a FileError/ConfigError naming the file.
-StableDiffusionModel load_stable_diffusion_folder(const std::string& dir);
+StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
+                                                  const LoadOptions& options = {});
 
 }  // namespace diffuse

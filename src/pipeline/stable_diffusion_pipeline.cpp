@@ -184,6 +184,8 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   result.model_name = model_.name;
   result.times.load_s = load_seconds_;
   reset_peak_memory();
+  // Weights held in pool memory (synthetic or converted ones) are not activations.
+  const size_t resident_before = memory_stats().live_bytes;
 
   auto scheduler = make_scheduler_for(o, &result.sampler_name);
   result.scheduler_class = std::string(scheduler->class_name());
@@ -273,13 +275,13 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   result.images = tensor_to_images(decoded);
   result.times.vae_s = seconds_since(t0);
   result.times.total_s = seconds_since(t_start);
-  result.peak_activation_bytes = memory_stats().peak_bytes;
+  result.peak_activation_bytes = memory_stats().peak_bytes - resident_before;
   return result;
 }
 
-std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir) {
+std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const LoadOptions& options) {
   const auto t0 = Clock::now();
-  StableDiffusionModel model = load_stable_diffusion_folder(model_dir);
+  StableDiffusionModel model = load_stable_diffusion_folder(model_dir, options);
   return std::make_unique<StableDiffusionPipeline>(std::move(model), seconds_since(t0));
 }
 

@@ -1,0 +1,90 @@
+// diffuse bench: time the stages of a generation (load, text encoder, one UNet step, VAE decode)
+// and report peak memory, on a real model folder or on any architecture config with synthetic
+// weights (e.g. ../shared/configs/sd15), so performance can be measured without downloads.
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "core/allocator.h"
+#include "diffuse/diffuse.hpp"
+
+namespace diffuse::cli {
+
+Command add_bench(CLI::App& app) {
+  struct Args {
+    std::string model, config, scheduler = "euler";
+    int width = 512, height = 512, steps = 2, threads = 0;
+    float guidance = 7.5f;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  CLI::App* c = app.add_subcommand("bench", "Time text encoding, UNet steps and VAE decoding");
+  auto* src = c->add_option_group("source");
+  src->add_option("--model,-m", a->model, "diffusers model folder");
+  src->add_option("--config", a->config, "architecture folder (configs only): synthetic weights");
+  src->require_option(1);
+  c->add_option("--width,-W", a->width, "image width")->capture_default_str();
+  c->add_option("--height,-H", a->height, "image height")->capture_default_str();
+  c->add_option("--steps", a->steps, "denoising steps to time")->capture_default_str();
+  c->add_option("--guidance-scale", a->guidance, "> 1: each step runs the UNet on batch 2")
+      ->capture_default_str();
+  c->add_option("--scheduler", a->scheduler, "sampler (one UNet call per step)")
+      ->capture_default_str();
+  c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  c->add_flag("--json", a->json, "print JSON");
+  return [a] {
+    if (a->threads > 0) set_num_threads(a->threads);
+    LoadOptions lo;
+    lo.synthetic_weights = !a->config.empty();
+    lo.tokenizer_fallback_dir = assets_dir() + "/tokenizer";
+    auto pipe = Pipeline::load(a->config.empty() ? a->model : a->config, lo);
+    GenerateOptions o;
+    o.prompt = "a photograph of an astronaut riding a horse on mars, highly detailed";
+    o.width = a->width;
+    o.height = a->height;
+    o.steps = a->steps;
+    o.guidance_scale = a->guidance;
+    o.scheduler = a->scheduler;
+    o.seed = 1;
+    std::vector<double> step_s;
+    double last = 0;
+    auto r = pipe->generate(o, [&](const Progress& p) {
+      step_s.push_back(p.elapsed_s - last);
+      last = p.elapsed_s;
+      if (!a->json)
+        std::fprintf(stderr, "step %d/%d: %.3f s\n", p.step, p.total_steps, step_s.back());
+      return true;
+    });
+    const double best = *std::min_element(step_s.begin(), step_s.end());
+    const double rss = double(process_peak_rss_bytes()) / (1 << 20);
+    const double act = double(r.peak_activation_bytes) / (1 << 20);
+    const int batch = a->guidance > 1.f ? 2 : 1;
+    if (a->json) {
+      nlohmann::json j{{"model", r.model_name},
+                       {"synthetic_weights", lo.synthetic_weights},
+                       {"width", a->width},
+                       {"height", a->height},
+                       {"unet_batch", batch},
+                       {"threads", num_threads()},
+                       {"load_s", r.times.load_s},
+                       {"text_encoder_s", r.times.text_encoder_s},
+                       {"unet_step_s", step_s},
+                       {"unet_step_best_s", best},
+                       {"vae_decode_s", r.times.vae_s},
+                       {"peak_rss_mib", rss},
+                       {"peak_activation_mib", act}};
+      std::cout << j.dump(2) << "\n";
+    } else {
+      std::printf("model %s%s, %dx%d, UNet batch %d\n", r.model_name.c_str(),
+                  lo.synthetic_weights ? " (synthetic weights)" : "", a->width, a->height, batch);
+      std::printf("load %.3f s | text encoder %.3f s | UNet step best %.3f s | VAE decode %.3f s\n",
+                  r.times.load_s, r.times.text_encoder_s, best, r.times.vae_s);
+      std::printf("peak RSS %.0f MiB | peak activations %.0f MiB\n", rss, act);
+    }
+    return 0;
+  };
+}
+
+}  // namespace diffuse::cli
