@@ -176,3 +176,16 @@ TEST(cli, demo_model_runs_without_model_flag) {
   sb << b.rdbuf();
   EXPECT_EQ(sa.str(), sb.str());
 }
+
+TEST(cli, bench_reports_stage_times_with_synthetic_weights) {
+  CommandResult r = run("bench --config " + tiny() + " --width 128 --height 128 --steps 2 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["synthetic_weights"], true);
+  EXPECT_EQ(j["unet_step_s"].size(), 2u);
+  EXPECT_GT(j["unet_step_best_s"].get<double>(), 0.0);
+  EXPECT_GT(j["vae_decode_s"].get<double>(), 0.0);
+  EXPECT_GT(j["peak_rss_mib"].get<double>(), 0.0);
+  CommandResult bad = run("bench --width 128");
+  EXPECT_EQ(bad.code, 1);
+}
