@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(build-essential cmake ninja-build pkg-config libopenblas-dev nlohmann-json3-dev
+PACKAGES=(build-essential cmake ninja-build pkg-config libdnnl-dev nlohmann-json3-dev
           libcli11-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,8 +1,15 @@
-// GEMM through OpenBLAS, split over the shared thread pool. OpenBLAS runs single-threaded so that
-// exactly one pool owns the cores; nested calls (from inside a parallel region) run inline.
-#include <cblas.h>
-
-#include <mutex>
+// GEMM through oneDNN's sgemm, split over the shared thread pool.
+//
+// Why oneDNN rather than OpenBLAS: oneDNN picks its JIT kernels from the CPU's feature bits, so it
+// uses AVX-512 wherever the CPU has it; Debian's OpenBLAS 0.3.21 selects kernels by CPU model and
+// falls back to AVX2 on CPUs newer than itself. Measured on this project's 2-core Zen 5 machine,
+// one thread, 320x2880 * 2880x4096: OpenBLAS 115 GFLOP/s, oneDNN 212 GFLOP/s (docs/PERFORMANCE.md).
+//
+// oneDNN's Debian build threads with OpenMP. Exactly one pool must own the cores, so every thread
+// that calls into oneDNN first limits its own OpenMP team to one thread; our pool does the
+// splitting. Nested calls (from inside a parallel region) run inline.
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
 
 #include "backend/ops.h"
 #include "core/thread_pool.h"
@@ -11,24 +18,31 @@
 namespace diffuse::ops {
 
 namespace {
-void ensure_single_threaded_blas() {
-  static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
+
+void single_threaded_sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                           float* c, int64_t ldc) {
+  thread_local bool limited = false;
+  if (!limited) {
+    omp_set_num_threads(1);  // per calling thread (an OpenMP ICV of this thread)
+    limited = true;
+  }
+  const dnnl_status_t st = dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  if (st != dnnl_success)
+    throw ShapeError("gemm: oneDNN rejected " + std::to_string(m) + "x" + std::to_string(n) + "x" +
+                     std::to_string(k) + " (status " + std::to_string(static_cast<int>(st)) + ")");
 }
+
 }  // namespace
 
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  ensure_single_threaded_blas();
   if (m == 0 || n == 0) return;
-  const auto ta = trans_a ? CblasTrans : CblasNoTrans;
-  const auto tb = trans_b ? CblasTrans : CblasNoTrans;
   auto call = [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     const float* ap = trans_a ? a + m0 : a + m0 * lda;
     const float* bp = trans_b ? b + n0 * ldb : b + n0;
-    cblas_sgemm(CblasRowMajor, ta, tb, static_cast<blasint>(m1 - m0), static_cast<blasint>(n1 - n0),
-                static_cast<blasint>(k), alpha, ap, static_cast<blasint>(lda), bp,
-                static_cast<blasint>(ldb), beta, c + m0 * ldc + n0, static_cast<blasint>(ldc));
+    single_threaded_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m1 - m0, n1 - n0, k, alpha, ap,
+                          lda, bp, ldb, beta, c + m0 * ldc + n0, ldc);
   };
   // Split the larger output dimension; each piece stays a large, cache-friendly GEMM.
   const double flops = 2.0 * double(m) * double(n) * double(k);
