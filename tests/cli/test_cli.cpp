@@ -20,13 +20,14 @@ struct CommandResult {
   std::string out, err;
 };
 
-CommandResult run(const std::string& args, const std::string& env = "") {
+/// Runs a shell command line, capturing stdout, stderr and the exit code.
+CommandResult run_shell(const std::string& command_line) {
   const std::string dir = diffuse::test::temp_dir();
   // ctest runs tests of this binary in parallel processes: keep each capture file private.
   static int counter = 0;
   const std::string err_path =
       dir + "/stderr-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".txt";
-  const std::string cmd = env + " " + DIFFUSE_BINARY + " " + args + " 2>" + err_path;
+  const std::string cmd = "(" + command_line + ") 2>" + err_path;
   CommandResult r;
   FILE* p = popen(cmd.c_str(), "r");
   char buf[4096];
@@ -39,6 +40,11 @@ CommandResult run(const std::string& args, const std::string& env = "") {
   ss << e.rdbuf();
   r.err = ss.str();
   return r;
+}
+
+/// Runs the diffuse executable with `args`, optionally prefixed by environment assignments.
+CommandResult run(const std::string& args, const std::string& env = "") {
+  return run_shell(env + " " + DIFFUSE_BINARY + " " + args);
 }
 
 std::string tiny() {
@@ -188,4 +194,16 @@ TEST(cli, bench_reports_stage_times_with_synthetic_weights) {
   EXPECT_GT(j["peak_rss_mib"].get<double>(), 0.0);
   CommandResult bad = run("bench --width 128");
   EXPECT_EQ(bad.code, 1);
+}
+
+TEST(cli, ctrl_c_stops_and_writes_nothing) {
+  const std::string out = out_path("interrupted.png");
+  // 1000 steps take far longer than the second we wait; SIGINT must end the run within a step.
+  const std::string script = std::string(DIFFUSE_BINARY) + " generate --model " + tiny() +
+                             " -p x --steps 1000 --scheduler euler -o " + out +
+                             " & pid=$!; sleep 1.5; kill -INT $pid; wait $pid; echo rc=$?";
+  CommandResult r = run_shell(script);
+  EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.err.find("cancelled"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
 }
