@@ -40,10 +40,14 @@ nlohmann::json parse_json(const std::string& text, const std::string& source) {
   }
 }
 
-JsonConfig JsonConfig::load(const std::string& path) {
+nlohmann::json load_json_object(const std::string& path) {
   nlohmann::json j = parse_json(read_text_file(path), path);
   if (!j.is_object()) throw FileError(path + ": expected a JSON object");
-  return JsonConfig(std::move(j), path);
+  return j;
+}
+
+JsonConfig JsonConfig::load(const std::string& path) {
+  return JsonConfig(load_json_object(path), path);
 }
 
 JsonConfig::JsonConfig(nlohmann::json j, std::string source)

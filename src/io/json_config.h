@@ -15,6 +15,9 @@ namespace diffuse {
 /// rejects; they become +/-DBL_MAX and NaN-as-null. Throws FileError naming `source`.
 nlohmann::json parse_json(const std::string& text, const std::string& source);
 
+/// Reads `path` with parse_json and requires a JSON object (FileError naming the path otherwise).
+nlohmann::json load_json_object(const std::string& path);
+
 class JsonConfig {
  public:
   /// Parses `path`; FileError naming it when missing or not a JSON object.

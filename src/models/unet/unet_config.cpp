@@ -17,14 +17,7 @@ std::string str(int v) {
 }  // namespace
 
 UNetConfig UNetConfig::load(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw FileError(path + ": invalid JSON: " + e.what());
-  }
-  if (!j.is_object()) throw FileError(path + ": expected a JSON object");
-  return parse(j, path);
+  return parse(load_json_object(path), path);
 }
 
 UNetConfig UNetConfig::parse(const nlohmann::json& j, const std::string& source) {

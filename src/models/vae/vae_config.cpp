@@ -9,14 +9,7 @@
 namespace diffuse {
 
 VaeConfig VaeConfig::load(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_text_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw FileError(path + ": invalid JSON: " + e.what());
-  }
-  if (!j.is_object()) throw FileError(path + ": expected a JSON object");
-  return parse(j, path);
+  return parse(load_json_object(path), path);
 }
 
 VaeConfig VaeConfig::parse(const nlohmann::json& j, const std::string& source) {
