@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fixtures.h"
+#include "common/pipeline_check.h"
 #include "diffuse/diffuse.hpp"
 #include "io/json_config.h"
 #include "io/png_image.h"
@@ -14,64 +15,12 @@ using namespace diffuse;
 
 namespace {
 
-struct PipelineCase {
-  nlohmann::json meta;
-  Tensor step_latents, images;
-};
-
-PipelineCase load_case(const std::string& name) {
-  auto f = test::golden("pipe-" + name + ".safetensors");
-  return {parse_json(f.metadata().at("json"), name), f.get("step_latents"), f.get("images")};
-}
-
 void check_pipeline(const std::string& name) {
-  PipelineCase c = load_case(name);
-  const auto& m = c.meta;
-  auto pipe = Pipeline::load(test::fixture("models/" + m.at("model").get<std::string>()));
-  GenerateOptions o;
-  o.prompt = m.at("prompt").get<std::string>();
-  o.negative_prompt = m.value("negative_prompt", "");
-  o.steps = m.at("num_inference_steps").get<int>();
-  o.guidance_scale = m.at("guidance_scale").get<float>();
-  o.seed = m.at("seed").get<uint64_t>();
-  o.scheduler = m.at("scheduler").get<std::string>();
-  o.width = m.value("width", 0);
-  o.height = m.value("height", 0);
-  if (m.contains("strength")) {
-    o.init_image = load_png(test::fixture("golden/img2img-init.png"));
-    o.strength = m.at("strength").get<float>();
-  }
-  std::vector<Tensor> steps;
-  GenerationResult r = pipe->generate(o, [&](const Progress& p) {
-    Shape s(p.latent_shape.begin(), p.latent_shape.end());
-    steps.push_back(Tensor::from_floats(p.latents, s));
-    return true;
-  });
-  ASSERT_EQ(static_cast<int64_t>(steps.size()), c.step_latents.dim(0)) << "model evaluations";
-  double worst_step = 0;
-  for (size_t i = 0; i < steps.size(); ++i) {
-    const double e =
-        test::rel_error(steps[i], c.step_latents.narrow(0, static_cast<int64_t>(i), 1));
-    worst_step = std::max(worst_step, e);
-    EXPECT_LT(e, 1e-3) << "step " << i;
-  }
-  ASSERT_EQ(r.images.size(), 1u);
-  const Image& img = r.images[0];
-  Tensor ours = Tensor::from_floats(img.rgb.data(), {1, img.height, img.width, 3});
-  const double e_img = test::abs_error(ours, c.images);
-  EXPECT_LT(e_img, 2e-3);
-
-  // PNG: within one level on >= 99.9% of values.
-  Rgb8Image ref = read_png(test::fixture("golden/" + name + "-0.png"));
-  const auto mine = img.to_rgb8();
-  ASSERT_EQ(ref.pixels.size(), mine.size());
-  size_t close = 0;
-  for (size_t i = 0; i < mine.size(); ++i)
-    close += std::abs(int(mine[i]) - int(ref.pixels[i])) <= 1;
-  const double frac = double(close) / double(mine.size());
-  EXPECT_GE(frac, 0.999);
-  std::cout << name << ": worst step latent rel error " << worst_step << ", image abs error "
-            << e_img << ", PNG values within 1 level " << frac * 100 << "%\n";
+  const auto meta =
+      parse_json(test::golden("pipe-" + name + ".safetensors").metadata().at("json"), name);
+  auto pipe = Pipeline::load(test::fixture("models/" + meta.at("model").get<std::string>()));
+  test::check_golden_pipeline(*pipe, test::fixture("golden/pipe-" + name + ".safetensors"),
+                              test::fixture("golden/" + name + "-0.png"), name);
 }
 
 }  // namespace
