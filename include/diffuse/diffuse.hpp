@@ -55,9 +55,12 @@ struct GenerateOptions {
   int image_count = 1;                // one generator, one batched draw (as diffusers)
   std::string rng = "torch";          // "torch", "numpy", "philox"
   int clip_skip = 0;                  // skip the last N CLIP layers (prompt and negative)
-  std::optional<Image> init_image;    // image-to-image when set
-  float strength = 0.8f;              // img2img: fraction of the schedule re-noised, (0, 1]
-  bool preview = false;               // fill Progress::preview (cheap latent->RGB estimate)
+  /// Image-to-image when set. Any size: as diffusers' VaeImageProcessor, width/height default to
+  /// the image's rounded down to a multiple of 8, and the image is resized to width x height with
+  /// PIL's Lanczos filter (bit-exact on 8-bit images) when its size differs.
+  std::optional<Image> init_image;
+  float strength = 0.8f;  // img2img: fraction of the schedule re-noised, (0, 1]
+  bool preview = false;   // fill Progress::preview (cheap latent->RGB estimate)
 };
 
 struct Progress {

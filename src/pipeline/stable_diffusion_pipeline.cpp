@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/allocator.h"
+#include "io/image_resize.h"
 #include "pipeline/latent_preview.h"
 #include "random/random_source.h"
 
@@ -140,13 +141,16 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
     if (im.width <= 0 || im.height <= 0 ||
         im.rgb.size() != size_t(im.width) * size_t(im.height) * 3)
       throw ConfigError("init image: empty or inconsistent pixel buffer");
-    if (o.width == 0) o.width = im.width;
-    if (o.height == 0) o.height = im.height;
-    if (im.width != o.width || im.height != o.height)
+    // Init images are resized in memory; beyond this they are a mistake, not a photo.
+    constexpr int kMaxInitSide = 16384;
+    if (im.width < unit || im.height < unit || im.width > kMaxInitSide || im.height > kMaxInitSide)
       throw ConfigError("init image is " + std::to_string(im.width) + "x" +
-                        std::to_string(im.height) + " but the requested size is " +
-                        std::to_string(o.width) + "x" + std::to_string(o.height) +
-                        " (resize the image first)");
+                        std::to_string(im.height) + "; each side must be between " +
+                        std::to_string(unit) + " and " + std::to_string(kMaxInitSide));
+    // diffusers' VaeImageProcessor.get_default_height_width: the image's own size rounded down to
+    // a multiple of the VAE scale factor (an explicit size is checked below like any other).
+    if (o.width == 0) o.width = im.width - im.width % unit;
+    if (o.height == 0) o.height = im.height - im.height % unit;
     if (!(o.strength > 0.f && o.strength <= 1.f))
       throw ConfigError("strength must be in (0, 1], got " + std::to_string(o.strength));
   }
@@ -171,6 +175,14 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
     throw ConfigError("clip skip must be between 0 and " +
                       std::to_string(model_.text_encoder.config().num_hidden_layers - 1));
   if (o.eta && (!std::isfinite(*o.eta) || *o.eta < 0.0)) throw ConfigError("eta must be >= 0");
+  // VaeImageProcessor.resize: PIL `image.resize((width, height), Image.LANCZOS)` on the 8-bit
+  // image (to_rgb8 is exact for images read from 8-bit PNGs).
+  if (o.init_image && (o.init_image->width != o.width || o.init_image->height != o.height)) {
+    const Image& im = *o.init_image;
+    const Rgb8Image resized =
+        resize_lanczos(Rgb8Image{im.width, im.height, im.to_rgb8()}, o.width, o.height);
+    o.init_image = Image::from_rgb8(resized.width, resized.height, resized.pixels);
+  }
 }
 
 GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& options,

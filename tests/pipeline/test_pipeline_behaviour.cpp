@@ -11,6 +11,7 @@
 #include "core/allocator.h"
 #include "diffuse/diffuse.h"
 #include "diffuse/diffuse.hpp"
+#include "io/image_resize.h"
 #include "io/safetensors.h"
 
 using namespace diffuse;
@@ -184,4 +185,45 @@ TEST(pipeline_behaviour, sdxl_is_refused_plainly) {
   index["_class_name"] = "StableDiffusionXLPipeline";
   std::ofstream(dir + "/model_index.json") << index.dump(2);
   expect_load_error<ConfigError>(dir, "SDXL", "model_index.json");
+}
+
+TEST(pipeline_behaviour, img2img_resizes_init_image_like_diffusers) {
+  // VaeImageProcessor: the default size is the image's rounded down to a multiple of 8, and the
+  // image is resized to the target with PIL's Lanczos (here resize_lanczos, checked against
+  // Pillow in tests/io).
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"));
+  std::vector<uint8_t> px(100 * 90 * 3);
+  for (int y = 0; y < 90; ++y)
+    for (int x = 0; x < 100; ++x) {
+      uint8_t* p = &px[(size_t(y) * 100 + size_t(x)) * 3];
+      p[0] = uint8_t(x * 255 / 99);
+      p[1] = uint8_t(y * 255 / 89);
+      p[2] = uint8_t(((x / 5 + y / 5) % 2) * 255);
+    }
+  GenerateOptions o;
+  o.prompt = "a cat";
+  o.steps = 2;
+  o.strength = 0.5f;
+  o.init_image = Image::from_rgb8(100, 90, px);
+  auto r = pipe->generate(o);
+  ASSERT_EQ(r.images.size(), 1u);
+  EXPECT_EQ(r.images[0].width, 96);
+  EXPECT_EQ(r.images[0].height, 88);
+  EXPECT_EQ(r.options.width, 96);
+  EXPECT_EQ(r.options.height, 88);
+  ASSERT_TRUE(r.options.init_image.has_value());
+  EXPECT_EQ(r.options.init_image->to_rgb8(), resize_lanczos(Rgb8Image{100, 90, px}, 96, 88).pixels);
+
+  o.width = o.height = 128;
+  r = pipe->generate(o);
+  EXPECT_EQ(r.images[0].width, 128);
+  EXPECT_EQ(r.images[0].height, 128);
+  EXPECT_EQ(r.options.init_image->to_rgb8(),
+            resize_lanczos(Rgb8Image{100, 90, px}, 128, 128).pixels);
+
+  o.width = 100;  // an explicit size must still be a multiple of 8
+  EXPECT_THROW(pipe->generate(o), ConfigError);
+  o.width = 0;
+  o.init_image = Image::from_rgb8(5, 40, std::vector<uint8_t>(5 * 40 * 3, 9));  // < 8 wide
+  EXPECT_THROW(pipe->generate(o), ConfigError);
 }
