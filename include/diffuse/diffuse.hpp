@@ -113,12 +113,22 @@ struct LoadOptions {
   bool synthetic_weights = false;
   /// Folder with vocab.json + merges.txt, used when the model's tokenizer/ folder lacks them.
   std::string tokenizer_fallback_dir;
+  /// Single-file checkpoints (.safetensors / .ckpt in the original LDM layout): a diffusers folder
+  /// whose model_index.json, component config.json files, tokenizer and scheduler describe the
+  /// architecture (its weights are not read), as diffusers' from_single_file(config=...).
+  std::string config_dir;
+  /// diffuse's bundled assets (configs/sd15, configs/sd21-768v, tokenizer/): when config_dir is
+  /// empty, a single-file checkpoint uses the full-size config of the family its keys show (SD 2.x
+  /// defaults to the 768-v, v-prediction config: v-prediction cannot be detected from weights).
+  std::string assets_dir;
 };
 
 class Pipeline {
  public:
   /// Loads a diffusers-layout Stable Diffusion folder (model_index.json, text_encoder/, tokenizer/,
-  /// unet/, vae/, scheduler/). Throws FileError/ConfigError naming the file or key at fault.
+  /// unet/, vae/, scheduler/), or a single-file checkpoint (.safetensors or .ckpt, original LDM
+  /// layout; see LoadOptions::config_dir). Throws FileError/ConfigError naming the file or key at
+  /// fault.
   static std::unique_ptr<Pipeline> load(const std::string& model_dir,
                                         const LoadOptions& options = {});
   virtual ~Pipeline() = default;

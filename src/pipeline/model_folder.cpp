@@ -44,27 +44,32 @@ ClipTokenizer load_tokenizer(const fs::path& dir, const std::string& fallback) {
   return ClipTokenizer::load(dir.string());
 }
 
-// Components from their config.json and either the weight files beside it or rule weights.
-ClipTextModel load_text_encoder(const fs::path& dir, bool synthetic) {
-  if (!synthetic) return ClipTextModel::load(dir.string());
-  return ClipTextModel::from_weights(ClipTextConfig::load((dir / "config.json").string()),
-                                     synthetic_weight_store("text_model."));
+// Components from their config.json and either the weight files beside it, the given weights
+// (a converted checkpoint) or rule weights.
+ClipTextModel load_text_encoder(const fs::path& dir, bool synthetic, const WeightStore* w) {
+  if (!synthetic && !w) return ClipTextModel::load(dir.string());
+  const ClipTextConfig config = ClipTextConfig::load((dir / "config.json").string());
+  if (w) return ClipTextModel::from_weights(config, *w);
+  return ClipTextModel::from_weights(config, synthetic_weight_store("text_model."));
 }
-UNet2DConditionModel load_unet(const fs::path& dir, bool synthetic) {
-  if (!synthetic) return UNet2DConditionModel::load(dir.string());
-  return UNet2DConditionModel::from_weights(UNetConfig::load((dir / "config.json").string()),
-                                            synthetic_weight_store());
+UNet2DConditionModel load_unet(const fs::path& dir, bool synthetic, const WeightStore* w) {
+  if (!synthetic && !w) return UNet2DConditionModel::load(dir.string());
+  UNetConfig config = UNetConfig::load((dir / "config.json").string());
+  if (w) return UNet2DConditionModel::from_weights(std::move(config), *w);
+  return UNet2DConditionModel::from_weights(std::move(config), synthetic_weight_store());
 }
-AutoencoderKL load_vae(const fs::path& dir, bool synthetic) {
-  if (!synthetic) return AutoencoderKL::load(dir.string());
-  return AutoencoderKL::from_weights(VaeConfig::load((dir / "config.json").string()),
-                                     synthetic_weight_store());
+AutoencoderKL load_vae(const fs::path& dir, bool synthetic, const WeightStore* w) {
+  if (!synthetic && !w) return AutoencoderKL::load(dir.string());
+  VaeConfig config = VaeConfig::load((dir / "config.json").string());
+  if (w) return AutoencoderKL::from_weights(std::move(config), *w);
+  return AutoencoderKL::from_weights(std::move(config), synthetic_weight_store());
 }
 
 }  // namespace
 
 StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
-                                                  const LoadOptions& options) {
+                                                  const LoadOptions& options,
+                                                  const ComponentWeights* weights) {
   if (!fs::is_directory(dir)) throw FileError(dir + ": model folder not found");
   const std::string index_path = (fs::path(dir) / "model_index.json").string();
   if (!fs::exists(index_path))
@@ -90,9 +95,10 @@ StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
       root.filename().empty() ? root.parent_path().filename().string() : root.filename().string(),
       "",
       load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
-      load_text_encoder(root / "text_encoder", options.synthetic_weights),
-      load_unet(root / "unet", options.synthetic_weights),
-      load_vae(root / "vae", options.synthetic_weights),
+      load_text_encoder(root / "text_encoder", options.synthetic_weights,
+                        weights ? weights->text_encoder : nullptr),
+      load_unet(root / "unet", options.synthetic_weights, weights ? weights->unet : nullptr),
+      load_vae(root / "vae", options.synthetic_weights, weights ? weights->vae : nullptr),
       parse_json(read_text_file(sched_path), sched_path),
   };
   const int te_dim = m.text_encoder.config().hidden_size;

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "diffuse/diffuse.hpp"
+#include "io/weight_store.h"
 #include "models/clip/clip_text_model.h"
 #include "models/unet/unet_2d_condition.h"
 #include "models/vae/autoencoder_kl.h"
@@ -25,9 +26,19 @@ struct StableDiffusionModel {
   int default_size() const;      // unet sample_size * vae_scale_factor
 };
 
+/// Component weights supplied from elsewhere (a converted single-file checkpoint): the folder's
+/// component subfolders then only need their config.json.
+struct ComponentWeights {
+  const WeightStore* text_encoder = nullptr;
+  const WeightStore* unet = nullptr;
+  const WeightStore* vae = nullptr;
+};
+
 /// Loads `dir` (model_index.json + component folders). Unsupported pipelines (e.g. SDXL) and
-/// missing or inconsistent components are a FileError/ConfigError naming the file.
+/// missing or inconsistent components are a FileError/ConfigError naming the file. With
+/// `weights`, the components take their weights from it instead of their folders.
 StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
-                                                  const LoadOptions& options = {});
+                                                  const LoadOptions& options = {},
+                                                  const ComponentWeights* weights = nullptr);
 
 }  // namespace diffuse

@@ -7,6 +7,7 @@
 
 #include "core/allocator.h"
 #include "io/image_resize.h"
+#include "pipeline/checkpoint_loader.h"
 #include "pipeline/latent_preview.h"
 #include "random/random_source.h"
 
@@ -293,7 +294,9 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
 
 std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const LoadOptions& options) {
   const auto t0 = Clock::now();
-  StableDiffusionModel model = load_stable_diffusion_folder(model_dir, options);
+  StableDiffusionModel model = is_single_file_checkpoint(model_dir)
+                                   ? load_stable_diffusion_checkpoint(model_dir, options)
+                                   : load_stable_diffusion_folder(model_dir, options);
   return std::make_unique<StableDiffusionPipeline>(std::move(model), seconds_since(t0));
 }
 

@@ -26,7 +26,8 @@ void on_sigint(int) {
 }
 
 struct GenerateArgs {
-  std::string model, prompt, negative_prompt, scheduler, timestep_spacing, image, rng = "torch";
+  std::string model, config_dir, prompt, negative_prompt, scheduler, timestep_spacing, image,
+      rng = "torch";
   std::string compute_units = "cpu", output = "output.png";
   int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0, threads = 0;
   float guidance = 7.5f, strength = 0.8f;
@@ -109,7 +110,10 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
                  "For real images pass --model <diffusers folder>, e.g. a download of "
                  "stable-diffusion-v1-5.\n";
   }
-  auto pipe = Pipeline::load(model_dir);
+  LoadOptions lo;
+  lo.config_dir = a.config_dir;
+  lo.assets_dir = assets_dir();
+  auto pipe = Pipeline::load(model_dir, lo);
   if (!a.json) std::cerr << "seed: " << o.seed << "\n";
   std::signal(SIGINT, on_sigint);
   ProgressPrinter printer(a.json);
@@ -154,7 +158,11 @@ Command add_generate(CLI::App& app) {
   CLI::App* c = app.add_subcommand("generate",
                                    "Generate images from a prompt (and optionally an init image)");
   c->add_option("--model,-m", a->model,
-                "diffusers model folder (default: the built-in demo model)");
+                "diffusers model folder, or a single-file checkpoint (.safetensors/.ckpt, original "
+                "SD layout) (default: the built-in demo model)");
+  c->add_option("--config-dir", a->config_dir,
+                "for a single-file checkpoint: diffusers folder whose configs describe it "
+                "(default: bundled SD 1.5, or SD 2.1 768-v for SD 2.x checkpoints)");
   c->add_option("--prompt,-p", a->prompt, "what to draw");
   c->add_option("--negative-prompt,-n", a->negative_prompt, "what to avoid");
   c->add_option("--steps", a->steps, "denoising steps")->capture_default_str();

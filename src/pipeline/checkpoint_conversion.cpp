@@ -1,0 +1,279 @@
+#include "pipeline/checkpoint_conversion.h"
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
+#include <vector>
+
+#include "diffuse/error.hpp"
+
+namespace diffuse {
+
+namespace {
+
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.rfind(p, 0) == 0;
+}
+
+// Splits "12.rest" into 12 and "rest"; nullopt when `s` does not start with "<int>.".
+std::optional<std::pair<int, std::string>> split_index(const std::string& s) {
+  const auto dot = s.find('.');
+  if (dot == std::string::npos || dot == 0) return std::nullopt;
+  int v = 0;
+  const auto r = std::from_chars(s.data(), s.data() + dot, v);
+  if (r.ec != std::errc() || r.ptr != s.data() + dot) return std::nullopt;
+  return std::make_pair(v, s.substr(dot + 1));
+}
+
+// Replaces a leading `from` of `s` by `to` for the first matching pair; nullopt when none does.
+std::optional<std::string> rename_prefix(
+    const std::string& s, std::initializer_list<std::pair<const char*, const char*>> table) {
+  for (const auto& [from, to] : table)
+    if (starts_with(s, from)) return std::string(to) + s.substr(std::string(from).size());
+  return std::nullopt;
+}
+
+// LDM ResBlock (UNet) -> diffusers ResnetBlock2D.
+std::optional<std::string> unet_resnet(const std::string& t) {
+  return rename_prefix(t, {{"in_layers.0.", "norm1."},
+                           {"in_layers.2.", "conv1."},
+                           {"emb_layers.1.", "time_emb_proj."},
+                           {"out_layers.0.", "norm2."},
+                           {"out_layers.3.", "conv2."},
+                           {"skip_connection.", "conv_shortcut."}});
+}
+
+// LDM SpatialTransformer keys already use diffusers' names (norm, proj_in, transformer_blocks.N.
+// attn1.to_q, ff.net.0.proj, ..., proj_out).
+std::optional<std::string> unet_attention(const std::string& t) {
+  for (const char* p : {"norm.", "proj_in.", "proj_out.", "transformer_blocks."})
+    if (starts_with(t, p)) return t;
+  return std::nullopt;
+}
+
+[[noreturn]] void unknown_key(const std::string& path, const std::string& key) {
+  throw FileError(path + ": unrecognised checkpoint key '" + key +
+                  "' (not an SD 1.x/2.x checkpoint, or a variant diffuse does not support)");
+}
+
+}  // namespace
+
+std::string detect_checkpoint_family(const StateDict& sd, const std::string& path) {
+  bool unet = false, clip = false, openclip = false, sdxl = false;
+  for (const auto& [k, t] : sd) {
+    unet |= starts_with(k, "model.diffusion_model.");
+    clip |= starts_with(k, "cond_stage_model.transformer.");
+    openclip |= starts_with(k, "cond_stage_model.model.");
+    sdxl |= starts_with(k, "conditioner.embedders.");
+  }
+  if (sdxl) throw ConfigError(path + ": SDXL checkpoints are not supported yet");
+  if (!unet)
+    throw FileError(path + ": not a Stable Diffusion checkpoint (no model.diffusion_model.* keys)");
+  if (openclip) return "sd2";
+  if (clip) return "sd1";
+  throw FileError(path + ": no text encoder weights (cond_stage_model.*) in the checkpoint");
+}
+
+WeightStore convert_ldm_unet(const StateDict& sd, const UNetConfig& c, const std::string& path) {
+  const std::string prefix = "model.diffusion_model.";
+  const int levels = static_cast<int>(c.levels());
+  // input_blocks.<i> -> (level, kind, j): kind 0 resnet/attention layer j, 1 downsampler.
+  struct Slot {
+    int level, j;
+    bool sampler;
+  };
+  std::vector<Slot> in_slots{{-1, 0, false}};  // input_blocks.0 is conv_in
+  for (int l = 0; l < levels; ++l) {
+    for (int j = 0; j < c.layers_per_block[static_cast<size_t>(l)]; ++j)
+      in_slots.push_back({l, j, false});
+    if (l + 1 < levels) in_slots.push_back({l, 0, true});
+  }
+  std::vector<Slot> out_slots;  // output_blocks.<i> -> (up level, layer j)
+  for (int u = 0; u < levels; ++u) {
+    const int lpb = c.layers_per_block[static_cast<size_t>(levels - 1 - u)];
+    for (int j = 0; j <= lpb; ++j) out_slots.push_back({u, j, j == lpb && u + 1 < levels});
+  }
+
+  WeightStore w;
+  for (const auto& [key, t] : sd) {
+    if (!starts_with(key, prefix)) continue;
+    const std::string k = key.substr(prefix.size());
+    std::optional<std::string> name =
+        rename_prefix(k, {{"time_embed.0.", "time_embedding.linear_1."},
+                          {"time_embed.2.", "time_embedding.linear_2."},
+                          {"input_blocks.0.0.", "conv_in."},
+                          {"out.0.", "conv_norm_out."},
+                          {"out.2.", "conv_out."}});
+    if (!name && starts_with(k, "input_blocks.")) {
+      const auto bi = split_index(k.substr(13));
+      const auto sub = bi ? split_index(bi->second) : std::nullopt;
+      if (bi && sub && bi->first > 0 && static_cast<size_t>(bi->first) < in_slots.size()) {
+        const Slot s = in_slots[static_cast<size_t>(bi->first)];
+        const std::string blk = "down_blocks." + std::to_string(s.level) + ".";
+        if (s.sampler && sub->first == 0 && starts_with(sub->second, "op."))
+          name = blk + "downsamplers.0.conv." + sub->second.substr(3);
+        else if (!s.sampler && sub->first == 0) {
+          if (auto r = unet_resnet(sub->second))
+            name = blk + "resnets." + std::to_string(s.j) + "." + *r;
+        } else if (!s.sampler && sub->first == 1) {
+          if (auto r = unet_attention(sub->second))
+            name = blk + "attentions." + std::to_string(s.j) + "." + *r;
+        }
+      }
+    } else if (!name && starts_with(k, "middle_block.")) {
+      if (const auto sub = split_index(k.substr(13))) {
+        if (sub->first == 0 || sub->first == 2) {
+          if (auto r = unet_resnet(sub->second))
+            name = "mid_block.resnets." + std::to_string(sub->first / 2) + "." + *r;
+        } else if (sub->first == 1) {
+          if (auto r = unet_attention(sub->second)) name = "mid_block.attentions.0." + *r;
+        }
+      }
+    } else if (!name && starts_with(k, "output_blocks.")) {
+      const auto bi = split_index(k.substr(14));
+      const auto sub = bi ? split_index(bi->second) : std::nullopt;
+      if (bi && sub && bi->first >= 0 && static_cast<size_t>(bi->first) < out_slots.size()) {
+        const Slot s = out_slots[static_cast<size_t>(bi->first)];
+        const std::string blk = "up_blocks." + std::to_string(s.level) + ".";
+        if (sub->first == 0) {
+          if (auto r = unet_resnet(sub->second))
+            name = blk + "resnets." + std::to_string(s.j) + "." + *r;
+        } else if (s.sampler && starts_with(sub->second, "conv.")) {
+          name = blk + "upsamplers.0." + sub->second;  // output_blocks.i.{1|2}.conv
+        } else if (sub->first == 1) {
+          if (auto r = unet_attention(sub->second))
+            name = blk + "attentions." + std::to_string(s.j) + "." + *r;
+        }
+      }
+    }
+    if (!name) unknown_key(path, key);
+    w.add(*name, t);
+  }
+  if (w.size() == 0) throw FileError(path + ": no UNet weights (model.diffusion_model.*)");
+  return w;
+}
+
+WeightStore convert_ldm_vae(const StateDict& sd, const VaeConfig& c, const std::string& path) {
+  const std::string prefix = "first_stage_model.";
+  const int levels = static_cast<int>(c.levels());
+  auto resnet = [](const std::string& t) {
+    return starts_with(t, "nin_shortcut.") ? "conv_shortcut." + t.substr(13) : t;
+  };
+  WeightStore w;
+  for (const auto& [key, t] : sd) {
+    if (!starts_with(key, prefix) || starts_with(key, prefix + "loss.")) continue;
+    const std::string k = key.substr(prefix.size());
+    std::optional<std::string> name;
+    Tensor value = t;
+    if (starts_with(k, "quant_conv.") || starts_with(k, "post_quant_conv.")) name = k;
+    for (const char* part : {"encoder.", "decoder."}) {
+      if (name || !starts_with(k, part)) continue;
+      const std::string p = part, r = k.substr(p.size());
+      if (starts_with(r, "conv_in.") || starts_with(r, "conv_out.")) {
+        name = k;
+      } else if (starts_with(r, "norm_out.")) {
+        name = p + "conv_norm_out." + r.substr(9);
+      } else if (starts_with(r, "mid.block_1.") || starts_with(r, "mid.block_2.")) {
+        name = p + "mid_block.resnets." + (r[10] == '1' ? "0." : "1.") + resnet(r.substr(12));
+      } else if (starts_with(r, "mid.attn_1.")) {
+        if (auto a = rename_prefix(r.substr(11), {{"norm.", "group_norm."},
+                                                  {"q.", "to_q."},
+                                                  {"k.", "to_k."},
+                                                  {"v.", "to_v."},
+                                                  {"proj_out.", "to_out.0."}})) {
+          name = p + "mid_block.attentions.0." + *a;
+          // 1x1 convolutions in LDM, linear layers in diffusers.
+          if (!starts_with(*a, "group_norm.") && t.ndim() == 4 && t.dim(2) == 1 && t.dim(3) == 1)
+            value = t.contiguous().reshape({t.dim(0), t.dim(1)});
+        }
+      } else if (starts_with(r, "down.") || starts_with(r, "up.")) {
+        const bool down = r[0] == 'd';
+        const auto li = split_index(r.substr(down ? 5 : 3));
+        if (li && li->first >= 0 && li->first < levels && down == (p == "encoder.")) {
+          const int level = down ? li->first : levels - 1 - li->first;
+          const std::string blk =
+              p + (down ? "down_blocks." : "up_blocks.") + std::to_string(level) + ".";
+          if (starts_with(li->second, "block.")) {
+            if (const auto bj = split_index(li->second.substr(6)))
+              name = blk + "resnets." + std::to_string(bj->first) + "." + resnet(bj->second);
+          } else if (down && starts_with(li->second, "downsample.conv.")) {
+            name = blk + "downsamplers.0.conv." + li->second.substr(16);
+          } else if (!down && starts_with(li->second, "upsample.conv.")) {
+            name = blk + "upsamplers.0.conv." + li->second.substr(14);
+          }
+        }
+      }
+    }
+    if (!name) unknown_key(path, key);
+    w.add(*name, value);
+  }
+  if (w.size() == 0) throw FileError(path + ": no VAE weights (first_stage_model.*)");
+  return w;
+}
+
+WeightStore convert_ldm_text_encoder(const StateDict& sd, const std::string& family,
+                                     const std::string& path) {
+  WeightStore w;
+  if (family == "sd1") {
+    const std::string prefix = "cond_stage_model.transformer.";
+    for (const auto& [key, t] : sd) {
+      if (!starts_with(key, prefix)) continue;
+      std::string k = key.substr(prefix.size());
+      if (!starts_with(k, "text_model.")) k = "text_model." + k;  // older transformers layout
+      if (k.size() >= 13 && k.compare(k.size() - 13, 13, ".position_ids") == 0)
+        continue;  // a buffer
+      w.add(k, t);
+    }
+    if (w.size() == 0) throw FileError(path + ": no text encoder weights");
+    return w;
+  }
+  // OpenCLIP (SD 2.x).
+  const std::string prefix = "cond_stage_model.model.", blocks = "transformer.resblocks.";
+  int last_block = -1;
+  for (const auto& [key, t] : sd)
+    if (starts_with(key, prefix + blocks))
+      if (const auto bi = split_index(key.substr(prefix.size() + blocks.size())))
+        last_block = std::max(last_block, bi->first);
+  if (last_block < 1)
+    throw FileError(path + ": OpenCLIP text encoder has fewer than two resblocks");
+  for (const auto& [key, t] : sd) {
+    if (!starts_with(key, prefix)) continue;
+    const std::string k = key.substr(prefix.size());
+    if (k == "text_projection" || k == "logit_scale") continue;  // CLIPTextModel has neither
+    if (auto r = rename_prefix(k, {{"token_embedding.", "text_model.embeddings.token_embedding."},
+                                   {"ln_final.", "text_model.final_layer_norm."}})) {
+      w.add(*r, t);
+      continue;
+    }
+    if (k == "positional_embedding") {
+      w.add("text_model.embeddings.position_embedding.weight", t);
+      continue;
+    }
+    const auto bi = starts_with(k, blocks) ? split_index(k.substr(blocks.size())) : std::nullopt;
+    if (!bi) unknown_key(path, key);
+    if (bi->first == last_block) continue;  // SD 2.x uses the penultimate layer
+    const std::string layer = "text_model.encoder.layers." + std::to_string(bi->first) + ".";
+    const std::string& r = bi->second;
+    if (r == "attn.in_proj_weight" || r == "attn.in_proj_bias") {
+      const int64_t h = t.dim(0) / 3;
+      if (t.dim(0) != 3 * h)
+        throw FileError(path + ": '" + key + "' is not three stacked projections");
+      const std::string suffix = r == "attn.in_proj_weight" ? "weight" : "bias";
+      const Tensor dense = t.contiguous();
+      const char* parts[] = {"q_proj.", "k_proj.", "v_proj."};
+      for (int i = 0; i < 3; ++i)
+        w.add(layer + "self_attn." + parts[i] + suffix, dense.narrow(0, i * h, h));
+      continue;
+    }
+    auto n = rename_prefix(r, {{"ln_1.", "layer_norm1."},
+                               {"ln_2.", "layer_norm2."},
+                               {"mlp.c_fc.", "mlp.fc1."},
+                               {"mlp.c_proj.", "mlp.fc2."},
+                               {"attn.out_proj.", "self_attn.out_proj."}});
+    if (!n) unknown_key(path, key);
+    w.add(layer + *n, t);
+  }
+  return w;
+}
+
+}  // namespace diffuse

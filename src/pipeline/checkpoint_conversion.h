@@ -1,0 +1,35 @@
+// Single-file Stable Diffusion checkpoints in the original CompVis/LDM key layout
+// (model.diffusion_model.*, first_stage_model.*, cond_stage_model.*) converted to the diffusers
+// layout our models load, as diffusers' single_file_utils does. Tensors are renamed (and q/k/v
+// split or 1x1 convs reshaped where the layouts differ), never copied unless reshaping needs it.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "core/tensor.h"
+#include "io/weight_store.h"
+#include "models/unet/unet_config.h"
+#include "models/vae/vae_config.h"
+
+namespace diffuse {
+
+using StateDict = std::map<std::string, Tensor>;
+
+/// "sd1" (CLIP ViT-L text encoder: cond_stage_model.transformer.*) or "sd2" (OpenCLIP:
+/// cond_stage_model.model.*). SDXL and other layouts are a ConfigError/FileError naming `path`.
+std::string detect_checkpoint_family(const StateDict& sd, const std::string& path);
+
+/// model.diffusion_model.* -> UNet2DConditionModel keys. The block layout (layers per block,
+/// levels) comes from `config`; an unrecognised key is a FileError naming `path`.
+WeightStore convert_ldm_unet(const StateDict& sd, const UNetConfig& config,
+                             const std::string& path);
+/// first_stage_model.* -> AutoencoderKL keys (loss.* weights are ignored).
+WeightStore convert_ldm_vae(const StateDict& sd, const VaeConfig& config, const std::string& path);
+/// cond_stage_model.* -> CLIPTextModel keys ("text_model.*"). For OpenCLIP (SD 2.x) the fused
+/// in_proj is split into q/k/v and the last resblock is dropped: SD 2.x conditions on the
+/// penultimate layer, which the diffusers layout stores as the last one.
+WeightStore convert_ldm_text_encoder(const StateDict& sd, const std::string& family,
+                                     const std::string& path);
+
+}  // namespace diffuse

@@ -1,0 +1,75 @@
+#include "pipeline/checkpoint_loader.h"
+
+#include <filesystem>
+
+#include "diffuse/error.hpp"
+#include "io/pickle/torch_checkpoint.h"
+#include "io/pickle/zip_archive.h"
+#include "io/safetensors.h"
+
+namespace fs = std::filesystem;
+
+namespace diffuse {
+
+bool is_single_file_checkpoint(const std::string& path) {
+  std::error_code ec;
+  return fs::is_regular_file(path, ec);
+}
+
+StateDict read_checkpoint_state_dict(const std::string& path) {
+  if (ZipArchive::looks_like_zip(path)) return read_torch_checkpoint(path);
+  const std::string ext = fs::path(path).extension().string();
+  if (ext == ".ckpt" || ext == ".pt" || ext == ".pth" || ext == ".bin")
+    return read_torch_checkpoint(path);
+  const SafetensorsFile f = SafetensorsFile::open(path);
+  StateDict sd;
+  for (const auto& k : f.keys()) sd.emplace(k, f.get(k));  // views keep the mapping alive
+  return sd;
+}
+
+ConvertedCheckpoint convert_checkpoint(const StateDict& sd, const std::string& path,
+                                       const std::string& config_dir) {
+  ConvertedCheckpoint c;
+  c.family = detect_checkpoint_family(sd, path);
+  const fs::path root(config_dir);
+  c.unet = convert_ldm_unet(sd, UNetConfig::load((root / "unet" / "config.json").string()), path);
+  c.vae = convert_ldm_vae(sd, VaeConfig::load((root / "vae" / "config.json").string()), path);
+  c.text_encoder = convert_ldm_text_encoder(sd, c.family, path);
+  return c;
+}
+
+std::string checkpoint_config_dir(const std::string& family, const std::string& path,
+                                  const LoadOptions& options) {
+  if (!options.config_dir.empty()) return options.config_dir;
+  if (options.assets_dir.empty())
+    throw ConfigError(path +
+                      ": a single-file checkpoint needs a config folder (LoadOptions::config_dir, "
+                      "CLI --config-dir) or diffuse's assets (LoadOptions::assets_dir)");
+  const fs::path dir =
+      fs::path(options.assets_dir) / "configs" / (family == "sd2" ? "sd21-768v" : "sd15");
+  if (!fs::is_directory(dir)) throw FileError(dir.string() + ": bundled config folder not found");
+  return dir.string();
+}
+
+StableDiffusionModel load_stable_diffusion_checkpoint(const std::string& path,
+                                                      const LoadOptions& options) {
+  if (options.synthetic_weights)
+    throw ConfigError(path + ": synthetic weights need a model folder, not a checkpoint file");
+  const StateDict sd = read_checkpoint_state_dict(path);
+  const std::string config_dir =
+      checkpoint_config_dir(detect_checkpoint_family(sd, path), path, options);
+  const ConvertedCheckpoint c = convert_checkpoint(sd, path, config_dir);
+  LoadOptions o = options;
+  if (o.tokenizer_fallback_dir.empty() && !o.assets_dir.empty())
+    o.tokenizer_fallback_dir = (fs::path(o.assets_dir) / "tokenizer").string();
+  const ComponentWeights weights{&c.text_encoder, &c.unet, &c.vae};
+  StableDiffusionModel m = load_stable_diffusion_folder(config_dir, o, &weights);
+  if (m.family != c.family)
+    throw ConfigError(path + ": the checkpoint is " + (c.family == "sd2" ? "SD 2.x" : "SD 1.x") +
+                      " but the config folder " + config_dir + " describes " +
+                      (m.family == "sd2" ? "SD 2.x" : "SD 1.x"));
+  m.name = fs::path(path).stem().string();
+  return m;
+}
+
+}  // namespace diffuse
