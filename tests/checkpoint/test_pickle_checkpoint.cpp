@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 
 #include "checkpoint/checkpoint_test_util.h"
 #include "common/fixtures.h"
@@ -155,4 +156,31 @@ TEST(pickle_checkpoint, fixture_ckpt_reads_as_zero_copy_views) {
   const Tensor& w = sd.at("model.diffusion_model.input_blocks.0.0.weight");
   EXPECT_EQ(w.shape(), Shape({32, 4, 3, 3}));
   EXPECT_TRUE(w.is_contiguous());
+}
+
+TEST(pickle_checkpoint, random_corruption_never_crashes) {
+  // Mutate a small valid checkpoint byte by byte: every outcome is a load or a FileError.
+  const std::string good = tmp("fuzz_base.ckpt"), path = tmp("fuzz.ckpt");
+  test::write_zip(good, {{"archive/data.pkl", strided_pickle()},
+                         {"archive/data/0", test::floats_bytes({0, 1, 2, 3, 4, 5, 6})},
+                         {"archive/data/1", test::floats_bytes({42})}});
+  std::ifstream in(good, std::ios::binary);
+  const std::string base((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::mt19937 rng(1234);
+  int loaded = 0, refused = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string c = base;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int k = 0; k < flips; ++k) c[rng() % c.size()] = static_cast<char>(rng() & 0xFF);
+    if (iter % 10 == 0) c.resize(rng() % c.size());
+    std::ofstream(path, std::ios::binary).write(c.data(), static_cast<std::streamsize>(c.size()));
+    try {
+      read_torch_checkpoint(path);
+      ++loaded;
+    } catch (const FileError&) {
+      ++refused;
+    }
+  }
+  EXPECT_EQ(loaded + refused, 3000);
+  EXPECT_GT(refused, 0);
 }

@@ -176,7 +176,7 @@ class CheckpointReader {
       fail("tensor of shape " + shape.str() + " reaches past its storage (" +
            std::to_string(capacity) + " elements)");
     // Expanded (stride-0) tensors may hold more elements than their storage; bound the copy.
-    if (numel > capacity && mul(numel, es) > (uint64_t{1} << 32))
+    if (numel > capacity && mul(numel, es) > (uint64_t{1} << 28))
       fail("tensor of shape " + shape.str() + " expands its storage too far");
     const std::byte* base = st.bytes.data + static_cast<size_t>(offset) * es;
     bool contiguous = true;
