@@ -54,6 +54,7 @@ std::vector<std::string> WeightStore::keys() const {
 }
 
 std::string WeightStore::source() const {
+  if (!source_.empty()) return source_;
   if (files_.empty()) return "weights";
   if (files_.size() == 1) return files_[0]->path();
   return fs::path(files_[0]->path()).parent_path().string() + " (" + std::to_string(files_.size()) +

@@ -35,6 +35,8 @@ class WeightStore {
   std::vector<std::string> keys() const;
   /// Where the weights came from, for error messages.
   std::string source() const;
+  /// Names the origin of in-memory weights (e.g. the checkpoint they were converted from).
+  void set_source(std::string source) { source_ = std::move(source); }
   size_t size() const { return entries_.size(); }
 
  private:
@@ -45,6 +47,7 @@ class WeightStore {
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   mutable std::map<std::string, Entry> entries_;
   Synthesizer synthesize_;
+  std::string source_;
 };
 
 /// Loads a diffusers component's weights from `dir`: `<stem>.safetensors`, or a sharded

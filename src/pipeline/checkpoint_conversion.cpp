@@ -95,6 +95,7 @@ WeightStore convert_ldm_unet(const StateDict& sd, const UNetConfig& c, const std
   }
 
   WeightStore w;
+  w.set_source(path);
   for (const auto& [key, t] : sd) {
     if (!starts_with(key, prefix)) continue;
     const std::string k = key.substr(prefix.size());
@@ -160,6 +161,7 @@ WeightStore convert_ldm_vae(const StateDict& sd, const VaeConfig& c, const std::
     return starts_with(t, "nin_shortcut.") ? "conv_shortcut." + t.substr(13) : t;
   };
   WeightStore w;
+  w.set_source(path);
   for (const auto& [key, t] : sd) {
     if (!starts_with(key, prefix) || starts_with(key, prefix + "loss.")) continue;
     const std::string k = key.substr(prefix.size());
@@ -214,6 +216,7 @@ WeightStore convert_ldm_vae(const StateDict& sd, const VaeConfig& c, const std::
 WeightStore convert_ldm_text_encoder(const StateDict& sd, const std::string& family,
                                      const std::string& path) {
   WeightStore w;
+  w.set_source(path);
   if (family == "sd1") {
     const std::string prefix = "cond_stage_model.transformer.";
     for (const auto& [key, t] : sd) {
