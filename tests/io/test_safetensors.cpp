@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <fstream>
+#include <random>
 
 #include "common/fixtures.h"
 #include "diffuse/error.hpp"
@@ -107,4 +108,52 @@ TEST(safetensors, rejects_overlapping_tensors) {
 
 TEST(safetensors, missing_file_names_path) {
   expect_error(test::temp_dir() + "/does-not-exist.safetensors", "cannot open");
+}
+
+TEST(safetensors, random_corruption_never_crashes) {
+  // Every mutation of a valid file either opens (and then every tensor reads in bounds) or fails
+  // with a FileError; under ASan this also proves no out-of-bounds read.
+  Tensor a = Tensor::full({3, 5}, 1.5f);
+  Tensor b = Tensor::full({7}, -2.f).to(DType::F16);
+  const std::string good = test::temp_dir() + "/fuzz-source.safetensors";
+  write_safetensors(good, {{"a", a}, {"b", b}}, {{"k", "v"}});
+  std::ifstream in(good, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), {});
+  std::mt19937 rng(1234);
+  const std::string path = test::temp_dir() + "/fuzz.safetensors";
+  int opened = 0, rejected = 0;
+  for (int iter = 0; iter < 3000; ++iter) {
+    std::string m = bytes;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      const size_t pos = rng() % m.size();
+      switch (rng() % 3) {
+        case 0:
+          m[pos] = static_cast<char>(rng());
+          break;  // flip a byte
+        case 1:
+          m.resize(pos);
+          break;  // truncate
+        default:
+          m.insert(pos, 1, "0123456789[]{},:\""[rng() % 17]);
+          break;  // insert JSON-ish
+      }
+      if (m.empty()) m = "x";
+    }
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << m;
+    try {
+      auto f = SafetensorsFile::open(path);
+      for (const auto& k : f.keys()) {
+        Tensor t = f.get(k);
+        volatile uint8_t sink = 0;
+        const auto* p = static_cast<const uint8_t*>(t.raw());
+        for (size_t i = 0; i < t.nbytes(); ++i) sink = sink ^ p[i];
+      }
+      ++opened;
+    } catch (const FileError&) {
+      ++rejected;
+    }
+  }
+  EXPECT_GT(rejected, 0);
+  EXPECT_EQ(opened + rejected, 3000);
 }
