@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -18,6 +19,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+/// A float as a user wrote it ("0.05", not "0.050000").
+std::string fmt(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
 }
 
 // Options above these are typos, not requests: they would take hours or exhaust memory.
@@ -153,7 +161,7 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
     if (o.width == 0) o.width = im.width - im.width % unit;
     if (o.height == 0) o.height = im.height - im.height % unit;
     if (!(o.strength > 0.f && o.strength <= 1.f))
-      throw ConfigError("strength must be in (0, 1], got " + std::to_string(o.strength));
+      throw ConfigError("strength must be in (0, 1], got " + fmt(o.strength));
   }
   if (o.width == 0) o.width = info_.default_width;
   if (o.height == 0) o.height = info_.default_height;
@@ -170,8 +178,7 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
     throw ConfigError("image count must be between 1 and " + std::to_string(kMaxImages) + ", got " +
                       std::to_string(o.image_count));
   if (!std::isfinite(o.guidance_scale) || o.guidance_scale < 0.f || o.guidance_scale > 100.f)
-    throw ConfigError("guidance scale must be between 0 and 100, got " +
-                      std::to_string(o.guidance_scale));
+    throw ConfigError("guidance scale must be between 0 and 100, got " + fmt(o.guidance_scale));
   if (o.clip_skip < 0 || o.clip_skip >= model_.text_encoder.config().num_hidden_layers)
     throw ConfigError("clip skip must be between 0 and " +
                       std::to_string(model_.text_encoder.config().num_hidden_layers - 1));
@@ -225,8 +232,8 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
     const int init_timestep = std::min(static_cast<int>(o.steps * o.strength), o.steps);
     const int t_begin = std::max(o.steps - init_timestep, 0) * scheduler->order();
     if (t_begin >= static_cast<int>(timesteps.size()))
-      throw ConfigError("strength " + std::to_string(o.strength) + " with " +
-                        std::to_string(o.steps) + " steps leaves no denoising steps");
+      throw ConfigError("strength " + fmt(o.strength) + " with " + std::to_string(o.steps) +
+                        " steps leaves no denoising steps (steps x strength must be at least 1)");
     timesteps.erase(timesteps.begin(), timesteps.begin() + t_begin);
     scheduler->set_begin_index(t_begin);
     auto dist = model_.vae.encode(image_to_tensor(*o.init_image));
