@@ -1,7 +1,10 @@
 // Helpers shared by the golden tests: where the fixtures live and how errors are measured.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "io/safetensors.h"
@@ -19,5 +22,18 @@ std::string temp_dir();
 double rel_error(const Tensor& ours, const Tensor& ref);
 /// max|a - b|
 double abs_error(const Tensor& ours, const Tensor& ref);
+
+/// Runs f() and checks that it throws E whose message contains every one of `needles`.
+template <typename E, typename F>
+void expect_error_mentioning(F f, const std::vector<std::string>& needles) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    for (const auto& n : needles)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
+          << "message '" << e.what() << "' does not mention '" << n << "'";
+  }
+}
 
 }  // namespace diffuse::test

@@ -33,7 +33,8 @@ void check_text_encoder(const std::string& model) {
   // clip skip 1 = final layer norm applied to the reference's penultimate hidden state.
   auto weights = load_component_weights(test::fixture("models/" + model + "/text_encoder"));
   const int64_t n = ref_hidden.dim(0);
-  Tensor penultimate = ref_hidden.narrow(0, n - 2, 1).contiguous().reshape({ids.dim(0), ids.dim(1), -1});
+  Tensor penultimate =
+      ref_hidden.narrow(0, n - 2, 1).contiguous().reshape({ids.dim(0), ids.dim(1), -1});
   Tensor expected = ops::layer_norm(penultimate, weights.get("text_model.final_layer_norm.weight"),
                                     weights.get("text_model.final_layer_norm.bias"), 1e-5f);
   EXPECT_LT(test::rel_error(te.encode(ids, 1), expected), 1e-4);

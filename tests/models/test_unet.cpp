@@ -73,18 +73,6 @@ std::string unet_dir_with(const nlohmann::json& config, const std::string& name)
   return dir.string();
 }
 
-template <typename E, typename F>
-void expect_error_mentioning(F f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    for (const auto& n : needles)
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
-          << "message '" << e.what() << "' does not mention '" << n << "'";
-  }
-}
-
 // All weights of the tiny SD 1.x UNet, except `drop`, plus `extra`.
 WeightStore weights_except(const std::string& drop, const std::string& replace = "",
                            const Tensor& replacement = {}) {
@@ -161,8 +149,8 @@ TEST(unet, unknown_config_key_is_config_error_naming_it) {
   nlohmann::json j = tiny_config();
   j["frobnicate_attention"] = true;
   const std::string dir = unet_dir_with(j, "unknown_key");
-  expect_error_mentioning<ConfigError>([&] { UNet2DConditionModel::load(dir); },
-                                       {"frobnicate_attention", "config.json"});
+  test::expect_error_mentioning<ConfigError>([&] { UNet2DConditionModel::load(dir); },
+                                             {"frobnicate_attention", "config.json"});
 }
 
 TEST(unet, unsupported_features_are_config_errors) {
@@ -180,29 +168,30 @@ TEST(unet, unsupported_features_are_config_errors) {
   for (const auto& [key, value] : cases) {
     nlohmann::json j = tiny_config();
     j[key] = value;
-    expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "unet/config.json"); }, {key});
+    test::expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "unet/config.json"); },
+                                               {key});
   }
   nlohmann::json j = tiny_config();
   j["norm_num_groups"] = 24;  // 32 and 64 channels do not split into 24 groups
-  expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "c.json"); },
-                                       {"block_out_channels", "norm_num_groups"});
+  test::expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "c.json"); },
+                                             {"block_out_channels", "norm_num_groups"});
   j = tiny_config("tiny-sd2");
   j["attention_head_dim"] = {3, 4, 4, 4};  // 32 channels into 3 heads
-  expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "c.json"); },
-                                       {"attention_head_dim"});
+  test::expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "c.json"); },
+                                             {"attention_head_dim"});
 }
 
 TEST(unet, missing_weight_is_file_error_naming_key) {
   const UNetConfig c = UNetConfig::load(test::fixture("models/tiny-sd1/unet/config.json"));
   const std::string key = "up_blocks.2.attentions.1.transformer_blocks.0.attn2.to_k.weight";
-  expect_error_mentioning<FileError>(
+  test::expect_error_mentioning<FileError>(
       [&] { UNet2DConditionModel::from_weights(c, weights_except(key)); }, {key});
 }
 
 TEST(unet, wrongly_shaped_weight_is_file_error_naming_key) {
   const UNetConfig c = UNetConfig::load(test::fixture("models/tiny-sd1/unet/config.json"));
   const std::string key = "down_blocks.1.resnets.0.conv1.weight";  // [64, 32, 3, 3]
-  expect_error_mentioning<FileError>(
+  test::expect_error_mentioning<FileError>(
       [&] {
         UNet2DConditionModel::from_weights(c,
                                            weights_except("", key, Tensor::zeros({64, 32, 1, 1})));

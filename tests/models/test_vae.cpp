@@ -54,18 +54,6 @@ nlohmann::json tiny_config() {
   return nlohmann::json::parse(read_text_file(test::fixture("models/tiny-sd1/vae/config.json")));
 }
 
-template <typename E, typename F>
-void expect_error_mentioning(F f, const std::vector<std::string>& needles) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    for (const auto& n : needles)
-      EXPECT_NE(std::string(e.what()).find(n), std::string::npos)
-          << "message '" << e.what() << "' does not mention '" << n << "'";
-  }
-}
-
 // The tiny SD 1.x VAE's weights, without `drop`, with `replace` swapped for `replacement`, and with
 // the mid-block attention under its pre-0.14 names when `legacy_names`.
 WeightStore tiny_weights(const std::string& drop, const std::string& replace = "",
@@ -126,12 +114,16 @@ TEST(vae, full_size_configs_parse) {
 
 TEST(vae, image_not_multiple_of_8_is_shape_error) {
   const AutoencoderKL vae = AutoencoderKL::load(test::fixture("models/tiny-sd1/vae"));
-  expect_error_mentioning<ShapeError>(
+  test::expect_error_mentioning<ShapeError>(
       [&] {
         vae.encode(Tensor::zeros({1, 3, 64, 60}));
       },
       {"60", "multiple of 8"});
-  expect_error_mentioning<ShapeError>([&] { vae.encode(Tensor::zeros({1, 3, 4, 4})); }, {"4x4"});
+  test::expect_error_mentioning<ShapeError>(
+      [&] {
+        vae.encode(Tensor::zeros({1, 3, 4, 4}));
+      },
+      {"4x4"});
   EXPECT_THROW(vae.encode(Tensor::zeros({1, 4, 64, 64})), ShapeError);
   EXPECT_THROW(vae.decode(Tensor::zeros({1, 3, 8, 8})), ShapeError);
   // Latents of any size decode, odd ones included.
@@ -146,8 +138,8 @@ TEST(vae, unknown_config_key_is_config_error_naming_it) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   std::ofstream(dir / "config.json") << j.dump(2);
-  expect_error_mentioning<ConfigError>([&] { AutoencoderKL::load(dir.string()); },
-                                       {"use_tiling_magic", "config.json"});
+  test::expect_error_mentioning<ConfigError>([&] { AutoencoderKL::load(dir.string()); },
+                                             {"use_tiling_magic", "config.json"});
 }
 
 TEST(vae, unsupported_features_are_config_errors) {
@@ -164,7 +156,8 @@ TEST(vae, unsupported_features_are_config_errors) {
   for (const auto& [key, value] : cases) {
     nlohmann::json j = tiny_config();
     j[key] = value;
-    expect_error_mentioning<ConfigError>([&] { VaeConfig::parse(j, "vae/config.json"); }, {key});
+    test::expect_error_mentioning<ConfigError>([&] { VaeConfig::parse(j, "vae/config.json"); },
+                                               {key});
   }
 }
 
@@ -172,14 +165,14 @@ TEST(vae, missing_weight_is_file_error_naming_key) {
   const VaeConfig c = VaeConfig::load(test::fixture("models/tiny-sd1/vae/config.json"));
   for (const std::string key : {"decoder.up_blocks.1.resnets.2.norm2.bias", "quant_conv.weight",
                                 "encoder.mid_block.attentions.0.to_v.weight"})
-    expect_error_mentioning<FileError>([&] { AutoencoderKL::from_weights(c, tiny_weights(key)); },
-                                       {key});
+    test::expect_error_mentioning<FileError>(
+        [&] { AutoencoderKL::from_weights(c, tiny_weights(key)); }, {key});
 }
 
 TEST(vae, wrongly_shaped_weight_is_file_error_naming_key) {
   const VaeConfig c = VaeConfig::load(test::fixture("models/tiny-sd1/vae/config.json"));
   const std::string key = "encoder.down_blocks.0.downsamplers.0.conv.weight";  // [16, 16, 3, 3]
-  expect_error_mentioning<FileError>(
+  test::expect_error_mentioning<FileError>(
       [&] {
         AutoencoderKL::from_weights(c, tiny_weights("", key, Tensor::zeros({16, 16, 2, 2})));
       },
