@@ -23,7 +23,7 @@ typedef enum diffuse_status {
   DIFFUSE_ERROR_CANCELLED = 5, /* the progress callback asked to stop */
   DIFFUSE_ERROR_MEMORY = 6,
   DIFFUSE_ERROR_INTERNAL = 7,
-  DIFFUSE_ERROR_ARGUMENT = 8   /* null handle or pointer */
+  DIFFUSE_ERROR_ARGUMENT = 8 /* null handle or pointer */
 } diffuse_status;
 
 typedef struct diffuse_pipeline diffuse_pipeline;
