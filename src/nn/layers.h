@@ -17,7 +17,7 @@ struct Linear {
   static Linear load(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out,
                      bool has_bias = true);
   Tensor operator()(const Tensor& x) const {
-    return ops::linear(x, weight, bias.defined() && bias.numel() ? &bias : nullptr);
+    return ops::linear(x, weight, bias.defined() ? &bias : nullptr);
   }
 };
 
