@@ -139,12 +139,7 @@ TEST(cli, bad_input_is_a_clear_error) {
 }
 
 TEST(cli, corrupt_weights_name_the_file) {
-  const std::string dir = diffuse::test::temp_dir() + "/corrupt-model";
-  fs::remove_all(dir);
-  fs::copy(tiny(), dir, fs::copy_options::recursive);
-  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add);
-  for (auto& e : fs::recursive_directory_iterator(dir))
-    fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add);
+  const std::string dir = diffuse::test::writable_model_copy("tiny-sd1", "corrupt-model");
   const std::string weights = dir + "/unet/diffusion_pytorch_model.safetensors";
   fs::resize_file(weights, fs::file_size(weights) / 2);  // truncated download
   const std::string out = out_path("corrupt.png");

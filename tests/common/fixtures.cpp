@@ -20,6 +20,17 @@ std::string temp_dir() {
   return DIFFUSE_TEST_TMP;
 }
 
+std::string writable_model_copy(const std::string& model, const std::string& name) {
+  namespace fs = std::filesystem;
+  const std::string dir = temp_dir() + "/" + name;
+  fs::remove_all(dir);
+  fs::copy(fixture("models/" + model), dir, fs::copy_options::recursive);
+  fs::permissions(dir, fs::perms::owner_all, fs::perm_options::add);
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add);
+  return dir;
+}
+
 static void check_same(const Tensor& a, const Tensor& b) {
   if (a.numel() != b.numel())
     throw ShapeError("compare: " + a.describe() + " vs reference " + b.describe());

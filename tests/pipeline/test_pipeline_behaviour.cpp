@@ -20,11 +20,7 @@ namespace fs = std::filesystem;
 namespace {
 /// A copy of tiny-sd1 whose VAE decoder output bias is NaN.
 std::string poisoned_model() {
-  const std::string dir = test::temp_dir() + "/nan-model";
-  fs::remove_all(dir);
-  fs::copy(test::fixture("models/tiny-sd1"), dir, fs::copy_options::recursive);
-  for (auto& e : fs::recursive_directory_iterator(dir))
-    fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add);
+  const std::string dir = test::writable_model_copy("tiny-sd1", "nan-model");
   const std::string vae = dir + "/vae/diffusion_pytorch_model.safetensors";
   std::vector<std::pair<std::string, Tensor>> tensors;
   {
@@ -137,12 +133,7 @@ TEST(pipeline_behaviour, c_api_generates_and_reports_errors) {
 
 namespace {
 std::string model_copy(const std::string& name) {
-  const std::string dir = test::temp_dir() + "/" + name;
-  fs::remove_all(dir);
-  fs::copy(test::fixture("models/tiny-sd1"), dir, fs::copy_options::recursive);
-  for (auto& e : fs::recursive_directory_iterator(dir))
-    fs::permissions(e.path(), fs::perms::owner_all, fs::perm_options::add);
-  return dir;
+  return test::writable_model_copy("tiny-sd1", name);
 }
 template <typename E>
 void expect_load_error(const std::string& dir, const std::string& fragment1,
