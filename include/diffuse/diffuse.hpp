@@ -68,9 +68,13 @@ struct Progress {
   int total_steps = 0;  // model evaluations in this run
   double timestep = 0;
   double elapsed_s = 0;  // since the denoising loop started
-  /// Latents after this step, [image_count, 4, h/8, w/8] row-major.
-  const float* latents = nullptr;
+  /// Shape of the latents after this step, [image_count, 4, h/8, w/8].
   std::vector<int64_t> latent_shape;
+  /// A row-major host copy of the latents after this step (wherever the backend keeps them).
+  /// Only valid during the callback; costs one copy, so call it only when needed.
+  std::vector<float> latents() const { return read_latents ? read_latents() : std::vector<float>{}; }
+  /// Set by the library: what latents() calls.
+  std::function<std::vector<float>()> read_latents;
   /// When GenerateOptions::preview: an approximate RGB image of the first latent (1/8 scale).
   std::optional<Image> preview;
 };
@@ -92,6 +96,10 @@ struct GenerationResult {
       0;                    // activation high-water mark during this call (weights excluded)
   GenerateOptions options;  // as resolved (defaults filled in)
   std::string model_name;
+  std::string backend;  // the backend that ran ("cpu", "reference", ...)
+  /// Things the caller should know that did not stop the run (a fallback taken, an option that
+  /// had no effect). The library never prints them; the CLI, server and app show them.
+  std::vector<std::string> warnings;
 
   /// The A1111 `parameters` text for image i (prompt, Negative prompt line, settings line).
   std::string parameters_text(size_t i) const;
@@ -104,6 +112,8 @@ struct ModelInfo {
   std::string scheduler_class;  // default scheduler
   int default_width = 512, default_height = 512;
   int text_max_length = 77;
+  std::string backend;  // the backend this pipeline runs on ("cpu", "reference", ...)
+  int threads = 0;      // threads its kernels use
 };
 
 struct LoadOptions {
@@ -121,6 +131,14 @@ struct LoadOptions {
   /// empty, a single-file checkpoint uses the full-size config of the family its keys show (SD 2.x
   /// defaults to the 768-v, v-prediction config: v-prediction cannot be detected from weights).
   std::string assets_dir;
+  /// Where the math runs: "cpu" (optimised kernels, the default) or "reference" (plain loop nests,
+  /// slow; for checking). Core ML's compute-unit spellings are accepted too: "cpuOnly" -> cpu;
+  /// "cuda"/"cpuAndGPU" -> the GPU backend (an error while none is built); "all" -> the GPU
+  /// backend where one is usable, else cpu. An unknown name is a ConfigError.
+  std::string backend = "cpu";
+  /// Threads this pipeline's kernels use (0 = all cores). Each pipeline has its own pool, so two
+  /// pipelines in one process run side by side without sharing or serialising threads.
+  int threads = 0;
 };
 
 class Pipeline {
@@ -144,9 +162,13 @@ class Pipeline {
 /// Names accepted by GenerateOptions::scheduler (presets), for help texts.
 std::vector<std::string> scheduler_names();
 
-/// Sets the number of threads kernels use (0 = all cores).
+/// Backend names LoadOptions::backend accepts that are built into this library ("cpu",
+/// "reference", ...).
+std::vector<std::string> backend_names();
+
+/// Sets the number of threads of the default pool, used by pipelines loaded with threads = 0.
 void set_num_threads(int n);
-/// Threads kernels use now.
+/// Threads of the default pool.
 int num_threads();
 
 const char* version();

@@ -277,7 +277,10 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
       p.total_steps = static_cast<int>(timesteps.size());
       p.timestep = t;
       p.elapsed_s = seconds_since(loop_start);
-      p.latents = latents.f32();
+      p.read_latents = [&latents] {
+        const Tensor host = latents.contiguous();
+        return std::vector<float>(host.f32(), host.f32() + host.numel());
+      };
       p.latent_shape.assign(latents.shape().begin(), latents.shape().end());
       if (o.preview) p.preview = latent_preview(latents, 0);
       if (!progress(p)) throw Cancelled();
