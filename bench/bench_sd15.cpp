@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/kernels.h"
 #include "backend/ops.h"
 #include "core/allocator.h"
 #include "core/thread_pool.h"
@@ -166,7 +167,7 @@ void BM_Sgemm(benchmark::State& state) {
   const Tensor a = randn({m, k}, 4), b = randn({k, n}, 5);
   Tensor c = Tensor::empty({m, n});
   for (auto _ : state) {
-    ops::gemm(false, false, m, n, k, 1.f, a.f32(), k, b.f32(), n, 0.f, c.f32(), n);
+    cpu::gemm(false, false, m, n, k, 1.f, a.f32(), k, b.f32(), n, 0.f, c.f32(), n);
     benchmark::DoNotOptimize(c.raw());
   }
   state.counters["FLOPS"] = benchmark::Counter(2.0 * double(m) * double(n) * double(k),

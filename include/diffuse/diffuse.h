@@ -29,6 +29,7 @@ typedef enum diffuse_status {
 typedef struct diffuse_pipeline diffuse_pipeline;
 typedef struct diffuse_options diffuse_options;
 typedef struct diffuse_result diffuse_result;
+typedef struct diffuse_load_options diffuse_load_options;
 
 /* Progress: return 0 to continue, non-zero to cancel. */
 typedef int (*diffuse_progress_fn)(int step, int total_steps, void* user_data);
@@ -37,6 +38,17 @@ const char* diffuse_version(void);
 const char* diffuse_last_error(void);
 
 diffuse_status diffuse_pipeline_load(const char* model_dir, diffuse_pipeline** out);
+/* Load options start at the library defaults (backend "cpu", all cores). */
+diffuse_status diffuse_load_options_create(diffuse_load_options** out);
+void diffuse_load_options_free(diffuse_load_options* options);
+/* "cpu", "reference", or a Core ML compute-unit name ("cpuOnly", "cpuAndGPU", "all"); an unknown
+ * name fails at load time with DIFFUSE_ERROR_CONFIG. */
+diffuse_status diffuse_load_options_set_backend(diffuse_load_options* o, const char* backend);
+/* Threads of this pipeline's own pool (0 = all cores). */
+diffuse_status diffuse_load_options_set_threads(diffuse_load_options* o, int threads);
+diffuse_status diffuse_pipeline_load_with_options(const char* model_dir,
+                                                  const diffuse_load_options* options,
+                                                  diffuse_pipeline** out);
 void diffuse_pipeline_free(diffuse_pipeline* pipeline);
 
 /* Options start at the library defaults (50 steps, guidance 7.5, seed 0, model's size...). */
@@ -64,6 +76,9 @@ size_t diffuse_result_image_count(const diffuse_result* r);
 diffuse_status diffuse_result_image(const diffuse_result* r, size_t index, const uint8_t** rgb,
                                     int* width, int* height);
 uint64_t diffuse_result_seed(const diffuse_result* r);
+/* Warnings of the run (e.g. a backend fallback); strings valid until diffuse_result_free. */
+size_t diffuse_result_warning_count(const diffuse_result* r);
+const char* diffuse_result_warning(const diffuse_result* r, size_t index);
 /* Writes image `index` as a PNG with A1111 `parameters` metadata. */
 diffuse_status diffuse_result_save_png(const diffuse_result* r, size_t index, const char* path);
 void diffuse_result_free(diffuse_result* r);

@@ -72,7 +72,9 @@ struct Progress {
   std::vector<int64_t> latent_shape;
   /// A row-major host copy of the latents after this step (wherever the backend keeps them).
   /// Only valid during the callback; costs one copy, so call it only when needed.
-  std::vector<float> latents() const { return read_latents ? read_latents() : std::vector<float>{}; }
+  std::vector<float> latents() const {
+    return read_latents ? read_latents() : std::vector<float>{};
+  }
   /// Set by the library: what latents() calls.
   std::function<std::vector<float>()> read_latents;
   /// When GenerateOptions::preview: an approximate RGB image of the first latent (1/8 scale).
@@ -93,7 +95,10 @@ struct GenerationResult {
   std::string sampler_name;     // A1111's name, e.g. "DPM++ 2M Karras"
   StageTimes times;
   size_t peak_activation_bytes =
-      0;                    // activation high-water mark during this call (weights excluded)
+      0;  // activation high-water mark during this call (weights excluded)
+  /// Activation blocks this call took from the system allocator rather than the pipeline's pool
+  /// (0 once a previous call of the same shape has warmed the pool).
+  size_t activation_system_allocations = 0;
   GenerateOptions options;  // as resolved (defaults filled in)
   std::string model_name;
   std::string backend;  // the backend that ran ("cpu", "reference", ...)

@@ -1,25 +1,26 @@
-// The op seam: every numerical operation the models use, declared once.
+// The op seam: every numerical operation outside src/backend, documented once.
 //
-// Models call only these functions. Each is implemented by the CPU backend (src/backend/cpu) and
-// has a plain loop-nest twin in src/backend/reference (namespace diffuse::ref, same signatures)
-// that tests/backend compares it against, in the spirit of ggml's test-backend-ops. A CUDA backend
-// adds a device tag to Tensor and dispatches here; model code does not change.
+// Models, schedulers and pipeline stages call only these functions. Each dispatches on the device
+// of its first tensor argument (Tensor::device) to the backend registered for it (backend.h):
+// `cpu` (src/backend/cpu, optimised kernels) or `reference` (src/backend/reference, plain loop
+// nests, the twin every optimised kernel is tested against by tests/backend, as ggml's
+// test-backend-ops). Results carry the device of that argument. op_table.h lists the ops for the
+// machinery; this header says what they compute.
 //
 // Conventions: tensors are contiguous F32 unless stated; images are NCHW; token sequences are
 // [batch, length, channels]. Ops return new tensors from the activation pool; "_" suffixed ops work
 // in place.
 #pragma once
 
+#include <vector>
+
+#include "backend/expr.h"
 #include "core/tensor.h"
 
 namespace diffuse::ops {
 
 // ---- linear algebra
 // ------------------------------------------------------------------------------
-/// C[M,N] = alpha * op(A) op(B) + beta * C on raw row-major buffers (BLAS semantics), parallelised
-/// over the shared thread pool.
-void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 /// x[..., K] * w[N, K]^T + bias[N]  ->  [..., N]   (torch.nn.Linear)
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias);
 
@@ -57,26 +58,52 @@ void softmax_(Tensor& x);
 /// a += b (same shape)
 void add_(Tensor& a, const Tensor& b);
 /// out = a + b (same shape)
-Tensor add(const Tensor& a, const Tensor& b);
+inline Tensor add(const Tensor& a, const Tensor& b);
 /// x[B,C,H,W] += bias[B,C] broadcast over H,W (time-embedding injection)
 void add_channel_bias_(Tensor& x, const Tensor& bias);
 /// x *= s
 void scale_(Tensor& x, float s);
 /// x = min(max(x, lo), hi)   (torch.clamp; the VAE posterior clamps its log-variance)
 void clamp_(Tensor& x, float lo, float hi);
-/// Concatenate [B,C1,H,W] and [B,C2,H,W] along channels.
-Tensor concat_channels(const Tensor& a, const Tensor& b);
+/// x[..., *rows.shape] += rows, broadcast over the leading dimensions (position embeddings).
+void add_broadcast_(Tensor& x, const Tensor& rows);
+/// dst = src (same shape; dst keeps its memory).
+void copy_(Tensor& dst, const Tensor& src);
+/// Concatenate along `dim` (0: batch, 1: channels); the other dimensions must match.
+Tensor concat(const Tensor& a, const Tensor& b, int dim);
+inline Tensor concat_channels(const Tensor& a, const Tensor& b) {
+  return concat(a, b, 1);
+}
+/// [n, ...] -> [batch, ...], item i = x[i % n] (a prompt's embedding for every image of a batch).
+Tensor repeat_batch(const Tensor& x, int64_t batch);
 /// [B,C,H,W] -> [B,H*W,C]
 Tensor nchw_to_nlc(const Tensor& x);
 /// [B,H*W,C] -> [B,C,H,W]
 Tensor nlc_to_nchw(const Tensor& x, int64_t h, int64_t w);
 /// Rows of table[V,D] picked by ids (I64 [B,L])  ->  [B,L,D]; ids out of range throw ShapeError.
 Tensor embedding(const Tensor& ids, const Tensor& table);
+/// x[B,L,D] at one position per batch item (I64 positions [B])  ->  [B,D] (CLIP's pooled output).
+Tensor select_tokens(const Tensor& x, const Tensor& positions);
+
+// ---- fused element-wise formulas and reductions ------------------------------------------------
+/// Evaluates `e` element by element over same-shape F32 inputs (see expr.h: exact float32
+/// rounding in the written order); the result has their shape.
+Tensor evaluate(const Expr& e, const std::vector<Tensor>& inputs);
+/// Imagen's dynamic thresholding per batch item (diffusers' _threshold_sample): s = the `ratio`
+/// quantile of |x| (torch.quantile's linear interpolation, in float32), clamped to
+/// [1, max_value]; x = clamp(x, -s, s) / s.
+void dynamic_threshold_(Tensor& x, float ratio, float max_value);
+/// Number of NaN or infinite elements.
+int64_t count_nonfinite(const Tensor& x);
 
 // ---- attention ----------------------------------------------------------------------------------
 /// Multi-head scaled dot-product attention. q[B,Lq,H*D], k,v[B,Lk,H*D]  ->  [B,Lq,H*D];
 /// scale = 1/sqrt(D); `causal` masks keys after the query position (CLIP). Never materialises more
 /// than one block of query rows' scores per thread.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal);
+
+inline Tensor add(const Tensor& a, const Tensor& b) {
+  return evaluate(expr::in(0) + expr::in(1), {a, b});
+}
 
 }  // namespace diffuse::ops

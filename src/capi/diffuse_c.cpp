@@ -11,6 +11,9 @@ struct diffuse_pipeline {
 struct diffuse_options {
   diffuse::GenerateOptions impl;
 };
+struct diffuse_load_options {
+  diffuse::LoadOptions impl;
+};
 struct diffuse_result {
   diffuse::GenerationResult impl;
   std::vector<std::vector<uint8_t>> rgb8;
@@ -75,6 +78,34 @@ diffuse_status diffuse_pipeline_load(const char* model_dir, diffuse_pipeline** o
   *out = nullptr;
   return guarded([&] { *out = new diffuse_pipeline{diffuse::Pipeline::load(model_dir)}; });
 }
+diffuse_status diffuse_load_options_create(diffuse_load_options** out) {
+  DIFFUSE_REQUIRE(out);
+  *out = nullptr;
+  return guarded([&] { *out = new diffuse_load_options{}; });
+}
+void diffuse_load_options_free(diffuse_load_options* o) {
+  delete o;
+}
+diffuse_status diffuse_load_options_set_backend(diffuse_load_options* o, const char* backend) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(backend);
+  return guarded([&] { o->impl.backend = backend; });
+}
+diffuse_status diffuse_load_options_set_threads(diffuse_load_options* o, int threads) {
+  DIFFUSE_REQUIRE(o);
+  return guarded([&] { o->impl.threads = threads; });
+}
+diffuse_status diffuse_pipeline_load_with_options(const char* model_dir,
+                                                  const diffuse_load_options* options,
+                                                  diffuse_pipeline** out) {
+  DIFFUSE_REQUIRE(model_dir);
+  DIFFUSE_REQUIRE(options);
+  DIFFUSE_REQUIRE(out);
+  *out = nullptr;
+  return guarded(
+      [&] { *out = new diffuse_pipeline{diffuse::Pipeline::load(model_dir, options->impl)}; });
+}
+
 void diffuse_pipeline_free(diffuse_pipeline* p) {
   delete p;
 }
@@ -192,6 +223,14 @@ diffuse_status diffuse_result_image(const diffuse_result* r, size_t index, const
 
 uint64_t diffuse_result_seed(const diffuse_result* r) {
   return r ? r->impl.seed : 0;
+}
+
+size_t diffuse_result_warning_count(const diffuse_result* r) {
+  return r ? r->impl.warnings.size() : 0;
+}
+const char* diffuse_result_warning(const diffuse_result* r, size_t index) {
+  if (!r || index >= r->impl.warnings.size()) return nullptr;
+  return r->impl.warnings[index].c_str();
 }
 
 diffuse_status diffuse_result_save_png(const diffuse_result* r, size_t index, const char* path) {

@@ -3,91 +3,104 @@
 #include <sys/resource.h>
 
 #include <cstdlib>
-#include <map>
-#include <mutex>
 #include <new>
-#include <vector>
 
 namespace diffuse {
 
 namespace {
 
-class Pool {
- public:
-  std::byte* take(size_t bytes) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      live_ += bytes;
-      if (live_ > peak_) peak_ = live_;
-      auto it = free_.find(bytes);
-      if (it != free_.end() && !it->second.empty()) {
-        std::byte* p = it->second.back();
-        it->second.pop_back();
-        cached_ -= bytes;
-        return p;
-      }
-      ++system_allocations_;
-    }
-    const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
-    void* p = std::aligned_alloc(kTensorAlignment, rounded == 0 ? kTensorAlignment : rounded);
-    if (!p) {
-      std::lock_guard<std::mutex> lock(mu_);
-      live_ -= bytes;
-      throw std::bad_alloc();
-    }
-    return static_cast<std::byte*>(p);
-  }
+thread_local MemoryPool* t_current_pool = nullptr;
 
-  void give(std::byte* p, size_t bytes) {
-    std::lock_guard<std::mutex> lock(mu_);
-    live_ -= bytes;
-    free_[bytes].push_back(p);
-    cached_ += bytes;
-  }
-
-  void release() {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [size, blocks] : free_)
-      for (std::byte* p : blocks) std::free(p);
-    free_.clear();
-    cached_ = 0;
-  }
-
-  MemoryStats stats() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return {live_, peak_, cached_, system_allocations_};
-  }
-  void reset_peak() {
-    std::lock_guard<std::mutex> lock(mu_);
-    peak_ = live_;
-  }
-
- private:
-  std::mutex mu_;
-  std::map<size_t, std::vector<std::byte*>> free_;
-  size_t live_ = 0, peak_ = 0, cached_ = 0, system_allocations_ = 0;
-};
-
-Pool& pool() {
-  static Pool* p = new Pool();  // never destroyed: buffers may outlive static destruction order
-  return *p;
+MemoryPool& default_pool() {
+  // Never destroyed: buffers may outlive static destruction order.
+  static auto* p = new std::shared_ptr<MemoryPool>(MemoryPool::create());
+  return **p;
 }
 
 }  // namespace
 
+MemoryPool::~MemoryPool() {
+  for (auto& [size, blocks] : free_)
+    for (std::byte* p : blocks) std::free(p);
+}
+
+std::byte* MemoryPool::take(size_t bytes) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_ += bytes;
+    if (live_ > peak_) peak_ = live_;
+    auto it = free_.find(bytes);
+    if (it != free_.end() && !it->second.empty()) {
+      std::byte* p = it->second.back();
+      it->second.pop_back();
+      cached_ -= bytes;
+      return p;
+    }
+    ++system_allocations_;
+  }
+  const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+  void* p = std::aligned_alloc(kTensorAlignment, rounded == 0 ? kTensorAlignment : rounded);
+  if (!p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_ -= bytes;
+    throw std::bad_alloc();
+  }
+  return static_cast<std::byte*>(p);
+}
+
+void MemoryPool::give(std::byte* p, size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  live_ -= bytes;
+  free_[bytes].push_back(p);
+  cached_ += bytes;
+}
+
+Buffer MemoryPool::allocate(size_t bytes) {
+  std::byte* p = take(bytes);
+  return Buffer(p, [self = shared_from_this(), bytes](std::byte* q) { self->give(q, bytes); });
+}
+
+void MemoryPool::release_cached() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [size, blocks] : free_)
+    for (std::byte* p : blocks) std::free(p);
+  free_.clear();
+  cached_ = 0;
+}
+
+MemoryStats MemoryPool::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {live_, peak_, cached_, system_allocations_};
+}
+
+void MemoryPool::reset_peak() {
+  std::lock_guard<std::mutex> lock(mu_);
+  peak_ = live_;
+}
+
+MemoryPoolScope::MemoryPoolScope(MemoryPool& pool) : previous_(t_current_pool) {
+  t_current_pool = &pool;
+}
+MemoryPoolScope::~MemoryPoolScope() {
+  t_current_pool = previous_;
+}
+
+MemoryPool& current_memory_pool() {
+  return t_current_pool ? *t_current_pool : default_pool();
+}
+
 Buffer allocate_buffer(size_t bytes) {
-  std::byte* p = pool().take(bytes);
-  return Buffer(p, [bytes](std::byte* q) { pool().give(q, bytes); });
+  return current_memory_pool().allocate(bytes);
 }
 
 MemoryStats memory_stats() {
-  return pool().stats();
+  return current_memory_pool().stats();
 }
 void reset_peak_memory() {
-  pool().reset_peak();
+  current_memory_pool().reset_peak();
 }
 void release_cached_memory() {
-  pool().release();
+  current_memory_pool().release_cached();
 }
 
 size_t process_peak_rss_bytes() {

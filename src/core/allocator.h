@@ -1,22 +1,25 @@
-// Aligned activation memory with a recycling pool.
+// Aligned activation memory with recycling pools.
 //
-// The denoising loop creates the same activation sizes at every step; the pool hands a released
+// The denoising loop creates the same activation sizes at every step; a pool hands a released
 // block back to the next request of the same size, so after the first step no op touches the system
-// heap for activation memory. Blocks return to the pool when the last tensor viewing them goes
+// heap for activation memory. Blocks return to their pool when the last tensor viewing them goes
 // away, which is what releases each activation right after its last consumer.
+//
+// Allocation goes to the calling thread's current pool: the one a MemoryPoolScope installed (each
+// pipeline owns one, so its statistics are its own), else the process's default pool.
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 namespace diffuse {
 
 constexpr size_t kTensorAlignment = 64;
 
 using Buffer = std::shared_ptr<std::byte>;
-
-/// Allocates `bytes` (64-byte aligned, uninitialised) from the global pool.
-Buffer allocate_buffer(size_t bytes);
 
 struct MemoryStats {
   size_t live_bytes = 0;          // held by tensors now
@@ -25,9 +28,53 @@ struct MemoryStats {
   size_t system_allocations = 0;  // calls that reached the system allocator
 };
 
+class MemoryPool : public std::enable_shared_from_this<MemoryPool> {
+ public:
+  static std::shared_ptr<MemoryPool> create() {
+    return std::shared_ptr<MemoryPool>(new MemoryPool);
+  }
+  ~MemoryPool();
+  MemoryPool(const MemoryPool&) = delete;
+  MemoryPool& operator=(const MemoryPool&) = delete;
+
+  /// `bytes` of 64-byte aligned, uninitialised memory; the block comes back here when the last
+  /// Buffer copy goes away (the pool lives at least as long as its blocks).
+  Buffer allocate(size_t bytes);
+  MemoryStats stats() const;
+  void reset_peak();
+  /// Returns cached blocks to the system (e.g. between generations or after a model unload).
+  void release_cached();
+
+ private:
+  MemoryPool() = default;
+  std::byte* take(size_t bytes);
+  void give(std::byte* p, size_t bytes);
+
+  mutable std::mutex mu_;
+  std::map<size_t, std::vector<std::byte*>> free_;
+  size_t live_ = 0, peak_ = 0, cached_ = 0, system_allocations_ = 0;
+};
+
+/// Makes `pool` the calling thread's current pool until the scope ends.
+class MemoryPoolScope {
+ public:
+  explicit MemoryPoolScope(MemoryPool& pool);
+  ~MemoryPoolScope();
+  MemoryPoolScope(const MemoryPoolScope&) = delete;
+  MemoryPoolScope& operator=(const MemoryPoolScope&) = delete;
+
+ private:
+  MemoryPool* previous_;
+};
+
+MemoryPool& current_memory_pool();
+
+/// Allocates `bytes` (64-byte aligned, uninitialised) from the current pool.
+Buffer allocate_buffer(size_t bytes);
+
+/// Statistics of the current pool.
 MemoryStats memory_stats();
 void reset_peak_memory();
-/// Returns cached blocks to the system (e.g. between generations or after a model unload).
 void release_cached_memory();
 
 /// Peak resident set size of the process in bytes (from the OS), for reports.

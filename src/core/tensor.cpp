@@ -14,8 +14,11 @@ void Tensor::set_contiguous_strides() {
   }
 }
 
-Tensor Tensor::empty(const Shape& shape, DType dtype) {
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  if (!device.is_host())
+    throw Error("no memory allocator for device " + device.name() + " in this build");
   Tensor t;
+  t.device_ = device;
   t.shape_ = shape;
   t.dtype_ = dtype;
   t.buffer_ = allocate_buffer(static_cast<size_t>(shape.numel()) * dtype_size(dtype));
@@ -62,7 +65,35 @@ bool Tensor::is_contiguous() const {
   return true;
 }
 
+void Tensor::require_host(const char* what) const {
+  if (!device_.is_host())
+    throw Error(std::string(what) + ": tensor " + describe() + " is on " + device_.name() +
+                ", not the host; copy it with to_host() first");
+}
+
+Tensor Tensor::on(Device device) const {
+  if (device == device_) return *this;
+  if (device.is_host() && device_.is_host()) {
+    Tensor t = *this;
+    t.device_ = device;
+    return t;
+  }
+  throw Error("no copy from " + device_.name() + " to " + device.name() + " in this build");
+}
+
+Tensor Tensor::to_host() const {
+  if (device_.is_host()) return *this;
+  return on(kCpu);
+}
+
+std::vector<float> Tensor::to_vector() const {
+  const Tensor host = to_host().contiguous();
+  const float* p = host.f32();
+  return std::vector<float>(p, p + host.numel());
+}
+
 float* Tensor::f32() {
+  require_host("f32()");
   if (dtype_ != DType::F32)
     throw ShapeError("expected an F32 tensor, got " + std::string(dtype_name(dtype_)));
   return static_cast<float*>(data_);
@@ -119,7 +150,8 @@ Tensor Tensor::narrow(int dim, int64_t start, int64_t length) const {
 
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
-  Tensor out = empty(shape_, dtype_);
+  require_host("contiguous()");
+  Tensor out = empty(shape_, dtype_, device_);
   const size_t es = dtype_size(dtype_);
   const int nd = ndim();
   // Copy the innermost dimension as a run when it is dense, otherwise element by element.
@@ -151,15 +183,17 @@ Tensor Tensor::contiguous() const {
 
 Tensor Tensor::clone() const {
   if (!is_contiguous()) return contiguous();
-  Tensor out = empty(shape_, dtype_);
+  require_host("clone()");
+  Tensor out = empty(shape_, dtype_, device_);
   std::memcpy(out.data_, data_, nbytes());
   return out;
 }
 
 Tensor Tensor::to(DType target) const {
   if (target == dtype_) return *this;
+  require_host("to(dtype)");
   Tensor src = contiguous();
-  Tensor out = empty(shape_, target);
+  Tensor out = empty(shape_, target, device_);
   const int64_t n = numel();
   if (target == DType::F32) {
     float* d = out.f32();
@@ -204,7 +238,8 @@ float Tensor::item() const {
 }
 
 std::string Tensor::describe() const {
-  return std::string(dtype_name(dtype_)) + shape_.str();
+  return std::string(dtype_name(dtype_)) + shape_.str() +
+         (device_ == kCpu ? "" : " on " + device_.name());
 }
 
 void require_shape(const Tensor& t, std::initializer_list<int64_t> expected, const char* what) {

@@ -7,28 +7,43 @@
 #include <thread>
 #include <vector>
 
+#include "core/allocator.h"
+
 namespace diffuse {
 
 namespace {
 
 thread_local bool t_in_pool = false;
+thread_local ThreadPool* t_current_pool = nullptr;
 
-class ThreadPool {
- public:
-  explicit ThreadPool(int n) { start(n); }
-  ~ThreadPool() { stop(); }
+}  // namespace
+
+int hardware_threads() {
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+struct ThreadPool::Impl {
+  explicit Impl(int n) {
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
+  }
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+      cv_.notify_all();
+    }
+    for (auto& w : workers_) w.join();
+  }
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  void resize(int n) {
-    stop();
-    start(n);
-  }
-
-  // Runs task(i) for i in [0, ntasks) using the workers and the caller.
+  // Runs task(i) for i in [0, ntasks) using the workers and the caller; workers allocate from
+  // the caller's memory pool while they run its task.
   void run(int ntasks, const std::function<void(int)>& task) {
+    std::lock_guard<std::mutex> region(region_mu_);  // one parallel region of this pool at a time
     std::unique_lock<std::mutex> lock(mu_);
     task_ = &task;
+    memory_ = &current_memory_pool();
     ntasks_ = ntasks;
     next_ = 0;
     pending_ = ntasks;
@@ -43,21 +58,6 @@ class ThreadPool {
     if (error_) std::rethrow_exception(error_);
   }
 
- private:
-  void start(int n) {
-    quit_ = false;
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this] { loop(); });
-  }
-  void stop() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      quit_ = true;
-      cv_.notify_all();
-    }
-    for (auto& w : workers_) w.join();
-    workers_.clear();
-  }
-
   void loop() {
     t_in_pool = true;
     uint64_t seen = 0;
@@ -66,7 +66,9 @@ class ThreadPool {
       cv_.wait(lock, [&] { return quit_ || (generation_ != seen && task_ != nullptr); });
       if (quit_) return;
       seen = generation_;
+      MemoryPool* memory = memory_;
       lock.unlock();
+      MemoryPoolScope scope(*memory);
       work();
     }
   }
@@ -96,39 +98,28 @@ class ThreadPool {
   }
 
   std::vector<std::thread> workers_;
-  std::mutex mu_;
+  std::mutex region_mu_, mu_;
   std::condition_variable cv_, done_cv_;
   const std::function<void(int)>* task_ = nullptr;
+  MemoryPool* memory_ = nullptr;
   int ntasks_ = 0, next_ = 0, pending_ = 0;
   uint64_t generation_ = 0;
   bool quit_ = false;
   std::exception_ptr error_;
 };
 
-int hardware_threads() {
-  return std::max(1u, std::thread::hardware_concurrency());
+ThreadPool::ThreadPool(int threads)
+    : impl_(std::make_unique<Impl>(threads <= 0 ? hardware_threads() : threads)) {}
+ThreadPool::~ThreadPool() = default;
+
+int ThreadPool::size() const {
+  return impl_->size();
 }
 
-std::mutex g_pool_mu;
-ThreadPool& pool() {
-  static ThreadPool* p = new ThreadPool(hardware_threads());
-  return *p;
-}
-
-}  // namespace
-
-int num_threads() {
-  return pool().size();
-}
-
-void set_num_threads(int n) {
-  std::lock_guard<std::mutex> lock(g_pool_mu);
-  pool().resize(n <= 0 ? hardware_threads() : n);
-}
-
-void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
+                              int64_t grain) {
   if (n <= 0) return;
-  const int threads = t_in_pool ? 1 : num_threads();
+  const int threads = t_in_pool ? 1 : size();
   grain = std::max<int64_t>(grain, 1);
   const int64_t max_chunks = std::max<int64_t>(1, n / grain);
   const int chunks = static_cast<int>(std::min<int64_t>(threads, max_chunks));
@@ -136,11 +127,46 @@ void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, in
     fn(0, n);
     return;
   }
-  std::lock_guard<std::mutex> lock(g_pool_mu);  // one parallel region at a time
-  pool().run(chunks, [&](int c) {
+  impl_->run(chunks, [&](int c) {
     const int64_t b = n * c / chunks, e = n * (c + 1) / chunks;
     if (b < e) fn(b, e);
   });
+}
+
+namespace {
+
+std::mutex g_default_mu;
+std::unique_ptr<ThreadPool>& default_pool_slot() {
+  static auto* slot = new std::unique_ptr<ThreadPool>(std::make_unique<ThreadPool>(0));
+  return *slot;
+}
+
+}  // namespace
+
+ThreadPoolScope::ThreadPoolScope(ThreadPool& pool) : previous_(t_current_pool) {
+  t_current_pool = &pool;
+}
+ThreadPoolScope::~ThreadPoolScope() {
+  t_current_pool = previous_;
+}
+
+ThreadPool& current_thread_pool() {
+  if (t_current_pool) return *t_current_pool;
+  std::lock_guard<std::mutex> lock(g_default_mu);
+  return *default_pool_slot();
+}
+
+int num_threads() {
+  return current_thread_pool().size();
+}
+
+void set_num_threads(int n) {
+  std::lock_guard<std::mutex> lock(g_default_mu);
+  default_pool_slot() = std::make_unique<ThreadPool>(n);
+}
+
+void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+  current_thread_pool().parallel_for(n, fn, grain);
 }
 
 }  // namespace diffuse

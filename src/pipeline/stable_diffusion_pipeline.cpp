@@ -6,10 +6,13 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "backend/backend.h"
 #include "core/allocator.h"
+#include "core/thread_pool.h"
 #include "io/image_resize.h"
 #include "pipeline/checkpoint_loader.h"
 #include "pipeline/latent_preview.h"
+#include "pipeline/stages.h"
 #include "random/random_source.h"
 
 namespace diffuse {
@@ -33,74 +36,19 @@ constexpr int kMaxSide = 4096;
 constexpr int kMaxSteps = 1000;
 constexpr int kMaxImages = 64;
 
-void check_finite(const Tensor& t, const std::string& what) {
-  const float* p = t.f32();
-  for (int64_t i = 0; i < t.numel(); ++i)
-    if (!std::isfinite(p[i]))
-      throw NumericError(what +
-                         " contains NaN or infinity (the model weights or settings produce "
-                         "non-finite values)");
-}
-
-/// Repeats [1, ...] along the batch dimension.
-Tensor repeat_batch(const Tensor& t, int copies) {
-  Shape s = t.shape();
-  const int64_t one = t.numel() / s[0];
-  s[0] *= copies;
-  Tensor out = Tensor::empty(s);
-  for (int64_t b = 0; b < s[0]; ++b)
-    std::memcpy(out.f32() + b * one, t.f32() + (b % t.dim(0)) * one,
-                sizeof(float) * static_cast<size_t>(one));
-  return out;
-}
-
-Tensor concat_batch(const Tensor& a, const Tensor& b) {
-  Shape s = a.shape();
-  s[0] += b.dim(0);
-  Tensor out = Tensor::empty(s);
-  std::memcpy(out.f32(), a.f32(), a.nbytes());
-  std::memcpy(out.f32() + a.numel(), b.f32(), b.nbytes());
-  return out;
-}
-
-/// Image HWC [0,1] -> tensor [1,3,H,W] in [-1,1] (diffusers' VaeImageProcessor.preprocess).
-Tensor image_to_tensor(const Image& img) {
-  Tensor t = Tensor::empty({1, 3, img.height, img.width});
-  const int64_t hw = int64_t(img.height) * img.width;
-  for (int64_t p = 0; p < hw; ++p)
-    for (int c = 0; c < 3; ++c)
-      t.f32()[c * hw + p] = img.rgb[static_cast<size_t>(p * 3 + c)] * 2.f - 1.f;
-  return t;
-}
-
-/// Decoded [B,3,H,W] in [-1,1] -> images in [0,1] (x/2 + 0.5, clamped), as diffusers postprocesses.
-std::vector<Image> tensor_to_images(const Tensor& t) {
-  const int64_t B = t.dim(0), H = t.dim(2), W = t.dim(3), hw = H * W;
-  std::vector<Image> out(static_cast<size_t>(B));
-  for (int64_t b = 0; b < B; ++b) {
-    Image& img = out[static_cast<size_t>(b)];
-    img.width = static_cast<int>(W);
-    img.height = static_cast<int>(H);
-    img.rgb.resize(static_cast<size_t>(hw * 3));
-    const float* src = t.f32() + b * 3 * hw;
-    for (int64_t p = 0; p < hw; ++p)
-      for (int c = 0; c < 3; ++c)
-        img.rgb[static_cast<size_t>(p * 3 + c)] =
-            std::clamp(src[c * hw + p] / 2.f + 0.5f, 0.f, 1.f);
-  }
-  return out;
-}
-
 }  // namespace
 
-StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusionModel model, double load_seconds)
-    : model_(std::move(model)), load_seconds_(load_seconds) {
+StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusionModel model, double load_seconds,
+                                                 Runtime runtime)
+    : model_(std::move(model)), load_seconds_(load_seconds), runtime_(std::move(runtime)) {
   info_.name = model_.name;
   info_.family = model_.family;
   info_.prediction_type = model_.scheduler_config.value("prediction_type", "epsilon");
   info_.scheduler_class = model_.scheduler_config.value("_class_name", "PNDMScheduler");
   info_.default_width = info_.default_height = model_.default_size();
   info_.text_max_length = static_cast<int>(model_.tokenizer.max_length());
+  info_.backend = runtime_.device.name();
+  info_.threads = runtime_.threads->size();
 }
 
 std::vector<int64_t> StableDiffusionPipeline::tokenize(const std::string& text,
@@ -110,12 +58,14 @@ std::vector<int64_t> StableDiffusionPipeline::tokenize(const std::string& text,
   return e.input_ids;
 }
 
-Tensor StableDiffusionPipeline::encode_prompt(const std::string& text, int clip_skip,
-                                              int copies) const {
-  auto e = model_.tokenizer.encode_padded(text);
-  Tensor ids = Tensor::empty({1, static_cast<int64_t>(e.input_ids.size())}, DType::I64);
-  std::memcpy(ids.raw(), e.input_ids.data(), e.input_ids.size() * sizeof(int64_t));
-  return repeat_batch(model_.text_encoder.encode(ids, clip_skip), copies);
+Tensor StableDiffusionPipeline::encode_prompts(const GenerateOptions& o, bool cfg) const {
+  const Device device = runtime_.device;
+  Tensor context = ops::repeat_batch(stages::encode_prompt(model_, o.prompt, o.clip_skip, device),
+                                     o.image_count);
+  if (!cfg) return context;
+  const Tensor uncond = ops::repeat_batch(
+      stages::encode_prompt(model_, o.negative_prompt, o.clip_skip, device), o.image_count);
+  return ops::concat(uncond, context, 0);
 }
 
 std::unique_ptr<Scheduler> StableDiffusionPipeline::make_scheduler_for(
@@ -195,6 +145,11 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
 
 GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& options,
                                                    const ProgressCallback& progress) {
+  // One generation at a time per pipeline, on its own threads and memory pool: statistics are
+  // this call's, and other pipelines in the process are not disturbed.
+  std::lock_guard<std::mutex> serial(generate_mu_);
+  ThreadPoolScope threads(*runtime_.threads);
+  MemoryPoolScope memory(*runtime_.memory);
   const auto t_start = Clock::now();
   GenerationResult result;
   result.options = options;
@@ -202,10 +157,12 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   resolve(o);
   result.seed = o.seed;
   result.model_name = model_.name;
+  result.backend = runtime_.device.name();
+  if (!runtime_.warning.empty()) result.warnings.push_back(runtime_.warning);
   result.times.load_s = load_seconds_;
-  reset_peak_memory();
+  runtime_.memory->reset_peak();
   // Weights held in pool memory (synthetic or converted ones) are not activations.
-  const size_t resident_before = memory_stats().live_bytes;
+  const MemoryStats before = runtime_.memory->stats();
 
   auto scheduler = make_scheduler_for(o, &result.sampler_name);
   result.scheduler_class = std::string(scheduler->class_name());
@@ -214,100 +171,98 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   // 1. Text conditioning: [uncond x n, cond x n] as one batch when guidance is on.
   auto t0 = Clock::now();
   const bool cfg = o.guidance_scale > 1.f;
-  const int n = o.image_count;
-  Tensor context = encode_prompt(o.prompt, o.clip_skip, n);
-  if (cfg) context = concat_batch(encode_prompt(o.negative_prompt, o.clip_skip, n), context);
+  const Tensor context = encode_prompts(o, cfg);
   result.times.text_encoder_s = seconds_since(t0);
 
   // 2. Schedule and initial latents.
   t0 = Clock::now();
-  scheduler->set_timesteps(o.steps);
-  std::vector<double> timesteps = scheduler->timesteps();
-  const int unit = model_.vae_scale_factor();
-  const int64_t C = model_.unet.config().in_channels, h = o.height / unit, w = o.width / unit;
-  const float scaling = static_cast<float>(model_.vae.config().scaling_factor);
-  Tensor latents;
-  if (o.init_image) {
-    // img2img: cut the schedule by strength, then noise the encoded image to the first timestep.
-    const int init_timestep = std::min(static_cast<int>(o.steps * o.strength), o.steps);
-    const int t_begin = std::max(o.steps - init_timestep, 0) * scheduler->order();
-    if (t_begin >= static_cast<int>(timesteps.size()))
-      throw ConfigError("strength " + fmt(o.strength) + " with " + std::to_string(o.steps) +
-                        " steps leaves no denoising steps (steps x strength must be at least 1)");
-    timesteps.erase(timesteps.begin(), timesteps.begin() + t_begin);
-    scheduler->set_begin_index(t_begin);
-    auto dist = model_.vae.encode(image_to_tensor(*o.init_image));
-    // latent_dist.sample(generator): mean + exp(0.5 * logvar) * randn, drawn before the noise.
-    Tensor eps = rng->randn(dist.mean.shape());
-    Tensor init = Tensor::empty(dist.mean.shape());
-    for (int64_t i = 0; i < init.numel(); ++i)
-      init.f32()[i] =
-          scaling * (dist.mean.f32()[i] + std::exp(0.5f * dist.logvar.f32()[i]) * eps.f32()[i]);
-    init = repeat_batch(init, n);
-    Tensor noise = rng->randn({n, C, h, w});
-    latents = scheduler->add_noise(init, noise, timesteps.front());
-  } else {
-    latents = rng->randn({n, C, h, w});
-    ops::scale_(latents, static_cast<float>(scheduler->init_noise_sigma()));
-  }
-
+  std::vector<double> timesteps = timesteps_for(o, *scheduler);
+  const Tensor latents = prepare(o, *scheduler, *rng, timesteps);
   // 3. Denoising loop.
+  stages::DenoiseLoop loop{*scheduler, std::move(timesteps), {}, rng.get(), {}};
+  loop.predict_noise = [&](const Tensor& x, double t) {
+    const Tensor input = cfg ? ops::concat(x, x, 0) : x;
+    const std::vector<double> ts(static_cast<size_t>(input.dim(0)), t);
+    const Tensor out = model_.unet.forward(input, ts, context);
+    return cfg ? stages::classifier_free_guidance(out, o.guidance_scale) : out;
+  };
   const auto loop_start = Clock::now();
-  int step = 0;
-  for (double t : timesteps) {
-    Tensor input = cfg ? concat_batch(latents, latents) : latents;
-    input = scheduler->scale_model_input(input, t);
-    std::vector<double> ts(static_cast<size_t>(input.dim(0)), t);
-    Tensor eps = model_.unet.forward(input, ts, context);
-    if (cfg) {
-      // uncond + g * (cond - uncond)
-      Tensor guided = Tensor::empty(latents.shape());
-      const int64_t half = latents.numel();
-      const float* u = eps.f32();
-      const float* c = eps.f32() + half;
-      const float g = o.guidance_scale;
-      for (int64_t i = 0; i < half; ++i) guided.f32()[i] = u[i] + g * (c[i] - u[i]);
-      eps = std::move(guided);
-    }
-    latents = scheduler->step(eps, t, latents, rng.get());
-    ++step;
-    if (progress) {
-      Progress p;
-      p.step = step;
-      p.total_steps = static_cast<int>(timesteps.size());
-      p.timestep = t;
-      p.elapsed_s = seconds_since(loop_start);
-      p.read_latents = [&latents] {
-        const Tensor host = latents.contiguous();
-        return std::vector<float>(host.f32(), host.f32() + host.numel());
-      };
-      p.latent_shape.assign(latents.shape().begin(), latents.shape().end());
-      if (o.preview) p.preview = latent_preview(latents, 0);
-      if (!progress(p)) throw Cancelled();
-    }
-  }
-  check_finite(latents, "latents after step " + std::to_string(step));
+  const int total = static_cast<int>(loop.timesteps.size());
+  if (progress)
+    loop.after_step = [&](Tensor& x, int step, double t) {
+      return progress(progress_report(x, step, total, t, seconds_since(loop_start), o.preview));
+    };
+  const Tensor final_latents = stages::denoise(loop, latents);
   result.times.denoise_s = seconds_since(t0);
 
   // 4. Decode.
   t0 = Clock::now();
-  Tensor scaled = latents.clone();
-  ops::scale_(scaled, 1.f / scaling);
-  Tensor decoded = model_.vae.decode(scaled);
-  check_finite(decoded, "decoded image");
-  result.images = tensor_to_images(decoded);
+  result.images = stages::tensor_to_images(stages::decode_latents(model_, final_latents));
   result.times.vae_s = seconds_since(t0);
   result.times.total_s = seconds_since(t_start);
-  result.peak_activation_bytes = memory_stats().peak_bytes - resident_before;
+  const MemoryStats after = runtime_.memory->stats();
+  result.peak_activation_bytes = after.peak_bytes - before.live_bytes;
+  result.activation_system_allocations = after.system_allocations - before.system_allocations;
   return result;
+}
+
+std::vector<double> StableDiffusionPipeline::timesteps_for(const GenerateOptions& o,
+                                                           Scheduler& scheduler) const {
+  scheduler.set_timesteps(o.steps);
+  std::vector<double> timesteps = scheduler.timesteps();
+  if (!o.init_image) return timesteps;
+  // img2img cuts the schedule by strength (diffusers' get_timesteps).
+  const int init_timestep = std::min(static_cast<int>(o.steps * o.strength), o.steps);
+  const int t_begin = std::max(o.steps - init_timestep, 0) * scheduler.order();
+  if (t_begin >= static_cast<int>(timesteps.size()))
+    throw ConfigError("strength " + fmt(o.strength) + " with " + std::to_string(o.steps) +
+                      " steps leaves no denoising steps (steps x strength must be at least 1)");
+  timesteps.erase(timesteps.begin(), timesteps.begin() + t_begin);
+  scheduler.set_begin_index(t_begin);
+  return timesteps;
+}
+
+Tensor StableDiffusionPipeline::prepare(const GenerateOptions& o, Scheduler& scheduler,
+                                        RandomSource& rng,
+                                        const std::vector<double>& timesteps) const {
+  const int unit = model_.vae_scale_factor();
+  const int64_t C = model_.unet.config().in_channels, h = o.height / unit, w = o.width / unit;
+  if (!o.init_image)
+    return stages::initial_noise(rng, {o.image_count, C, h, w}, scheduler.init_noise_sigma(),
+                                 runtime_.device);
+  const Tensor image = stages::image_to_tensor(*o.init_image, runtime_.device);
+  return stages::encode_and_noise(model_, image, o.image_count, scheduler, timesteps.front(), rng);
+}
+
+Progress StableDiffusionPipeline::progress_report(const Tensor& latents, int step, int total,
+                                                  double t, double elapsed, bool preview) const {
+  Progress p;
+  p.step = step;
+  p.total_steps = total;
+  p.timestep = t;
+  p.elapsed_s = elapsed;
+  p.latent_shape.assign(latents.shape().begin(), latents.shape().end());
+  p.read_latents = [&latents] { return latents.to_vector(); };
+  if (preview) p.preview = latent_preview(latents, 0);
+  return p;
 }
 
 std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const LoadOptions& options) {
   const auto t0 = Clock::now();
+  if (options.threads < 0)
+    throw ConfigError("threads must be >= 0 (0 = all cores), got " +
+                      std::to_string(options.threads));
+  const DeviceChoice choice = resolve_device(options.backend);
+  StableDiffusionPipeline::Runtime runtime{choice.device,
+                                           std::make_unique<ThreadPool>(options.threads),
+                                           MemoryPool::create(), choice.warning};
+  ThreadPoolScope threads(*runtime.threads);
+  MemoryPoolScope memory(*runtime.memory);
   StableDiffusionModel model = is_single_file_checkpoint(model_dir)
                                    ? load_stable_diffusion_checkpoint(model_dir, options)
                                    : load_stable_diffusion_folder(model_dir, options);
-  return std::make_unique<StableDiffusionPipeline>(std::move(model), seconds_since(t0));
+  return std::make_unique<StableDiffusionPipeline>(std::move(model), seconds_since(t0),
+                                                   std::move(runtime));
 }
 
 std::vector<std::string> scheduler_names() {

@@ -2,16 +2,27 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 
+#include "core/allocator.h"
+#include "core/thread_pool.h"
 #include "diffuse/diffuse.hpp"
 #include "pipeline/model_folder.h"
+#include "random/random_source.h"
 #include "schedulers/scheduler.h"
 
 namespace diffuse {
 
 class StableDiffusionPipeline final : public Pipeline {
  public:
-  explicit StableDiffusionPipeline(StableDiffusionModel model, double load_seconds);
+  /// Where and with what a pipeline runs: its device, its own thread pool and activation pool.
+  struct Runtime {
+    Device device;
+    std::unique_ptr<ThreadPool> threads;
+    std::shared_ptr<MemoryPool> memory;
+    std::string warning;  // from choosing the device (a fallback), reported with every result
+  };
+  StableDiffusionPipeline(StableDiffusionModel model, double load_seconds, Runtime runtime);
 
   const ModelInfo& info() const override { return info_; }
   GenerationResult generate(const GenerateOptions& options,
@@ -23,14 +34,23 @@ class StableDiffusionPipeline final : public Pipeline {
                                                 std::string* sampler_name) const;
 
  private:
-  /// [B, 77, H] conditioning for one prompt, repeated `copies` times.
-  Tensor encode_prompt(const std::string& text, int clip_skip, int copies) const;
+  /// [uncond x n, cond x n] conditioning when `cfg`, else [cond x n].
+  Tensor encode_prompts(const GenerateOptions& o, bool cfg) const;
+  /// Sets the scheduler's schedule; img2img cuts it by strength (and sets the begin index).
+  std::vector<double> timesteps_for(const GenerateOptions& o, Scheduler& scheduler) const;
+  /// Initial latents: noise (txt2img) or the noised init image (img2img).
+  Tensor prepare(const GenerateOptions& o, Scheduler& scheduler, RandomSource& rng,
+                 const std::vector<double>& timesteps) const;
+  Progress progress_report(const Tensor& latents, int step, int total, double t, double elapsed,
+                           bool preview) const;
   /// Validates and fills defaults (size, scheduler) in place; ConfigError naming the option.
   void resolve(GenerateOptions& o) const;
 
   StableDiffusionModel model_;
   ModelInfo info_;
   double load_seconds_ = 0;
+  Runtime runtime_;
+  std::mutex generate_mu_;
 };
 
 }  // namespace diffuse

@@ -38,13 +38,9 @@ Tensor DDIMScheduler::step(const Tensor& model_output, double timestep, const Te
   const float b_t = 1.0f - a_t;
   const float sa = std::sqrt(a_t), sb = std::sqrt(b_t);
 
-  const int64_t n = sample.numel();
-  const float* m = model_output.f32();
-  const float* x = sample.f32();
-  // x0 is built in the output buffer (clipping needs it whole), then combined in place.
-  Tensor out = predict_original_sample(prediction_, model_output, sample, sa, sb);
-  float* o = out.f32();
-  clamp_.apply(out);
+  // x0 is clipped whole before it is combined, as in diffusers.
+  Tensor x0 = predict_original_sample(prediction_, model_output, sample, sa, sb);
+  clamp_.apply(x0);
 
   // Eq. 16 of the paper: sigma_t = eta * sqrt((1 - a_prev) / (1 - a_t)) * sqrt(1 - a_t / a_prev).
   const float b_prev = 1.0f - a_prev;
@@ -52,20 +48,15 @@ Tensor DDIMScheduler::step(const Tensor& model_output, double timestep, const Te
   const float std_dev = static_cast<float>(eta_) * std::sqrt(variance);
   const float dir_coeff = std::sqrt(1.0f - a_prev - std_dev * std_dev);
   const float sa_prev = std::sqrt(a_prev);
-  for (int64_t i = 0; i < n; ++i) {
-    // The predicted noise comes from the unclipped prediction, as in diffusers.
-    float e = m[i];
-    if (prediction_ == Prediction::Sample) e = (x[i] - sa * m[i]) / sb;
-    if (prediction_ == Prediction::VPrediction) e = sa * m[i] + sb * x[i];
-    o[i] = sa_prev * o[i] + dir_coeff * e;
-  }
+  // The predicted noise comes from the unclipped prediction, as in diffusers.
+  const Expr m = in(1), x = in(2);
+  Expr eps = m;
+  if (prediction_ == Prediction::Sample) eps = (x - sa * m) / sb;
+  if (prediction_ == Prediction::VPrediction) eps = sa * m + sb * x;
+  Tensor out = ops::evaluate(sa_prev * in(0) + dir_coeff * eps, {x0, model_output, sample});
   if (eta_ > 0) {
-    if (!rng) throw ConfigError("DDIMScheduler::step: eta > 0 needs a random source");
-    if (noise_.shape() != sample.shape() || !noise_.defined())
-      noise_ = Tensor::empty(sample.shape());
-    float* z = noise_.f32();
-    rng->randn(z, n);
-    for (int64_t i = 0; i < n; ++i) o[i] = o[i] + std_dev * z[i];
+    const Tensor z = draw_noise(rng, sample, "DDIMScheduler::step with eta > 0");
+    out = ops::evaluate(in(0) + std_dev * in(1), {out, z});
   }
   return out;
 }

@@ -38,7 +38,6 @@ class DDIMScheduler : public Scheduler {
   int steps_offset_;
   double eta_;
   int num_inference_steps_ = 0;
-  Tensor noise_;  // scratch for eta > 0, reused across steps
 };
 
 }  // namespace diffuse

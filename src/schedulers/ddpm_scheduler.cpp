@@ -55,21 +55,14 @@ Tensor DDPMScheduler::step(const Tensor& model_output, double timestep, const Te
   const float cur_alpha = a_t / a_prev, cur_beta = 1.0f - cur_alpha;
   const float sa = std::sqrt(a_t), sb = std::sqrt(b_t);
 
-  const int64_t n = sample.numel();
-  const float* x = sample.f32();
-  Tensor out = predict_original_sample(prediction_, model_output, sample, sa, sb);
-  float* o = out.f32();
-  clamp_.apply(out);
+  Tensor x0 = predict_original_sample(prediction_, model_output, sample, sa, sb);
+  clamp_.apply(x0);
   // Posterior mean, Eq. 7 of Ho et al.
   const float x0_coeff = (std::sqrt(a_prev) * cur_beta) / b_t;
   const float xt_coeff = std::sqrt(cur_alpha) * b_prev / b_t;
-  for (int64_t i = 0; i < n; ++i) o[i] = x0_coeff * o[i] + xt_coeff * x[i];
+  Tensor out = ops::evaluate(x0_coeff * in(0) + xt_coeff * in(1), {x0, sample});
   if (t > 0) {
-    if (!rng) throw ConfigError("DDPMScheduler::step: needs a random source");
-    if (!noise_.defined() || noise_.shape() != sample.shape())
-      noise_ = Tensor::empty(sample.shape());
-    float* z = noise_.f32();
-    rng->randn(z, n);
+    const Tensor z = draw_noise(rng, sample, "DDPMScheduler::step");
     // Posterior variance beta~_t (Eq. 7), clamped away from 0 as diffusers does.
     const float var_small = std::max((1.0f - a_prev) / (1.0f - a_t) * cur_beta, 1e-20f);
     float scale = 0;
@@ -84,7 +77,7 @@ Tensor DDPMScheduler::step(const Tensor& model_output, double timestep, const Te
         scale = std::sqrt(cur_beta);
         break;
     }
-    for (int64_t i = 0; i < n; ++i) o[i] = o[i] + scale * z[i];
+    out = ops::evaluate(in(0) + scale * in(1), {out, z});
   }
   return out;
 }

@@ -39,7 +39,6 @@ class DDPMScheduler : public Scheduler {
   std::string spacing_;
   int steps_offset_;
   int num_inference_steps_ = 0;
-  Tensor noise_;  // scratch, reused across steps
 };
 
 }  // namespace diffuse

@@ -75,64 +75,56 @@ void DPMSolverMultistepScheduler::set_timesteps(int steps) {
                final_sigma_zero_ ? 0.0f : static_cast<float>(train_sigmas_.front()));
 }
 
-void DPMSolverMultistepScheduler::convert(const Tensor& model_output, const Tensor& sample,
-                                          Tensor& out) const {
-  convert_model_output(model_output, sample, data_prediction(), out);
-  if (data_prediction() || !threshold_.thresholding) return;
+Tensor DPMSolverMultistepScheduler::convert(const Tensor& model_output,
+                                            const Tensor& sample) const {
+  Tensor out = convert_model_output(model_output, sample, data_prediction());
+  if (data_prediction() || !threshold_.thresholding) return out;
   // Noise prediction: threshold the implied x0, then recover epsilon from it.
   const AlphaSigma as =
       alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(step_index_)]));
   const float at = as.alpha, st = as.sigma;
-  const int64_t n = sample.numel();
-  const float* x = sample.f32();
-  float* o = out.f32();
-  for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - st * o[i]) / at;
-  threshold_.apply(out);
-  for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - at * o[i]) / st;
+  Tensor x0 = ops::evaluate((in(0) - st * in(1)) / at, {sample, out});
+  threshold_.apply(x0);
+  return ops::evaluate((in(0) - at * in(1)) / st, {sample, x0});
 }
 
 // The update formulas below evaluate diffusers' expressions term by term in the same order, each
 // scalar coefficient in float32, so every element rounds as torch's chain of tensor ops does.
+// Inputs: 0 = sample, 1 = the newest model output, 2 = noise (SDE) or older outputs.
 
-void DPMSolverMultistepScheduler::first_order_update(const Tensor& sample, const float* noise,
-                                                     Tensor& out) const {
+Tensor DPMSolverMultistepScheduler::first_order_update(const Tensor& sample,
+                                                       const Tensor& noise) const {
   const auto i0 = static_cast<size_t>(step_index_);
   const AlphaSigma t = alpha_sigma_of(static_cast<float>(sigmas_[i0 + 1]));
   const AlphaSigma s = alpha_sigma_of(static_cast<float>(sigmas_[i0]));
   const float h = t.lambda - s.lambda;
-  const int64_t n = sample.numel();
-  const float* x = sample.f32();
-  const float* m = model_outputs_.back().f32();
-  float* o = out.f32();
+  const Expr x = in(0), m = in(1), z = in(2);
+  const Tensor& m0 = model_outputs_.back();
   switch (algorithm_) {
     case Algorithm::DpmSolverPP: {
       const float c1 = t.sigma / s.sigma, c2 = t.alpha * (std::exp(-h) - 1.0f);
-      for (int64_t i = 0; i < n; ++i) o[i] = c1 * x[i] - c2 * m[i];
-      break;
+      return ops::evaluate(c1 * x - c2 * m, {sample, m0});
     }
     case Algorithm::DpmSolver: {
       const float c1 = t.alpha / s.alpha, c2 = t.sigma * (std::exp(h) - 1.0f);
-      for (int64_t i = 0; i < n; ++i) o[i] = c1 * x[i] - c2 * m[i];
-      break;
+      return ops::evaluate(c1 * x - c2 * m, {sample, m0});
     }
     case Algorithm::SdeDpmSolverPP: {
       const float e2 = std::exp(-2.0f * h);
       const float c1 = t.sigma / s.sigma * std::exp(-h), c2 = t.alpha * (1.0f - e2);
       const float c3 = t.sigma * std::sqrt(1.0f - e2);
-      for (int64_t i = 0; i < n; ++i) o[i] = c1 * x[i] + c2 * m[i] + c3 * noise[i];
-      break;
+      return ops::evaluate(c1 * x + c2 * m + c3 * z, {sample, m0, noise});
     }
-    case Algorithm::SdeDpmSolver: {
-      const float c1 = t.alpha / s.alpha, c2 = 2.0f * (t.sigma * (std::exp(h) - 1.0f));
-      const float c3 = t.sigma * std::sqrt(std::exp(2.0f * h) - 1.0f);
-      for (int64_t i = 0; i < n; ++i) o[i] = c1 * x[i] - c2 * m[i] + c3 * noise[i];
+    case Algorithm::SdeDpmSolver:
       break;
-    }
   }
+  const float c1 = t.alpha / s.alpha, c2 = 2.0f * (t.sigma * (std::exp(h) - 1.0f));
+  const float c3 = t.sigma * std::sqrt(std::exp(2.0f * h) - 1.0f);
+  return ops::evaluate(c1 * x - c2 * m + c3 * z, {sample, m0, noise});
 }
 
-void DPMSolverMultistepScheduler::second_order_update(const Tensor& sample, const float* noise,
-                                                      Tensor& out) const {
+Tensor DPMSolverMultistepScheduler::second_order_update(const Tensor& sample,
+                                                        const Tensor& noise) const {
   const auto i0 = static_cast<size_t>(step_index_);
   const AlphaSigma t = alpha_sigma_of(static_cast<float>(sigmas_[i0 + 1]));
   const AlphaSigma s0 = alpha_sigma_of(static_cast<float>(sigmas_[i0]));
@@ -141,52 +133,45 @@ void DPMSolverMultistepScheduler::second_order_update(const Tensor& sample, cons
   const float r0 = h0 / h;
   const float inv_r0 = 1.0f / r0;
   const size_t k = model_outputs_.size();
-  const float* m0 = model_outputs_[k - 1].f32();
-  const float* m1 = model_outputs_[k - 2].f32();
-  const int64_t n = sample.numel();
-  const float* x = sample.f32();
-  float* o = out.f32();
+  const Expr x = in(0), m0 = in(1), m1 = in(2), z = in(3);
   // D0 = m0, D1 = (1 / r0) * (m0 - m1).
-  auto d1 = [&](int64_t i) { return inv_r0 * (m0[i] - m1[i]); };
+  const Expr d1 = inv_r0 * (m0 - m1);
+  std::vector<Tensor> inputs{sample, model_outputs_[k - 1], model_outputs_[k - 2]};
+  if (noise.defined() && noise.numel() > 0) inputs.push_back(noise);
   switch (algorithm_) {
     case Algorithm::DpmSolverPP: {
       const float c1 = t.sigma / s0.sigma, c2 = t.alpha * (std::exp(-h) - 1.0f);
       if (!heun_) {
         const float c3 = 0.5f * c2;
-        for (int64_t i = 0; i < n; ++i) o[i] = c1 * x[i] - c2 * m0[i] - c3 * d1(i);
-      } else {
-        const float c3 = t.alpha * ((std::exp(-h) - 1.0f) / h + 1.0f);
-        for (int64_t i = 0; i < n; ++i) o[i] = c1 * x[i] - c2 * m0[i] + c3 * d1(i);
+        return ops::evaluate(c1 * x - c2 * m0 - c3 * d1, inputs);
       }
-      break;
+      const float c3 = t.alpha * ((std::exp(-h) - 1.0f) / h + 1.0f);
+      return ops::evaluate(c1 * x - c2 * m0 + c3 * d1, inputs);
     }
     case Algorithm::DpmSolver: {
       const float c1 = t.alpha / s0.alpha, c2 = t.sigma * (std::exp(h) - 1.0f);
       const float c3 = heun_ ? t.sigma * ((std::exp(h) - 1.0f) / h - 1.0f) : 0.5f * c2;
-      for (int64_t i = 0; i < n; ++i) o[i] = c1 * x[i] - c2 * m0[i] - c3 * d1(i);
-      break;
+      return ops::evaluate(c1 * x - c2 * m0 - c3 * d1, inputs);
     }
     case Algorithm::SdeDpmSolverPP: {
       const float e2 = std::exp(-2.0f * h);
       const float c1 = t.sigma / s0.sigma * std::exp(-h), c2 = t.alpha * (1.0f - e2);
       const float c3 = heun_ ? t.alpha * ((1.0f - e2) / (-2.0f * h) + 1.0f) : 0.5f * c2;
       const float c4 = t.sigma * std::sqrt(1.0f - e2);
-      for (int64_t i = 0; i < n; ++i) o[i] = c1 * x[i] + c2 * m0[i] + c3 * d1(i) + c4 * noise[i];
-      break;
+      return ops::evaluate(c1 * x + c2 * m0 + c3 * d1 + c4 * z, inputs);
     }
-    case Algorithm::SdeDpmSolver: {
-      const float c1 = t.alpha / s0.alpha, c2 = 2.0f * (t.sigma * (std::exp(h) - 1.0f));
-      const float c3 = heun_ ? 2.0f * (t.sigma * ((std::exp(h) - 1.0f) / h - 1.0f))
-                             : t.sigma * (std::exp(h) - 1.0f);
-      const float c4 = t.sigma * std::sqrt(std::exp(2.0f * h) - 1.0f);
-      for (int64_t i = 0; i < n; ++i) o[i] = c1 * x[i] - c2 * m0[i] - c3 * d1(i) + c4 * noise[i];
+    case Algorithm::SdeDpmSolver:
       break;
-    }
   }
+  const float c1 = t.alpha / s0.alpha, c2 = 2.0f * (t.sigma * (std::exp(h) - 1.0f));
+  const float c3 =
+      heun_ ? 2.0f * (t.sigma * ((std::exp(h) - 1.0f) / h - 1.0f)) : t.sigma * (std::exp(h) - 1.0f);
+  const float c4 = t.sigma * std::sqrt(std::exp(2.0f * h) - 1.0f);
+  return ops::evaluate(c1 * x - c2 * m0 - c3 * d1 + c4 * z, inputs);
 }
 
-void DPMSolverMultistepScheduler::third_order_update(const Tensor& sample, const float* noise,
-                                                     Tensor& out) const {
+Tensor DPMSolverMultistepScheduler::third_order_update(const Tensor& sample,
+                                                       const Tensor& noise) const {
   const auto i0 = static_cast<size_t>(step_index_);
   const AlphaSigma t = alpha_sigma_of(static_cast<float>(sigmas_[i0 + 1]));
   const AlphaSigma s0 = alpha_sigma_of(static_cast<float>(sigmas_[i0]));
@@ -197,44 +182,36 @@ void DPMSolverMultistepScheduler::third_order_update(const Tensor& sample, const
   const float inv_r0 = 1.0f / r0, inv_r1 = 1.0f / r1;
   const float w1 = r0 / (r0 + r1), w2 = 1.0f / (r0 + r1);
   const size_t k = model_outputs_.size();
-  const float* m0 = model_outputs_[k - 1].f32();
-  const float* m1 = model_outputs_[k - 2].f32();
-  const float* m2 = model_outputs_[k - 3].f32();
-  const int64_t n = sample.numel();
-  const float* x = sample.f32();
-  float* o = out.f32();
+  const Expr x = in(0), m0 = in(1), m1 = in(2), m2 = in(3), z = in(4);
+  const Expr d10 = inv_r0 * (m0 - m1), d11 = inv_r1 * (m1 - m2);
+  const Expr d1 = d10 + w1 * (d10 - d11), d2 = w2 * (d10 - d11);
+  std::vector<Tensor> inputs{sample, model_outputs_[k - 1], model_outputs_[k - 2],
+                             model_outputs_[k - 3]};
+  if (noise.defined() && noise.numel() > 0) inputs.push_back(noise);
   const float em = std::exp(-h), ep = std::exp(h);
-  for (int64_t i = 0; i < n; ++i) {
-    const float d10 = inv_r0 * (m0[i] - m1[i]), d11 = inv_r1 * (m1[i] - m2[i]);
-    const float d1 = d10 + w1 * (d10 - d11), d2 = w2 * (d10 - d11);
-    switch (algorithm_) {
-      case Algorithm::DpmSolverPP: {
-        const float c1 = t.sigma / s0.sigma, c2 = t.alpha * (em - 1.0f);
-        const float c3 = t.alpha * ((em - 1.0f) / h + 1.0f);
-        const float c4 = t.alpha * ((em - 1.0f + h) / (h * h) - 0.5f);
-        o[i] = c1 * x[i] - c2 * m0[i] + c3 * d1 - c4 * d2;
-        break;
-      }
-      case Algorithm::DpmSolver: {
-        const float c1 = t.alpha / s0.alpha, c2 = t.sigma * (ep - 1.0f);
-        const float c3 = t.sigma * ((ep - 1.0f) / h - 1.0f);
-        const float c4 = t.sigma * ((ep - 1.0f - h) / (h * h) - 0.5f);
-        o[i] = c1 * x[i] - c2 * m0[i] - c3 * d1 - c4 * d2;
-        break;
-      }
-      case Algorithm::SdeDpmSolverPP: {
-        const float e2 = std::exp(-2.0f * h);
-        const float c1 = t.sigma / s0.sigma * em, c2 = t.alpha * (1.0f - e2);
-        const float c3 = t.alpha * ((1.0f - e2) / (-2.0f * h) + 1.0f);
-        const float c4 = t.alpha * ((1.0f - e2 - 2.0f * h) / ((2.0f * h) * (2.0f * h)) - 0.5f);
-        const float c5 = t.sigma * std::sqrt(1.0f - e2);
-        o[i] = c1 * x[i] + c2 * m0[i] + c3 * d1 + c4 * d2 + c5 * noise[i];
-        break;
-      }
-      case Algorithm::SdeDpmSolver:  // rejected at construction
-        break;
+  switch (algorithm_) {
+    case Algorithm::DpmSolverPP: {
+      const float c1 = t.sigma / s0.sigma, c2 = t.alpha * (em - 1.0f);
+      const float c3 = t.alpha * ((em - 1.0f) / h + 1.0f);
+      const float c4 = t.alpha * ((em - 1.0f + h) / (h * h) - 0.5f);
+      return ops::evaluate(c1 * x - c2 * m0 + c3 * d1 - c4 * d2, inputs);
     }
+    case Algorithm::DpmSolver: {
+      const float c1 = t.alpha / s0.alpha, c2 = t.sigma * (ep - 1.0f);
+      const float c3 = t.sigma * ((ep - 1.0f) / h - 1.0f);
+      const float c4 = t.sigma * ((ep - 1.0f - h) / (h * h) - 0.5f);
+      return ops::evaluate(c1 * x - c2 * m0 - c3 * d1 - c4 * d2, inputs);
+    }
+    case Algorithm::SdeDpmSolverPP:
+    case Algorithm::SdeDpmSolver:  // rejected at construction
+      break;
   }
+  const float e2 = std::exp(-2.0f * h);
+  const float c1 = t.sigma / s0.sigma * em, c2 = t.alpha * (1.0f - e2);
+  const float c3 = t.alpha * ((1.0f - e2) / (-2.0f * h) + 1.0f);
+  const float c4 = t.alpha * ((1.0f - e2 - 2.0f * h) / ((2.0f * h) * (2.0f * h)) - 0.5f);
+  const float c5 = t.sigma * std::sqrt(1.0f - e2);
+  return ops::evaluate(c1 * x + c2 * m0 + c3 * d1 + c4 * d2 + c5 * z, inputs);
 }
 
 Tensor DPMSolverMultistepScheduler::solver_step(const Tensor& model_output, const Tensor& sample,
@@ -245,27 +222,21 @@ Tensor DPMSolverMultistepScheduler::solver_step(const Tensor& model_output, cons
       (euler_at_final_ || (lower_order_final_ && n < 15) || final_sigma_zero_);
   const bool lower_order_second = step_index_ == n - 2 && lower_order_final_ && n < 15;
 
-  // Shift the history: the oldest buffer becomes the current step's slot.
+  // Shift the history: the oldest output drops out, the current step's converted output enters.
   std::rotate(model_outputs_.begin(), model_outputs_.begin() + 1, model_outputs_.end());
-  Tensor& current = reuse_buffer(model_outputs_.back(), sample.shape());
-  convert(model_output, sample, current);
+  model_outputs_.back() = convert(model_output, sample);
 
-  const float* noise = nullptr;
+  Tensor noise;
   if (stochastic()) {
     if (!rng) throw unsupported("algorithm_type sde-dpmsolver needs a random source");
-    Tensor& buf = reuse_buffer(noise_, sample.shape());
-    rng->randn(buf.f32(), buf.numel());
-    noise = buf.f32();
+    noise = draw_noise(rng, sample, who_);
   }
 
-  Tensor out = Tensor::empty(sample.shape());
   if (solver_order_ == 1 || lower_order_nums_ < 1 || lower_order_final)
-    first_order_update(sample, noise, out);
-  else if (solver_order_ == 2 || lower_order_nums_ < 2 || lower_order_second)
-    second_order_update(sample, noise, out);
-  else
-    third_order_update(sample, noise, out);
-  return out;
+    return first_order_update(sample, noise);
+  if (solver_order_ == 2 || lower_order_nums_ < 2 || lower_order_second)
+    return second_order_update(sample, noise);
+  return third_order_update(sample, noise);
 }
 
 std::unique_ptr<Scheduler> make_dpmsolver_multistep(const SchedulerConfig& config) {

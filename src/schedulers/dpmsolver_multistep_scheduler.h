@@ -29,18 +29,17 @@ class DPMSolverMultistepScheduler final : public MultistepSchedulerBase {
   }
   Tensor solver_step(const Tensor& model_output, const Tensor& sample, RandomSource* rng) override;
   // Model output -> x0 prediction (++ variants) or noise prediction, written into `out`.
-  void convert(const Tensor& model_output, const Tensor& sample, Tensor& out) const;
-  void first_order_update(const Tensor& sample, const float* noise, Tensor& out) const;
-  void second_order_update(const Tensor& sample, const float* noise, Tensor& out) const;
-  void third_order_update(const Tensor& sample, const float* noise, Tensor& out) const;
+  Tensor convert(const Tensor& model_output, const Tensor& sample) const;
+  // `noise` is empty unless the algorithm is stochastic.
+  Tensor first_order_update(const Tensor& sample, const Tensor& noise) const;
+  Tensor second_order_update(const Tensor& sample, const Tensor& noise) const;
+  Tensor third_order_update(const Tensor& sample, const Tensor& noise) const;
 
   Algorithm algorithm_ = Algorithm::DpmSolverPP;
   bool heun_ = false;  // solver_type "heun" (else "midpoint")
   bool euler_at_final_ = false;
   double lambda_min_clipped_ = 0;      // -inf unless configured
   bool round_sigma_timesteps_ = true;  // false for squaredcos_cap_v2, as diffusers
-
-  Tensor noise_;  // SDE noise buffer, reused across steps
 };
 
 std::unique_ptr<Scheduler> make_dpmsolver_multistep(const SchedulerConfig& config);

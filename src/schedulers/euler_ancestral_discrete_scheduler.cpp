@@ -28,19 +28,11 @@ Tensor EulerAncestralDiscreteScheduler::step(const Tensor& model_output, double 
   const float s_down = std::sqrt(s_to * s_to - s_up * s_up);
   const float dt = s_down - s_from;
   const X0Form x0 = x0_form(s_from);
-  const int64_t n = sample.numel();
-  const float* m = model_output.f32();
-  const float* x = sample.f32();
-  Tensor out = Tensor::empty(sample.shape());
-  float* o = out.f32();
-  for (int64_t k = 0; k < n; ++k) {
-    const float d = (x[k] - x0(m[k], x[k])) / s_from;
-    o[k] = x[k] + d * dt;
-  }
-  if (!noise_.defined() || noise_.shape() != sample.shape()) noise_ = Tensor::empty(sample.shape());
-  float* z = noise_.f32();
-  rng->randn(z, n);
-  for (int64_t k = 0; k < n; ++k) o[k] = o[k] + z[k] * s_up;
+  const Expr m = in(0), x = in(1);
+  const Expr d = (x - x0(m, x)) / s_from;
+  Tensor out = ops::evaluate(x + d * dt, {model_output, sample});
+  const Tensor z = draw_noise(rng, sample, "EulerAncestralDiscreteScheduler::step");
+  out = ops::evaluate(in(0) + in(1) * s_up, {out, z});
   advance();
   return out;
 }

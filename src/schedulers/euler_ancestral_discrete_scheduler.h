@@ -22,7 +22,6 @@ class EulerAncestralDiscreteScheduler : public SigmaScheduler {
               RandomSource* rng) override;
 
  private:
-  Tensor noise_;  // scratch, reused across steps
 };
 
 }  // namespace diffuse

@@ -17,14 +17,9 @@ Tensor EulerDiscreteScheduler::step(const Tensor& model_output, double timestep,
   const float dt = sigma(i + 1) - s_hat;
   // The v_prediction form uses sigma, epsilon uses sigma_hat (equal here).
   const X0Form x0 = x0_form(prediction_ == Prediction::VPrediction ? s : s_hat);
-  const float* m = model_output.f32();
-  const float* x = sample.f32();
-  Tensor out = Tensor::empty(sample.shape());
-  float* o = out.f32();
-  for (int64_t k = 0; k < out.numel(); ++k) {
-    const float d = (x[k] - x0(m[k], x[k])) / s_hat;  // dx/dsigma (Karras Eq. 3)
-    o[k] = x[k] + d * dt;
-  }
+  const Expr m = in(0), x = in(1);
+  const Expr d = (x - x0(m, x)) / s_hat;  // dx/dsigma (Karras Eq. 3)
+  Tensor out = ops::evaluate(x + d * dt, {model_output, sample});
   advance();
   return out;
 }

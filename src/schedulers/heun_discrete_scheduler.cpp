@@ -46,37 +46,20 @@ Tensor HeunDiscreteScheduler::step(const Tensor& model_output, double timestep,
   // The Euler half predicts at sigma_hat, the correction at sigma_next.
   const float s_in = first ? s_hat : s_next;
   const X0Form x0 = x0_form(s_in);
-  const int64_t n = sample.numel();
-  const float* m = model_output.f32();
-  const float* x = sample.f32();
-  Tensor out = Tensor::empty(sample.shape());
-  float* o = out.f32();
-  auto pred = [&](int64_t k) {
-    float v = x0(m[k], x[k]);
-    if (clip_sample_) v = std::clamp(v, -clip_range_, clip_range_);
-    return v;
-  };
+  const Expr m = in(0), x = in(1);
+  Expr pred = x0(m, x);
+  if (clip_sample_) pred = clamp(pred, -clip_range_, clip_range_);
+  Tensor out;
   if (first) {
-    if (!prev_derivative_.defined() || prev_derivative_.shape() != sample.shape()) {
-      prev_derivative_ = Tensor::empty(sample.shape());
-      first_sample_ = Tensor::empty(sample.shape());
-    }
-    float* pd = prev_derivative_.f32();
     const float dt = s_next - s_hat;
-    for (int64_t k = 0; k < n; ++k) {
-      pd[k] = (x[k] - pred(k)) / s_hat;
-      o[k] = x[k] + pd[k] * dt;
-    }
-    std::memcpy(first_sample_.f32(), x, static_cast<size_t>(n) * sizeof(float));
+    prev_derivative_ = ops::evaluate((x - pred) / s_hat, {model_output, sample});
+    out = ops::evaluate(in(0) + in(1) * dt, {sample, prev_derivative_});
+    first_sample_ = ops::evaluate(in(0), {sample});  // a copy: the caller owns `sample`
     dt_ = dt;
   } else {
-    const float* pd = prev_derivative_.f32();
-    const float* x_first = first_sample_.f32();
     const float dt = *dt_;
-    for (int64_t k = 0; k < n; ++k) {
-      const float d = ((x[k] - pred(k)) / s_next + pd[k]) / 2;
-      o[k] = x_first[k] + d * dt;
-    }
+    const Expr d = ((x - pred) / s_next + in(2)) / 2;
+    out = ops::evaluate(in(3) + d * dt, {model_output, sample, prev_derivative_, first_sample_});
     dt_.reset();
   }
   advance();

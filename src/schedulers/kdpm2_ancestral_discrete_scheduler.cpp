@@ -43,13 +43,8 @@ void KDPM2AncestralDiscreteScheduler::build_interpolated(const std::vector<float
 }
 
 void KDPM2AncestralDiscreteScheduler::after_second_order(size_t k, RandomSource* rng, Tensor& out) {
-  if (!rng) throw ConfigError("KDPM2AncestralDiscreteScheduler: step needs a random source");
-  Tensor& noise = reuse_buffer(noise_, out.shape());
-  rng->randn(noise.f32(), noise.numel());
-  const float sigma_up = sigmas_up_[k];
-  const float* z = noise.f32();
-  float* o = out.f32();
-  for (int64_t i = 0; i < out.numel(); ++i) o[i] = o[i] + z[i] * sigma_up;
+  const Tensor z = draw_noise(rng, out, "KDPM2AncestralDiscreteScheduler::step");
+  out = ops::evaluate(in(0) + in(1) * sigmas_up_[k], {out, z});
 }
 
 std::unique_ptr<Scheduler> make_kdpm2_ancestral_discrete(const SchedulerConfig& config) {

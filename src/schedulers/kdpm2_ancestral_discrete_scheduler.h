@@ -29,7 +29,6 @@ class KDPM2AncestralDiscreteScheduler final : public KDPM2SchedulerBase {
   void after_second_order(size_t k, RandomSource* rng, Tensor& out) override;
 
   std::vector<float> sigmas_up_, sigmas_down_;  // per evaluation, layout as sigmas_
-  Tensor noise_;                                // reused noise buffer
 };
 
 std::unique_ptr<Scheduler> make_kdpm2_ancestral_discrete(const SchedulerConfig& config);

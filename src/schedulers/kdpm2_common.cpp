@@ -165,11 +165,7 @@ Tensor KDPM2SchedulerBase::scale_model_input(const Tensor& sample, double timest
   const float sigma = first_order_ ? sigmas_f32_[static_cast<size_t>(step_index_)]
                                    : midpoint_sigma(static_cast<size_t>(step_index_ - 1));
   const float scale = std::sqrt(sigma * sigma + 1.0f);
-  Tensor out = Tensor::empty(sample.shape());
-  const float* x = sample.f32();
-  float* o = out.f32();
-  for (int64_t i = 0; i < out.numel(); ++i) o[i] = x[i] / scale;
-  return out;
+  return ops::evaluate(in(0) / scale, {sample});
 }
 
 Tensor KDPM2SchedulerBase::step(const Tensor& model_output, double timestep, const Tensor& sample,
@@ -185,23 +181,19 @@ Tensor KDPM2SchedulerBase::step(const Tensor& model_output, double timestep, con
   const float sigma = sigmas_f32_[k];
   const float sigma_mid = midpoint_sigma(k);
 
-  Tensor out = Tensor::empty(sample.shape());
-  // out holds x0 until the update below.
-  predict_x0(model_output, sample, first_order_ ? sigma : sigma_mid, out);
-  const float* x = sample.f32();
-  float* o = out.f32();
-  const int64_t n = out.numel();
+  const Expr x = in(0), x0 = in(1);
+  const Tensor pred = predict_x0(model_output, sample, first_order_ ? sigma : sigma_mid);
+  Tensor out;
   if (first_order_) {
     const float dt = sigma_mid - sigma;
-    save_sample(sample);
-    for (int64_t i = 0; i < n; ++i) o[i] = x[i] + (x[i] - o[i]) / sigma * dt;
+    saved_sample_ = ops::evaluate(x, {sample});  // a copy: the caller owns `sample`
+    out = ops::evaluate(x + (x - x0) / sigma * dt, {sample, pred});
     first_order_ = false;
   } else {
     if (saved_sample_.shape() != sample.shape())
       throw ShapeError(std::string(who_) + ": sample shape changed within a step");
     const float dt = second_order_target(k) - sigma;
-    const float* start = saved_sample_.f32();
-    for (int64_t i = 0; i < n; ++i) o[i] = start[i] + (x[i] - o[i]) / sigma_mid * dt;
+    out = ops::evaluate(in(2) + (x - x0) / sigma_mid * dt, {sample, pred, saved_sample_});
     after_second_order(k, rng, out);
     first_order_ = true;
   }
@@ -209,24 +201,15 @@ Tensor KDPM2SchedulerBase::step(const Tensor& model_output, double timestep, con
   return out;
 }
 
-void KDPM2SchedulerBase::predict_x0(const Tensor& model_output, const Tensor& sample,
-                                    float sigma_input, Tensor& out) const {
-  const float* m = model_output.f32();
-  const float* x = sample.f32();
-  float* o = out.f32();
-  const int64_t n = out.numel();
-  if (prediction_ == Prediction::Epsilon) {
-    for (int64_t i = 0; i < n; ++i) o[i] = x[i] - sigma_input * m[i];
-  } else {  // v_prediction: m * (-s / sqrt(s^2 + 1)) + x / (s^2 + 1)
-    const float s2 = sigma_input * sigma_input + 1.0f;
-    const float c = -sigma_input / std::sqrt(s2);
-    for (int64_t i = 0; i < n; ++i) o[i] = m[i] * c + x[i] / s2;
-  }
-}
-
-void KDPM2SchedulerBase::save_sample(const Tensor& sample) {
-  Tensor& buf = reuse_buffer(saved_sample_, sample.shape());
-  std::copy(sample.f32(), sample.f32() + sample.numel(), buf.f32());
+Tensor KDPM2SchedulerBase::predict_x0(const Tensor& model_output, const Tensor& sample,
+                                      float sigma_input) const {
+  const Expr m = in(0), x = in(1);
+  if (prediction_ == Prediction::Epsilon)
+    return ops::evaluate(x - sigma_input * m, {model_output, sample});
+  // v_prediction: m * (-s / sqrt(s^2 + 1)) + x / (s^2 + 1)
+  const float s2 = sigma_input * sigma_input + 1.0f;
+  const float c = -sigma_input / std::sqrt(s2);
+  return ops::evaluate(m * c + x / s2, {model_output, sample});
 }
 
 Tensor KDPM2SchedulerBase::add_noise(const Tensor& original, const Tensor& noise,

@@ -62,11 +62,8 @@ class KDPM2SchedulerBase : public Scheduler {
   /// _init_step_index).
   void init_step_index(double timestep);
   int index_for_timestep(double timestep) const;
-  /// pred_original_sample for the model output at sigma `sigma_input`, written into `out`.
-  void predict_x0(const Tensor& model_output, const Tensor& sample, float sigma_input,
-                  Tensor& out) const;
-  /// Stores `sample` as the start of the current step (first evaluation).
-  void save_sample(const Tensor& sample);
+  /// pred_original_sample for the model output at sigma `sigma_input`.
+  Tensor predict_x0(const Tensor& model_output, const Tensor& sample, float sigma_input) const;
 
   int step_index_ = -1;
   bool first_order_ = true;  // diffusers' state_in_first_order (no sample saved)

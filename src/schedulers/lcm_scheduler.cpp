@@ -88,20 +88,13 @@ Tensor LCMScheduler::step(const Tensor& model_output, double timestep, const Ten
   const float c_skip = 0.25f / (st * st + 0.25f);
   const float c_out = st / std::sqrt(st * st + 0.25f);
 
-  const int64_t n = sample.numel();
-  const float* x = sample.f32();
-  Tensor out = predict_original_sample(prediction_, model_output, sample, sa, sb);
-  float* o = out.f32();
-  clamp_.apply(out);
-  for (int64_t i = 0; i < n; ++i) o[i] = c_out * o[i] + c_skip * x[i];  // denoised
+  Tensor x0 = predict_original_sample(prediction_, model_output, sample, sa, sb);
+  clamp_.apply(x0);
+  Tensor out = ops::evaluate(c_out * in(0) + c_skip * in(1), {x0, sample});  // denoised
   if (step_index_ != num_inference_steps_ - 1) {
-    if (!rng) throw ConfigError("LCMScheduler::step: needs a random source");
-    if (!noise_.defined() || noise_.shape() != sample.shape())
-      noise_ = Tensor::empty(sample.shape());
-    float* z = noise_.f32();
-    rng->randn(z, n);
+    const Tensor z = draw_noise(rng, sample, "LCMScheduler::step");
     const float sa_prev = std::sqrt(a_prev), sb_prev = std::sqrt(b_prev);
-    for (int64_t i = 0; i < n; ++i) o[i] = sa_prev * o[i] + sb_prev * z[i];
+    out = ops::evaluate(sa_prev * in(0) + sb_prev * in(1), {out, z});
   }
   ++step_index_;
   return out;

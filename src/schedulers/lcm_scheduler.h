@@ -39,7 +39,6 @@ class LCMScheduler : public Scheduler {
   int num_inference_steps_ = 0;
   int step_index_ = -1;  // -1: found from the first timestep passed to step()
   bool begin_set_ = false;
-  Tensor noise_;  // scratch, reused across steps
 };
 
 }  // namespace diffuse

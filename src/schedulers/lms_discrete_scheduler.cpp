@@ -47,27 +47,21 @@ Tensor LMSDiscreteScheduler::step(const Tensor& model_output, double timestep, c
   const int i = step_index(timestep);
   const float s = sigma(i);
   const X0Form x0 = x0_form(s);
-  const int64_t n = sample.numel();
-  const float* m = model_output.f32();
-  const float* x = sample.f32();
-  float* d = derivatives_.emplace(sample.shape()).f32();
-  for (int64_t k = 0; k < n; ++k) d[k] = (x[k] - x0(m[k], x[k])) / s;
+  const Expr m = in(0), x = in(1);
+  derivatives_.adopt(ops::evaluate((x - x0(m, x)) / s, {model_output, sample}));
 
   const int order = std::min(i + 1, kOrder);
   // diffusers zips the coefficients with the stored derivatives, newest first; after an img2img
-  // start there may be fewer derivatives than the order.
+  // start there may be fewer derivatives than the order. Inputs: 0 = sample, 1 + j = derivative j.
   const int used = std::min(order, derivatives_.size());
-  Tensor out = Tensor::empty(sample.shape());
-  float* o = out.f32();
+  std::vector<Tensor> inputs{sample};
+  Expr sum = 0.0f;
   for (int j = 0; j < used; ++j) {
     const float c = static_cast<float>(lms_coefficient(order, i, j));
-    const float* dj = derivatives_[j].f32();
-    if (j == 0)
-      for (int64_t k = 0; k < n; ++k) o[k] = c * dj[k];
-    else
-      for (int64_t k = 0; k < n; ++k) o[k] = o[k] + c * dj[k];
+    inputs.push_back(derivatives_[j]);
+    sum = j == 0 ? c * in(1) : sum + c * in(1 + j);
   }
-  for (int64_t k = 0; k < n; ++k) o[k] = x[k] + o[k];
+  Tensor out = ops::evaluate(in(0) + sum, inputs);
   advance();
   return out;
 }

@@ -65,13 +65,6 @@ int multistep_index_for_timestep(const std::vector<double>& timesteps, double t)
   return first >= 0 ? first : static_cast<int>(timesteps.size()) - 1;
 }
 
-Tensor& reuse_buffer(Tensor& buffer, const Shape& shape) {
-  if (!buffer.defined() || buffer.numel() == 0 || buffer.shape() != shape ||
-      buffer.dtype() != DType::F32)
-    buffer = Tensor::empty(shape);
-  return buffer;
-}
-
 std::vector<double> multistep_timesteps_of_sigmas(const std::vector<double>& sigmas,
                                                   const std::vector<double>& log_sigmas,
                                                   bool round) {
@@ -168,33 +161,24 @@ Tensor MultistepSchedulerBase::step(const Tensor& model_output, double timestep,
   return out;
 }
 
-void MultistepSchedulerBase::convert_model_output(const Tensor& model_output, const Tensor& sample,
-                                                  bool data_prediction, Tensor& out) const {
-  const int64_t n = sample.numel();
-  const float* m = model_output.f32();
-  const float* x = sample.f32();
-  float* o = out.f32();
+Tensor MultistepSchedulerBase::convert_model_output(const Tensor& model_output,
+                                                    const Tensor& sample,
+                                                    bool data_prediction) const {
   const AlphaSigma as =
       alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(step_index_)]));
   const float at = as.alpha, st = as.sigma;
+  const Expr m = in(0), x = in(1);
+  Expr e = m;
   if (data_prediction) {
-    if (prediction_ == Prediction::Epsilon) {
-      for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - st * m[i]) / at;
-    } else if (prediction_ == Prediction::Sample) {
-      std::copy(m, m + n, o);
-    } else {  // v_prediction
-      for (int64_t i = 0; i < n; ++i) o[i] = at * x[i] - st * m[i];
-    }
+    if (prediction_ == Prediction::Epsilon) e = (x - st * m) / at;
+    if (prediction_ == Prediction::VPrediction) e = at * x - st * m;
+    Tensor out = ops::evaluate(e, {model_output, sample});
     threshold_.apply(out);
-    return;
+    return out;
   }
-  if (prediction_ == Prediction::Epsilon) {
-    std::copy(m, m + n, o);
-  } else if (prediction_ == Prediction::Sample) {
-    for (int64_t i = 0; i < n; ++i) o[i] = (x[i] - at * m[i]) / st;
-  } else {
-    for (int64_t i = 0; i < n; ++i) o[i] = at * m[i] + st * x[i];
-  }
+  if (prediction_ == Prediction::Sample) e = (x - at * m) / st;
+  if (prediction_ == Prediction::VPrediction) e = at * m + st * x;
+  return ops::evaluate(e, {model_output, sample});
 }
 
 Tensor MultistepSchedulerBase::add_noise(const Tensor& original, const Tensor& noise,
@@ -212,12 +196,7 @@ Tensor MultistepSchedulerBase::add_noise(const Tensor& original, const Tensor& n
   if (idx < 0 || idx >= static_cast<int>(sigmas_.size()))
     throw ConfigError(who + ": begin index " + std::to_string(idx) + " is outside the schedule");
   const AlphaSigma as = alpha_sigma_of(static_cast<float>(sigmas_[static_cast<size_t>(idx)]));
-  Tensor out = Tensor::empty(original.shape());
-  const float* x = original.f32();
-  const float* e = noise.f32();
-  float* o = out.f32();
-  for (int64_t i = 0; i < out.numel(); ++i) o[i] = as.alpha * x[i] + as.sigma * e[i];
-  return out;
+  return ops::evaluate(as.alpha * in(0) + as.sigma * in(1), {original, noise});
 }
 
 }  // namespace diffuse

@@ -47,10 +47,6 @@ std::vector<double> exponential_sigmas(double sigma_min, double sigma_max, int n
 /// index when `t` is absent.
 int multistep_index_for_timestep(const std::vector<double>& timesteps, double t);
 
-/// Returns `buffer` when it already has `shape`, else a fresh tensor of that shape. The solvers
-/// keep their history in such buffers, so steady-state steps allocate only their output.
-Tensor& reuse_buffer(Tensor& buffer, const Shape& shape);
-
 /// The integer timesteps of re-spaced (Karras, exponential, Lu) sigmas: each sigma's training
 /// position (sigma_to_t), rounded when `round`, else truncated as diffusers' int64 cast does.
 std::vector<double> multistep_timesteps_of_sigmas(const std::vector<double>& sigmas,
@@ -91,9 +87,9 @@ class MultistepSchedulerBase : public Scheduler {
 
   /// Model output -> data (x0) prediction, thresholded, when `data_prediction`; else -> noise
   /// prediction, not thresholded (as diffusers' UniPC; DPM-Solver adds it, see its convert()). At
-  /// sigmas_[step_index_]; written into `out`.
-  void convert_model_output(const Tensor& model_output, const Tensor& sample, bool data_prediction,
-                            Tensor& out) const;
+  /// sigmas_[step_index_].
+  Tensor convert_model_output(const Tensor& model_output, const Tensor& sample,
+                              bool data_prediction) const;
 
   /// Installs a new schedule: `timesteps`, float32 `sigmas` plus the final sigma, and resets the
   /// per-run state (history, step index, warm-up counter, begin index).

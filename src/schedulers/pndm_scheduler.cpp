@@ -65,8 +65,8 @@ void PNDMScheduler::set_timesteps(int steps) {
   has_cur_sample_ = false;
 }
 
-void PNDMScheduler::prev_sample(const float* x, int t, int prev_t, const float* eps, float* out,
-                                int64_t n) const {
+Tensor PNDMScheduler::prev_sample(int t, int prev_t, const Expr& eps,
+                                  const std::vector<Tensor>& inputs) const {
   const float a_t = ns_.alphas_cumprod[static_cast<size_t>(t)];
   const float a_prev =
       prev_t >= 0 ? ns_.alphas_cumprod[static_cast<size_t>(prev_t)] : final_alpha_cumprod_;
@@ -75,11 +75,9 @@ void PNDMScheduler::prev_sample(const float* x, int t, int prev_t, const float* 
   const float denom = a_t * std::sqrt(b_prev) + std::sqrt(a_t * b_t * a_prev);
   const float diff = a_prev - a_t;
   const float sa = std::sqrt(a_t), sb = std::sqrt(b_t);
-  for (int64_t i = 0; i < n; ++i) {
-    float e = eps[i];
-    if (prediction_ == Prediction::VPrediction) e = sa * e + sb * x[i];
-    out[i] = sample_coeff * x[i] - diff * e / denom;
-  }
+  const Expr x = in(0);
+  const Expr e = prediction_ == Prediction::VPrediction ? sa * eps + sb * x : eps;
+  return ops::evaluate(sample_coeff * x - diff * e / denom, inputs);
 }
 
 Tensor PNDMScheduler::step(const Tensor& model_output, double timestep, const Tensor& sample,
@@ -92,44 +90,35 @@ Tensor PNDMScheduler::step(const Tensor& model_output, double timestep, const Te
 }
 
 Tensor PNDMScheduler::step_prk(const Tensor& model_output, int t, const Tensor& sample) {
-  const int64_t n = sample.numel();
   const int diff_to_prev = counter_ % 2 ? 0 : ns_.num_train_timesteps / num_inference_steps_ / 2;
   const int prev_t = t - diff_to_prev;
   const int group_t = static_cast<int>(timesteps_[static_cast<size_t>(counter_ / 4 * 4)]);
-  if (!cur_model_output_.defined() || cur_model_output_.shape() != sample.shape())
-    cur_model_output_ = Tensor::empty(sample.shape());
-  float* acc = cur_model_output_.f32();
-  const float* m = model_output.f32();
-  const float* eps = m;  // the raw output drives the intermediate RK points
-  // Runge-Kutta 4 weights 1/6, 1/3, 1/3, 1/6 (diffusers' float32 accumulation order).
+  // Runge-Kutta 4 weights 1/6, 1/3, 1/3, 1/6 (diffusers' float32 accumulation order); the raw
+  // output drives the intermediate RK points, the accumulated one the last.
   const float sixth = static_cast<float>(1.0 / 6), third = static_cast<float>(1.0 / 3);
+  Tensor eps = model_output;
   switch (counter_ % 4) {
     case 0:
-      for (int64_t i = 0; i < n; ++i) acc[i] = sixth * m[i];
+      cur_model_output_ = ops::evaluate(sixth * in(0), {model_output});
       ets_.push(model_output);
-      if (!cur_sample_.defined() || cur_sample_.shape() != sample.shape())
-        cur_sample_ = Tensor::empty(sample.shape());
-      std::copy(sample.f32(), sample.f32() + n, cur_sample_.f32());
+      cur_sample_ = ops::evaluate(in(0), {sample});  // a copy: the caller owns `sample`
       has_cur_sample_ = true;
       break;
     case 1:
     case 2:
-      for (int64_t i = 0; i < n; ++i) acc[i] = acc[i] + third * m[i];
+      cur_model_output_ = ops::evaluate(in(0) + third * in(1), {cur_model_output_, model_output});
       break;
     default:
-      for (int64_t i = 0; i < n; ++i) acc[i] = acc[i] + sixth * m[i];
-      eps = acc;
+      cur_model_output_ = ops::evaluate(in(0) + sixth * in(1), {cur_model_output_, model_output});
+      eps = cur_model_output_;
       break;
   }
-  const float* base = has_cur_sample_ ? cur_sample_.f32() : sample.f32();
-  Tensor out = Tensor::empty(sample.shape());
-  prev_sample(base, group_t, prev_t, eps, out.f32(), n);
+  Tensor out = prev_sample(group_t, prev_t, in(1), {has_cur_sample_ ? cur_sample_ : sample, eps});
   ++counter_;
   return out;
 }
 
 Tensor PNDMScheduler::step_plms(const Tensor& model_output, int t, const Tensor& sample) {
-  const int64_t n = sample.numel();
   if (!skip_prk_ && ets_.size() < 3)
     throw ConfigError("PNDMScheduler: PLMS steps need the Runge-Kutta warm-up first");
   const int ratio = ns_.num_train_timesteps / num_inference_steps_;
@@ -142,49 +131,28 @@ Tensor PNDMScheduler::step_plms(const Tensor& model_output, int t, const Tensor&
     prev_t = t;
     t = t + ratio;
   }
-  const float* x = sample.f32();
-  const float* eps = nullptr;
-  if (!combined_.defined() || combined_.shape() != sample.shape())
-    combined_ = Tensor::empty(sample.shape());
-  float* c = combined_.f32();
-  const float* m = model_output.f32();
+  // Inputs: 0 = the sample the update starts from, then what eps combines.
   const int k = ets_.size();
+  Tensor out;
   if (k == 1 && counter_ == 0) {
-    eps = m;
-    if (!cur_sample_.defined() || cur_sample_.shape() != sample.shape())
-      cur_sample_ = Tensor::empty(sample.shape());
-    std::copy(x, x + n, cur_sample_.f32());
+    cur_sample_ = ops::evaluate(in(0), {sample});  // a copy: the caller owns `sample`
     has_cur_sample_ = true;
+    out = prev_sample(t, prev_t, in(1), {sample, model_output});
   } else if (k == 1 && counter_ == 1) {
-    const float* e1 = ets_[0].f32();
-    for (int64_t i = 0; i < n; ++i) c[i] = (m[i] + e1[i]) / 2;
-    eps = c;
     if (!has_cur_sample_) throw ConfigError("PNDMScheduler: step order broken");
-    x = cur_sample_.f32();
+    out = prev_sample(t, prev_t, (in(1) + in(2)) / 2, {cur_sample_, model_output, ets_[0]});
     has_cur_sample_ = false;
   } else if (k == 2) {
-    const float* e1 = ets_[0].f32();
-    const float* e2 = ets_[1].f32();
-    for (int64_t i = 0; i < n; ++i) c[i] = (3 * e1[i] - e2[i]) / 2;
-    eps = c;
+    out = prev_sample(t, prev_t, (3 * in(1) - in(2)) / 2, {sample, ets_[0], ets_[1]});
   } else if (k == 3) {
-    const float* e1 = ets_[0].f32();
-    const float* e2 = ets_[1].f32();
-    const float* e3 = ets_[2].f32();
-    for (int64_t i = 0; i < n; ++i) c[i] = (23 * e1[i] - 16 * e2[i] + 5 * e3[i]) / 12;
-    eps = c;
+    out = prev_sample(t, prev_t, (23 * in(1) - 16 * in(2) + 5 * in(3)) / 12,
+                      {sample, ets_[0], ets_[1], ets_[2]});
   } else {
     // 4th-order Adams-Bashforth combination (Eq. 12 of the paper).
-    const float* e1 = ets_[0].f32();
-    const float* e2 = ets_[1].f32();
-    const float* e3 = ets_[2].f32();
-    const float* e4 = ets_[3].f32();
     const float w = static_cast<float>(1.0 / 24);
-    for (int64_t i = 0; i < n; ++i) c[i] = w * (55 * e1[i] - 59 * e2[i] + 37 * e3[i] - 9 * e4[i]);
-    eps = c;
+    out = prev_sample(t, prev_t, w * (55 * in(1) - 59 * in(2) + 37 * in(3) - 9 * in(4)),
+                      {sample, ets_[0], ets_[1], ets_[2], ets_[3]});
   }
-  Tensor out = Tensor::empty(sample.shape());
-  prev_sample(x, t, prev_t, eps, out.f32(), n);
   ++counter_;
   return out;
 }

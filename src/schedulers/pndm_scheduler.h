@@ -30,9 +30,10 @@ class PNDMScheduler : public Scheduler {
  private:
   Tensor step_prk(const Tensor& model_output, int timestep, const Tensor& sample);
   Tensor step_plms(const Tensor& model_output, int timestep, const Tensor& sample);
-  /// DDIM-style transfer x_t -> x_prev given an epsilon estimate (Eq. 9 of the paper).
-  void prev_sample(const float* sample, int timestep, int prev_timestep, const float* eps,
-                   float* out, int64_t n) const;
+  /// DDIM-style transfer x_t -> x_prev (Eq. 9 of the paper) from inputs[0] (the sample) with the
+  /// noise estimate `eps`, an expression over `inputs`.
+  Tensor prev_sample(int timestep, int prev_timestep, const Expr& eps,
+                     const std::vector<Tensor>& inputs) const;
 
   NoiseSchedule ns_;
   float final_alpha_cumprod_;
@@ -48,7 +49,6 @@ class PNDMScheduler : public Scheduler {
   Tensor cur_sample_;     // sample at the start of the current PRK / first PLMS step
   bool has_cur_sample_ = false;
   Tensor cur_model_output_;  // PRK accumulator
-  Tensor combined_;          // scratch for the multistep combination
 };
 
 }  // namespace diffuse

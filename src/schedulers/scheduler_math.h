@@ -9,10 +9,16 @@
 #include <string>
 #include <vector>
 
+#include "backend/ops.h"
 #include "core/tensor.h"
+#include "random/random_source.h"
 #include "schedulers/noise_schedule.h"
 
 namespace diffuse {
+
+// Update formulas are ops::evaluate expressions over the step's tensors (backend/expr.h).
+using ops::Expr;
+using ops::expr::in;
 
 /// How the model output is parameterised (diffusers' `prediction_type`).
 enum class Prediction { Epsilon, Sample, VPrediction };
@@ -38,6 +44,10 @@ int train_index(double timestep, int num_train_timesteps, const char* who);
 Tensor add_noise_alpha(float alpha_cumprod, const Tensor& original, const Tensor& noise);
 /// original + noise * sigma (float32), the sigma-space forward process.
 Tensor add_noise_sigma(float sigma, const Tensor& original, const Tensor& noise);
+/// Standard normal noise shaped like `like`, on its device: drawn on the host by `rng` (which
+/// fixes the stream every backend reproduces), then moved (ConfigError naming `who` when rng is
+/// null).
+Tensor draw_noise(RandomSource* rng, const Tensor& like, const char* who);
 
 /// Static clipping / dynamic thresholding of a predicted x0, in place, from the class's config
 /// (`thresholding`, `dynamic_thresholding_ratio`, `sample_max_value`, `clip_sample`,
@@ -63,8 +73,8 @@ class TensorHistory {
   int size() const { return count_; }
   /// Copies `t` in as the newest entry (dropping the oldest when full).
   void push(const Tensor& t);
-  /// Makes room for a new newest entry of `shape` and returns it for the caller to fill.
-  Tensor& emplace(const Shape& shape);
+  /// Stores `t` itself (no copy) as the newest entry: for tensors nobody else writes to.
+  void adopt(Tensor t);
   /// i = 0 is the newest.
   const Tensor& operator[](int i) const;
 

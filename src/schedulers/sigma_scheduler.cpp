@@ -168,11 +168,7 @@ Tensor SigmaScheduler::scale_model_input(const Tensor& sample, double timestep) 
   require_f32_contiguous(sample, "scale_model_input");
   const float s = sigma(step_index(timestep));
   const float d = std::sqrt(s * s + 1.0f);
-  Tensor out = Tensor::empty(sample.shape());
-  const float* x = sample.f32();
-  float* o = out.f32();
-  for (int64_t i = 0; i < out.numel(); ++i) o[i] = x[i] / d;
-  return out;
+  return ops::evaluate(in(0) / d, {sample});
 }
 
 Tensor SigmaScheduler::add_noise(const Tensor& original, const Tensor& noise,

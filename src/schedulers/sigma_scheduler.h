@@ -60,7 +60,8 @@ class SigmaScheduler : public Scheduler {
   struct X0Form {
     Prediction p;
     float s, v_m, v_x;
-    float operator()(float m, float x) const {
+    /// The x0 estimate as an expression of the model output m and the sample x.
+    Expr operator()(const Expr& m, const Expr& x) const {
       switch (p) {
         case Prediction::Epsilon:
           return x - s * m;

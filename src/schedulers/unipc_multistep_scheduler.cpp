@@ -148,7 +148,7 @@ void UniPCMultistepScheduler::set_timesteps(int steps) {
 // UniP: x_t = (sigma_t / sigma_s0) x - alpha_t h_phi_1 m0 - alpha_t B(h) sum_k rho_k D1_k
 // (data prediction; the noise-prediction form swaps the roles of alpha and sigma), with
 // D1_k = (m_k - m0) / r_k over the order - 1 previous model outputs.
-void UniPCMultistepScheduler::predict(const Tensor& sample, int order, Tensor& out) const {
+Tensor UniPCMultistepScheduler::predict(const Tensor& sample, int order) const {
   const Coefficients c = coefficients(step_index_ + 1, step_index_, order);
   const int k = order - 1;  // history terms
   std::array<float, kMaxOrder> rho{};
@@ -159,29 +159,23 @@ void UniPCMultistepScheduler::predict(const Tensor& sample, int order, Tensor& o
   const float c1 = predict_x0_ ? c.t.sigma / c.s0.sigma : c.t.alpha / c.s0.alpha;
   const float scale = predict_x0_ ? c.t.alpha : c.t.sigma;
   const float c2 = scale * c.h_phi_1, c3 = scale * c.b_h;
+  // Inputs: 0 = sample, 1 = m0 (newest output), 2 + i = the i-th older output.
   const size_t n_hist = model_outputs_.size();
-  const float* m0 = model_outputs_[n_hist - 1].f32();
-  std::array<const float*, kMaxOrder> mk{};
-  for (int i = 0; i < k; ++i) mk[size_t(i)] = model_outputs_[n_hist - 2 - size_t(i)].f32();
-  const float* x = sample.f32();
-  float* o = out.f32();
-  for (int64_t e = 0; e < sample.numel(); ++e) {
-    const float base = c1 * x[e] - c2 * m0[e];
-    if (k == 0) {  // no history terms (diffusers subtracts alpha_t * B(h) * 0)
-      o[e] = base;
-      continue;
-    }
-    float res = rho[0] * ((mk[0][e] - m0[e]) / c.rks[0]);
-    for (int i = 1; i < k; ++i)
-      res += rho[size_t(i)] * ((mk[size_t(i)][e] - m0[e]) / c.rks[size_t(i)]);
-    o[e] = base - c3 * res;
-  }
+  std::vector<Tensor> inputs{sample, model_outputs_[n_hist - 1]};
+  for (int i = 0; i < k; ++i) inputs.push_back(model_outputs_[n_hist - 2 - size_t(i)]);
+  const Expr x = in(0), m0 = in(1);
+  const Expr base = c1 * x - c2 * m0;
+  if (k == 0) return ops::evaluate(base, inputs);  // diffusers subtracts alpha_t * B(h) * 0
+  Expr res = rho[0] * ((in(2) - m0) / c.rks[0]);
+  for (int i = 1; i < k; ++i) res = res + rho[size_t(i)] * ((in(2 + i) - m0) / c.rks[size_t(i)]);
+  return ops::evaluate(base - c3 * res, inputs);
 }
 
-// UniC: re-solves the previous step, from `sample` (the sample that step started from, replaced
-// in place by the corrected result), now that the model output at its end (`this_output`) is
-// known; the history still ends with the previous step's output.
-void UniPCMultistepScheduler::correct(const Tensor& this_output, int order, Tensor& sample) const {
+// UniC: re-solves the previous step from `sample` (the sample that step started from) now that
+// the model output at its end (`this_output`) is known; the history still ends with the previous
+// step's output.
+Tensor UniPCMultistepScheduler::correct(const Tensor& this_output, int order,
+                                        const Tensor& sample) const {
   const Coefficients c = coefficients(step_index_, step_index_ - 1, order);
   const int k = order - 1;
   std::array<float, kMaxOrder> rho{};
@@ -193,24 +187,20 @@ void UniPCMultistepScheduler::correct(const Tensor& this_output, int order, Tens
   const float scale = predict_x0_ ? c.t.alpha : c.t.sigma;
   const float c2 = scale * c.h_phi_1, c3 = scale * c.b_h;
   const float rho_t = rho[size_t(order - 1)];
+  // Inputs: 0 = sample, 1 = m0, 2 = this_output, 3 + i = the i-th older output.
   const size_t n_hist = model_outputs_.size();
-  const float* m0 = model_outputs_[n_hist - 1].f32();
-  std::array<const float*, kMaxOrder> mk{};
-  for (int i = 0; i < k; ++i) mk[size_t(i)] = model_outputs_[n_hist - 2 - size_t(i)].f32();
-  const float* mt = this_output.f32();
-  float* x = sample.f32();
-  for (int64_t e = 0; e < sample.numel(); ++e) {
-    const float base = c1 * x[e] - c2 * m0[e];
-    const float d1_t = rho_t * (mt[e] - m0[e]);
-    float total = d1_t;
-    if (k > 0) {
-      float res = rho[0] * ((mk[0][e] - m0[e]) / c.rks[0]);
-      for (int i = 1; i < k; ++i)
-        res += rho[size_t(i)] * ((mk[size_t(i)][e] - m0[e]) / c.rks[size_t(i)]);
-      total = res + d1_t;
-    }
-    x[e] = base - c3 * total;  // element-wise, so updating in place is safe
+  std::vector<Tensor> inputs{sample, model_outputs_[n_hist - 1], this_output};
+  for (int i = 0; i < k; ++i) inputs.push_back(model_outputs_[n_hist - 2 - size_t(i)]);
+  const Expr x = in(0), m0 = in(1), mt = in(2);
+  const Expr base = c1 * x - c2 * m0;
+  const Expr d1_t = rho_t * (mt - m0);
+  Expr total = d1_t;
+  if (k > 0) {
+    Expr res = rho[0] * ((in(3) - m0) / c.rks[0]);
+    for (int i = 1; i < k; ++i) res = res + rho[size_t(i)] * ((in(3 + i) - m0) / c.rks[size_t(i)]);
+    total = res + d1_t;
   }
+  return ops::evaluate(base - c3 * total, inputs);
 }
 
 Tensor UniPCMultistepScheduler::solver_step(const Tensor& model_output, const Tensor& sample,
@@ -222,32 +212,27 @@ Tensor UniPCMultistepScheduler::solver_step(const Tensor& model_output, const Te
                              std::find(disable_corrector_.begin(), disable_corrector_.end(),
                                        step_index_ - 1) == disable_corrector_.end();
 
-  // The corrector still needs the history as it was, so convert into the spare buffer and
-  // shift it in afterwards.
-  Tensor& converted = reuse_buffer(spare_, sample.shape());
-  convert_model_output(model_output, sample, predict_x0_, converted);
+  // The corrector still needs the history as it was, so shift the converted output in after it.
+  Tensor converted = convert_model_output(model_output, sample, predict_x0_);
 
   // The prediction starts from the corrected sample, or the input as given; either way it is
-  // kept (in a reused buffer) as the next corrector's starting point.
+  // kept as the next corrector's starting point.
   if (use_corrector) {
     if (last_sample_.shape() != sample.shape())
       throw ShapeError("UniPCMultistepScheduler: sample shape changed between steps");
-    correct(converted, this_order_, last_sample_);
+    last_sample_ = correct(converted, this_order_, last_sample_);
   } else {
-    Tensor& start = reuse_buffer(last_sample_, sample.shape());
-    std::copy(sample.f32(), sample.f32() + sample.numel(), start.f32());
+    last_sample_ = ops::evaluate(in(0), {sample});  // a copy: the caller owns `sample`
   }
   has_last_sample_ = true;
 
   std::rotate(model_outputs_.begin(), model_outputs_.begin() + 1, model_outputs_.end());
-  std::swap(model_outputs_.back(), spare_);  // the dropped oldest output becomes the spare
+  model_outputs_.back() = std::move(converted);
 
   int order = lower_order_final_ ? std::min(solver_order_, n - step_index_) : solver_order_;
   this_order_ = std::min(order, lower_order_nums_ + 1);  // warm up on the first steps
 
-  Tensor out = Tensor::empty(sample.shape());
-  predict(last_sample_, this_order_, out);
-  return out;
+  return predict(last_sample_, this_order_);
 }
 
 std::unique_ptr<Scheduler> make_unipc_multistep(const SchedulerConfig& config) {

@@ -26,8 +26,8 @@ class UniPCMultistepScheduler final : public MultistepSchedulerBase {
   // `s0` to `t`, using `order` - 1 earlier model outputs (see the .cpp).
   struct Coefficients;
   Coefficients coefficients(int t, int s0, int order) const;
-  void predict(const Tensor& sample, int order, Tensor& out) const;
-  void correct(const Tensor& this_output, int order, Tensor& sample) const;
+  Tensor predict(const Tensor& sample, int order) const;
+  Tensor correct(const Tensor& this_output, int order, const Tensor& sample) const;
 
   bool predict_x0_ = true;
   bool bh2_ = true;
@@ -37,7 +37,6 @@ class UniPCMultistepScheduler final : public MultistepSchedulerBase {
 
   // Per-run state (reset by set_timesteps), beyond the base's.
   int this_order_ = 1;
-  Tensor spare_;        // buffer the next converted output is written into
   Tensor last_sample_;  // the (corrected) sample the last prediction started from
   bool has_last_sample_ = false;
 };

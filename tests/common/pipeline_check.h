@@ -44,8 +44,8 @@ inline void check_golden_pipeline(Pipeline& pipe, const std::string& golden_file
   const GenerateOptions o = options_from_metadata(parse_json(g.metadata().at("json"), golden_file));
   std::vector<Tensor> steps;
   GenerationResult r = pipe.generate(o, [&](const Progress& p) {
-    steps.push_back(
-        Tensor::from_floats(p.latents().data(), Shape(p.latent_shape.begin(), p.latent_shape.end())));
+    steps.push_back(Tensor::from_floats(p.latents().data(),
+                                        Shape(p.latent_shape.begin(), p.latent_shape.end())));
     return true;
   });
   ASSERT_EQ(static_cast<int64_t>(steps.size()), ref_steps.dim(0)) << "model evaluations";

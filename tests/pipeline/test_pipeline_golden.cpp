@@ -15,31 +15,39 @@ using namespace diffuse;
 
 namespace {
 
-void check_pipeline(const std::string& name) {
+void check_pipeline(const std::string& name, const std::string& backend) {
   const auto meta =
       parse_json(test::golden("pipe-" + name + ".safetensors").metadata().at("json"), name);
-  auto pipe = Pipeline::load(test::fixture("models/" + meta.at("model").get<std::string>()));
+  LoadOptions load;
+  load.backend = backend;
+  auto pipe = Pipeline::load(test::fixture("models/" + meta.at("model").get<std::string>()), load);
+  ASSERT_EQ(pipe->info().backend, backend);
   test::check_golden_pipeline(*pipe, test::fixture("golden/pipe-" + name + ".safetensors"),
-                              test::fixture("golden/" + name + "-0.png"), name);
+                              test::fixture("golden/" + name + "-0.png"), name + " on " + backend);
 }
 
 }  // namespace
 
-TEST(pipeline, txt2img_pndm_with_negative_prompt) {
-  check_pipeline("txt2img-pndm");
+// The tiny-model goldens run on every backend: the optimised one and the reference loop nests.
+class PipelineGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(PipelineGolden, txt2img_pndm_with_negative_prompt) {
+  check_pipeline("txt2img-pndm", GetParam());
 }
-TEST(pipeline, txt2img_dpmpp) {
-  check_pipeline("txt2img-dpmpp");
+TEST_P(PipelineGolden, txt2img_dpmpp) {
+  check_pipeline("txt2img-dpmpp", GetParam());
 }
-TEST(pipeline, txt2img_no_guidance_euler) {
-  check_pipeline("txt2img-nocfg");
+TEST_P(PipelineGolden, txt2img_no_guidance_euler) {
+  check_pipeline("txt2img-nocfg", GetParam());
 }
-TEST(pipeline, txt2img_sd2_v_prediction) {
-  check_pipeline("txt2img-sd2-dpmpp-v");
+TEST_P(PipelineGolden, txt2img_sd2_v_prediction) {
+  check_pipeline("txt2img-sd2-dpmpp-v", GetParam());
 }
-TEST(pipeline, img2img_dpmpp_strength) {
-  check_pipeline("img2img-dpmpp");
+TEST_P(PipelineGolden, img2img_dpmpp_strength) {
+  check_pipeline("img2img-dpmpp", GetParam());
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, PipelineGolden, ::testing::ValuesIn(backend_names()));
 
 TEST(pipeline, bad_options_are_named) {
   auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"));

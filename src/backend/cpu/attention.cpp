@@ -6,12 +6,12 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/softmax_row.h"
-#include "backend/ops.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
-namespace diffuse::ops {
+namespace diffuse::cpu {
 
 namespace {
 constexpr int64_t kBlock = 256;
@@ -58,4 +58,4 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
   return out;
 }
 
-}  // namespace diffuse::ops
+}  // namespace diffuse::cpu

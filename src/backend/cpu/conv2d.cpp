@@ -6,11 +6,11 @@
 #include <cstring>
 #include <vector>
 
-#include "backend/ops.h"
+#include "backend/cpu/kernels.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
-namespace diffuse::ops {
+namespace diffuse::cpu {
 
 namespace {
 constexpr int64_t kColumnBudgetFloats = 4 << 20;  // 16 MB of im2col per tile
@@ -138,4 +138,4 @@ Tensor upsample_nearest(const Tensor& x, int64_t out_h, int64_t out_w) {
   return out;
 }
 
-}  // namespace diffuse::ops
+}  // namespace diffuse::cpu

@@ -2,12 +2,12 @@
 #include <cmath>
 #include <cstring>
 
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/softmax_row.h"
-#include "backend/ops.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
-namespace diffuse::ops {
+namespace diffuse::cpu {
 
 namespace {
 constexpr int64_t kGrain = 1 << 14;
@@ -96,10 +96,26 @@ void add_(Tensor& a, const Tensor& b) {
       kGrain);
 }
 
-Tensor add(const Tensor& a, const Tensor& b) {
-  Tensor out = a.clone();
-  add_(out, b);
-  return out;
+void add_broadcast_(Tensor& x, const Tensor& rows) {
+  require_f32_contiguous(x, "add_broadcast");
+  require_f32_contiguous(rows, "add_broadcast rows");
+  const int64_t n = rows.numel();
+  bool ok = rows.ndim() <= x.ndim() && n > 0 && x.numel() % n == 0;
+  for (int i = 1; ok && i <= rows.ndim(); ++i) ok = rows.dim(-i) == x.dim(-i);
+  if (!ok)
+    throw ShapeError("add_broadcast: " + rows.shape().str() + " is not the trailing shape of " +
+                     x.shape().str());
+  float* p = x.f32();
+  const float* r = rows.f32();
+  parallel_for(x.numel() / n, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b)
+      for (int64_t i = 0; i < n; ++i) p[b * n + i] += r[i];
+  });
+}
+
+void copy_(Tensor& dst, const Tensor& src) {
+  require_same(dst, src, "copy");
+  std::memcpy(dst.f32(), src.f32(), dst.nbytes());
 }
 
 void add_channel_bias_(Tensor& x, const Tensor& bias) {
@@ -114,20 +130,40 @@ void add_channel_bias_(Tensor& x, const Tensor& bias) {
   });
 }
 
-Tensor concat_channels(const Tensor& a, const Tensor& b) {
+Tensor concat(const Tensor& a, const Tensor& b, int dim) {
   require_f32_contiguous(a, "concat");
   require_f32_contiguous(b, "concat");
-  if (a.ndim() != 4 || b.ndim() != 4 || a.dim(0) != b.dim(0) || a.dim(2) != b.dim(2) ||
-      a.dim(3) != b.dim(3))
-    throw ShapeError("concat_channels: " + a.shape().str() + " and " + b.shape().str());
-  const int64_t B = a.dim(0), ca = a.dim(1), cb = b.dim(1), hw = a.dim(2) * a.dim(3);
-  Tensor out = Tensor::empty({B, ca + cb, a.dim(2), a.dim(3)});
-  for (int64_t i = 0; i < B; ++i) {
-    std::memcpy(out.f32() + i * (ca + cb) * hw, a.f32() + i * ca * hw,
-                sizeof(float) * size_t(ca * hw));
-    std::memcpy(out.f32() + (i * (ca + cb) + ca) * hw, b.f32() + i * cb * hw,
-                sizeof(float) * size_t(cb * hw));
+  bool ok = a.ndim() == b.ndim() && dim >= 0 && dim < a.ndim();
+  for (int i = 0; ok && i < a.ndim(); ++i) ok = i == dim || a.dim(i) == b.dim(i);
+  if (!ok)
+    throw ShapeError("concat along " + std::to_string(dim) + ": " + a.shape().str() + " and " +
+                     b.shape().str());
+  Shape s = a.shape();
+  s[dim] += b.dim(dim);
+  Tensor out = Tensor::empty(s);
+  // Both inputs are [outer, dim, inner] blocks; the output interleaves them per outer index.
+  int64_t outer = 1;
+  for (int i = 0; i < dim; ++i) outer *= a.dim(i);
+  const int64_t run_a = a.numel() / outer, run_b = b.numel() / outer;
+  for (int64_t o = 0; o < outer; ++o) {
+    std::memcpy(out.f32() + o * (run_a + run_b), a.f32() + o * run_a,
+                sizeof(float) * size_t(run_a));
+    std::memcpy(out.f32() + o * (run_a + run_b) + run_a, b.f32() + o * run_b,
+                sizeof(float) * size_t(run_b));
   }
+  return out;
+}
+
+Tensor repeat_batch(const Tensor& x, int64_t batch) {
+  require_f32_contiguous(x, "repeat_batch");
+  if (x.ndim() < 1 || x.dim(0) < 1 || batch < 1)
+    throw ShapeError("repeat_batch: " + x.shape().str() + " to batch " + std::to_string(batch));
+  Shape s = x.shape();
+  s[0] = batch;
+  Tensor out = Tensor::empty(s);
+  const int64_t one = x.numel() / x.dim(0);
+  for (int64_t b = 0; b < batch; ++b)
+    std::memcpy(out.f32() + b * one, x.f32() + (b % x.dim(0)) * one, sizeof(float) * size_t(one));
   return out;
 }
 
@@ -186,4 +222,28 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   return out;
 }
 
-}  // namespace diffuse::ops
+Tensor select_tokens(const Tensor& x, const Tensor& positions) {
+  require_f32_contiguous(x, "select_tokens");
+  if (x.ndim() != 3 || positions.dtype() != DType::I64 || positions.numel() != x.dim(0))
+    throw ShapeError("select_tokens: " + x.describe() + " at positions " + positions.describe());
+  const int64_t B = x.dim(0), L = x.dim(1), D = x.dim(2);
+  Tensor out = Tensor::empty({B, D});
+  const int64_t* pos = positions.data_as<int64_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    if (pos[b] < 0 || pos[b] >= L)
+      throw ShapeError("select_tokens: position " + std::to_string(pos[b]) + " outside length " +
+                       std::to_string(L));
+    std::memcpy(out.f32() + b * D, x.f32() + (b * L + pos[b]) * D, sizeof(float) * size_t(D));
+  }
+  return out;
+}
+
+int64_t count_nonfinite(const Tensor& x) {
+  require_f32_contiguous(x, "count_nonfinite");
+  const float* p = x.f32();
+  int64_t bad = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) bad += std::isfinite(p[i]) ? 0 : 1;
+  return bad;
+}
+
+}  // namespace diffuse::cpu

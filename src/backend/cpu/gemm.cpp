@@ -11,11 +11,11 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
-#include "backend/ops.h"
+#include "backend/cpu/kernels.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
-namespace diffuse::ops {
+namespace diffuse::cpu {
 
 namespace {
 
@@ -80,4 +80,4 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
   return out;
 }
 
-}  // namespace diffuse::ops
+}  // namespace diffuse::cpu

@@ -2,11 +2,11 @@
 // float32 two-pass sum would drift from PyTorch by more than our 1e-4 budget allows.
 #include <cmath>
 
-#include "backend/ops.h"
+#include "backend/cpu/kernels.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
-namespace diffuse::ops {
+namespace diffuse::cpu {
 
 Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
   require_f32_contiguous(x, "layer_norm input");
@@ -78,4 +78,4 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
   return out;
 }
 
-}  // namespace diffuse::ops
+}  // namespace diffuse::cpu

@@ -4,9 +4,16 @@
 #include <cmath>
 #include <vector>
 
+#include "backend/dynamic_threshold.h"
+#include "diffuse/error.hpp"
+
 namespace diffuse::ref {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
+  require_f32_contiguous(x, "linear input");
+  if (w.ndim() != 2 || x.ndim() < 1 || x.dim(-1) != w.dim(1) || (bias && bias->numel() != w.dim(0)))
+    throw ShapeError("linear: input " + x.shape().str() + " does not match weight " +
+                     w.shape().str());
   const int64_t k = w.dim(1), n = w.dim(0), m = x.numel() / k;
   Shape s = x.shape();
   s[-1] = n;
@@ -21,6 +28,11 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p) {
+  require_f32_contiguous(x, "conv2d input");
+  if (x.ndim() != 4 || w.ndim() != 4 || x.dim(1) != w.dim(1) || p.stride < 1 ||
+      (bias && bias->numel() != w.dim(0)))
+    throw ShapeError("conv2d: input " + x.shape().str() + " does not match weight " +
+                     w.shape().str());
   const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int64_t O = w.dim(0), KH = w.dim(2), KW = w.dim(3), S = p.stride;
   const int64_t OH = (H + p.pad_top + p.pad_bottom - KH) / S + 1;
@@ -114,24 +126,23 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
 
 namespace {
 template <typename F>
-Tensor map(const Tensor& x, F f) {
-  Tensor out = Tensor::empty(x.shape());
-  for (int64_t i = 0; i < x.numel(); ++i) out.f32()[i] = static_cast<float>(f(double(x.f32()[i])));
-  return out;
+void map_(Tensor& x, F f) {
+  require_f32_contiguous(x, "reference element-wise op");
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] = static_cast<float>(f(double(x.f32()[i])));
 }
 double gelu_d(double v) {
   return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
 }
 }  // namespace
 
-Tensor silu(const Tensor& x) {
-  return map(x, [](double v) { return v / (1 + std::exp(-v)); });
+void silu_(Tensor& x) {
+  map_(x, [](double v) { return v / (1 + std::exp(-v)); });
 }
-Tensor gelu(const Tensor& x) {
-  return map(x, gelu_d);
+void gelu_(Tensor& x) {
+  map_(x, gelu_d);
 }
-Tensor quick_gelu(const Tensor& x) {
-  return map(x, [](double v) { return v / (1 + std::exp(-1.702 * v)); });
+void quick_gelu_(Tensor& x) {
+  map_(x, [](double v) { return v / (1 + std::exp(-1.702 * v)); });
 }
 
 Tensor geglu(const Tensor& x) {
@@ -146,20 +157,82 @@ Tensor geglu(const Tensor& x) {
   return out;
 }
 
-Tensor clamp(const Tensor& x, float lo, float hi) {
-  return map(x, [lo, hi](double v) { return v < lo ? double(lo) : (v > hi ? double(hi) : v); });
+void clamp_(Tensor& x, float lo, float hi) {
+  map_(x, [lo, hi](double v) { return v < lo ? double(lo) : (v > hi ? double(hi) : v); });
 }
 
-Tensor softmax(const Tensor& x) {
+void scale_(Tensor& x, float s) {
+  require_f32_contiguous(x, "scale");
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] *= s;
+}
+
+void softmax_(Tensor& x) {
+  require_f32_contiguous(x, "softmax");
   const int64_t d = x.dim(-1), rows = x.numel() / d;
-  Tensor out = Tensor::empty(x.shape());
   for (int64_t r = 0; r < rows; ++r) {
+    float* row = x.f32() + r * d;
     double m = -INFINITY, sum = 0;
-    for (int64_t i = 0; i < d; ++i) m = std::fmax(m, x.f32()[r * d + i]);
-    for (int64_t i = 0; i < d; ++i) sum += std::exp(x.f32()[r * d + i] - m);
-    for (int64_t i = 0; i < d; ++i)
-      out.f32()[r * d + i] = static_cast<float>(std::exp(x.f32()[r * d + i] - m) / sum);
+    for (int64_t i = 0; i < d; ++i) m = std::fmax(m, row[i]);
+    for (int64_t i = 0; i < d; ++i) sum += std::exp(row[i] - m);
+    for (int64_t i = 0; i < d; ++i) row[i] = static_cast<float>(std::exp(row[i] - m) / sum);
   }
+}
+
+void add_(Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape())
+    throw ShapeError("add: shapes " + a.shape().str() + " and " + b.shape().str());
+  for (int64_t i = 0; i < a.numel(); ++i) a.f32()[i] += b.f32()[i];
+}
+
+void add_channel_bias_(Tensor& x, const Tensor& bias) {
+  const int64_t B = x.dim(0), C = x.dim(1), S = x.numel() / (B * C);
+  require_shape(bias, {B, C}, "channel bias");
+  for (int64_t bc = 0; bc < B * C; ++bc)
+    for (int64_t i = 0; i < S; ++i) x.f32()[bc * S + i] += bias.f32()[bc];
+}
+
+void add_broadcast_(Tensor& x, const Tensor& rows) {
+  const int64_t n = rows.numel();
+  bool ok = rows.ndim() <= x.ndim() && n > 0 && x.numel() % n == 0;
+  for (int i = 1; ok && i <= rows.ndim(); ++i) ok = rows.dim(-i) == x.dim(-i);
+  if (!ok)
+    throw ShapeError("add_broadcast: " + rows.shape().str() + " is not the trailing shape of " +
+                     x.shape().str());
+  for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] += rows.f32()[i % n];
+}
+
+void copy_(Tensor& dst, const Tensor& src) {
+  if (dst.shape() != src.shape())
+    throw ShapeError("copy: shapes " + dst.shape().str() + " and " + src.shape().str());
+  for (int64_t i = 0; i < dst.numel(); ++i) dst.f32()[i] = src.f32()[i];
+}
+
+Tensor concat(const Tensor& a, const Tensor& b, int dim) {
+  bool ok = a.ndim() == b.ndim() && dim >= 0 && dim < a.ndim();
+  for (int i = 0; ok && i < a.ndim(); ++i) ok = i == dim || a.dim(i) == b.dim(i);
+  if (!ok)
+    throw ShapeError("concat along " + std::to_string(dim) + ": " + a.shape().str() + " and " +
+                     b.shape().str());
+  Shape s = a.shape();
+  s[dim] += b.dim(dim);
+  Tensor out = Tensor::empty(s);
+  int64_t inner = 1;
+  for (int i = dim + 1; i < a.ndim(); ++i) inner *= a.dim(i);
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const int64_t outer = i / (inner * s[dim]), k = i / inner % s[dim], r = i % inner;
+    out.f32()[i] = k < a.dim(dim) ? a.f32()[(outer * a.dim(dim) + k) * inner + r]
+                                  : b.f32()[(outer * b.dim(dim) + k - a.dim(dim)) * inner + r];
+  }
+  return out;
+}
+
+Tensor repeat_batch(const Tensor& x, int64_t batch) {
+  Shape s = x.shape();
+  s[0] = batch;
+  Tensor out = Tensor::empty(s);
+  const int64_t one = x.numel() / x.dim(0);
+  for (int64_t i = 0; i < out.numel(); ++i)
+    out.f32()[i] = x.f32()[(i / one % x.dim(0)) * one + i % one];
   return out;
 }
 
@@ -170,6 +243,110 @@ Tensor nchw_to_nlc(const Tensor& x) {
     for (int64_t c = 0; c < C; ++c)
       for (int64_t l = 0; l < L; ++l) out.f32()[(b * L + l) * C + c] = x.f32()[(b * C + c) * L + l];
   return out;
+}
+
+Tensor nlc_to_nchw(const Tensor& x, int64_t h, int64_t w) {
+  const int64_t B = x.dim(0), L = x.dim(1), C = x.dim(2);
+  if (L != h * w) throw ShapeError("nlc_to_nchw: length " + std::to_string(L) + " != h*w");
+  Tensor out = Tensor::empty({B, C, h, w});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t l = 0; l < L; ++l) out.f32()[(b * C + c) * L + l] = x.f32()[(b * L + l) * C + c];
+  return out;
+}
+
+Tensor embedding(const Tensor& ids, const Tensor& table) {
+  if (ids.dtype() != DType::I64)
+    throw ShapeError("embedding: ids must be I64, got " + ids.describe());
+  const int64_t V = table.dim(0), D = table.dim(1);
+  Shape s = ids.shape();
+  s.push_back(D);
+  Tensor out = Tensor::empty(s);
+  for (int64_t i = 0; i < ids.numel(); ++i) {
+    const int64_t id = ids.data_as<int64_t>()[i];
+    if (id < 0 || id >= V)
+      throw ShapeError("embedding: token id " + std::to_string(id) + " outside vocabulary of " +
+                       std::to_string(V));
+    for (int64_t d = 0; d < D; ++d) out.f32()[i * D + d] = table.f32()[id * D + d];
+  }
+  return out;
+}
+
+Tensor select_tokens(const Tensor& x, const Tensor& positions) {
+  if (x.ndim() != 3 || positions.dtype() != DType::I64 || positions.numel() != x.dim(0))
+    throw ShapeError("select_tokens: " + x.describe() + " at positions " + positions.describe());
+  const int64_t B = x.dim(0), L = x.dim(1), D = x.dim(2);
+  Tensor out = Tensor::empty({B, D});
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t p = positions.data_as<int64_t>()[b];
+    if (p < 0 || p >= L)
+      throw ShapeError("select_tokens: position " + std::to_string(p) + " outside length " +
+                       std::to_string(L));
+    for (int64_t d = 0; d < D; ++d) out.f32()[b * D + d] = x.f32()[(b * L + p) * D + d];
+  }
+  return out;
+}
+
+Tensor evaluate(const Expr& e, const std::vector<Tensor>& inputs) {
+  if (inputs.empty() || static_cast<int>(inputs.size()) < e.arity())
+    throw ShapeError("evaluate: expression [" + e.str() + "] needs " + std::to_string(e.arity()) +
+                     " inputs, got " + std::to_string(inputs.size()));
+  for (const Tensor& t : inputs)
+    if (t.shape() != inputs[0].shape())
+      throw ShapeError("evaluate: input shapes " + inputs[0].shape().str() + " and " +
+                       t.shape().str() + " differ");
+  Tensor out = Tensor::empty(inputs[0].shape());
+  std::vector<float> stack;
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    stack.clear();
+    for (const Expr::Instr& ins : e.code()) {
+      using C = Expr::Code;
+      switch (ins.code) {
+        case C::Input:
+          stack.push_back(inputs[static_cast<size_t>(ins.arg)].f32()[i]);
+          break;
+        case C::Constant:
+          stack.push_back(ins.value);
+          break;
+        case C::Neg:
+        case C::Exp:
+        case C::Sqrt:
+        case C::Abs:
+          stack.back() = ops::apply_unary(ins.code, stack.back());
+          break;
+        case C::Fma:
+        case C::Clamp: {
+          const float c = stack.back();
+          stack.pop_back();
+          const float b = stack.back();
+          stack.pop_back();
+          stack.back() = ins.code == C::Fma ? std::fma(stack.back(), b, c)
+                                            : ops::apply_clamp(stack.back(), b, c);
+          break;
+        }
+        default: {
+          const float b = stack.back();
+          stack.pop_back();
+          stack.back() = ops::apply_binary(ins.code, stack.back(), b);
+        }
+      }
+    }
+    out.f32()[i] = stack.back();
+  }
+  return out;
+}
+
+void dynamic_threshold_(Tensor& x, float ratio, float max_value) {
+  const int64_t batch = x.ndim() > 0 ? x.dim(0) : 1;
+  const int64_t per = batch > 0 ? x.numel() / batch : 0;
+  for (int64_t b = 0; b < batch; ++b)
+    ops::dynamic_threshold_item(x.f32() + b * per, per, ratio, max_value);
+}
+
+int64_t count_nonfinite(const Tensor& x) {
+  int64_t bad = 0;
+  for (int64_t i = 0; i < x.numel(); ++i) bad += std::isfinite(x.f32()[i]) ? 0 : 1;
+  return bad;
 }
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
@@ -197,6 +374,19 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
         }
       }
   return out;
+}
+
+const Backend& backend() {
+  static const Backend table = [] {
+    Backend b;
+    b.name = "reference";
+    b.device = kReference;
+#define DIFFUSE_BACKEND_ENTRY(ret, op, params, args, primary) b.op = &op;
+    DIFFUSE_BACKEND_OPS(DIFFUSE_BACKEND_ENTRY)
+#undef DIFFUSE_BACKEND_ENTRY
+    return b;
+  }();
+  return table;
 }
 
 }  // namespace diffuse::ref

@@ -67,18 +67,14 @@ ClipTextModel ClipTextModel::from_weights(const ClipTextConfig& c, const WeightS
 Tensor ClipTextModel::run(const Tensor& ids, int layers, std::vector<Tensor>* hidden_states) const {
   if (ids.dtype() != DType::I64 || ids.ndim() != 2)
     throw ShapeError("text encoder: input_ids must be I64 [batch, length], got " + ids.describe());
-  const int64_t B = ids.dim(0), L = ids.dim(1), H = config_.hidden_size;
+  const int64_t L = ids.dim(1);
   if (L > config_.max_position_embeddings)
     throw ShapeError("text encoder: " + std::to_string(L) +
                      " tokens exceed max_position_embeddings " +
                      std::to_string(config_.max_position_embeddings));
   Tensor x = ops::embedding(ids, token_embedding_);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < L; ++t) {
-      float* row = x.f32() + (b * L + t) * H;
-      const float* pos = position_embedding_.f32() + t * H;
-      for (int64_t i = 0; i < H; ++i) row[i] += pos[i];
-    }
+  // position_ids = arange(L): the first L rows of the table, added to every batch item.
+  ops::add_broadcast_(x, position_embedding_.narrow(0, 0, L));
   if (hidden_states) hidden_states->push_back(x);
   const bool quick = config_.hidden_act == "quick_gelu";
   for (int i = 0; i < layers; ++i) {
@@ -106,9 +102,12 @@ ClipTextOutput ClipTextModel::forward(const Tensor& ids, bool output_hidden_stat
   out.last_hidden_state = final_norm_(x);
   // Pooled output: the EOS position. transformers' legacy rule (eos_token_id == 2 in old configs)
   // takes the highest id, which is EOS in CLIP's vocabulary; otherwise the first EOS.
-  const int64_t B = ids.dim(0), L = ids.dim(1), H = config_.hidden_size;
-  out.pooler_output = Tensor::empty({B, H});
-  const int64_t* ip = ids.data_as<int64_t>();
+  const int64_t B = ids.dim(0), L = ids.dim(1);
+  // The token ids are small host-side data (the tokenizer's output); the positions go back to the
+  // ids' device for the gather.
+  const Tensor host_ids = ids.to_host();
+  const int64_t* ip = host_ids.data_as<int64_t>();
+  Tensor positions = Tensor::empty({B}, DType::I64);
   for (int64_t b = 0; b < B; ++b) {
     int64_t pos = 0;
     for (int64_t t = 0; t < L; ++t) {
@@ -119,9 +118,9 @@ ClipTextOutput ClipTextModel::forward(const Tensor& ids, bool output_hidden_stat
         break;
       }
     }
-    std::memcpy(out.pooler_output.f32() + b * H, out.last_hidden_state.f32() + (b * L + pos) * H,
-                sizeof(float) * static_cast<size_t>(H));
+    positions.data_as<int64_t>()[b] = pos;
   }
+  out.pooler_output = ops::select_tokens(out.last_hidden_state, positions.on(ids.device()));
   return out;
 }
 

@@ -91,7 +91,8 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, const std::vector<dou
 
   // Time embedding; every resnet applies silu to it first, so do that once here.
   Tensor temb = m.time_linear_1(
-      unet::timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift));
+      unet::timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift)
+          .on(sample.device()));
   ops::silu_(temb);
   temb = m.time_linear_2(temb);
   ops::silu_(temb);

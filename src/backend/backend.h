@@ -1,0 +1,47 @@
+// Backends: one table of op implementations per device type, registered once (as ggml-backend's
+// interface or MLX's eval_cpu/eval_gpu). ops:: dispatches through backend_for(tensor.device()).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backend/op_table.h"
+#include "backend/ops.h"
+#include "core/device.h"
+
+namespace diffuse {
+
+using ops::Conv2dParams;
+using ops::Expr;
+
+struct Backend {
+  const char* name = "";
+  Device device;
+#define DIFFUSE_BACKEND_FIELD(ret, op, params, args, primary) ret(*op) params = nullptr;
+  DIFFUSE_BACKEND_OPS(DIFFUSE_BACKEND_FIELD)
+#undef DIFFUSE_BACKEND_FIELD
+};
+
+/// The backend that runs ops on tensors of `device` (Error when this build has none).
+const Backend& backend_for(Device device);
+/// Backends built into this library, by name ("cpu", "reference").
+std::vector<std::string> backend_names();
+
+struct DeviceChoice {
+  Device device;
+  std::string warning;  // non-empty when the choice fell back (e.g. "all" without a GPU)
+};
+/// Resolves a backend name or one of Core ML's compute-unit spellings: "cpu"/"cpuOnly" -> cpu,
+/// "reference" -> reference, "cuda"/"cpuAndGPU" -> the GPU backend (ConfigError while none is
+/// built or usable), "all" -> the GPU backend where usable, else cpu with a warning.
+DeviceChoice resolve_device(const std::string& name);
+
+namespace cpu {
+const Backend& backend();
+}
+namespace ref {
+const Backend& backend();
+}
+
+}  // namespace diffuse

@@ -1,0 +1,16 @@
+// The CPU backend's kernels: one per op of op_table.h (documented in ops.h), plus the GEMM they
+// share. Registered as the `cpu` backend in backend.cpp.
+#pragma once
+
+#include "backend/backend.h"
+
+namespace diffuse::cpu {
+
+DIFFUSE_BACKEND_OPS(DIFFUSE_DECLARE_OP)
+
+/// C[M,N] = alpha * op(A) op(B) + beta * C on raw row-major buffers (BLAS semantics, oneDNN
+/// sgemm), parallelised over the current thread pool.
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+
+}  // namespace diffuse::cpu

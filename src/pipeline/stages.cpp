@@ -1,0 +1,92 @@
+#include "pipeline/stages.h"
+
+#include "backend/ops.h"
+
+namespace diffuse::stages {
+
+using ops::expr::in;
+
+Tensor encode_prompt(const StableDiffusionModel& model, const std::string& text, int clip_skip,
+                     Device device) {
+  const auto e = model.tokenizer.encode_padded(text);
+  Tensor ids = Tensor::empty({1, static_cast<int64_t>(e.input_ids.size())}, DType::I64);
+  std::copy(e.input_ids.begin(), e.input_ids.end(), ids.data_as<int64_t>());
+  return model.text_encoder.encode(ids.on(device), clip_skip);
+}
+
+Tensor image_to_tensor(const Image& image, Device device) {
+  const int64_t h = image.height, w = image.width;
+  const Tensor hwc = Tensor::from_floats(image.rgb.data(), {1, h * w, 3}).on(device);
+  return ops::evaluate(in(0) * 2.f - 1.f, {ops::nlc_to_nchw(hwc, h, w)});
+}
+
+std::vector<Image> tensor_to_images(const Tensor& decoded) {
+  const int64_t B = decoded.dim(0), H = decoded.dim(2), W = decoded.dim(3);
+  const Tensor unit = ops::evaluate(clamp(in(0) / 2.f + 0.5f, 0.f, 1.f), {decoded});
+  const std::vector<float> hwc = ops::nchw_to_nlc(unit).to_vector();  // one host copy
+  std::vector<Image> out(static_cast<size_t>(B));
+  const auto per_image = static_cast<size_t>(H * W * 3);
+  for (size_t b = 0; b < out.size(); ++b) {
+    out[b].width = static_cast<int>(W);
+    out[b].height = static_cast<int>(H);
+    out[b].rgb.assign(hwc.begin() + static_cast<std::ptrdiff_t>(b * per_image),
+                      hwc.begin() + static_cast<std::ptrdiff_t>((b + 1) * per_image));
+  }
+  return out;
+}
+
+void check_finite(const Tensor& t, const std::string& what) {
+  const int64_t bad = ops::count_nonfinite(t);
+  if (bad > 0)
+    throw NumericError(what + " contains " + std::to_string(bad) +
+                       " NaN or infinite values (the model weights or settings produce "
+                       "non-finite values)");
+}
+
+Tensor initial_noise(RandomSource& rng, const Shape& shape, double init_noise_sigma,
+                     Device device) {
+  Tensor latents = rng.randn(shape).on(device);
+  ops::scale_(latents, static_cast<float>(init_noise_sigma));
+  return latents;
+}
+
+Tensor encode_and_noise(const StableDiffusionModel& model, const Tensor& image, int copies,
+                        Scheduler& scheduler, double timestep, RandomSource& rng) {
+  const auto dist = model.vae.encode(image);
+  const float scaling = static_cast<float>(model.vae.config().scaling_factor);
+  // latent_dist.sample(generator): mean + exp(0.5 * logvar) * randn, drawn before the noise.
+  const Tensor eps = rng.randn(dist.mean.shape()).on(image.device());
+  Tensor init =
+      ops::evaluate(scaling * (in(0) + exp(0.5f * in(1)) * in(2)), {dist.mean, dist.logvar, eps});
+  init = ops::repeat_batch(init, copies);
+  const Tensor noise = rng.randn(init.shape()).on(image.device());
+  return scheduler.add_noise(init, noise, timestep);
+}
+
+Tensor denoise(const DenoiseLoop& loop, Tensor latents) {
+  int step = 0;
+  for (double t : loop.timesteps) {
+    const Tensor model_input = loop.scheduler.scale_model_input(latents, t);
+    const Tensor noise_pred = loop.predict_noise(model_input, t);
+    latents = loop.scheduler.step(noise_pred, t, latents, loop.rng);
+    ++step;
+    if (loop.after_step && !loop.after_step(latents, step, t)) throw Cancelled();
+  }
+  check_finite(latents, "latents after step " + std::to_string(step));
+  return latents;
+}
+
+Tensor classifier_free_guidance(const Tensor& model_output, float guidance_scale) {
+  const int64_t half = model_output.dim(0) / 2;
+  const Tensor uncond = model_output.narrow(0, 0, half), cond = model_output.narrow(0, half, half);
+  return ops::evaluate(in(0) + guidance_scale * (in(1) - in(0)), {uncond, cond});
+}
+
+Tensor decode_latents(const StableDiffusionModel& model, const Tensor& latents) {
+  const float scaling = static_cast<float>(model.vae.config().scaling_factor);
+  const Tensor decoded = model.vae.decode(ops::evaluate(in(0) * (1.f / scaling), {latents}));
+  check_finite(decoded, "decoded image");
+  return decoded;
+}
+
+}  // namespace diffuse::stages

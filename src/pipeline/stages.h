@@ -1,0 +1,74 @@
+// The stages every Stable Diffusion pipeline is composed of, as diffusers' pipelines share them:
+// encode the prompt, prepare the initial latents, run the denoising loop (with hooks for what
+// conditions each step), decode. txt2img and img2img are compositions of these; inpainting,
+// ControlNet, SDXL and hires fix add hooks and stages rather than growing one generate().
+//
+// All tensor math goes through ops:: on the device of the tensors passed in.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "diffuse/diffuse.hpp"
+#include "pipeline/model_folder.h"
+#include "random/random_source.h"
+#include "schedulers/scheduler.h"
+
+namespace diffuse::stages {
+
+// ---- prompt
+// ---------------------------------------------------------------------------------------
+/// The text encoder's conditioning for `text` ([1, L, H], CLIP skipping the last `clip_skip`
+/// layers), computed on `device`.
+Tensor encode_prompt(const StableDiffusionModel& model, const std::string& text, int clip_skip,
+                     Device device);
+
+// ---- images
+// ---------------------------------------------------------------------------------------
+/// diffusers' VaeImageProcessor.preprocess: HWC in [0, 1] -> [1, 3, H, W] in [-1, 1] on `device`.
+Tensor image_to_tensor(const Image& image, Device device);
+/// VaeImageProcessor.postprocess: [B, 3, H, W] in [-1, 1] -> images in [0, 1] (x / 2 + 0.5,
+/// clamped).
+std::vector<Image> tensor_to_images(const Tensor& decoded);
+/// NumericError naming `what` unless every element is finite.
+void check_finite(const Tensor& t, const std::string& what);
+
+// ---- latents
+// --------------------------------------------------------------------------------------
+/// txt2img: randn(shape) scaled by the scheduler's init_noise_sigma (prepare_latents).
+Tensor initial_noise(RandomSource& rng, const Shape& shape, double init_noise_sigma, Device device);
+/// img2img: the VAE posterior sample of `image` (mean + exp(logvar / 2) * randn, scaled), for each
+/// of `copies` images, noised by the scheduler to `timestep` with fresh noise (drawn after the
+/// posterior's, as diffusers' generator is consumed).
+Tensor encode_and_noise(const StableDiffusionModel& model, const Tensor& image, int copies,
+                        Scheduler& scheduler, double timestep, RandomSource& rng);
+
+// ---- denoising loop
+// -------------------------------------------------------------------------------
+/// Predicts the noise (or v) for `latents` at timestep `t`: the model call plus whatever
+/// conditions it (classifier-free guidance, ControlNet residuals, inpainting channels).
+using NoisePredictor = std::function<Tensor(const Tensor& latents, double t)>;
+/// Called after each scheduler step with the new latents; may replace them (inpainting blends the
+/// known region back in). Returns false to stop (cancellation).
+using StepHook = std::function<bool(Tensor& latents, int step, double t)>;
+
+struct DenoiseLoop {
+  Scheduler& scheduler;
+  std::vector<double> timesteps;
+  NoisePredictor predict_noise;
+  RandomSource* rng = nullptr;  // for stochastic schedulers
+  StepHook after_step;          // optional
+};
+/// Runs the loop from `latents`; throws Cancelled when after_step returns false.
+Tensor denoise(const DenoiseLoop& loop, Tensor latents);
+
+/// uncond + g * (cond - uncond) from a model output over the batch [uncond; cond].
+Tensor classifier_free_guidance(const Tensor& model_output, float guidance_scale);
+
+// ---- decode
+// ---------------------------------------------------------------------------------------
+/// latents / scaling_factor through the VAE decoder, checked finite.
+Tensor decode_latents(const StableDiffusionModel& model, const Tensor& latents);
+
+}  // namespace diffuse::stages
