@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "diffuse/error.hpp"
+#include "diffuse/utilities.hpp"
 
 namespace diffuse {
 
