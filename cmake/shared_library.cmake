@@ -24,9 +24,7 @@ set_target_properties(diffuse_shared PROPERTIES
   VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR})
 add_library(diffuse::diffuse ALIAS diffuse_shared)
 
-install(TARGETS diffuse_shared EXPORT diffuseTargets
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS diffuse_shared EXPORT diffuseTargets LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
 install(DIRECTORY ${CMAKE_SOURCE_DIR}/include/diffuse DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
   FILES_MATCHING PATTERN "*.h" PATTERN "*.hpp")
 
@@ -42,5 +40,6 @@ install(FILES ${CMAKE_BINARY_DIR}/diffuseConfig.cmake ${CMAKE_BINARY_DIR}/diffus
 
 # pkg-config: paths relative to the .pc file, so `cmake --install --prefix X` works for any X.
 file(RELATIVE_PATH DIFFUSE_PC_PREFIX /root/${CMAKE_INSTALL_LIBDIR}/pkgconfig /root)
+string(REGEX REPLACE "/$" "" DIFFUSE_PC_PREFIX "${DIFFUSE_PC_PREFIX}")
 configure_file(${CMAKE_SOURCE_DIR}/cmake/diffuse.pc.in ${CMAKE_BINARY_DIR}/diffuse.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/diffuse.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

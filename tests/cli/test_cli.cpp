@@ -205,6 +205,7 @@ TEST(cli, ctrl_c_stops_and_writes_nothing) {
   EXPECT_FALSE(fs::exists(out));
 }
 
+// Needs the library side of LoadOptions::backend / threads and GenerationResult::backend.
 TEST(cli, backend_and_threads_reach_the_library_and_json) {
   const std::string out = out_path("backend.png");
   CommandResult r = run("generate --model " + tiny() +
