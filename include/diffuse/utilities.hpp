@@ -48,9 +48,10 @@ class Tokenizer {
 /// merges.txt; tokenizer configs are taken from `config_dir` when it has them). The images such a
 /// model makes are noise: it exists for benchmarks and demos without downloads.
 ///
-/// The folder is built under a temporary name next to `out_dir` and renamed to `out_dir` only when
-/// complete, so an interrupted or failed call leaves no partial folder. Throws FileError when
-/// `out_dir` already exists (nothing is overwritten).
+/// The folder is built under a hidden temporary name next to `out_dir` (".<name>.XXXXXX") and
+/// renamed to `out_dir` only when complete: a failed call leaves nothing behind, and a killed
+/// process at most that hidden folder, never a partial `out_dir`. Throws FileError when `out_dir`
+/// already exists (nothing is overwritten).
 void synthesize_model(const std::string& config_dir, const std::string& tokenizer_dir,
                       const std::string& out_dir);
 
