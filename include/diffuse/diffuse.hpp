@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "diffuse/error.hpp"
+#include "diffuse/utilities.hpp"
 
 namespace diffuse {
 
@@ -171,10 +172,6 @@ std::vector<std::string> scheduler_names();
 /// "reference", ...).
 std::vector<std::string> backend_names();
 
-/// Sets the number of threads of the default pool, used by pipelines loaded with threads = 0.
-void set_num_threads(int n);
-/// Threads of the default pool.
-int num_threads();
 
 const char* version();
 

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "diffuse/error.hpp"
+#include "io/atomic_file.h"
 
 namespace diffuse {
 
@@ -41,9 +42,7 @@ void write_png(const std::string& path, const Rgb8Image& image,
       image.pixels.size() !=
           static_cast<size_t>(image.width) * static_cast<size_t>(image.height) * 3)
     throw FileError(path + ": image buffer does not match its size");
-  const std::string tmp = path + ".tmp";
-  std::unique_ptr<FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
-  if (!f) throw FileError(path + ": cannot write: " + std::strerror(errno));
+  AtomicFile f(path);
   std::string err;
   png_structp png =
       png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
@@ -75,11 +74,7 @@ void write_png(const std::string& path, const Rgb8Image& image,
     ok = false;
   }
   png_destroy_write_struct(&png, &info);
-  ok = (std::fclose(f.release()) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw FileError(path + ": PNG write failed" + (err.empty() ? "" : ": " + err));
-  }
+  f.commit(ok, err.empty() && !ok ? "PNG encoding failed" : err);
 }
 
 Rgb8Image read_png(const std::string& path, std::map<std::string, std::string>* text) {

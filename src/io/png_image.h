@@ -14,8 +14,9 @@ struct Rgb8Image {
   std::vector<uint8_t> pixels;  // RGB, row-major, 3 bytes per pixel
 };
 
-/// Writes an 8-bit RGB PNG with text chunks; writes to "<path>.tmp" and renames, so a failure never
-/// leaves a partial file. Throws FileError naming the path.
+/// Writes an 8-bit RGB PNG with text chunks through an AtomicFile (a unique temporary name in the
+/// same folder, fsynced, then renamed), so a failure never leaves a partial or temporary file.
+/// Throws FileError naming the path.
 void write_png(const std::string& path, const Rgb8Image& image,
                const std::map<std::string, std::string>& text = {});
 

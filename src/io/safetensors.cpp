@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "diffuse/error.hpp"
+#include "io/atomic_file.h"
 
 namespace diffuse {
 
@@ -139,18 +140,13 @@ void write_safetensors(const std::string& path,
   }
   std::string h = header.dump();
   while ((h.size() + 8) % 8 != 0) h.push_back(' ');  // keep the data section 8-byte aligned
-  const std::string tmp = path + ".tmp";
-  FILE* out = std::fopen(tmp.c_str(), "wb");
-  if (!out) throw FileError(path + ": cannot write: " + std::strerror(errno));
+  AtomicFile file(path);
+  FILE* out = file.get();
   const uint64_t n = h.size();
   bool ok = std::fwrite(&n, 8, 1, out) == 1 && std::fwrite(h.data(), 1, h.size(), out) == h.size();
   for (const Tensor& t : dense)
     ok = ok && (t.nbytes() == 0 || std::fwrite(t.raw(), 1, t.nbytes(), out) == t.nbytes());
-  ok = (std::fclose(out) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    throw FileError(path + ": write failed");
-  }
+  file.commit(ok, ok ? "" : std::strerror(errno));
 }
 
 }  // namespace diffuse

@@ -40,7 +40,8 @@ class SafetensorsFile {
 };
 
 /// Writes tensors (any dtype, made contiguous) in the order given, with optional metadata.
-/// Writes to "<path>.tmp" then renames, so a failure never leaves a half-written file.
+/// Writes through an AtomicFile (a unique temporary name in the same folder, fsynced, then
+/// renamed), so a failure never leaves a half-written or temporary file.
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});

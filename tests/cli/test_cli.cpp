@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "common/fixtures.h"
@@ -129,7 +130,8 @@ TEST(cli, bad_input_is_a_clear_error) {
   expect_failure(
       m + "--image " + diffuse::test::fixture("golden/img2img-init.png") + " --strength 1.5",
       "strength", out);
-  expect_failure(m + "--compute-units gpu", "compute-units", out);
+  expect_failure(m + "--compute-units gpu", "gpu", out);
+  expect_failure(m + "--backend quantum-abacus", "quantum-abacus", out);
   expect_failure("generate --model /nonexistent/model -p x -o " + out, "/nonexistent/model", out);
   expect_failure("info /nonexistent.png", "/nonexistent.png", out);
   // Not a PNG.
@@ -201,4 +203,103 @@ TEST(cli, ctrl_c_stops_and_writes_nothing) {
   EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out << r.err;
   EXPECT_NE(r.err.find("cancelled"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));
+}
+
+// Needs the library side of LoadOptions::backend / threads and GenerationResult::backend.
+TEST(cli, backend_and_threads_reach_the_library_and_json) {
+  const std::string out = out_path("backend.png");
+  CommandResult r = run("generate --model " + tiny() +
+                        " -p cat --steps 2 --seed 1 --backend cpu --threads 2 --json -o " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["backend"], "cpu");
+  ASSERT_TRUE(j["warnings"].is_array());
+  // Every warning in the JSON is also on stderr.
+  for (const auto& w : j["warnings"])
+    EXPECT_NE(r.err.find("warning: " + w.get<std::string>()), std::string::npos) << r.err;
+  // --compute-units is Core ML's spelling of the same choice.
+  CommandResult cu = run("generate --model " + tiny() +
+                         " -p cat --steps 1 --seed 1 --compute-units cpuOnly --json -o " + out);
+  ASSERT_EQ(cu.code, 0) << cu.err;
+  EXPECT_EQ(nlohmann::json::parse(cu.out)["backend"], "cpu");
+  // One choice, one flag.
+  EXPECT_EQ(
+      run("generate --model " + tiny() + " -p cat --backend cpu --compute-units cpu -o " + out)
+          .code,
+      1);
+  CommandResult bench = run("bench --config " + tiny() +
+                            " --width 64 --height 64 --steps 1 --backend cpu --threads 1 --json");
+  ASSERT_EQ(bench.code, 0) << bench.err;
+  EXPECT_EQ(nlohmann::json::parse(bench.out)["threads"], 1);
+}
+
+namespace {
+/// Names in `dir` other than `keep`: temporary files or folders left behind.
+std::vector<std::string> leftovers(const std::string& dir, const std::set<std::string>& keep) {
+  std::vector<std::string> extra;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (!keep.count(e.path().filename().string())) extra.push_back(e.path().filename().string());
+  return extra;
+}
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = diffuse::test::temp_dir() + "/" + name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+}  // namespace
+
+TEST(cli, concurrent_runs_writing_one_output_leave_a_valid_png) {
+  const std::string dir = fresh_dir("concurrent-out");
+  const std::string out = dir + "/same.png";
+  const std::string gen =
+      std::string(DIFFUSE_BINARY) + " generate --model " + tiny() + " -p cat --steps 2 --seed ";
+  CommandResult r = run_shell(gen + "1 -o " + out + " & a=$!; " + gen + "2 -o " + out +
+                              " & b=$!; wait $a; ra=$?; wait $b; echo rc=$ra,$?");
+  EXPECT_NE(r.out.find("rc=0,0"), std::string::npos) << r.out << r.err;
+  CommandResult info = run("info " + out);
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("Steps: 2"), std::string::npos) << info.out;
+  EXPECT_TRUE(leftovers(dir, {"same.png"}).empty());
+}
+
+TEST(cli, output_write_keeps_a_users_tmp_file_and_leaves_none_on_failure) {
+  const std::string dir = fresh_dir("tmp-files");
+  const std::string out = dir + "/x.png";
+  std::ofstream(out + ".tmp") << "mine";
+  ASSERT_EQ(run("generate --model " + tiny() + " -p cat --steps 1 --seed 1 -o " + out).code, 0);
+  std::ifstream mine(out + ".tmp");
+  std::string content;
+  mine >> content;
+  EXPECT_EQ(content, "mine");
+  // An output path that cannot be replaced (a folder): a clear error, no temporary file left.
+  const std::string blocked = dir + "/blocked.png";
+  fs::create_directories(blocked + "/inside");
+  CommandResult r = run("generate --model " + tiny() + " -p cat --steps 1 --seed 1 -o " + blocked);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("error: " + blocked), std::string::npos) << r.err;
+  EXPECT_TRUE(leftovers(dir, {"x.png", "x.png.tmp", "blocked.png"}).empty());
+}
+
+TEST(cli, synth_writes_a_complete_folder_or_nothing) {
+  const std::string dir = fresh_dir("synth");
+  const std::string out = dir + "/model";
+  CommandResult r = run("synth --config " + tiny() + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out + "/unet/diffusion_pytorch_model.safetensors"));
+  EXPECT_TRUE(fs::exists(out + "/tokenizer/vocab.json"));
+  ASSERT_EQ(run("generate --model " + out + " -p cat --steps 1 -o " + dir + "/s.png").code, 0);
+  // An existing destination is an error, and is left as it was.
+  const auto before = fs::last_write_time(out + "/unet/diffusion_pytorch_model.safetensors");
+  CommandResult again = run("synth --config " + tiny() + " --out " + out);
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("already exists"), std::string::npos) << again.err;
+  EXPECT_EQ(fs::last_write_time(out + "/unet/diffusion_pytorch_model.safetensors"), before);
+  // A synth that fails half way (no VAE config) leaves neither the folder nor a temporary one.
+  const std::string config = diffuse::test::writable_model_copy("tiny-sd1", "synth-config-no-vae");
+  fs::remove(config + "/vae/config.json");
+  CommandResult broken = run("synth --config " + config + " --out " + dir + "/half");
+  EXPECT_EQ(broken.code, 1);
+  EXPECT_NE(broken.err.find("vae"), std::string::npos) << broken.err;
+  EXPECT_TRUE(leftovers(dir, {"model", "s.png"}).empty());
 }

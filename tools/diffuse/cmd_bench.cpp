@@ -7,14 +7,13 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "core/allocator.h"
 #include "diffuse/diffuse.hpp"
 
 namespace diffuse::cli {
 
 Command add_bench(CLI::App& app) {
   struct Args {
-    std::string model, config, scheduler = "euler";
+    std::string model, config, scheduler = "euler", backend = "cpu";
     int width = 512, height = 512, steps = 2, threads = 0;
     float guidance = 7.5f;
     bool json = false;
@@ -32,14 +31,15 @@ Command add_bench(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--scheduler", a->scheduler, "sampler (one UNet call per step)")
       ->capture_default_str();
-  c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  add_backend_options(*c, a->backend, a->threads);
   c->add_flag("--json", a->json, "print JSON");
-  return [a] {
-    if (a->threads > 0) set_num_threads(a->threads);
+  return [a, c] {
     LoadOptions lo;
     lo.synthetic_weights = !a->config.empty();
     lo.tokenizer_fallback_dir = assets_dir() + "/tokenizer";
-    auto pipe = Pipeline::load(a->config.empty() ? a->model : a->config, lo);
+    lo.backend = a->backend;
+    lo.threads = a->threads;
+    auto pipe = load_pipeline(a->config.empty() ? a->model : a->config, lo, backend_flag(*c));
     GenerateOptions o;
     o.prompt = "a photograph of an astronaut riding a horse on mars, highly detailed";
     o.width = a->width;
@@ -57,17 +57,20 @@ Command add_bench(CLI::App& app) {
         std::fprintf(stderr, "step %d/%d: %.3f s\n", p.step, p.total_steps, step_s.back());
       return true;
     });
+    print_warnings(r.warnings);
     const double best = *std::min_element(step_s.begin(), step_s.end());
     const double rss = double(process_peak_rss_bytes()) / (1 << 20);
     const double act = double(r.peak_activation_bytes) / (1 << 20);
     const int batch = a->guidance > 1.f ? 2 : 1;
+    // The pipeline's own pool when the library reports it, else the default pool's size.
+    const int threads = pipe->info().threads;
     if (a->json) {
       nlohmann::json j{{"model", r.model_name},
                        {"synthetic_weights", lo.synthetic_weights},
                        {"width", a->width},
                        {"height", a->height},
                        {"unet_batch", batch},
-                       {"threads", num_threads()},
+                       {"threads", threads},
                        {"load_s", r.times.load_s},
                        {"text_encoder_s", r.times.text_encoder_s},
                        {"unet_step_s", step_s},
@@ -77,8 +80,9 @@ Command add_bench(CLI::App& app) {
                        {"peak_activation_mib", act}};
       std::cout << j.dump(2) << "\n";
     } else {
-      std::printf("model %s%s, %dx%d, UNet batch %d\n", r.model_name.c_str(),
-                  lo.synthetic_weights ? " (synthetic weights)" : "", a->width, a->height, batch);
+      std::printf("model %s%s, %dx%d, UNet batch %d, backend %s, %d threads\n",
+                  r.model_name.c_str(), lo.synthetic_weights ? " (synthetic weights)" : "",
+                  a->width, a->height, batch, r.backend.c_str(), threads);
       std::printf("load %.3f s | text encoder %.3f s | UNet step best %.3f s | VAE decode %.3f s\n",
                   r.times.load_s, r.times.text_encoder_s, best, r.times.vae_s);
       std::printf("peak RSS %.0f MiB | peak activations %.0f MiB\n", rss, act);

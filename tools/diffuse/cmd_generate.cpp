@@ -10,7 +10,6 @@
 #include <random>
 
 #include "commands.h"
-#include "core/allocator.h"
 #include "diffuse/diffuse.hpp"
 
 namespace fs = std::filesystem;
@@ -28,7 +27,7 @@ void on_sigint(int) {
 struct GenerateArgs {
   std::string model, config_dir, prompt, negative_prompt, scheduler, timestep_spacing, image,
       rng = "torch";
-  std::string compute_units = "cpu", output = "output.png";
+  std::string backend = "cpu", output = "output.png";
   int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0, threads = 0;
   float guidance = 7.5f, strength = 0.8f;
   double eta = 0;
@@ -72,10 +71,6 @@ class ProgressPrinter {
 };
 
 int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
-  if (a.compute_units != "cpu" && a.compute_units != "cpuOnly")
-    throw ConfigError(
-        "--compute-units " + a.compute_units +
-        ": only 'cpu' is available in this build (GPU units arrive with the CUDA backend)");
   if (cmd.count("--strength") && a.image.empty()) throw ConfigError("--strength needs --image");
   GenerateOptions o;
   if (!a.image.empty()) {
@@ -100,7 +95,6 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   } else {
     o.seed = std::random_device{}();
   }
-  if (a.threads > 0) set_num_threads(a.threads);
 
   std::string model_dir = a.model;
   if (model_dir.empty()) {
@@ -113,12 +107,15 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   LoadOptions lo;
   lo.config_dir = a.config_dir;
   lo.assets_dir = assets_dir();
-  auto pipe = Pipeline::load(model_dir, lo);
+  lo.backend = a.backend;
+  lo.threads = a.threads;
+  auto pipe = load_pipeline(model_dir, lo, backend_flag(cmd));
   if (!a.json) std::cerr << "seed: " << o.seed << "\n";
   std::signal(SIGINT, on_sigint);
   ProgressPrinter printer(a.json);
   GenerationResult r = pipe->generate(o, [&](const Progress& p) { return printer(p); });
   std::signal(SIGINT, SIG_DFL);
+  print_warnings(r.warnings);
 
   std::vector<std::string> files;
   for (size_t i = 0; i < r.images.size(); ++i) {
@@ -134,6 +131,8 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     j["width"] = r.options.width;
     j["height"] = r.options.height;
     j["steps"] = r.options.steps;
+    j["backend"] = r.backend;
+    j["warnings"] = r.warnings;
     j["seconds"] = {{"load", r.times.load_s},
                     {"text_encoder", r.times.text_encoder_s},
                     {"denoise", r.times.denoise_s},
@@ -184,8 +183,7 @@ Command add_generate(CLI::App& app) {
   c->add_option("--rng", a->rng, "random source: torch, numpy or philox")->capture_default_str();
   c->add_option("--clip-skip", a->clip_skip, "skip the last N CLIP layers (0 = none)")
       ->capture_default_str();
-  c->add_option("--compute-units", a->compute_units, "cpu")->capture_default_str();
-  c->add_option("--threads", a->threads, "CPU threads (default: all cores)");
+  add_backend_options(*c, a->backend, a->threads);
   c->add_option("--output,-o", a->output, "output PNG (with --image-count K: <stem>-0.png ...)")
       ->capture_default_str();
   c->add_flag("--json", a->json, "print a JSON summary on stdout");

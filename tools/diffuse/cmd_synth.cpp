@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "commands.h"
-#include "pipeline/synthetic_weights.h"
+#include "diffuse/diffuse.hpp"
 
 namespace diffuse::cli {
 
@@ -16,12 +16,12 @@ Command add_synth(CLI::App& app) {
       app.add_subcommand("synth", "Write a model folder with rule-generated random weights");
   c->add_option("--config", a->config, "folder with model_index.json and component configs")
       ->required();
-  c->add_option("--out,-o", a->out, "output folder")->required();
+  c->add_option("--out,-o", a->out, "output folder (must not exist yet)")->required();
   c->add_option("--tokenizer", a->tokenizer,
                 "folder with vocab.json and merges.txt (default: bundled)");
   return [a] {
     const std::string tok = a->tokenizer.empty() ? assets_dir() + "/tokenizer" : a->tokenizer;
-    write_synthetic_model(a->config, tok, a->out);
+    synthesize_model(a->config, tok, a->out);
     std::cout << a->out << "\n";
     return 0;
   };

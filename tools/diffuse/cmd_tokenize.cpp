@@ -1,10 +1,9 @@
 // diffuse tokenize: show the CLIP token ids of a prompt and check it against the 77-token limit.
-#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
-#include "tokenizer/clip_tokenizer.h"
+#include "diffuse/diffuse.hpp"
 
 namespace diffuse::cli {
 
@@ -21,12 +20,9 @@ Command add_tokenize(CLI::App& app) {
   c->add_option("prompt", a->prompt, "the prompt")->required();
   c->add_flag("--json", a->json, "print {\"input_ids\": [...], \"tokens\": N}");
   return [a] {
-    std::string dir = assets_dir() + "/tokenizer";
-    if (!a->model.empty()) {
-      dir = std::filesystem::exists(a->model + "/tokenizer") ? a->model + "/tokenizer" : a->model;
-    }
-    const ClipTokenizer tok = ClipTokenizer::load(dir);
-    const auto e = tok.encode_padded(a->prompt);
+    const Tokenizer tok =
+        Tokenizer::load(a->model.empty() ? assets_dir() + "/tokenizer" : a->model);
+    const auto e = tok.encode(a->prompt);
     if (a->json) {
       std::cout << nlohmann::json{{"input_ids", e.input_ids}, {"tokens", e.tokens}}.dump() << "\n";
       return 0;

@@ -4,7 +4,11 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
+
+#include "diffuse/diffuse.hpp"
 
 namespace diffuse::cli {
 
@@ -20,6 +24,17 @@ Command add_bench(CLI::App& app);
 std::string demo_model_dir(bool announce);
 /// Folder of bundled assets (tokenizer vocabulary, demo model configs).
 std::string assets_dir();
+
+/// --backend NAME and --compute-units NAME (Core ML's spelling of the same choice; both set
+/// `backend`, for LoadOptions::backend) and --threads N (LoadOptions::threads).
+void add_backend_options(CLI::App& cmd, std::string& backend, int& threads);
+/// The spelling the user typed: "--compute-units" when given, else "--backend".
+std::string backend_flag(const CLI::App& cmd);
+/// Pipeline::load; a backend the library rejects is reported with the flag that chose it.
+std::unique_ptr<Pipeline> load_pipeline(const std::string& model, const LoadOptions& options,
+                                        const std::string& flag);
+/// GenerationResult::warnings as "warning: ..." lines on stderr.
+void print_warnings(const std::vector<std::string>& warnings);
 
 /// "error: <message>" on stderr; returns the exit code 1.
 int report_error(const std::string& message);

@@ -6,8 +6,7 @@
 #include <iostream>
 
 #include "commands.h"
-#include "diffuse/error.hpp"
-#include "pipeline/synthetic_weights.h"
+#include "diffuse/diffuse.hpp"
 
 namespace fs = std::filesystem;
 
@@ -39,12 +38,16 @@ std::string demo_model_dir(bool announce) {
   if (announce)
     std::cerr << "Creating the built-in demo model in " << dir.string()
               << " (tiny SD 1.x, random weights: its images are noise).\n";
-  const fs::path tmp = dir.string() + ".partial";
-  fs::remove_all(tmp);
-  write_synthetic_model((fs::path(assets_dir()) / "demo-model").string(),
-                        (fs::path(assets_dir()) / "tokenizer").string(), tmp.string());
+  // A folder without the marker is an older, interrupted copy: replaced. synthesize_model builds
+  // the new one under a temporary name and renames it into place when complete.
   fs::remove_all(dir);
-  fs::rename(tmp, dir);
+  try {
+    synthesize_model((fs::path(assets_dir()) / "demo-model").string(),
+                     (fs::path(assets_dir()) / "tokenizer").string(), dir.string());
+  } catch (const FileError&) {
+    // Another diffuse process created it meanwhile: use theirs.
+    if (!fs::exists(dir / "model_index.json")) throw;
+  }
   std::ofstream(dir / "complete") << "ok\n";
   return dir.string();
 }

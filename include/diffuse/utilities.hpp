@@ -1,0 +1,61 @@
+// diffuse: helpers around the pipeline that tools need without loading a model: the CLIP tokenizer
+// of a model folder, model folders with synthetic weights, and the process's peak memory.
+// Included by diffuse.hpp.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "diffuse/error.hpp"
+
+namespace diffuse {
+
+/// The CLIP tokenizer of a model, loaded from its tokenizer files alone (no weights are read).
+/// Gives the same ids as Pipeline::tokenize. Immutable once loaded, so thread-safe.
+class Tokenizer {
+ public:
+  /// `dir` is a diffusers model folder (its tokenizer/ subfolder is used) or a tokenizer folder
+  /// itself (vocab.json, merges.txt, optional tokenizer_config.json / special_tokens_map.json).
+  /// Throws FileError naming the missing or malformed file.
+  static Tokenizer load(const std::string& dir);
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  struct Encoded {
+    std::vector<int64_t> input_ids;  // bos + ids + eos, truncated and padded to max_length()
+    size_t tokens = 0;               // untruncated count (bos and eos included)
+  };
+  /// As transformers' tokenizer(text, padding="max_length", truncation=True).
+  Encoded encode(const std::string& text) const;
+  /// The text encoder's context length (77 for SD 1.x/2.x).
+  int max_length() const;
+
+ private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// Writes a complete diffusers model folder at `out_dir` for the architecture described in
+/// `config_dir` (model_index.json, text_encoder/, unet/, vae/ config.json files,
+/// scheduler/scheduler_config.json), with every weight synthesized by the rule of
+/// LoadOptions::synthetic_weights and the tokenizer files from `tokenizer_dir` (vocab.json,
+/// merges.txt; tokenizer configs are taken from `config_dir` when it has them). The images such a
+/// model makes are noise: it exists for benchmarks and demos without downloads.
+///
+/// The folder is built under a hidden temporary name next to `out_dir` (".<name>.XXXXXX") and
+/// renamed to `out_dir` only when complete: a failed call leaves nothing behind, and a killed
+/// process at most that hidden folder, never a partial `out_dir`. Throws FileError when `out_dir`
+/// already exists (nothing is overwritten).
+void synthesize_model(const std::string& config_dir, const std::string& tokenizer_dir,
+                      const std::string& out_dir);
+
+/// Peak resident set size of this process so far, in bytes (getrusage's ru_maxrss), for reports.
+size_t process_peak_rss_bytes();
+
+}  // namespace diffuse

@@ -1,0 +1,76 @@
+// The helpers of diffuse/utilities.hpp: the public face of the tokenizer and of synthetic model
+// folders (process_peak_rss_bytes is core's, declared publicly there).
+#include "diffuse/utilities.hpp"
+
+#include <fcntl.h>
+#include <stdio.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "io/atomic_file.h"
+#include "pipeline/synthetic_weights.h"
+#include "tokenizer/clip_tokenizer.h"
+
+namespace fs = std::filesystem;
+
+namespace diffuse {
+
+struct Tokenizer::Impl {
+  ClipTokenizer clip;
+};
+
+Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
+
+Tokenizer Tokenizer::load(const std::string& dir) {
+  std::error_code ec;
+  const fs::path sub = fs::path(dir) / "tokenizer";
+  const std::string from = fs::is_directory(sub, ec) ? sub.string() : dir;
+  return Tokenizer(std::make_unique<Impl>(Impl{ClipTokenizer::load(from)}));
+}
+
+Tokenizer::Encoded Tokenizer::encode(const std::string& text) const {
+  auto e = impl_->clip.encode_padded(text);
+  return {std::move(e.input_ids), e.tokens};
+}
+
+int Tokenizer::max_length() const {
+  return static_cast<int>(impl_->clip.max_length());
+}
+
+void synthesize_model(const std::string& config_dir, const std::string& tokenizer_dir,
+                      const std::string& out_dir) {
+  fs::path out(out_dir);
+  if (!out.has_filename()) out = out.parent_path();  // "dir/" is "dir"
+  if (out.empty()) throw FileError("synthesize_model: empty output folder name");
+  std::error_code ec;
+  if (fs::exists(fs::symlink_status(out, ec)))
+    throw FileError(out.string() + ": already exists (not overwritten)");
+  if (!out.parent_path().empty()) fs::create_directories(out.parent_path(), ec);
+  const std::string tmp = create_unique_sibling(out.string(), 0777, nullptr);
+  try {
+    write_synthetic_model(config_dir, tokenizer_dir, tmp);
+    // RENAME_NOREPLACE: a folder created at `out` meanwhile (even an empty one) is not replaced.
+    int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, out.c_str(), RENAME_NOREPLACE);
+    if (rc != 0 && errno == EINVAL) {  // a file system without RENAME_NOREPLACE
+      if (fs::exists(fs::symlink_status(out, ec)))
+        errno = EEXIST;
+      else
+        rc = std::rename(tmp.c_str(), out.c_str());
+    }
+    if (rc != 0) {
+      const int err = errno;
+      if (err == EEXIST) throw FileError(out.string() + ": already exists (not overwritten)");
+      throw FileError(out.string() + ": cannot create: " + std::strerror(err));
+    }
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace diffuse
