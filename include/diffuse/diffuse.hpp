@@ -172,7 +172,6 @@ std::vector<std::string> scheduler_names();
 /// "reference", ...).
 std::vector<std::string> backend_names();
 
-
 const char* version();
 
 }  // namespace diffuse

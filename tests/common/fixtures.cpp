@@ -1,7 +1,9 @@
 #include "common/fixtures.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "diffuse/error.hpp"
 
@@ -36,14 +38,29 @@ static void check_same(const Tensor& a, const Tensor& b) {
     throw ShapeError("compare: " + a.describe() + " vs reference " + b.describe());
 }
 
+// |a - b| for one element. Equal values (infinities of the same sign included) differ by 0; a NaN
+// on either side, or an infinity the other side does not share, differs by NaN / inf.
+static double elementwise_diff(float a, float b) {
+  if (a == b) return 0;
+  return std::fabs(double(a) - double(b));
+}
+
+// The running maximum, sticky on NaN: once a NaN is seen the result stays NaN, so a later finite
+// difference cannot hide it (std::max and `d > m` both drop NaN).
+static double worse(double running, double d) {
+  if (std::isnan(running) || std::isnan(d)) return std::numeric_limits<double>::quiet_NaN();
+  return std::max(running, d);
+}
+
 double rel_error(const Tensor& ours, const Tensor& ref) {
   check_same(ours, ref);
   Tensor a = ours.to(DType::F32).contiguous(), b = ref.to(DType::F32).contiguous();
   double max_diff = 0, max_ref = 0;
   for (int64_t i = 0; i < a.numel(); ++i) {
-    const double d = std::fabs(double(a.f32()[i]) - double(b.f32()[i]));
-    if (!(d <= max_diff)) max_diff = d;  // NaN propagates as a failure
-    max_ref = std::max(max_ref, std::fabs(double(b.f32()[i])));
+    max_diff = worse(max_diff, elementwise_diff(a.f32()[i], b.f32()[i]));
+    // The scale is the largest finite reference value: an infinity the two sides share must not
+    // divide every other difference down to 0.
+    if (std::isfinite(b.f32()[i])) max_ref = std::max(max_ref, std::fabs(double(b.f32()[i])));
   }
   return max_ref > 0 ? max_diff / max_ref : max_diff;
 }
@@ -52,10 +69,8 @@ double abs_error(const Tensor& ours, const Tensor& ref) {
   check_same(ours, ref);
   Tensor a = ours.to(DType::F32).contiguous(), b = ref.to(DType::F32).contiguous();
   double max_diff = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double d = std::fabs(double(a.f32()[i]) - double(b.f32()[i]));
-    if (!(d <= max_diff)) max_diff = d;
-  }
+  for (int64_t i = 0; i < a.numel(); ++i)
+    max_diff = worse(max_diff, elementwise_diff(a.f32()[i], b.f32()[i]));
   return max_diff;
 }
 

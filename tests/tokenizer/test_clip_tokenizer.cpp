@@ -2,7 +2,6 @@
 // behaviour the golden file does not pin down: errors, malformed input, special tokens in text.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -176,14 +175,14 @@ TEST(clip_tokenizer, random_bytes_never_break_it) {
   }
 }
 
-TEST(clip_tokenizer, long_word_is_fast) {
+// A pathological 20000-character word still tokenizes (its speed is bench/'s
+// BM_TokenizeLongWord: wall-clock bounds flake on loaded machines and under sanitizers).
+TEST(clip_tokenizer, long_word_tokenizes) {
   const std::string word(20000, 'a');
-  const auto start = std::chrono::steady_clock::now();
   const auto ids = tokenizer("tiny-sd1").encode(word);
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   EXPECT_GT(ids.size(), 2u);
-  EXPECT_LT(ms, 2000.0);
+  EXPECT_EQ(ids.front(), tokenizer("tiny-sd1").bos_id());
+  EXPECT_EQ(ids.back(), tokenizer("tiny-sd1").eos_id());
 }
 
 TEST(clip_tokenizer, decode_round_trip) {
@@ -194,15 +193,10 @@ TEST(clip_tokenizer, decode_round_trip) {
   EXPECT_THROW(tok.decode({1 << 20}), ConfigError);
 }
 
-TEST(clip_tokenizer, load_time) {
-  const auto start = std::chrono::steady_clock::now();
+// The whole CLIP vocabulary is read (load time is bench/'s BM_TokenizerLoad).
+TEST(clip_tokenizer, load_reads_the_whole_vocabulary) {
   const ClipTokenizer tok = ClipTokenizer::load(tokenizer_dir("tiny-sd1"));
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  std::cout << "ClipTokenizer::load: " << ms << " ms\n";
-  RecordProperty("load_ms", std::to_string(ms));
   EXPECT_EQ(tok.vocab_size(), 49408);
-  EXPECT_LT(ms, 1000.0);  // target is well under 100 ms; loose bound for a loaded CI machine
 }
 
 // ---------------------------------------------------------------------------------------------
