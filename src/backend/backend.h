@@ -23,6 +23,18 @@ struct Backend {
 #undef DIFFUSE_BACKEND_FIELD
 };
 
+/// The Backend table of the kernels in the enclosing namespace (one function per op of
+/// op_table.h, declared with DIFFUSE_DECLARE_OP): what each backend's backend() returns.
+#define DIFFUSE_BACKEND_TABLE(backend_name, backend_device) \
+  [] {                                                      \
+    Backend b;                                              \
+    b.name = backend_name;                                  \
+    b.device = backend_device;                              \
+    DIFFUSE_BACKEND_OPS(DIFFUSE_BACKEND_TABLE_ENTRY)        \
+    return b;                                               \
+  }()
+#define DIFFUSE_BACKEND_TABLE_ENTRY(ret, op, params, args, primary) b.op = &op;
+
 /// The backend that runs ops on tensors of `device` (Error when this build has none).
 const Backend& backend_for(Device device);
 /// Backends built into this library, by name ("cpu", "reference").

@@ -270,3 +270,30 @@ TEST(pipeline_behaviour, backend_choice_is_checked_and_reported) {
   test::expect_error_mentioning<ConfigError>(
       [&] { Pipeline::load(test::fixture("models/tiny-sd1"), load); }, {"threads"});
 }
+
+TEST(pipeline_behaviour, c_api_load_options_and_warnings) {
+  diffuse_load_options* lo = nullptr;
+  ASSERT_EQ(diffuse_load_options_create(&lo), DIFFUSE_OK);
+  ASSERT_EQ(diffuse_load_options_set_backend(lo, "warp"), DIFFUSE_OK);  // checked at load
+  diffuse_pipeline* p = nullptr;
+  const std::string model = test::fixture("models/tiny-sd1");
+  EXPECT_EQ(diffuse_pipeline_load_with_options(model.c_str(), lo, &p), DIFFUSE_ERROR_CONFIG);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_NE(std::string(diffuse_last_error()).find("warp"), std::string::npos);
+  ASSERT_EQ(diffuse_load_options_set_backend(lo, "all"), DIFFUSE_OK);
+  ASSERT_EQ(diffuse_load_options_set_threads(lo, 1), DIFFUSE_OK);
+  ASSERT_EQ(diffuse_pipeline_load_with_options(model.c_str(), lo, &p), DIFFUSE_OK);
+  diffuse_options* o = nullptr;
+  ASSERT_EQ(diffuse_options_create(&o), DIFFUSE_OK);
+  diffuse_options_set_prompt(o, "x");
+  diffuse_options_set_steps(o, 1);
+  diffuse_result* r = nullptr;
+  ASSERT_EQ(diffuse_generate(p, o, nullptr, nullptr, &r), DIFFUSE_OK);
+  ASSERT_EQ(diffuse_result_warning_count(r), 1u);
+  EXPECT_NE(std::string(diffuse_result_warning(r, 0)).find("all"), std::string::npos);
+  EXPECT_EQ(diffuse_result_warning(r, 1), nullptr);
+  diffuse_result_free(r);
+  diffuse_options_free(o);
+  diffuse_pipeline_free(p);
+  diffuse_load_options_free(lo);
+}

@@ -3,15 +3,7 @@
 namespace diffuse::cpu {
 
 const Backend& backend() {
-  static const Backend table = [] {
-    Backend b;
-    b.name = "cpu";
-    b.device = kCpu;
-#define DIFFUSE_BACKEND_ENTRY(ret, op, params, args, primary) b.op = &op;
-    DIFFUSE_BACKEND_OPS(DIFFUSE_BACKEND_ENTRY)
-#undef DIFFUSE_BACKEND_ENTRY
-    return b;
-  }();
+  static const Backend table = DIFFUSE_BACKEND_TABLE("cpu", kCpu);
   return table;
 }
 

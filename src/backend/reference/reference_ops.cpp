@@ -377,15 +377,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
 }
 
 const Backend& backend() {
-  static const Backend table = [] {
-    Backend b;
-    b.name = "reference";
-    b.device = kReference;
-#define DIFFUSE_BACKEND_ENTRY(ret, op, params, args, primary) b.op = &op;
-    DIFFUSE_BACKEND_OPS(DIFFUSE_BACKEND_ENTRY)
-#undef DIFFUSE_BACKEND_ENTRY
-    return b;
-  }();
+  static const Backend table = DIFFUSE_BACKEND_TABLE("reference", kReference);
   return table;
 }
 
