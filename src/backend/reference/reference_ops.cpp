@@ -18,11 +18,13 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
   Shape s = x.shape();
   s[-1] = n;
   Tensor out = Tensor::empty(s);
+  const float *xp = x.f32(), *wp = w.f32(), *bp = bias ? bias->f32() : nullptr;
+  float* op = out.f32();
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) {
-      double acc = bias ? bias->f32()[j] : 0.0;
-      for (int64_t t = 0; t < k; ++t) acc += double(x.f32()[i * k + t]) * w.f32()[j * k + t];
-      out.f32()[i * n + j] = static_cast<float>(acc);
+      double acc = bp ? bp[j] : 0.0;
+      for (int64_t t = 0; t < k; ++t) acc += double(xp[i * k + t]) * wp[j * k + t];
+      op[i * n + j] = static_cast<float>(acc);
     }
   return out;
 }
@@ -38,20 +40,22 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2d
   const int64_t OH = (H + p.pad_top + p.pad_bottom - KH) / S + 1;
   const int64_t OW = (W + p.pad_left + p.pad_right - KW) / S + 1;
   Tensor out = Tensor::empty({B, O, OH, OW});
+  const float *xp = x.f32(), *wp = w.f32(), *bp = bias ? bias->f32() : nullptr;
+  float* op = out.f32();
   for (int64_t b = 0; b < B; ++b)
     for (int64_t o = 0; o < O; ++o)
       for (int64_t oh = 0; oh < OH; ++oh)
         for (int64_t ow = 0; ow < OW; ++ow) {
-          double acc = bias ? bias->f32()[o] : 0.0;
+          double acc = bp ? bp[o] : 0.0;
           for (int64_t c = 0; c < C; ++c)
             for (int64_t kh = 0; kh < KH; ++kh)
               for (int64_t kw = 0; kw < KW; ++kw) {
                 const int64_t ih = oh * S + kh - p.pad_top, iw = ow * S + kw - p.pad_left;
                 if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
-                acc += double(x.f32()[((b * C + c) * H + ih) * W + iw]) *
-                       w.f32()[((o * C + c) * KH + kh) * KW + kw];
+                acc += double(xp[((b * C + c) * H + ih) * W + iw]) *
+                       wp[((o * C + c) * KH + kh) * KW + kw];
               }
-          out.f32()[((b * O + o) * OH + oh) * OW + ow] = static_cast<float>(acc);
+          op[((b * O + o) * OH + oh) * OW + ow] = static_cast<float>(acc);
         }
   return out;
 }
@@ -352,6 +356,8 @@ int64_t count_nonfinite(const Tensor& x) {
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
   const int64_t B = q.dim(0), Lq = q.dim(1), C = q.dim(2), Lk = k.dim(1), D = C / heads;
   Tensor out = Tensor::empty({B, Lq, C});
+  const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32();
+  float* op = out.f32();
   std::vector<double> s(static_cast<size_t>(Lk));
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < heads; ++h)
@@ -360,8 +366,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
         for (int64_t j = 0; j < Lk; ++j) {
           double dot = 0;
           for (int64_t t = 0; t < D; ++t)
-            dot += double(q.f32()[(b * Lq + i) * C + h * D + t]) *
-                   k.f32()[(b * Lk + j) * C + h * D + t];
+            dot += double(qp[(b * Lq + i) * C + h * D + t]) * kp[(b * Lk + j) * C + h * D + t];
           s[size_t(j)] = (causal && j > i) ? -INFINITY : dot / std::sqrt(double(D));
           m = std::fmax(m, s[size_t(j)]);
         }
@@ -369,8 +374,8 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
         for (int64_t t = 0; t < D; ++t) {
           double acc = 0;
           for (int64_t j = 0; j < Lk; ++j)
-            acc += s[size_t(j)] / sum * v.f32()[(b * Lk + j) * C + h * D + t];
-          out.f32()[(b * Lq + i) * C + h * D + t] = static_cast<float>(acc);
+            acc += s[size_t(j)] / sum * vp[(b * Lk + j) * C + h * D + t];
+          op[(b * Lq + i) * C + h * D + t] = static_cast<float>(acc);
         }
       }
   return out;
