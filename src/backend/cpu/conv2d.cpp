@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cpu/kernels.h"
+#include "backend/op_checks.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -19,16 +20,10 @@ constexpr int64_t kColumnBudgetFloats = 4 << 20;  // 16 MB of im2col per tile
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p) {
   require_f32_contiguous(x, "conv2d input");
   require_f32_contiguous(w, "conv2d weight");
-  if (x.ndim() != 4 || w.ndim() != 4 || x.dim(1) != w.dim(1))
-    throw ShapeError("conv2d: input " + x.shape().str() + " does not match weight " +
-                     w.shape().str());
+  int64_t OH = 0, OW = 0;
+  op_checks::conv2d(x, w, bias, p, &OH, &OW);
   const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int64_t O = w.dim(0), KH = w.dim(2), KW = w.dim(3), S = p.stride;
-  const int64_t OH = (H + p.pad_top + p.pad_bottom - KH) / S + 1;
-  const int64_t OW = (W + p.pad_left + p.pad_right - KW) / S + 1;
-  if (OH <= 0 || OW <= 0)
-    throw ShapeError("conv2d: input " + x.shape().str() + " too small for kernel");
-  if (bias) require_shape(*bias, {O}, "conv2d bias");
   Tensor out = Tensor::empty({B, O, OH, OW});
   const int64_t K = C * KH * KW, OHW = OH * OW;
   const float* wp = w.f32();

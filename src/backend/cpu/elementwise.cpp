@@ -4,6 +4,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/softmax_row.h"
+#include "backend/op_checks.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -99,12 +100,8 @@ void add_(Tensor& a, const Tensor& b) {
 void add_broadcast_(Tensor& x, const Tensor& rows) {
   require_f32_contiguous(x, "add_broadcast");
   require_f32_contiguous(rows, "add_broadcast rows");
+  op_checks::broadcast_rows(x, rows);
   const int64_t n = rows.numel();
-  bool ok = rows.ndim() <= x.ndim() && n > 0 && x.numel() % n == 0;
-  for (int i = 1; ok && i <= rows.ndim(); ++i) ok = rows.dim(-i) == x.dim(-i);
-  if (!ok)
-    throw ShapeError("add_broadcast: " + rows.shape().str() + " is not the trailing shape of " +
-                     x.shape().str());
   float* p = x.f32();
   const float* r = rows.f32();
   parallel_for(x.numel() / n, [&](int64_t b0, int64_t b1) {
@@ -133,14 +130,7 @@ void add_channel_bias_(Tensor& x, const Tensor& bias) {
 Tensor concat(const Tensor& a, const Tensor& b, int dim) {
   require_f32_contiguous(a, "concat");
   require_f32_contiguous(b, "concat");
-  bool ok = a.ndim() == b.ndim() && dim >= 0 && dim < a.ndim();
-  for (int i = 0; ok && i < a.ndim(); ++i) ok = i == dim || a.dim(i) == b.dim(i);
-  if (!ok)
-    throw ShapeError("concat along " + std::to_string(dim) + ": " + a.shape().str() + " and " +
-                     b.shape().str());
-  Shape s = a.shape();
-  s[dim] += b.dim(dim);
-  Tensor out = Tensor::empty(s);
+  Tensor out = Tensor::empty(op_checks::concat(a, b, dim));
   // Both inputs are [outer, dim, inner] blocks; the output interleaves them per outer index.
   int64_t outer = 1;
   for (int i = 0; i < dim; ++i) outer *= a.dim(i);
@@ -214,9 +204,7 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   Tensor out = Tensor::empty(s);
   const int64_t* ip = ids.data_as<int64_t>();
   for (int64_t i = 0; i < n; ++i) {
-    if (ip[i] < 0 || ip[i] >= V)
-      throw ShapeError("embedding: token id " + std::to_string(ip[i]) + " outside vocabulary of " +
-                       std::to_string(V));
+    op_checks::index_in_range("embedding: token id", ip[i], "vocabulary of", V);
     std::memcpy(out.f32() + i * D, table.f32() + ip[i] * D, sizeof(float) * static_cast<size_t>(D));
   }
   return out;
@@ -224,15 +212,12 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
 
 Tensor select_tokens(const Tensor& x, const Tensor& positions) {
   require_f32_contiguous(x, "select_tokens");
-  if (x.ndim() != 3 || positions.dtype() != DType::I64 || positions.numel() != x.dim(0))
-    throw ShapeError("select_tokens: " + x.describe() + " at positions " + positions.describe());
+  op_checks::select_tokens(x, positions);
   const int64_t B = x.dim(0), L = x.dim(1), D = x.dim(2);
   Tensor out = Tensor::empty({B, D});
   const int64_t* pos = positions.data_as<int64_t>();
   for (int64_t b = 0; b < B; ++b) {
-    if (pos[b] < 0 || pos[b] >= L)
-      throw ShapeError("select_tokens: position " + std::to_string(pos[b]) + " outside length " +
-                       std::to_string(L));
+    op_checks::index_in_range("select_tokens: position", pos[b], "length", L);
     std::memcpy(out.f32() + b * D, x.f32() + (b * L + pos[b]) * D, sizeof(float) * size_t(D));
   }
   return out;

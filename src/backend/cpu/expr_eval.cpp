@@ -7,6 +7,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/dynamic_threshold.h"
+#include "backend/op_checks.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -90,15 +91,10 @@ void run_block(const std::vector<Expr::Instr>& code, const std::vector<const flo
 }  // namespace
 
 Tensor evaluate(const Expr& e, const std::vector<Tensor>& inputs) {
-  if (inputs.empty() || static_cast<int>(inputs.size()) < e.arity())
-    throw ShapeError("evaluate: expression [" + e.str() + "] needs " + std::to_string(e.arity()) +
-                     " inputs, got " + std::to_string(inputs.size()));
+  op_checks::evaluate(e, inputs);
   std::vector<const float*> in;
   for (const Tensor& t : inputs) {
     require_f32_contiguous(t, "evaluate input");
-    if (t.shape() != inputs[0].shape())
-      throw ShapeError("evaluate: input shapes " + inputs[0].shape().str() + " and " +
-                       t.shape().str() + " differ");
     in.push_back(t.f32());
   }
   Tensor out = Tensor::empty(inputs[0].shape());

@@ -12,6 +12,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/op_checks.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -60,9 +61,7 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
   require_f32_contiguous(x, "linear input");
   require_f32_contiguous(w, "linear weight");
-  if (w.ndim() != 2 || x.dim(-1) != w.dim(1))
-    throw ShapeError("linear: input " + x.shape().str() + " does not match weight " +
-                     w.shape().str());
+  op_checks::linear(x, w, bias);
   const int64_t k = w.dim(1), n = w.dim(0), m = x.numel() / k;
   Shape out_shape = x.shape();
   out_shape[-1] = n;

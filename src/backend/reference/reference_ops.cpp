@@ -5,15 +5,14 @@
 #include <vector>
 
 #include "backend/dynamic_threshold.h"
+#include "backend/op_checks.h"
 #include "diffuse/error.hpp"
 
 namespace diffuse::ref {
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
   require_f32_contiguous(x, "linear input");
-  if (w.ndim() != 2 || x.ndim() < 1 || x.dim(-1) != w.dim(1) || (bias && bias->numel() != w.dim(0)))
-    throw ShapeError("linear: input " + x.shape().str() + " does not match weight " +
-                     w.shape().str());
+  op_checks::linear(x, w, bias);
   const int64_t k = w.dim(1), n = w.dim(0), m = x.numel() / k;
   Shape s = x.shape();
   s[-1] = n;
@@ -31,14 +30,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p) {
   require_f32_contiguous(x, "conv2d input");
-  if (x.ndim() != 4 || w.ndim() != 4 || x.dim(1) != w.dim(1) || p.stride < 1 ||
-      (bias && bias->numel() != w.dim(0)))
-    throw ShapeError("conv2d: input " + x.shape().str() + " does not match weight " +
-                     w.shape().str());
+  int64_t OH = 0, OW = 0;
+  op_checks::conv2d(x, w, bias, p, &OH, &OW);
   const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
   const int64_t O = w.dim(0), KH = w.dim(2), KW = w.dim(3), S = p.stride;
-  const int64_t OH = (H + p.pad_top + p.pad_bottom - KH) / S + 1;
-  const int64_t OW = (W + p.pad_left + p.pad_right - KW) / S + 1;
   Tensor out = Tensor::empty({B, O, OH, OW});
   const float *xp = x.f32(), *wp = w.f32(), *bp = bias ? bias->f32() : nullptr;
   float* op = out.f32();
@@ -196,12 +191,8 @@ void add_channel_bias_(Tensor& x, const Tensor& bias) {
 }
 
 void add_broadcast_(Tensor& x, const Tensor& rows) {
+  op_checks::broadcast_rows(x, rows);
   const int64_t n = rows.numel();
-  bool ok = rows.ndim() <= x.ndim() && n > 0 && x.numel() % n == 0;
-  for (int i = 1; ok && i <= rows.ndim(); ++i) ok = rows.dim(-i) == x.dim(-i);
-  if (!ok)
-    throw ShapeError("add_broadcast: " + rows.shape().str() + " is not the trailing shape of " +
-                     x.shape().str());
   for (int64_t i = 0; i < x.numel(); ++i) x.f32()[i] += rows.f32()[i % n];
 }
 
@@ -212,13 +203,7 @@ void copy_(Tensor& dst, const Tensor& src) {
 }
 
 Tensor concat(const Tensor& a, const Tensor& b, int dim) {
-  bool ok = a.ndim() == b.ndim() && dim >= 0 && dim < a.ndim();
-  for (int i = 0; ok && i < a.ndim(); ++i) ok = i == dim || a.dim(i) == b.dim(i);
-  if (!ok)
-    throw ShapeError("concat along " + std::to_string(dim) + ": " + a.shape().str() + " and " +
-                     b.shape().str());
-  Shape s = a.shape();
-  s[dim] += b.dim(dim);
+  const Shape s = op_checks::concat(a, b, dim);
   Tensor out = Tensor::empty(s);
   int64_t inner = 1;
   for (int i = dim + 1; i < a.ndim(); ++i) inner *= a.dim(i);
@@ -268,37 +253,26 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   Tensor out = Tensor::empty(s);
   for (int64_t i = 0; i < ids.numel(); ++i) {
     const int64_t id = ids.data_as<int64_t>()[i];
-    if (id < 0 || id >= V)
-      throw ShapeError("embedding: token id " + std::to_string(id) + " outside vocabulary of " +
-                       std::to_string(V));
+    op_checks::index_in_range("embedding: token id", id, "vocabulary of", V);
     for (int64_t d = 0; d < D; ++d) out.f32()[i * D + d] = table.f32()[id * D + d];
   }
   return out;
 }
 
 Tensor select_tokens(const Tensor& x, const Tensor& positions) {
-  if (x.ndim() != 3 || positions.dtype() != DType::I64 || positions.numel() != x.dim(0))
-    throw ShapeError("select_tokens: " + x.describe() + " at positions " + positions.describe());
+  op_checks::select_tokens(x, positions);
   const int64_t B = x.dim(0), L = x.dim(1), D = x.dim(2);
   Tensor out = Tensor::empty({B, D});
   for (int64_t b = 0; b < B; ++b) {
     const int64_t p = positions.data_as<int64_t>()[b];
-    if (p < 0 || p >= L)
-      throw ShapeError("select_tokens: position " + std::to_string(p) + " outside length " +
-                       std::to_string(L));
+    op_checks::index_in_range("select_tokens: position", p, "length", L);
     for (int64_t d = 0; d < D; ++d) out.f32()[b * D + d] = x.f32()[(b * L + p) * D + d];
   }
   return out;
 }
 
 Tensor evaluate(const Expr& e, const std::vector<Tensor>& inputs) {
-  if (inputs.empty() || static_cast<int>(inputs.size()) < e.arity())
-    throw ShapeError("evaluate: expression [" + e.str() + "] needs " + std::to_string(e.arity()) +
-                     " inputs, got " + std::to_string(inputs.size()));
-  for (const Tensor& t : inputs)
-    if (t.shape() != inputs[0].shape())
-      throw ShapeError("evaluate: input shapes " + inputs[0].shape().str() + " and " +
-                       t.shape().str() + " differ");
+  op_checks::evaluate(e, inputs);
   Tensor out = Tensor::empty(inputs[0].shape());
   std::vector<float> stack;
   for (int64_t i = 0; i < out.numel(); ++i) {
