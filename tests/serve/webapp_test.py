@@ -213,6 +213,8 @@ def browse(browser, base, info, current, max_steps, args):
         expect(page.locator("#seed")).to_have_value(seed)
     expect(page.locator(".toast").last).to_contain_text("Loaded from")
 
+    expect(page.locator(".toast")).to_have_count(0, timeout=15000)  # let the toast fade before the screenshot
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=os.path.join(args.out_dir, "webapp-desktop.png"))
 
     # ---- run 2: a long generation, cancelled

@@ -9,7 +9,7 @@ const ui = {
   model: $('model'), modelHint: $('model-hint'), prompt: $('prompt'), negative: $('negative'),
   generate: $('generate'), cancel: $('cancel'), status: $('status'), statusText: $('status-text'),
   statusTime: $('status-time'), progress: $('progress'), error: $('error'), errorText: $('error-text'),
-  stage: $('stage'), empty: $('empty'), preview: $('preview'), results: $('results'),
+  stage: $('stage'), empty: $('empty'), waiting: $('waiting'), waitingText: $('waiting-text'), preview: $('preview'), results: $('results'),
   details: $('details'), download: $('download'), parameters: $('parameters'), warnings: $('warnings'),
   gallery: $('gallery'), galleryCount: $('gallery-count'), galleryClear: $('gallery-clear'),
   steps: $('steps'), stepsRange: $('steps-range'), cfg: $('cfg'), cfgRange: $('cfg-range'),
@@ -367,10 +367,12 @@ function showQueued(job, pos) {
   if (job.finished || job.running) return;
   ui.progress.removeAttribute('value');  // indeterminate while waiting
   setStatus('queued', pos > 0 ? `Queued: ${pos} job${pos === 1 ? '' : 's'} ahead` : 'Queued: next up');
+  if (state.livePreview) ui.waitingText.textContent = 'Waiting for the server to start this job…';
 }
 
 function showRunning(job, step, total) {
   if (job.finished) return;
+  if (!job.running && state.livePreview) ui.waitingText.textContent = 'Generating… the preview appears after the first step.';
   job.running = true;
   setProgress(step, total);
   setStatus('running', step > 0 ? `Step ${step} / ${job.total}` : `Starting… (${job.total} steps)`);
@@ -385,6 +387,7 @@ function showPreview(b64) {
 function setStageView(view) {
   ui.stage.dataset.view = view;
   ui.empty.hidden = view !== 'empty';
+  ui.waiting.hidden = view !== 'waiting';
   ui.preview.hidden = view !== 'preview';
   ui.results.hidden = view !== 'results';
 }
@@ -559,6 +562,8 @@ async function generate() {
   if (req.width && req.height) ui.preview.style.aspectRatio = `${req.width} / ${req.height}`;
   else ui.preview.style.aspectRatio = '';
   state.livePreview = true;
+  ui.waitingText.textContent = 'Starting…';
+  setStageView('waiting');
   if (r.status === 'running') showRunning(job, 0, job.total); else showQueued(job, r.queue_position || 0);
   timer = setInterval(tick, 200);
   tick();
