@@ -5,21 +5,10 @@ const $ = (id) => document.getElementById(id);
 const KEY_STORE = 'diffuse.apiKey';
 const POLL_MS = 500;
 
-const ui = {
-  model: $('model'), modelHint: $('model-hint'), prompt: $('prompt'), negative: $('negative'),
-  generate: $('generate'), cancel: $('cancel'), status: $('status'), statusText: $('status-text'),
-  statusTime: $('status-time'), progress: $('progress'), error: $('error'), errorText: $('error-text'),
-  stage: $('stage'), empty: $('empty'), waiting: $('waiting'), waitingText: $('waiting-text'), preview: $('preview'), results: $('results'),
-  details: $('details'), download: $('download'), parameters: $('parameters'), warnings: $('warnings'),
-  gallery: $('gallery'), galleryCount: $('gallery-count'), galleryClear: $('gallery-clear'),
-  steps: $('steps'), stepsRange: $('steps-range'), cfg: $('cfg'), cfgRange: $('cfg-range'),
-  seed: $('seed'), seedReuse: $('seed-reuse'), scheduler: $('scheduler'),
-  width: $('width'), height: $('height'), count: $('count'), presets: $('size-presets'),
-  initZone: $('init-zone'), initFile: $('init-file'), initEmpty: $('init-empty'), initSet: $('init-set'),
-  initThumb: $('init-thumb'), initName: $('init-name'), initDims: $('init-dims'),
-  strengthField: $('strength-field'), strength: $('strength'), strengthRange: $('strength-range'),
-  serverInfo: $('server-info'), keyBtn: $('api-key-btn'), dropOverlay: $('drop-overlay'), toasts: $('toasts'),
-};
+// ui.fooBar is the element with id "foo-bar".
+const ui = new Proxy({}, {
+  get: (cache, k) => cache[k] || (cache[k] = $(k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase()))),
+});
 
 const state = {
   info: null,
@@ -117,7 +106,7 @@ function askForKey(rejected) {
       const key = input.value.trim();
       if (!key) return;
       localStorage.setItem(KEY_STORE, key);
-      ui.keyBtn.hidden = false;
+      ui.apiKeyBtn.hidden = false;
       done(key);
     };
     const onCancel = (e) => { e.preventDefault(); done(null); };
@@ -203,7 +192,7 @@ function renderPresets() {
   if (base >= 256) sizes.push([base, Math.round(base * 1.5 / 8) * 8], [Math.round(base * 1.5 / 8) * 8, base]);
   else sizes.push([64, 64], [base * 2, base * 2]);
   const seen = new Set();
-  ui.presets.replaceChildren(...sizes.filter(([w, hh]) => {
+  ui.sizePresets.replaceChildren(...sizes.filter(([w, hh]) => {
     const k = w + 'x' + hh;
     if (seen.has(k) || w > state.limits.max_width || hh > state.limits.max_height) return false;
     seen.add(k); return true;
@@ -225,7 +214,7 @@ async function loadInfo() {
   state.info = info;
   Object.assign(state.limits, info.limits || {});
   ui.serverInfo.textContent = [`v${info.version}`, info.backend, info.threads ? `${info.threads} threads` : null].filter(Boolean).join(' · ');
-  if (info.auth_required || localStorage.getItem(KEY_STORE)) ui.keyBtn.hidden = false;
+  if (info.auth_required || localStorage.getItem(KEY_STORE)) ui.apiKeyBtn.hidden = false;
 
   ui.model.replaceChildren(...(info.models || []).map((m) =>
     h('option', { value: m.name }, m.title || m.name)));
@@ -776,7 +765,7 @@ function wire() {
   $('use-as-init').addEventListener('click', () => { if (state.selected) setInitFromResult(state.selected); });
   ui.galleryClear.addEventListener('click', clearGallery);
 
-  ui.keyBtn.addEventListener('click', async () => {
+  ui.apiKeyBtn.addEventListener('click', async () => {
     const k = await askForKey(false);
     if (k) { toast('API key saved in this browser.', 'ok'); if (!state.info) loadInfo(); }
   });
