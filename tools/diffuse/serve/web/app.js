@@ -4,6 +4,13 @@
 const $ = (id) => document.getElementById(id);
 const KEY_STORE = 'diffuse.apiKey';
 const POLL_MS = 500;
+// A1111 sampler names of scheduler presets: shown when the server labels a preset with its bare name,
+// and matched against the "Sampler:" of a dropped PNG.
+const A1111 = {
+  pndm: 'PLMS', ddim: 'DDIM', ddpm: 'DDPM', euler: 'Euler', 'euler-a': 'Euler a', lms: 'LMS', heun: 'Heun',
+  kdpm2: 'DPM2', 'kdpm2-a': 'DPM2 a', 'dpmpp-2m': 'DPM++ 2M', 'dpmpp-2m-karras': 'DPM++ 2M Karras',
+  'dpmpp-2m-sde': 'DPM++ 2M SDE', unipc: 'UniPC', lcm: 'LCM',
+};
 
 // ui.fooBar is the element with id "foo-bar".
 const ui = new Proxy({}, {
@@ -221,7 +228,10 @@ async function loadInfo() {
   if (info.current_model) ui.model.value = info.current_model;
 
   const scheds = info.schedulers && info.schedulers.length ? info.schedulers : [{ name: '', label: 'Model default' }];
-  ui.scheduler.replaceChildren(...scheds.map((s) => h('option', { value: s.name, 'data-label': s.label || s.name }, s.label || s.name || 'Model default')));
+  ui.scheduler.replaceChildren(...scheds.map((s) => {
+    const label = (!s.label || s.label === s.name) && A1111[s.name] ? A1111[s.name] : s.label || s.name || 'Model default';
+    return h('option', { value: s.name, 'data-label': label }, label === s.name || !s.name ? label : `${label} (${s.name})`);
+  }));
 
   const L = state.limits;
   for (const el of [ui.steps, ui.stepsRange]) el.max = L.max_steps;
@@ -277,7 +287,7 @@ function collectRequest() {
 
 function selectScheduler(value) {
   const opts = [...ui.scheduler.options];
-  const norm = (s) => String(s).toLowerCase().replace(/[^a-z0-9+]/g, '');
+  const norm = (s) => String(s).toLowerCase().replace(/\+\+/g, 'pp').replace(/[^a-z0-9]/g, '');
   const hit = opts.find((o) => o.value === value) ||
     opts.find((o) => norm(o.dataset.label || o.textContent) === norm(value)) ||
     opts.find((o) => o.value && norm(o.value) === norm(value));
