@@ -33,12 +33,26 @@ struct Image {
   static Image from_rgb8(int width, int height, const std::vector<uint8_t>& rgb8);
 };
 
-/// Reads a PNG as an Image (FileError naming the path when unreadable).
-Image load_png(const std::string& path);
-/// Writes an 8-bit PNG with the given `parameters` text chunk (A1111 format; may be empty).
+/// Default pixel budget of load_png/decode_png: 64 megapixels (an 8192x8192 image).
+constexpr uint64_t kDefaultMaxImagePixels = uint64_t{8192} * 8192;
+
+/// Reads a PNG as an Image (FileError naming the path when unreadable). A PNG whose header
+/// declares more than `max_pixels` pixels is refused before its pixels are decoded.
+Image load_png(const std::string& path, uint64_t max_pixels = kDefaultMaxImagePixels);
+/// Writes an 8-bit PNG with the given `parameters` text chunk (A1111 format; may be empty),
+/// atomically: the file appears complete or not at all.
 void save_png(const std::string& path, const Image& image, const std::string& parameters = {});
 /// The `parameters` text chunk of a PNG (empty when absent).
 std::string read_png_parameters(const std::string& path);
+
+/// The PNG bytes save_png would write.
+std::vector<uint8_t> encode_png(const Image& image, const std::string& parameters = {});
+/// Decodes PNG bytes (any colour type; alpha dropped). `what` names the source in errors
+/// (FileError); the pixel budget is checked from the header, before decoding.
+Image decode_png(const uint8_t* data, size_t size, const std::string& what = "PNG data",
+                 uint64_t max_pixels = kDefaultMaxImagePixels);
+/// The `parameters` text chunk of PNG bytes (empty when absent); pixels are not decoded.
+std::string png_parameters(const uint8_t* data, size_t size, const std::string& what = "PNG data");
 
 struct GenerateOptions {
   std::string prompt;

@@ -2,9 +2,11 @@
 
 #include <png.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <memory>
+#include <fstream>
+#include <iterator>
 
 #include "diffuse/error.hpp"
 #include "io/atomic_file.h"
@@ -13,11 +15,8 @@ namespace diffuse {
 
 namespace {
 
-struct FileCloser {
-  void operator()(FILE* f) const {
-    if (f) std::fclose(f);
-  }
-};
+constexpr size_t kSignatureBytes = 8;
+constexpr png_uint_32 kMaxSide = 16384;
 
 // libpng reports errors through longjmp by default; we turn them into exceptions via this handler,
 // which is safe because no C++ objects with destructors live between png_* calls and the setjmp.
@@ -28,25 +27,45 @@ struct FileCloser {
 }
 void png_warning_fn(png_structp, png_const_charp) {}
 
-bool is_png(FILE* f) {
-  unsigned char sig[8];
-  if (std::fread(sig, 1, 8, f) != 8) return false;
-  return png_sig_cmp(sig, 0, 8) == 0;
+struct MemoryReader {
+  const uint8_t* data;
+  size_t size, offset;
+};
+
+void read_from_memory(png_structp png, png_bytep out, png_size_t length) {
+  auto* r = static_cast<MemoryReader*>(png_get_io_ptr(png));
+  if (length > r->size - r->offset) png_error(png, "truncated PNG data");
+  std::memcpy(out, r->data + r->offset, length);
+  r->offset += length;
 }
 
-}  // namespace
+void write_to_memory(png_structp png, png_bytep data, png_size_t length) {
+  auto* out = static_cast<std::vector<uint8_t>*>(png_get_io_ptr(png));
+  out->insert(out->end(), data, data + length);
+}
+void flush_memory(png_structp) {}
 
-void write_png(const std::string& path, const Rgb8Image& image,
-               const std::map<std::string, std::string>& text) {
-  if (image.width <= 0 || image.height <= 0 ||
-      image.pixels.size() !=
-          static_cast<size_t>(image.width) * static_cast<size_t>(image.height) * 3)
-    throw FileError(path + ": image buffer does not match its size");
-  AtomicFile f(path);
-  std::string err;
-  png_structp png =
-      png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
-  png_infop info = png ? png_create_info_struct(png) : nullptr;
+// Expands every PNG colour type and depth to 8-bit RGB.
+void request_rgb8(png_structp png, png_infop info) {
+  const int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+  if (depth == 16) png_set_strip_16(png);
+  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  png_set_strip_alpha(png);
+  png_read_update_info(png, info);
+}
+
+void collect_text(png_structp png, png_infop info, std::map<std::string, std::string>* text) {
+  png_textp chunks = nullptr;
+  int n = 0;
+  png_get_text(png, info, &chunks, &n);
+  for (int i = 0; i < n; ++i)
+    (*text)[chunks[i].key] = std::string(chunks[i].text, chunks[i].text_length);
+}
+
+std::vector<png_text> text_chunks(const std::map<std::string, std::string>& text) {
   std::vector<png_text> chunks;
   for (const auto& [k, v] : text) {
     png_text t{};
@@ -56,13 +75,86 @@ void write_png(const std::string& path, const Rgb8Image& image,
     t.text_length = v.size();
     chunks.push_back(t);
   }
+  return chunks;
+}
+
+std::vector<uint8_t> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw FileError(path + ": cannot open: " + std::strerror(errno));
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw FileError(path + ": read error");
+  return bytes;
+}
+
+enum class DecodeMode { Pixels, TextOnly };
+
+// One decoder for both uses; returns false with `err` set when libpng failed.
+bool decode(const uint8_t* data, size_t size, DecodeMode mode, const PngLimits& limits,
+            Rgb8Image& img, std::map<std::string, std::string>* text, std::string& err) {
+  png_structp png =
+      png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  MemoryReader reader{data, size, kSignatureBytes};
+  std::vector<png_bytep> rows;
+  volatile bool ok = png && info;
+  if (ok && setjmp(png_jmpbuf(png)) == 0) {
+    png_set_read_fn(png, &reader, read_from_memory);
+    png_set_sig_bytes(png, static_cast<int>(kSignatureBytes));
+    png_set_user_limits(png, kMaxSide, kMaxSide);
+    png_read_info(png, info);
+    const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
+    if (mode == DecodeMode::Pixels) {
+      if (uint64_t{w} * h > limits.max_pixels) {
+        err = "image is " + std::to_string(w) + "x" + std::to_string(h) + ", over the limit of " +
+              std::to_string(limits.max_pixels) + " pixels";
+        png_destroy_read_struct(&png, &info, nullptr);
+        return false;
+      }
+      request_rgb8(png, info);
+      img.width = static_cast<int>(w);
+      img.height = static_cast<int>(h);
+      img.pixels.resize(size_t{w} * h * 3);
+      rows.resize(h);
+      for (png_uint_32 y = 0; y < h; ++y) rows[y] = img.pixels.data() + size_t{y} * w * 3;
+      png_read_image(png, rows.data());
+      png_read_end(png, info);
+    }
+    if (text) collect_text(png, info, text);
+  } else {
+    ok = false;
+  }
+  png_destroy_read_struct(&png, &info, nullptr);
+  if (!ok && err.empty()) err = "corrupt PNG";
+  return ok;
+}
+
+void check_signature(const uint8_t* data, size_t size, const std::string& what) {
+  if (size < kSignatureBytes || png_sig_cmp(data, 0, kSignatureBytes) != 0)
+    throw FileError(what + ": not a PNG file");
+}
+
+}  // namespace
+
+std::vector<uint8_t> encode_png(const Rgb8Image& image,
+                                const std::map<std::string, std::string>& text,
+                                const std::string& what) {
+  if (image.width <= 0 || image.height <= 0 ||
+      image.pixels.size() !=
+          static_cast<size_t>(image.width) * static_cast<size_t>(image.height) * 3)
+    throw FileError(what + ": image buffer does not match its size");
+  std::string err;
+  std::vector<uint8_t> out;
+  png_structp png =
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
+  png_infop info = png ? png_create_info_struct(png) : nullptr;
+  std::vector<png_text> chunks = text_chunks(text);
   std::vector<png_bytep> rows(static_cast<size_t>(image.height));
   for (int y = 0; y < image.height; ++y)
     rows[static_cast<size_t>(y)] =
         const_cast<png_bytep>(image.pixels.data() + static_cast<size_t>(y) * image.width * 3);
   volatile bool ok = png && info;
   if (ok && setjmp(png_jmpbuf(png)) == 0) {
-    png_init_io(png, f.get());
+    png_set_write_fn(png, &out, write_to_memory, flush_memory);
     png_set_IHDR(png, info, static_cast<png_uint_32>(image.width),
                  static_cast<png_uint_32>(image.height), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
@@ -74,62 +166,50 @@ void write_png(const std::string& path, const Rgb8Image& image,
     ok = false;
   }
   png_destroy_write_struct(&png, &info);
-  f.commit(ok, err.empty() && !ok ? "PNG encoding failed" : err);
+  if (!ok) throw FileError(what + ": PNG encoding failed" + (err.empty() ? "" : ": " + err));
+  return out;
 }
 
-Rgb8Image read_png(const std::string& path, std::map<std::string, std::string>* text) {
-  std::unique_ptr<FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  if (!f) throw FileError(path + ": cannot open: " + std::strerror(errno));
-  if (!is_png(f.get())) throw FileError(path + ": not a PNG file");
-  std::string err;
-  png_structp png =
-      png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
-  png_infop info = png ? png_create_info_struct(png) : nullptr;
+Rgb8Image decode_png(const uint8_t* data, size_t size, const std::string& what,
+                     std::map<std::string, std::string>* text, const PngLimits& limits) {
+  check_signature(data, size, what);
   Rgb8Image img;
-  volatile bool ok = png && info;
-  std::vector<png_bytep> rows;
-  if (ok && setjmp(png_jmpbuf(png)) == 0) {
-    png_init_io(png, f.get());
-    png_set_sig_bytes(png, 8);
-    png_set_user_limits(png, 16384, 16384);  // refuse absurd sizes before allocating
-    png_read_info(png, info);
-    const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    const int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
-    if (depth == 16) png_set_strip_16(png);
-    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-    if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA)
-      png_set_gray_to_rgb(png);
-    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
-    png_set_strip_alpha(png);
-    png_read_update_info(png, info);
-    img.width = static_cast<int>(w);
-    img.height = static_cast<int>(h);
-    img.pixels.resize(static_cast<size_t>(w) * h * 3);
-    rows.resize(h);
-    for (png_uint_32 y = 0; y < h; ++y)
-      rows[y] = img.pixels.data() + static_cast<size_t>(y) * w * 3;
-    png_read_image(png, rows.data());
-    png_read_end(png, info);
-    if (text) {
-      png_textp chunks = nullptr;
-      int n = 0;
-      png_get_text(png, info, &chunks, &n);
-      for (int i = 0; i < n; ++i)
-        (*text)[chunks[i].key] = std::string(chunks[i].text, chunks[i].text_length);
-    }
-  } else {
-    ok = false;
-  }
-  png_destroy_read_struct(&png, &info, nullptr);
-  if (!ok) throw FileError(path + ": corrupt PNG" + (err.empty() ? "" : ": " + err));
+  std::string err;
+  if (!decode(data, size, DecodeMode::Pixels, limits, img, text, err))
+    throw FileError(what + ": " + (err.find("over the limit") != std::string::npos
+                                       ? err
+                                       : "corrupt PNG: " + err));
   return img;
 }
 
-std::map<std::string, std::string> read_png_text(const std::string& path) {
+std::map<std::string, std::string> decode_png_text(const uint8_t* data, size_t size,
+                                                   const std::string& what) {
+  check_signature(data, size, what);
+  Rgb8Image unused;
   std::map<std::string, std::string> text;
-  read_png(path, &text);
+  std::string err;
+  if (!decode(data, size, DecodeMode::TextOnly, {}, unused, &text, err))
+    throw FileError(what + ": corrupt PNG: " + err);
   return text;
+}
+
+void write_png(const std::string& path, const Rgb8Image& image,
+               const std::map<std::string, std::string>& text) {
+  const std::vector<uint8_t> bytes = encode_png(image, text, path);
+  AtomicFile f(path);
+  const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size();
+  f.commit(ok, ok ? "" : std::strerror(errno));
+}
+
+Rgb8Image read_png(const std::string& path, std::map<std::string, std::string>* text,
+                   const PngLimits& limits) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  return decode_png(bytes.data(), bytes.size(), path, text, limits);
+}
+
+std::map<std::string, std::string> read_png_text(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  return decode_png_text(bytes.data(), bytes.size(), path);
 }
 
 }  // namespace diffuse

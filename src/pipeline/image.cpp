@@ -25,20 +25,42 @@ Image Image::from_rgb8(int width, int height, const std::vector<uint8_t>& rgb8) 
   return img;
 }
 
-Image load_png(const std::string& path) {
-  Rgb8Image r = read_png(path);
+Image load_png(const std::string& path, uint64_t max_pixels) {
+  Rgb8Image r = read_png(path, nullptr, PngLimits{max_pixels});
   return Image::from_rgb8(r.width, r.height, r.pixels);
 }
 
-void save_png(const std::string& path, const Image& image, const std::string& parameters) {
-  Rgb8Image r{image.width, image.height, image.to_rgb8()};
+namespace {
+std::map<std::string, std::string> parameters_chunk(const std::string& parameters) {
   std::map<std::string, std::string> text;
   if (!parameters.empty()) text["parameters"] = parameters;
-  write_png(path, r, text);
+  return text;
+}
+}  // namespace
+
+void save_png(const std::string& path, const Image& image, const std::string& parameters) {
+  write_png(path, Rgb8Image{image.width, image.height, image.to_rgb8()},
+            parameters_chunk(parameters));
 }
 
 std::string read_png_parameters(const std::string& path) {
   auto text = read_png_text(path);
+  auto it = text.find("parameters");
+  return it == text.end() ? std::string() : it->second;
+}
+
+std::vector<uint8_t> encode_png(const Image& image, const std::string& parameters) {
+  return encode_png(Rgb8Image{image.width, image.height, image.to_rgb8()},
+                    parameters_chunk(parameters), "PNG image");
+}
+
+Image decode_png(const uint8_t* data, size_t size, const std::string& what, uint64_t max_pixels) {
+  Rgb8Image r = decode_png(data, size, what, nullptr, PngLimits{max_pixels});
+  return Image::from_rgb8(r.width, r.height, r.pixels);
+}
+
+std::string png_parameters(const uint8_t* data, size_t size, const std::string& what) {
+  auto text = decode_png_text(data, size, what);
   auto it = text.find("parameters");
   return it == text.end() ? std::string() : it->second;
 }

@@ -19,6 +19,7 @@ Command add_tokenize(CLI::App& app);
 Command add_info(CLI::App& app);
 Command add_synth(CLI::App& app);
 Command add_bench(CLI::App& app);
+Command add_serve(CLI::App& app);
 
 /// The demo model folder, created on first use under the user's cache directory.
 std::string demo_model_dir(bool announce);

@@ -1,0 +1,187 @@
+// diffuse serve: the web app and the HTTP APIs (A1111, OpenAI, diffuse's own) on one port.
+#include <pthread.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "commands.h"
+#include "diffuse/diffuse.hpp"
+#include "serve/server.h"
+
+namespace fs = std::filesystem;
+
+namespace diffuse::cli {
+
+namespace {
+
+struct ServeArgs {
+  std::string model, models_dir, api_key, api_key_file, config_dir, backend = "cpu";
+  int threads = 0, max_loaded = 1;
+  serve::ServerConfig server;
+};
+
+std::string read_key_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw FileError(path + ": cannot read the API key file");
+  std::string key;
+  std::getline(in, key);
+  while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.empty()) throw FileError(path + ": the API key file is empty");
+  return key;
+}
+
+// The models on offer and the one loaded first.
+std::vector<serve::ModelEntry> model_entries(const ServeArgs& a, std::string& current) {
+  std::vector<serve::ModelEntry> entries;
+  if (!a.models_dir.empty()) entries = serve::scan_model_folder(a.models_dir);
+  if (!a.model.empty() && fs::exists(a.model)) {
+    const fs::path p = fs::absolute(a.model);
+    const bool file = fs::is_regular_file(p);
+    current = file ? p.stem().string() : p.filename().string();
+    bool listed = false;
+    for (const auto& e : entries) listed = listed || e.name == current;
+    if (!listed) entries.insert(entries.begin(), {current, p.string(), file});
+  } else if (!a.model.empty()) {
+    current = a.model;
+    bool listed = false;
+    for (const auto& e : entries) listed = listed || e.name == current;
+    if (!listed)
+      throw ConfigError("--model " + a.model + ": no such file, folder or entry of --models" +
+                        (a.models_dir.empty() ? "" : " " + a.models_dir));
+  } else if (!entries.empty()) {
+    current = entries.front().name;
+  } else {
+    std::cerr << "No --model or --models given: serving the built-in demo model (random "
+                 "weights, its images are noise).\n";
+    current = "demo";
+    entries.push_back({current, demo_model_dir(true), false});
+  }
+  if (entries.empty()) throw ConfigError("--models " + a.models_dir + ": no models found");
+  return entries;
+}
+
+// SIGINT/SIGTERM are blocked in every thread and taken by this one, which stops the server:
+// the running job is cancelled within one step and the process exits cleanly.
+class SignalWatcher {
+ public:
+  explicit SignalWatcher(std::function<void()> on_signal) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGINT);
+    sigaddset(&set_, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this, on_signal] {
+      while (!done_) {
+        timespec timeout{0, 200'000'000};
+        const int sig = sigtimedwait(&set_, nullptr, &timeout);
+        if (sig == SIGINT || sig == SIGTERM) {
+          std::cerr << "diffuse serve: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+                    << ", cancelling jobs and stopping\n";
+          on_signal();
+          return;
+        }
+      }
+    });
+  }
+  ~SignalWatcher() {
+    done_ = true;
+    thread_.join();
+  }
+
+ private:
+  sigset_t set_;
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
+
+int run_serve(ServeArgs a, const CLI::App& cmd) {
+  // Signals first, so every thread created from here on (the pipeline's kernel threads too)
+  // inherits the blocked mask and only the watcher takes them.
+  std::mutex server_mutex;
+  serve::Server* running = nullptr;
+  bool stop_requested = false;
+  SignalWatcher signals([&] {
+    std::lock_guard<std::mutex> lock(server_mutex);
+    stop_requested = true;
+    if (running) running->stop();
+  });
+  if (!a.api_key_file.empty()) a.server.api_key = read_key_file(a.api_key_file);
+  if (!a.api_key.empty()) a.server.api_key = a.api_key;
+  std::string current;
+  std::vector<serve::ModelEntry> entries = model_entries(a, current);
+  LoadOptions lo;
+  lo.config_dir = a.config_dir;
+  lo.assets_dir = assets_dir();
+  lo.backend = a.backend;
+  lo.threads = a.threads;
+  serve::ModelRegistry models(entries, lo, current, static_cast<size_t>(a.max_loaded));
+  std::cerr << "diffuse serve: loading " << current << "\n";
+  try {
+    models.acquire(current);
+  } catch (const ConfigError& e) {
+    if (cmd.count("--backend") || cmd.count("--compute-units"))
+      throw ConfigError(backend_flag(cmd) + ": " + e.what());
+    throw;
+  }
+  serve::Server server(a.server, models);
+  if (!server.bind())
+    throw ConfigError("cannot listen on " + a.server.host + ":" + std::to_string(a.server.port) +
+                      " (in use? choose another with --port)");
+  {
+    std::lock_guard<std::mutex> lock(server_mutex);
+    if (stop_requested) return 0;
+    running = &server;
+  }
+  std::cerr << "diffuse serve: " << entries.size() << " model(s), listening on http://"
+            << a.server.host << ":" << server.port() << "/"
+            << (a.server.api_key.empty() ? "" : " (API key required)") << std::endl;
+  server.serve();
+  {
+    std::lock_guard<std::mutex> lock(server_mutex);
+    running = nullptr;
+  }
+  server.stop();
+  std::cerr << "diffuse serve: stopped\n";
+  return 0;
+}
+
+}  // namespace
+
+Command add_serve(CLI::App& app) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* c = app.add_subcommand(
+      "serve", "Serve the web app and HTTP APIs (A1111 /sdapi/v1, OpenAI /v1, diffuse /api/v1)");
+  c->add_option("--model,-m", a->model,
+                "model to load first: a folder or checkpoint file, or an entry name of --models "
+                "(default: the first entry, else the built-in demo model)");
+  c->add_option("--models", a->models_dir,
+                "folder of models offered (diffusers folders, .safetensors/.ckpt files), loaded "
+                "on first use");
+  c->add_option("--config-dir", a->config_dir, "for single-file checkpoints (see generate)");
+  c->add_option("--host", a->server.host, "address to listen on")->capture_default_str();
+  c->add_option("--port", a->server.port, "port (0 = any free port)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65535));
+  c->add_option("--max-queue", a->server.max_queue, "jobs waiting before requests get HTTP 429")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  c->add_option("--api-key", a->api_key, "require 'Authorization: Bearer KEY' on the APIs");
+  c->add_option("--api-key-file", a->api_key_file, "read the API key from a file");
+  c->add_option("--cors", a->server.cors_origin, "allow cross-origin requests from ORIGIN");
+  c->add_option("--max-pixels", a->server.max_pixels, "largest width x height generated")
+      ->capture_default_str();
+  c->add_option("--max-steps", a->server.max_steps, "most steps per image")->capture_default_str();
+  c->add_option("--max-images", a->server.max_images, "most images per request")
+      ->capture_default_str();
+  c->add_option("--max-loaded-models", a->max_loaded, "models kept in memory at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  c->add_flag("!--no-access-log", a->server.access_log, "do not log requests on stderr");
+  add_backend_options(*c, a->backend, a->threads);
+  return [a, c] { return run_serve(*a, *c); };
+}
+
+}  // namespace diffuse::cli
