@@ -81,7 +81,8 @@ std::vector<png_text> text_chunks(const std::map<std::string, std::string>& text
 std::vector<uint8_t> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw FileError(path + ": cannot open: " + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
   if (in.bad()) throw FileError(path + ": read error");
   return bytes;
 }
@@ -135,9 +136,9 @@ void check_signature(const uint8_t* data, size_t size, const std::string& what) 
 
 }  // namespace
 
-std::vector<uint8_t> encode_png(const Rgb8Image& image,
-                                const std::map<std::string, std::string>& text,
-                                const std::string& what) {
+std::vector<uint8_t> encode_png_bytes(const Rgb8Image& image,
+                                      const std::map<std::string, std::string>& text,
+                                      const std::string& what) {
   if (image.width <= 0 || image.height <= 0 ||
       image.pixels.size() !=
           static_cast<size_t>(image.width) * static_cast<size_t>(image.height) * 3)
@@ -170,15 +171,15 @@ std::vector<uint8_t> encode_png(const Rgb8Image& image,
   return out;
 }
 
-Rgb8Image decode_png(const uint8_t* data, size_t size, const std::string& what,
-                     std::map<std::string, std::string>* text, const PngLimits& limits) {
+Rgb8Image decode_png_bytes(const uint8_t* data, size_t size, const std::string& what,
+                           std::map<std::string, std::string>* text, const PngLimits& limits) {
   check_signature(data, size, what);
   Rgb8Image img;
   std::string err;
   if (!decode(data, size, DecodeMode::Pixels, limits, img, text, err))
-    throw FileError(what + ": " + (err.find("over the limit") != std::string::npos
-                                       ? err
-                                       : "corrupt PNG: " + err));
+    throw FileError(
+        what + ": " +
+        (err.find("over the limit") != std::string::npos ? err : "corrupt PNG: " + err));
   return img;
 }
 
@@ -195,7 +196,7 @@ std::map<std::string, std::string> decode_png_text(const uint8_t* data, size_t s
 
 void write_png(const std::string& path, const Rgb8Image& image,
                const std::map<std::string, std::string>& text) {
-  const std::vector<uint8_t> bytes = encode_png(image, text, path);
+  const std::vector<uint8_t> bytes = encode_png_bytes(image, text, path);
   AtomicFile f(path);
   const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f.get()) == bytes.size();
   f.commit(ok, ok ? "" : std::strerror(errno));
@@ -204,7 +205,7 @@ void write_png(const std::string& path, const Rgb8Image& image,
 Rgb8Image read_png(const std::string& path, std::map<std::string, std::string>* text,
                    const PngLimits& limits) {
   const std::vector<uint8_t> bytes = read_file(path);
-  return decode_png(bytes.data(), bytes.size(), path, text, limits);
+  return decode_png_bytes(bytes.data(), bytes.size(), path, text, limits);
 }
 
 std::map<std::string, std::string> read_png_text(const std::string& path) {

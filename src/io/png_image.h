@@ -23,15 +23,15 @@ struct PngLimits {
 };
 
 /// Encodes an 8-bit RGB PNG with text chunks. `what` names the destination in errors.
-std::vector<uint8_t> encode_png(const Rgb8Image& image,
-                                const std::map<std::string, std::string>& text,
-                                const std::string& what);
+std::vector<uint8_t> encode_png_bytes(const Rgb8Image& image,
+                                      const std::map<std::string, std::string>& text,
+                                      const std::string& what);
 
 /// Decodes any PNG (gray, palette, alpha, 16-bit) as 8-bit RGB (alpha dropped, as PIL's
 /// convert("RGB")). `what` names the source in errors (FileError).
-Rgb8Image decode_png(const uint8_t* data, size_t size, const std::string& what,
-                     std::map<std::string, std::string>* text = nullptr,
-                     const PngLimits& limits = {});
+Rgb8Image decode_png_bytes(const uint8_t* data, size_t size, const std::string& what,
+                           std::map<std::string, std::string>* text = nullptr,
+                           const PngLimits& limits = {});
 
 /// Only the text chunks (the pixels are not decoded).
 std::map<std::string, std::string> decode_png_text(const uint8_t* data, size_t size,

@@ -50,12 +50,12 @@ std::string read_png_parameters(const std::string& path) {
 }
 
 std::vector<uint8_t> encode_png(const Image& image, const std::string& parameters) {
-  return encode_png(Rgb8Image{image.width, image.height, image.to_rgb8()},
-                    parameters_chunk(parameters), "PNG image");
+  return encode_png_bytes(Rgb8Image{image.width, image.height, image.to_rgb8()},
+                          parameters_chunk(parameters), "PNG image");
 }
 
 Image decode_png(const uint8_t* data, size_t size, const std::string& what, uint64_t max_pixels) {
-  Rgb8Image r = decode_png(data, size, what, nullptr, PngLimits{max_pixels});
+  Rgb8Image r = decode_png_bytes(data, size, what, nullptr, PngLimits{max_pixels});
   return Image::from_rgb8(r.width, r.height, r.pixels);
 }
 

@@ -9,9 +9,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("diffuse ") + diffuse::version());
   app.require_subcommand(1);
   const std::vector<diffuse::cli::Command> commands = {
-      diffuse::cli::add_generate(app), diffuse::cli::add_tokenize(app), diffuse::cli::add_info(app),
-      diffuse::cli::add_synth(app), diffuse::cli::add_bench(app),
-      diffuse::cli::add_serve(app)};
+      diffuse::cli::add_generate(app), diffuse::cli::add_tokenize(app),
+      diffuse::cli::add_info(app),     diffuse::cli::add_synth(app),
+      diffuse::cli::add_bench(app),    diffuse::cli::add_serve(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -34,21 +34,40 @@ std::string info_string(const JobRequest& r, const JobSnapshot& s, Server& serve
   }
   const std::string sampler = r.echo.value("sampler_name", "Euler");
   nlohmann::json info = {
-      {"prompt", o.prompt}, {"all_prompts", prompts}, {"negative_prompt", o.negative_prompt},
-      {"all_negative_prompts", negatives}, {"seed", o.seed}, {"all_seeds", seeds},
-      {"subseed", -1}, {"all_subseeds", seeds}, {"subseed_strength", 0},
-      {"width", o.width}, {"height", o.height}, {"sampler_name", sampler},
-      {"cfg_scale", o.guidance_scale}, {"steps", o.steps},
-      {"batch_size", r.echo.value("batch_size", 1)}, {"restore_faces", false},
-      {"face_restoration_model", nullptr}, {"sd_model_name", r.model},
-      {"sd_model_hash", server.models().short_hash(r.model)}, {"sd_vae_name", nullptr},
-      {"sd_vae_hash", nullptr}, {"seed_resize_from_w", -1}, {"seed_resize_from_h", -1},
+      {"prompt", o.prompt},
+      {"all_prompts", prompts},
+      {"negative_prompt", o.negative_prompt},
+      {"all_negative_prompts", negatives},
+      {"seed", o.seed},
+      {"all_seeds", seeds},
+      {"subseed", -1},
+      {"all_subseeds", seeds},
+      {"subseed_strength", 0},
+      {"width", o.width},
+      {"height", o.height},
+      {"sampler_name", sampler},
+      {"cfg_scale", o.guidance_scale},
+      {"steps", o.steps},
+      {"batch_size", r.echo.value("batch_size", 1)},
+      {"restore_faces", false},
+      {"face_restoration_model", nullptr},
+      {"sd_model_name", r.model},
+      {"sd_model_hash", server.models().short_hash(r.model)},
+      {"sd_vae_name", nullptr},
+      {"sd_vae_hash", nullptr},
+      {"seed_resize_from_w", -1},
+      {"seed_resize_from_h", -1},
       {"denoising_strength", o.init_image ? nlohmann::json(o.strength) : nlohmann::json(0)},
-      {"extra_generation_params", nlohmann::json::object()}, {"index_of_first_image", 0},
-      {"infotexts", infotexts}, {"styles", nlohmann::json::array()},
-      {"job_timestamp", job_timestamp()}, {"clip_skip", o.clip_skip + 1},
-      {"is_using_inpainting_conditioning", false}, {"version", std::string("diffuse ") + version()},
-      {"interrupted", s.status == JobStatus::Cancelled}, {"warnings", s.warnings}};
+      {"extra_generation_params", nlohmann::json::object()},
+      {"index_of_first_image", 0},
+      {"infotexts", infotexts},
+      {"styles", nlohmann::json::array()},
+      {"job_timestamp", job_timestamp()},
+      {"clip_skip", o.clip_skip + 1},
+      {"is_using_inpainting_conditioning", false},
+      {"version", std::string("diffuse ") + version()},
+      {"interrupted", s.status == JobStatus::Cancelled},
+      {"warnings", s.warnings}};
   return info.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -71,11 +90,14 @@ void generate(Server& server, A1111Route route, const httplib::Request& req,
 
 nlohmann::json progress_json(Server& server, bool skip_image) {
   std::shared_ptr<Job> job = server.queue().current_or_last();
-  nlohmann::json state = {{"skipped", false}, {"interrupted", false}, {"job", ""},
-                          {"job_count", 0},   {"job_timestamp", "0"}, {"job_no", 0},
+  nlohmann::json state = {{"skipped", false},   {"interrupted", false}, {"job", ""},
+                          {"job_count", 0},     {"job_timestamp", "0"}, {"job_no", 0},
                           {"sampling_step", 0}, {"sampling_steps", 0}};
-  nlohmann::json out = {{"progress", 0.0}, {"eta_relative", 0.0}, {"state", state},
-                        {"current_image", nullptr}, {"textinfo", nullptr}};
+  nlohmann::json out = {{"progress", 0.0},
+                        {"eta_relative", 0.0},
+                        {"state", state},
+                        {"current_image", nullptr},
+                        {"textinfo", nullptr}};
   if (!job || job->finished()) {
     if (job && job->snapshot().status == JobStatus::Cancelled) out["state"]["interrupted"] = true;
     return out;
@@ -118,11 +140,16 @@ nlohmann::json samplers_json() {
 }
 
 nlohmann::json schedulers_json() {
-  return nlohmann::json::array(
-      {{{"name", "automatic"}, {"label", "Automatic"}, {"aliases", nullptr},
-        {"default_rho", -1}, {"need_inner_model", false}},
-       {{"name", "karras"}, {"label", "Karras"}, {"aliases", nullptr},
-        {"default_rho", 7.0}, {"need_inner_model", false}}});
+  return nlohmann::json::array({{{"name", "automatic"},
+                                 {"label", "Automatic"},
+                                 {"aliases", nullptr},
+                                 {"default_rho", -1},
+                                 {"need_inner_model", false}},
+                                {{"name", "karras"},
+                                 {"label", "Karras"},
+                                 {"aliases", nullptr},
+                                 {"default_rho", 7.0},
+                                 {"need_inner_model", false}}});
 }
 
 nlohmann::json options_json(Server& server) {
@@ -183,8 +210,11 @@ nlohmann::json memory_json() {
     if (key == "MemTotal:") total = value * 1024;
     if (key == "MemAvailable:") available = value * 1024;
   }
-  return {{"ram", {{"free", available}, {"used", total - available}, {"total", total},
-                   {"process_peak", process_peak_rss_bytes()}}},
+  return {{"ram",
+           {{"free", available},
+            {"used", total - available},
+            {"total", total},
+            {"process_peak", process_peak_rss_bytes()}}},
           {"cuda", {{"error", "no CUDA backend in this build"}}}};
 }
 

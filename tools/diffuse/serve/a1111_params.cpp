@@ -11,15 +11,24 @@ namespace diffuse::serve {
 
 const std::vector<A1111Sampler>& a1111_samplers() {
   static const std::vector<A1111Sampler> samplers = {
-      {"Euler a", "euler-a", false},        {"Euler", "euler", false},
-      {"LMS", "lms", false},                {"LMS Karras", "lms", true},
-      {"Heun", "heun", false},              {"DPM2", "kdpm2", false},
-      {"DPM2 Karras", "kdpm2", true},       {"DPM2 a", "kdpm2-a", false},
-      {"DPM2 a Karras", "kdpm2-a", true},   {"DPM++ 2M", "dpmpp-2m", false},
-      {"DPM++ 2M Karras", "dpmpp-2m", true}, {"DPM++ 2M SDE", "dpmpp-2m-sde", false},
-      {"DPM++ 2M SDE Karras", "dpmpp-2m-sde", true}, {"DDIM", "ddim", false},
-      {"PLMS", "pndm", false},              {"UniPC", "unipc", false},
-      {"LCM", "lcm", false},                {"DDPM", "ddpm", false},
+      {"Euler a", "euler-a", false},
+      {"Euler", "euler", false},
+      {"LMS", "lms", false},
+      {"LMS Karras", "lms", true},
+      {"Heun", "heun", false},
+      {"DPM2", "kdpm2", false},
+      {"DPM2 Karras", "kdpm2", true},
+      {"DPM2 a", "kdpm2-a", false},
+      {"DPM2 a Karras", "kdpm2-a", true},
+      {"DPM++ 2M", "dpmpp-2m", false},
+      {"DPM++ 2M Karras", "dpmpp-2m", true},
+      {"DPM++ 2M SDE", "dpmpp-2m-sde", false},
+      {"DPM++ 2M SDE Karras", "dpmpp-2m-sde", true},
+      {"DDIM", "ddim", false},
+      {"PLMS", "pndm", false},
+      {"UniPC", "unipc", false},
+      {"LCM", "lcm", false},
+      {"DDPM", "ddpm", false},
   };
   return samplers;
 }
@@ -61,9 +70,10 @@ void apply_sampler(GenerateOptions& o, const std::string& sampler, const std::st
   }
   if (!found) {
     std::string names;
-    for (const auto& s : a1111_samplers()) names += (names.empty() ? "" : ", ") + std::string(s.name);
-    throw invalid_parameter("sampler_name: unsupported sampler \"" + sampler + "\" (supported: " +
-                            names + ")");
+    for (const auto& s : a1111_samplers())
+      names += (names.empty() ? "" : ", ") + std::string(s.name);
+    throw invalid_parameter("sampler_name: unsupported sampler \"" + sampler +
+                            "\" (supported: " + names + ")");
   }
   const std::string sch = lower(schedule);
   if (sch == "karras") {
@@ -113,14 +123,34 @@ const Unimplemented kUnimplemented[] = {
 // Fields whose value has no effect here, accepted as A1111 accepts them: options about saving
 // to disk (the server saves nothing), and the second-pass and mask settings that apply only
 // when enable_hr / mask (refused above unless off) are set.
-const char* const kNoEffect[] = {
-    "do_not_save_samples", "do_not_save_grid", "override_settings_restore_afterwards",
-    "disable_extra_networks", "comments", "force_task_id", "firstphase_width", "firstphase_height",
-    "hr_scale", "hr_upscaler", "hr_second_pass_steps", "hr_resize_x", "hr_resize_y",
-    "hr_checkpoint_name", "hr_sampler_name", "hr_scheduler", "hr_prompt", "hr_negative_prompt",
-    "refiner_switch_at", "mask_blur_x", "mask_blur_y", "mask_blur", "mask_round",
-    "inpainting_fill", "inpaint_full_res", "inpaint_full_res_padding", "inpainting_mask_invert",
-    "sampler_index"};
+const char* const kNoEffect[] = {"do_not_save_samples",
+                                 "do_not_save_grid",
+                                 "override_settings_restore_afterwards",
+                                 "disable_extra_networks",
+                                 "comments",
+                                 "force_task_id",
+                                 "firstphase_width",
+                                 "firstphase_height",
+                                 "hr_scale",
+                                 "hr_upscaler",
+                                 "hr_second_pass_steps",
+                                 "hr_resize_x",
+                                 "hr_resize_y",
+                                 "hr_checkpoint_name",
+                                 "hr_sampler_name",
+                                 "hr_scheduler",
+                                 "hr_prompt",
+                                 "hr_negative_prompt",
+                                 "refiner_switch_at",
+                                 "mask_blur_x",
+                                 "mask_blur_y",
+                                 "mask_blur",
+                                 "mask_round",
+                                 "inpainting_fill",
+                                 "inpaint_full_res",
+                                 "inpaint_full_res_padding",
+                                 "inpainting_mask_invert",
+                                 "sampler_index"};
 
 bool is_default(const nlohmann::json& value, const nlohmann::json& fallback) {
   if (value.is_null() || value == fallback) return true;
@@ -153,8 +183,7 @@ void apply_override_settings(JsonFields& f, GenerateOptions& o, std::string& mod
                              Server& server) {
   const nlohmann::json* overrides = f.raw("override_settings");
   if (!overrides) return;
-  if (!overrides->is_object())
-    throw invalid_parameter("override_settings must be an object");
+  if (!overrides->is_object()) throw invalid_parameter("override_settings must be an object");
   JsonFields s(*overrides, "override_settings.");
   if (auto m = s.optional_string("sd_model_checkpoint"))
     model = resolve_model(server.models(), *m, "override_settings.sd_model_checkpoint");
@@ -164,10 +193,12 @@ void apply_override_settings(JsonFields& f, GenerateOptions& o, std::string& mod
     throw invalid_parameter("override_settings.sd_vae: separate VAE files are not supported yet");
   if (auto fmt = s.optional_string("samples_format"); fmt && lower(*fmt) != "png")
     throw invalid_parameter("override_settings.samples_format: only \"png\" is supported");
-  if (auto delta = s.optional_integer("eta_noise_seed_delta", INT64_MIN, INT64_MAX); delta && *delta)
+  if (auto delta = s.optional_integer("eta_noise_seed_delta", INT64_MIN, INT64_MAX);
+      delta && *delta)
     throw invalid_parameter("override_settings.eta_noise_seed_delta: only 0 is supported");
-  s.refuse_unknown("supported: sd_model_checkpoint, CLIP_stop_at_last_layers, sd_vae, "
-                   "samples_format, eta_noise_seed_delta");
+  s.refuse_unknown(
+      "supported: sd_model_checkpoint, CLIP_stop_at_last_layers, sd_vae, "
+      "samples_format, eta_noise_seed_delta");
 }
 
 GenerateOptions parse_common(JsonFields& f, A1111Route route, Server& server, std::string& model,
@@ -207,8 +238,8 @@ GenerateOptions parse_common(JsonFields& f, A1111Route route, Server& server, st
     if (images->size() > 1)
       throw invalid_parameter("init_images: one image is supported, got " +
                               std::to_string(images->size()));
-    o.init_image = decode_image_field((*images)[0].get<std::string>(), "init_images[0]",
-                                     server.config());
+    o.init_image =
+        decode_image_field((*images)[0].get<std::string>(), "init_images[0]", server.config());
   }
   f.accept("send_images");
   return o;
@@ -227,7 +258,8 @@ JobRequest parse_a1111_request(const nlohmann::json& body, A1111Route route, Ser
   f.refuse_unknown("not a field of A1111's " +
                    std::string(route == A1111Route::Txt2Img ? "txt2img" : "img2img") + " API");
   // img2img: width/height are where the init image is resized to (A1111's resize_mode 0).
-  check_limits(o, server.config(), {"width", "height", "steps", "batch_size", "denoising_strength"});
+  check_limits(o, server.config(),
+               {"width", "height", "steps", "batch_size", "denoising_strength"});
   for (int i = 0; i < image_total; ++i) {
     GenerateOptions run = o;
     run.seed = o.seed + static_cast<uint64_t>(i);
@@ -238,11 +270,21 @@ JobRequest parse_a1111_request(const nlohmann::json& body, A1111Route route, Ser
 }
 
 nlohmann::json a1111_parameters_echo(const nlohmann::json& body, A1111Route route) {
-  nlohmann::json echo = {{"prompt", ""},         {"negative_prompt", ""}, {"seed", -1},
-                         {"subseed", -1},        {"sampler_name", "Euler"}, {"scheduler", nullptr},
-                         {"batch_size", 1},      {"n_iter", 1},          {"steps", 50},
-                         {"cfg_scale", 7.0},     {"width", 512},         {"height", 512},
-                         {"send_images", true},  {"save_images", false}, {"styles", nlohmann::json::array()},
+  nlohmann::json echo = {{"prompt", ""},
+                         {"negative_prompt", ""},
+                         {"seed", -1},
+                         {"subseed", -1},
+                         {"sampler_name", "Euler"},
+                         {"scheduler", nullptr},
+                         {"batch_size", 1},
+                         {"n_iter", 1},
+                         {"steps", 50},
+                         {"cfg_scale", 7.0},
+                         {"width", 512},
+                         {"height", 512},
+                         {"send_images", true},
+                         {"save_images", false},
+                         {"styles", nlohmann::json::array()},
                          {"override_settings", nullptr}};
   echo["denoising_strength"] = route == A1111Route::Img2Img ? 0.75 : 0.0;
   for (const auto& [k, v] : body.items()) echo[k] = v;
@@ -290,7 +332,8 @@ std::map<std::string, std::string> parse_infotext(const std::string& text) {
   while (!trimmed.empty() && (trimmed.back() == '\n' || trimmed.back() == ' ')) trimmed.pop_back();
   while (start <= trimmed.size()) {
     const size_t nl = trimmed.find('\n', start);
-    lines.push_back(trimmed.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
+    lines.push_back(
+        trimmed.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
     if (nl == std::string::npos) break;
     start = nl + 1;
   }

@@ -13,9 +13,9 @@
 namespace diffuse::serve {
 
 struct A1111Sampler {
-  const char* name;     // "DPM++ 2M Karras"
-  const char* preset;   // diffuse's scheduler preset, "dpmpp-2m"
-  bool karras;          // with Karras sigmas
+  const char* name;    // "DPM++ 2M Karras"
+  const char* preset;  // diffuse's scheduler preset, "dpmpp-2m"
+  bool karras;         // with Karras sigmas
 };
 /// Every sampler name the A1111 routes accept (A1111's names; diffuse's preset names work too).
 const std::vector<A1111Sampler>& a1111_samplers();

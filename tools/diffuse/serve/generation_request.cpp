@@ -28,8 +28,7 @@ void check_limits(const GenerateOptions& o, const ServerConfig& config, const Fi
                             std::to_string(config.max_pixels) + " (--max-pixels)");
   if (o.steps < 1 || o.steps > config.max_steps)
     throw invalid_parameter(std::string(names.steps) + " must be between 1 and " +
-                            std::to_string(config.max_steps) + ", got " +
-                            std::to_string(o.steps));
+                            std::to_string(config.max_steps) + ", got " + std::to_string(o.steps));
   if (o.image_count < 1 || o.image_count > config.max_images)
     throw invalid_parameter(std::string(names.image_count) + " must be between 1 and " +
                             std::to_string(config.max_images) + ", got " +
@@ -65,8 +64,8 @@ std::string resolve_model(ModelRegistry& models, const std::string& name_or_titl
   if (!e) {
     std::string names;
     for (const auto& m : models.entries()) names += (names.empty() ? "" : ", ") + m.name;
-    throw invalid_parameter(field + ": unknown model \"" + name_or_title + "\" (available: " +
-                            names + ")");
+    throw invalid_parameter(field + ": unknown model \"" + name_or_title +
+                            "\" (available: " + names + ")");
   }
   return e->name;
 }

@@ -20,9 +20,15 @@ class HttpError : public std::runtime_error {
   int retry_after_s_;
 };
 
-inline HttpError bad_request(const std::string& m) { return HttpError(400, m); }
-inline HttpError not_found(const std::string& m) { return HttpError(404, m); }
+inline HttpError bad_request(const std::string& m) {
+  return HttpError(400, m);
+}
+inline HttpError not_found(const std::string& m) {
+  return HttpError(404, m);
+}
 /// A well-formed request whose parameters are invalid (FastAPI, and so A1111, use 422).
-inline HttpError invalid_parameter(const std::string& m) { return HttpError(422, m); }
+inline HttpError invalid_parameter(const std::string& m) {
+  return HttpError(422, m);
+}
 
 }  // namespace diffuse::serve

@@ -6,11 +6,16 @@ namespace diffuse::serve {
 
 const char* to_string(JobStatus s) {
   switch (s) {
-    case JobStatus::Queued: return "queued";
-    case JobStatus::Running: return "running";
-    case JobStatus::Done: return "done";
-    case JobStatus::Error: return "error";
-    case JobStatus::Cancelled: return "cancelled";
+    case JobStatus::Queued:
+      return "queued";
+    case JobStatus::Running:
+      return "running";
+    case JobStatus::Done:
+      return "done";
+    case JobStatus::Error:
+      return "error";
+    case JobStatus::Cancelled:
+      return "cancelled";
   }
   return "unknown";
 }

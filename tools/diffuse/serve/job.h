@@ -27,7 +27,7 @@ struct JobImage {
 };
 
 struct JobRequest {
-  std::string model;                 // registry name
+  std::string model;                  // registry name
   std::vector<GenerateOptions> runs;  // one Pipeline::generate call each
   nlohmann::json echo;                // the request as resolved, returned to clients
   std::string origin;                 // "a1111", "openai", "api"
@@ -40,7 +40,7 @@ struct JobSnapshot {
   uint64_t version = 0;
   int run = 0, run_count = 0;  // run being generated (0-based) and how many
   int step = 0, total_steps = 0;
-  double elapsed_s = 0;        // since the job started running
+  double elapsed_s = 0;             // since the job started running
   bool error_is_parameter = false;  // the error is the request's fault (422), not the server's
   std::string error;
   std::vector<std::string> warnings;

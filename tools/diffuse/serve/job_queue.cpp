@@ -46,10 +46,9 @@ std::shared_ptr<Job> JobQueue::submit(JobRequest request) {
   if (stopping_) throw HttpError(503, "the server is shutting down");
   forget_expired();
   if (waiting_.size() >= max_queue_)
-    throw HttpError(429,
-                    "the queue is full (" + std::to_string(max_queue_) +
-                        " jobs waiting); try again later",
-                    10);
+    throw HttpError(
+        429, "the queue is full (" + std::to_string(max_queue_) + " jobs waiting); try again later",
+        10);
   auto job = std::make_shared<Job>(make_job_id(next_id_++), std::move(request));
   waiting_.push_back(job);
   jobs_[job->id()] = job;
@@ -107,7 +106,8 @@ void JobQueue::shutdown() {
 void JobQueue::forget_expired() {
   const auto now = std::chrono::steady_clock::now();
   for (auto it = finished_at_.begin(); it != finished_at_.end();) {
-    const bool expired = now - it->second > keep_finished_ || finished_at_.size() > kMaxRetainedJobs;
+    const bool expired =
+        now - it->second > keep_finished_ || finished_at_.size() > kMaxRetainedJobs;
     if (!expired) {
       ++it;
       continue;

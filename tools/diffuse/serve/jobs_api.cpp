@@ -70,14 +70,16 @@ nlohmann::json job_json(const Job& job, const JobSnapshot& s, Server& server) {
 
 std::shared_ptr<Job> job_from_path(Server& server, const httplib::Request& req) {
   std::shared_ptr<Job> job = server.queue().find(req.matches[1]);
-  if (!job) throw not_found("no job " + std::string(req.matches[1]) + " (finished jobs are kept "
-                            "for an hour)");
+  if (!job)
+    throw not_found("no job " + std::string(req.matches[1]) +
+                    " (finished jobs are kept "
+                    "for an hour)");
   return job;
 }
 
 std::string sse(const std::string& event, const nlohmann::json& data) {
-  return "event: " + event + "\ndata: " +
-         data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
+  return "event: " + event +
+         "\ndata: " + data.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n\n";
 }
 
 // The events a reader has not seen yet, given what it saw last.
@@ -102,8 +104,11 @@ std::string next_events(Server& server, Job& job, const JobSnapshot& s, StreamSt
     st.sent_started = true;
   }
   if (s.status == JobStatus::Running && s.step > 0 && (s.step != st.step || s.run != st.run)) {
-    nlohmann::json step = {{"step", s.step}, {"total_steps", s.total_steps}, {"run", s.run},
-                           {"run_count", s.run_count}, {"elapsed_s", s.elapsed_s}};
+    nlohmann::json step = {{"step", s.step},
+                           {"total_steps", s.total_steps},
+                           {"run", s.run},
+                           {"run_count", s.run_count},
+                           {"elapsed_s", s.elapsed_s}};
     if (s.preview_png) step["preview_png_base64"] = base64_encode(*s.preview_png);
     out += sse("step", step);
     st.step = s.step;
@@ -127,9 +132,9 @@ void stream_events(Server& server, std::shared_ptr<Job> job, httplib::Response& 
   res.set_header("X-Accel-Buffering", "no");  // nginx: do not buffer the stream
   res.set_chunked_content_provider(
       "text/event-stream", [&server, job, state](size_t, httplib::DataSink& sink) {
-        const JobSnapshot s = state->first ? job->snapshot()
-                                           : job->wait_for_change(state->version,
-                                                                  std::chrono::seconds(15));
+        const JobSnapshot s = state->first
+                                  ? job->snapshot()
+                                  : job->wait_for_change(state->version, std::chrono::seconds(15));
         bool finished = false;
         std::string text;
         if (!state->first && s.version == state->version && !job->finished()) {

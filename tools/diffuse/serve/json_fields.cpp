@@ -23,7 +23,9 @@ const nlohmann::json* JsonFields::raw(const std::string& key) {
   return &*it;
 }
 
-bool JsonFields::has(const std::string& key) { return raw(key) != nullptr; }
+bool JsonFields::has(const std::string& key) {
+  return raw(key) != nullptr;
+}
 
 std::optional<std::string> JsonFields::optional_string(const std::string& key) {
   const nlohmann::json* v = raw(key);
@@ -43,9 +45,8 @@ std::optional<int64_t> JsonFields::optional_integer(const std::string& key, int6
   int64_t value = 0;
   if (v->is_number_integer()) {
     // Unsigned values above INT64_MAX come back negative here and fail the range check below.
-    value = v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX)
-                ? INT64_MIN
-                : v->get<int64_t>();
+    value = v->is_number_unsigned() && v->get<uint64_t>() > uint64_t(INT64_MAX) ? INT64_MIN
+                                                                                : v->get<int64_t>();
   } else if (v->is_number_float() && std::nearbyint(v->get<double>()) == v->get<double>() &&
              std::fabs(v->get<double>()) < 9e15) {
     value = static_cast<int64_t>(v->get<double>());  // 20.0 from clients that send floats
@@ -62,8 +63,7 @@ int64_t JsonFields::integer(const std::string& key, int64_t fallback, int64_t mi
   return optional_integer(key, min, max).value_or(fallback);
 }
 
-std::optional<double> JsonFields::optional_number(const std::string& key, double min,
-                                                  double max) {
+std::optional<double> JsonFields::optional_number(const std::string& key, double min, double max) {
   const nlohmann::json* v = raw(key);
   if (!v) return std::nullopt;
   if (!v->is_number()) throw invalid_parameter(name(key) + " must be a number");
@@ -90,7 +90,8 @@ bool JsonFields::boolean(const std::string& key, bool fallback) {
 void JsonFields::refuse_unknown(const std::string& hint) const {
   for (const auto& [key, value] : object_.items())
     if (!seen_.count(key))
-      throw invalid_parameter("unknown field " + name(key) + (hint.empty() ? "" : " (" + hint + ")"));
+      throw invalid_parameter("unknown field " + name(key) +
+                              (hint.empty() ? "" : " (" + hint + ")"));
 }
 
 }  // namespace diffuse::serve

@@ -95,9 +95,9 @@ namespace {
 // The file whose hash names a model: the checkpoint itself, or a folder's UNet weights.
 std::string hashed_file(const ModelEntry& e) {
   if (e.single_file) return e.path;
-  for (const char* f : {"unet/diffusion_pytorch_model.safetensors",
-                        "unet/diffusion_pytorch_model.fp16.safetensors",
-                        "unet/diffusion_pytorch_model.bin", "model_index.json"})
+  for (const char* f :
+       {"unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.fp16.safetensors",
+        "unet/diffusion_pytorch_model.bin", "model_index.json"})
     if (fs::exists(fs::path(e.path) / f)) return (fs::path(e.path) / f).string();
   return (fs::path(e.path) / "model_index.json").string();
 }

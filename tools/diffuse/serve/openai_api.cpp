@@ -46,7 +46,7 @@ JobRequest parse_openai_request(const nlohmann::json& body, Server& server,
   if (auto st = f.optional_string("style"); st && *st != "vivid" && *st != "natural")
     throw invalid_parameter("style must be \"vivid\" or \"natural\"");
   f.accept("user");
-  o.steps = static_cast<int>(f.integer("steps", 30, 1, 100000));  // diffuse extension
+  o.steps = static_cast<int>(f.integer("steps", 30, 1, 100000));     // diffuse extension
   o.seed = resolve_seed(f.optional_integer("seed", -1, INT64_MAX));  // diffuse extension
   f.refuse_unknown("OpenAI fields: model, prompt, n, size, response_format, quality, style, user");
   check_limits(o, server.config(), {"size", "size", "steps", "n", "strength"});

@@ -90,7 +90,9 @@ Server::Server(ServerConfig config, ModelRegistry& models)
   add_openai_routes(*this);
 }
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 httplib::Server::Handler Server::handle(JsonHandler handler) const {
   return [handler](const httplib::Request& req, httplib::Response& res) {
@@ -149,8 +151,8 @@ void Server::install_middleware() {
   });
   if (config_.access_log) {
     http_.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-      const double ms = std::chrono::duration<double, std::milli>(
-                            std::chrono::steady_clock::now() - g_request_start)
+      const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() -
+                                                                  g_request_start)
                             .count();
       char line[512];
       std::snprintf(line, sizeof line, "%s %s \"%s %s\" %d %zu %.0fms\n", timestamp().c_str(),
@@ -170,7 +172,9 @@ bool Server::bind() {
   return http_.bind_to_port(config_.host, config_.port);
 }
 
-void Server::serve() { http_.listen_after_bind(); }
+void Server::serve() {
+  http_.listen_after_bind();
+}
 
 void Server::stop() {
   queue_.shutdown();

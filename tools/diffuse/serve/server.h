@@ -19,15 +19,15 @@ namespace diffuse::serve {
 struct ServerConfig {
   std::string host = "127.0.0.1";
   int port = 7860;
-  size_t max_queue = 8;              // jobs waiting behind the running one
-  std::string api_key;               // empty: no auth
-  std::string cors_origin;           // empty: no CORS headers
+  size_t max_queue = 8;               // jobs waiting behind the running one
+  std::string api_key;                // empty: no auth
+  std::string cors_origin;            // empty: no CORS headers
   uint64_t max_pixels = 2048 * 2048;  // width * height of a generation
   int max_steps = 500;
-  int max_images = 16;                        // images per request
-  uint64_t max_input_pixels = 4096 * 4096;    // decoded init images
+  int max_images = 16;                       // images per request
+  uint64_t max_input_pixels = 4096 * 4096;   // decoded init images
   size_t max_body_bytes = size_t{64} << 20;  // request bodies
-  bool access_log = true;                     // one line per request on stderr
+  bool access_log = true;                    // one line per request on stderr
 };
 
 /// Stored images the OpenAI route hands out as URLs (kept for an hour).
