@@ -91,7 +91,9 @@ RECORD_PROGRESS = """() => {
   window.__progressObserver.observe(p, { attributes: true, attributeFilter: ['value', 'max'] });
 }"""
 
-TERMINAL = "['done', 'error', 'cancelled'].includes(document.getElementById('status').dataset.state)"
+# A finished job, or a request the server refused (the error banner).
+TERMINAL = ("(['done', 'error', 'cancelled'].includes(document.getElementById('status').dataset.state)"
+            " || !document.getElementById('error').hidden)")
 
 
 def state_of(page):
@@ -171,7 +173,7 @@ def browse(browser, base, info, current, max_steps, args):
     page.evaluate(RECORD_PROGRESS)
     page.click("#generate")
     try:
-        page.wait_for_function(TERMINAL, timeout=T)
+        page.wait_for_function(f"() => {TERMINAL}", timeout=T)
     except PlaywrightError:
         raise TestFailure(f"first generation did not finish within {args.timeout} s: {state_of(page)}")
     st = state_of(page)

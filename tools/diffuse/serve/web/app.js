@@ -128,7 +128,7 @@ function askForKey(rejected) {
 
 // fetch() wrapper: JSON in/out, Bearer key, 401 -> ask for the key and retry, errors -> ApiError.
 async function api(path, { method = 'GET', body, raw = false, signal } = {}) {
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     const headers = {};
     if (body !== undefined) headers['Content-Type'] = 'application/json';
     const key = localStorage.getItem(KEY_STORE);
@@ -138,7 +138,9 @@ async function api(path, { method = 'GET', body, raw = false, signal } = {}) {
       res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal, cache: 'no-store' });
     } catch (e) {
       if (e.name === 'AbortError') throw e;
-      throw new ApiError(0, 'Cannot reach the server. Is `diffuse serve` still running?');
+      // One quiet retry: a kept-alive connection the server just closed fails like this.
+      if (attempt < 1) { await sleep(300); continue; }
+      throw new ApiError(0, `Cannot reach the server (${e.message}). Is \`diffuse serve\` still running?`);
     }
     if (res.status === 401) {
       const k = await askForKey(Boolean(key));
@@ -393,7 +395,6 @@ function setStageView(view) {
 
 function endJob(job) {
   job.finished = true;
-  try { job.abort.abort(); } catch { /* already closed */ }
   clearInterval(timer); timer = null;
   if (state.job === job) state.job = null;
   state.livePreview = false;
@@ -507,7 +508,11 @@ async function streamEvents(job) {
       buf = buf.slice(m.index + m[0].length);
     }
   }
-  if (!job.finished) { if (buf) line(buf); dispatch(); }
+  if (!job.finished) { if (buf) line(buf); dispatch(); return; }
+  // Finished (terminal event, or cancelled by us): let the server end the stream, but do not wait long.
+  const timeout = setTimeout(() => job.abort.abort(), 3000);
+  try { while (!(await reader.read()).done); } catch { /* aborted */ }
+  clearTimeout(timeout);
 }
 
 async function pollJob(job) {
