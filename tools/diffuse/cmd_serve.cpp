@@ -20,7 +20,7 @@ namespace {
 
 struct ServeArgs {
   std::string model, models_dir, api_key, api_key_file, config_dir, backend = "cpu";
-  int threads = 0, max_loaded = 1;
+  int threads = 0, max_loaded = 1, max_body_mb = 64;
   serve::ServerConfig server;
 };
 
@@ -108,6 +108,7 @@ int run_serve(ServeArgs a, const CLI::App& cmd) {
     stop_requested = true;
     if (running) running->stop();
   });
+  a.server.max_body_bytes = static_cast<size_t>(a.max_body_mb) << 20;
   if (!a.api_key_file.empty()) a.server.api_key = read_key_file(a.api_key_file);
   if (!a.api_key.empty()) a.server.api_key = a.api_key;
   std::string current;
@@ -176,6 +177,12 @@ Command add_serve(CLI::App& app) {
   c->add_option("--max-steps", a->server.max_steps, "most steps per image")->capture_default_str();
   c->add_option("--max-images", a->server.max_images, "most images per request")
       ->capture_default_str();
+  c->add_option("--max-input-pixels", a->server.max_input_pixels,
+                "largest uploaded image (checked from its PNG header, before decoding)")
+      ->capture_default_str();
+  c->add_option("--max-body-mb", a->max_body_mb, "largest request body in MiB")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
   c->add_option("--max-loaded-models", a->max_loaded, "models kept in memory at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));

@@ -163,7 +163,7 @@ function describeError(e) {
   if (!(e instanceof ApiError)) return String(e && e.message || e);
   if (e.status === 429) {
     const s = parseInt(e.retryAfter, 10);
-    return 'Server busy: the queue is full. ' + (s > 0 ? `Try again in ${s} s.` : 'Try again shortly.') + (e.message ? ` (${e.message})` : '');
+    return `Server busy: ${e.message || 'the queue is full'}` + (s > 0 ? ` (retry in ${s} s).` : '.');
   }
   if (e.status === 422 || e.status === 400) return 'The server rejected the request: ' + e.message;
   if (e.status === 0 || e.status === 401) return e.message;
@@ -598,6 +598,7 @@ function showResults(list, selected) {
   ui.results.dataset.count = String(Math.min(n, 4));
   ui.results.replaceChildren(...list.map((r) => {
     const img = h('img', { src: r.url, alt: `Generated image, seed ${r.seed}`, 'data-testid': 'result-image', class: 'result-image' });
+    img.addEventListener('load', () => img.style.setProperty('--ar', img.naturalWidth / img.naturalHeight || 1));
     if (n === 1) return h('figure', { class: 'result single' }, img);
     return h('button', {
       type: 'button', class: 'result' + (r === selected ? ' selected' : ''), 'aria-pressed': r === selected ? 'true' : 'false',
