@@ -595,7 +595,7 @@ async function cancel() {
 function showResults(list, selected) {
   state.shown = list;
   const n = list.length;
-  ui.results.dataset.count = String(Math.min(n, 4));
+  ui.results.dataset.count = n > 4 ? 'many' : String(n);
   ui.results.replaceChildren(...list.map((r) => {
     const img = h('img', { src: r.url, alt: `Generated image, seed ${r.seed}`, 'data-testid': 'result-image', class: 'result-image' });
     img.addEventListener('load', () => img.style.setProperty('--ar', img.naturalWidth / img.naturalHeight || 1));
