@@ -165,7 +165,7 @@ def browse(browser, base, info, current, max_steps, args):
 
     # ---- run 1: a normal generation
     prompt = "a red lighthouse on a cliff, watercolor"
-    steps = min(30, max_steps)
+    steps = min(50, max_steps)  # enough steps that several progress events arrive before completion
     page.fill("#prompt", prompt)
     page.fill("#steps", str(steps))
     page.fill("#width", "64")

@@ -776,7 +776,10 @@ function wire() {
   });
   $('reuse-seed').addEventListener('click', () => {
     const r = state.selected; if (!r) return;
-    ui.seed.value = r.seed; toast(`Seed set to ${r.seed}.`, 'ok');
+    ui.seed.value = r.seed;
+    const n = r.request?.image_count || 1;
+    toast(r.index > 0 && n > 1 ? `Seed set to ${r.seed}. This is image ${r.index + 1} of a batch of ${n}: keep Images per run at ${n} to get it again.`
+      : `Seed set to ${r.seed}.`, 'ok', 6000);
   });
   $('use-as-init').addEventListener('click', () => { if (state.selected) setInitFromResult(state.selected); });
   ui.galleryClear.addEventListener('click', clearGallery);
