@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/fixtures.h"
+#include "common/png_bomb.h"
 
 namespace fs = std::filesystem;
 
@@ -138,6 +139,12 @@ TEST(cli, bad_input_is_a_clear_error) {
   const std::string fake = diffuse::test::temp_dir() + "/fake.png";
   std::ofstream(fake) << "not a png";
   expect_failure(m + "--image " + fake, "not a PNG", out);
+  // A 16000x16000 header is refused from the header, before 768 MB of pixels are allocated.
+  const std::string bomb = diffuse::test::temp_dir() + "/bomb.png";
+  const std::vector<uint8_t> bytes = diffuse::test::png_declaring(16000, 16000);
+  std::ofstream(bomb, std::ios::binary)
+      .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  expect_failure(m + "--image " + bomb, "16000x16000", out);
 }
 
 TEST(cli, corrupt_weights_name_the_file) {
@@ -195,10 +202,15 @@ TEST(cli, bench_reports_stage_times_with_synthetic_weights) {
 
 TEST(cli, ctrl_c_stops_and_writes_nothing) {
   const std::string out = out_path("interrupted.png");
-  // 1000 steps take far longer than the second we wait; SIGINT must end the run within a step.
+  // SIGINT once the first step is reported (so the handler is installed however slow loading is
+  // on a busy machine); 1000 steps take far longer, and the run must end within a step.
+  const std::string log = out_path("interrupted.log");
   const std::string script = std::string(DIFFUSE_BINARY) + " generate --model " + tiny() +
-                             " -p x --steps 1000 --scheduler euler -o " + out +
-                             " & pid=$!; sleep 1.5; kill -INT $pid; wait $pid; echo rc=$?";
+                             " -p x --steps 1000 --scheduler euler -o " + out + " 2>" + log +
+                             " & pid=$!; for i in $(seq 600); do grep -q 'step' " + log +
+                             " && break; sleep 0.1; done; kill -INT $pid; wait $pid; echo rc=$?; "
+                             "cat " +
+                             log + " >&2";
   CommandResult r = run_shell(script);
   EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out << r.err;
   EXPECT_NE(r.err.find("cancelled"), std::string::npos) << r.err;

@@ -10,42 +10,19 @@
 
 #include <random>
 
+#include "common/png_bomb.h"
 #include "server_fixture.h"
 
 namespace {
 
 using diffuse::test::TestServer;
 
-uint32_t crc32(const uint8_t* data, size_t n) {
-  uint32_t c = 0xffffffffu;
-  for (size_t i = 0; i < n; ++i) {
-    c ^= data[i];
-    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
-  }
-  return ~c;
-}
-
-// A small valid PNG whose IHDR claims width x height (CRC fixed up): a decompression bomb's
-// header.
-std::vector<uint8_t> png_declaring(uint32_t width, uint32_t height) {
-  diffuse::Image img;
-  img.width = img.height = 8;
-  img.rgb.assign(8 * 8 * 3, 0.5f);
-  std::vector<uint8_t> png = diffuse::encode_png(img);
-  auto put32 = [&](size_t at, uint32_t v) {
-    for (int i = 0; i < 4; ++i) png[at + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
-  };
-  put32(16, width);  // IHDR data starts after signature (8), length (4) and type (4)
-  put32(20, height);
-  put32(29, crc32(png.data() + 12, 17));
-  return png;
-}
-
 TEST(server_robustness, bad_requests_get_a_4xx_naming_the_problem) {
   diffuse::serve::ServerConfig config;
   config.max_body_bytes = 1 << 20;
   TestServer s(config);
-  const std::string huge_png = diffuse::serve::base64_encode(png_declaring(16000, 16000));
+  const std::string huge_png =
+      diffuse::serve::base64_encode(diffuse::test::png_declaring(16000, 16000));
   struct Case {
     std::string path, body;
     int status;

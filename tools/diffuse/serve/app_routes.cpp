@@ -45,7 +45,10 @@ nlohmann::json info_json(Server& server) {
   const ServerConfig& c = server.config();
   uint64_t max_side = 8;
   while ((max_side + 8) * (max_side + 8) <= c.max_pixels) max_side += 8;
+  const std::optional<ModelInfo> current = server.models().loaded_info(server.models().current());
   return {{"version", version()},
+          {"backend", current ? nlohmann::json(current->backend) : nlohmann::json()},
+          {"threads", current ? nlohmann::json(current->threads) : nlohmann::json()},
           {"models", models},
           {"current_model", server.models().current()},
           {"schedulers", schedulers_json()},
