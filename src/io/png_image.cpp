@@ -57,7 +57,8 @@ void request_rgb8(png_structp png, png_infop info) {
   png_read_update_info(png, info);
 }
 
-void collect_text(png_structp png, png_infop info, std::map<std::string, std::string>* text) {
+[[gnu::noinline]] void collect_text(png_structp png, png_infop info,
+                                    std::map<std::string, std::string>* text) {
   png_textp chunks = nullptr;
   int n = 0;
   png_get_text(png, info, &chunks, &n);
@@ -89,28 +90,35 @@ std::vector<uint8_t> read_file(const std::string& path) {
 
 enum class DecodeMode { Pixels, TextOnly };
 
-// One decoder for both uses; returns false with `err` set when libpng failed.
-bool decode(const uint8_t* data, size_t size, DecodeMode mode, const PngLimits& limits,
-            Rgb8Image& img, std::map<std::string, std::string>* text, std::string& err) {
+struct DecodeOutcome {
+  bool ok = false, too_large = false;
+  png_uint_32 width = 0, height = 0;
+};
+
+// The libpng calls, in a function of their own that creates no C++ temporaries: a longjmp from
+// libpng's error handler returns here through setjmp, so nothing with a destructor may live in
+// this frame (the vectors written belong to the caller).
+[[gnu::noinline]] DecodeOutcome run_decoder(const uint8_t* data, size_t size, DecodeMode mode,
+                                            uint64_t max_pixels, Rgb8Image& img,
+                                            std::vector<png_bytep>& rows,
+                                            std::map<std::string, std::string>* text,
+                                            std::string& err) {
   png_structp png =
       png_create_read_struct(PNG_LIBPNG_VER_STRING, &err, png_error_fn, png_warning_fn);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
   MemoryReader reader{data, size, kSignatureBytes};
-  std::vector<png_bytep> rows;
-  volatile bool ok = png && info;
-  if (ok && setjmp(png_jmpbuf(png)) == 0) {
+  volatile DecodeOutcome outcome;
+  outcome.ok = png && info;
+  if (outcome.ok && setjmp(png_jmpbuf(png)) == 0) {
     png_set_read_fn(png, &reader, read_from_memory);
     png_set_sig_bytes(png, static_cast<int>(kSignatureBytes));
     png_set_user_limits(png, kMaxSide, kMaxSide);
     png_read_info(png, info);
     const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-    if (mode == DecodeMode::Pixels) {
-      if (uint64_t{w} * h > limits.max_pixels) {
-        err = "image is " + std::to_string(w) + "x" + std::to_string(h) + ", over the limit of " +
-              std::to_string(limits.max_pixels) + " pixels";
-        png_destroy_read_struct(&png, &info, nullptr);
-        return false;
-      }
+    outcome.width = w;
+    outcome.height = h;
+    outcome.too_large = mode == DecodeMode::Pixels && uint64_t{w} * h > max_pixels;
+    if (mode == DecodeMode::Pixels && !outcome.too_large) {
       request_rgb8(png, info);
       img.width = static_cast<int>(w);
       img.height = static_cast<int>(h);
@@ -120,13 +128,31 @@ bool decode(const uint8_t* data, size_t size, DecodeMode mode, const PngLimits& 
       png_read_image(png, rows.data());
       png_read_end(png, info);
     }
-    if (text) collect_text(png, info, text);
+    if (text && !outcome.too_large) collect_text(png, info, text);
   } else {
-    ok = false;
+    outcome.ok = false;
   }
   png_destroy_read_struct(&png, &info, nullptr);
-  if (!ok && err.empty()) err = "corrupt PNG";
-  return ok;
+  DecodeOutcome result;
+  result.ok = outcome.ok && !outcome.too_large;
+  result.too_large = outcome.too_large;
+  result.width = outcome.width;
+  result.height = outcome.height;
+  return result;
+}
+
+// One decoder for both uses; returns false with `err` set when decoding failed.
+bool decode(const uint8_t* data, size_t size, DecodeMode mode, const PngLimits& limits,
+            Rgb8Image& img, std::map<std::string, std::string>* text, std::string& err) {
+  std::vector<png_bytep> rows;
+  const DecodeOutcome o = run_decoder(data, size, mode, limits.max_pixels, img, rows, text, err);
+  if (o.too_large) {
+    err = "image is " + std::to_string(o.width) + "x" + std::to_string(o.height) +
+          ", over the limit of " + std::to_string(limits.max_pixels) + " pixels";
+    return false;
+  }
+  if (!o.ok && err.empty()) err = "corrupt PNG";
+  return o.ok;
 }
 
 void check_signature(const uint8_t* data, size_t size, const std::string& what) {
