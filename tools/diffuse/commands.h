@@ -20,6 +20,8 @@ Command add_info(CLI::App& app);
 Command add_synth(CLI::App& app);
 Command add_bench(CLI::App& app);
 Command add_serve(CLI::App& app);
+Command add_worker(CLI::App& app);
+Command add_batch(CLI::App& app);
 
 /// The demo model folder, created on first use under the user's cache directory.
 std::string demo_model_dir(bool announce);

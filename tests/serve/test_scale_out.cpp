@@ -1,0 +1,187 @@
+// Scale-out over Redis Streams (docs/SCALE-OUT.md): real redis-server, `diffuse worker` and
+// `diffuse batch` processes on the tiny model. Every image must equal the library's (and so
+// `diffuse generate`'s) for the same parameters, whatever happens to workers and to Redis.
+#include <filesystem>
+
+#include "diffuse/diffuse.hpp"
+#include "serve/queue_fixture.h"
+#include "serve/server_fixture.h"
+
+namespace fs = std::filesystem;
+
+namespace diffuse::test {
+
+namespace {
+
+std::string job_line(const std::string& id, const std::string& prompt, int steps, int seed) {
+  return nlohmann::json{
+      {"model", "tiny-sd1"}, {"id", id},    {"prompt", prompt}, {"steps", steps},
+      {"seed", seed},        {"width", 64}, {"height", 64},     {"guidance_scale", 7.5}}
+      .dump();
+}
+
+std::vector<uint8_t> library_pixels(const std::string& prompt, int steps, int seed) {
+  // One thread, as the workers run here: the reductions, and so the last bits, follow the
+  // thread count.
+  static std::unique_ptr<Pipeline> pipe = [] {
+    LoadOptions lo;
+    lo.threads = 1;
+    return Pipeline::load(fixture("models/tiny-sd1"), lo);
+  }();
+  GenerateOptions o;
+  o.prompt = prompt;
+  o.steps = steps;
+  o.seed = static_cast<uint64_t>(seed);
+  o.width = o.height = 64;
+  return pipe->generate(o).images.at(0).to_rgb8();
+}
+
+std::vector<uint8_t> png_pixels(const std::string& path) {
+  return load_png(path).to_rgb8();
+}
+
+int64_t stat(QueueTest& t, const char* counter) {
+  const std::string v = t.redis({"HGET", "diffuse:stats", counter}).str;
+  return v.empty() ? 0 : std::stoll(v);
+}
+
+}  // namespace
+
+using scale_out = QueueTest;
+
+int64_t pending(QueueTest& t) {
+  return t.redis({"XPENDING", "diffuse:jobs:tiny-sd1", "diffuse-workers"})[0].integer;
+}
+
+TEST_F(scale_out, three_workers_complete_thirty_jobs_equal_to_generate) {
+  start_redis();
+  for (const char* name : {"w1", "w2", "w3"}) start_worker(name);
+  std::vector<std::string> lines;
+  for (int i = 0; i < 30; ++i)
+    lines.push_back(
+        job_line("job" + std::to_string(i), "prompt " + std::to_string(i % 7), 2 + i % 3, 100 + i));
+  auto batch = start_batch("thirty", lines, "out");
+  ASSERT_EQ(batch->wait(std::chrono::seconds(240)), 0) << batch->output();
+  for (int i = 0; i < 30; ++i) {
+    const std::string file = path("out/job" + std::to_string(i) + ".png");
+    ASSERT_TRUE(fs::exists(file)) << file;
+    EXPECT_EQ(png_pixels(file),
+              library_pixels("prompt " + std::to_string(i % 7), 2 + i % 3, 100 + i))
+        << file;
+  }
+  // And the same as the CLI's own `diffuse generate` for one of them.
+  Child generate({DIFFUSE_BINARY, "generate", "--model", fixture("models/tiny-sd1"), "--prompt",
+                  "prompt 3", "--steps", "3", "--seed", "110", "-W", "64", "-H", "64", "--threads",
+                  "1", "-o", path("generate.png")},
+                 path("generate.log"));
+  ASSERT_EQ(generate.wait(), 0) << generate.output();
+  EXPECT_EQ(png_pixels(path("generate.png")), png_pixels(path("out/job10.png")));
+  EXPECT_EQ(stat(*this, "done"), 30);
+  EXPECT_EQ(pending(*this), 0);
+  // A rerun finds every file and enqueues nothing.
+  auto rerun = start_batch("thirty", lines, "out");
+  ASSERT_EQ(rerun->wait(), 0) << rerun->output();
+  EXPECT_NE(rerun->output().find("30 already in"), std::string::npos) << rerun->output();
+  EXPECT_EQ(redis({"XLEN", "diffuse:jobs:tiny-sd1"}).integer, 30);
+}
+
+TEST_F(scale_out, a_job_of_a_killed_worker_is_reclaimed_and_completed_once) {
+  start_redis();
+  Child& doomed = start_worker("doomed", {"--claim-idle-ms", "800"});
+  auto batch = start_batch("long", {job_line("long", "a long job", 60, 5)}, "out");
+  ASSERT_TRUE(eventually([&] {
+    const auto s = redis({"HMGET", "diffuse:job:long", "status", "step"});
+    return s[0].str == "running" && !s[1].str.empty() && std::stoi(s[1].str) >= 2;
+  })) << doomed.output();
+  doomed.kill(SIGKILL);
+  ASSERT_EQ(doomed.wait(), 128 + SIGKILL);
+  start_worker("rescuer", {"--claim-idle-ms", "800"});
+  ASSERT_EQ(batch->wait(std::chrono::seconds(120)), 0) << batch->output();
+  EXPECT_EQ(redis({"HGET", "diffuse:job:long", "worker"}).str, "rescuer");
+  EXPECT_EQ(redis({"HGET", "diffuse:job:long", "attempt"}).str, "2");
+  EXPECT_EQ(stat(*this, "done"), 1);  // exactly one result stored and acknowledged
+  EXPECT_EQ(pending(*this), 0);
+  EXPECT_EQ(redis({"XLEN", "diffuse:dead"}).integer, 0);
+  EXPECT_EQ(png_pixels(path("out/long.png")), library_pixels("a long job", 60, 5));
+}
+
+TEST_F(scale_out, no_acknowledged_job_is_lost_when_redis_restarts_with_aof) {
+  start_redis(/*aof=*/true);
+  start_worker("w1");
+  std::vector<std::string> first, second;
+  for (int i = 0; i < 4; ++i) first.push_back(job_line("a" + std::to_string(i), "first", 2, i));
+  for (int i = 0; i < 4; ++i) second.push_back(job_line("b" + std::to_string(i), "second", 2, i));
+  auto batch = start_batch("first", first, "out1");
+  ASSERT_EQ(batch->wait(), 0) << batch->output();
+  redis_->kill(SIGKILL);  // no clean shutdown: only what the AOF has on disk survives
+  redis_->wait();
+  start_redis(/*aof=*/true);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(redis({"HGET", "diffuse:job:a" + std::to_string(i), "status"}).str, "done");
+  EXPECT_EQ(stat(*this, "done"), 4);
+  auto after = start_batch("second", second, "out2");
+  ASSERT_EQ(after->wait(), 0) << after->output() << workers_[0]->output();
+  // The first batch again, into a new folder: answered from the stored results, nothing rerun.
+  auto again = start_batch("first", first, "out3");
+  ASSERT_EQ(again->wait(), 0) << again->output();
+  EXPECT_EQ(stat(*this, "done"), 8);
+  EXPECT_EQ(png_pixels(path("out3/a1.png")), library_pixels("first", 2, 1));
+  EXPECT_EQ(png_pixels(path("out2/b2.png")), library_pixels("second", 2, 2));
+  EXPECT_NE(workers_[0]->output().find("connected to"), std::string::npos);
+}
+
+TEST_F(scale_out, malformed_jobs_go_to_the_dead_letter_stream_and_the_worker_goes_on) {
+  start_redis();
+  const std::string stream = "diffuse:jobs:tiny-sd1";
+  redis({"XADD", stream, "*", "id", "bad-json", "job", "{\"model\": \"tiny-sd1\", "});
+  redis({"XADD", stream, "*", "id", "unknown-key", "job",
+         R"({"model": "tiny-sd1", "prompt": "x", "colour": "red"})"});
+  redis({"XADD", stream, "*", "id", "unknown-model", "job", R"({"model": "sd99", "id": "m"})"});
+  redis({"XADD", stream, "*", "nothing", "here"});
+  Child& worker = start_worker("w1");
+  auto batch = start_batch("good", {job_line("good", "fine", 2, 3)}, "out");
+  ASSERT_EQ(batch->wait(), 0) << batch->output() << worker.output();
+  ASSERT_EQ(redis({"XLEN", "diffuse:dead"}).integer, 4);
+  const serve::RedisValue dead = redis({"XRANGE", "diffuse:dead", "-", "+"});
+  const std::vector<std::string> expected = {"not valid JSON", "unknown field colour",
+                                             "unknown model \"sd99\"", "no `job` field"};
+  for (size_t i = 0; i < expected.size(); ++i)
+    EXPECT_NE(serve::field_of(dead[i][1], "error").find(expected[i]), std::string::npos)
+        << serve::field_of(dead[i][1], "error");
+  EXPECT_EQ(redis({"HGET", "diffuse:job:m", "status"}).str, "error");
+  EXPECT_TRUE(worker.running());
+  EXPECT_EQ(pending(*this), 0);
+  worker.kill(SIGTERM);
+  EXPECT_EQ(worker.wait(std::chrono::seconds(20)), 0) << worker.output();
+}
+
+TEST_F(scale_out, a_worker_started_before_redis_retries_until_it_is_up) {
+  Child& worker = start_worker("early");
+  ASSERT_TRUE(eventually([&] { return worker.output().find("retrying in") != std::string::npos; }))
+      << worker.output();
+  const std::string out = worker.output();
+  EXPECT_NE(out.find("cannot connect to Redis at " + url()), std::string::npos) << out;
+  EXPECT_TRUE(worker.running());
+  start_redis();
+  auto batch = start_batch("late", {job_line("late", "late", 2, 9)}, "out");
+  ASSERT_EQ(batch->wait(), 0) << batch->output() << worker.output();
+  EXPECT_EQ(png_pixels(path("out/late.png")), library_pixels("late", 2, 9));
+}
+
+TEST_F(scale_out, batch_reports_bad_lines_with_their_numbers) {
+  start_redis();
+  start_worker("w1");
+  ASSERT_TRUE(eventually([&] { return redis({"SCARD", "diffuse:models"}).integer > 0; }));
+  auto batch = start_batch("mixed",
+                           {job_line("ok", "ok", 2, 1), R"({"model": "tiny-sd1", "sped": 3})",
+                            "not json", R"({"model": "nope", "prompt": "x"})"},
+                           "out");
+  EXPECT_EQ(batch->wait(), 1);
+  const std::string out = batch->output();
+  EXPECT_NE(out.find("mixed.jsonl:2: unknown field sped"), std::string::npos) << out;
+  EXPECT_NE(out.find("mixed.jsonl:3: not a JSON object"), std::string::npos) << out;
+  EXPECT_NE(out.find("mixed.jsonl:4: model: unknown model \"nope\""), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(path("out/ok.png")));
+}
+
+}  // namespace diffuse::test

@@ -1,0 +1,98 @@
+// diffuse worker: one of N processes taking generation jobs from a Redis queue (see
+// docs/SCALE-OUT.md and serve/queue_worker.h).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <iostream>
+
+#include "commands.h"
+#include "diffuse/diffuse.hpp"
+#include "serve/queue_worker.h"
+
+namespace diffuse::cli {
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_stop_signal(int) {
+  g_stop = true;
+}
+
+struct WorkerArgs {
+  std::string queue, models_dir, config_dir, backend = "cpu";
+  std::vector<std::string> preload;
+  int threads = 0, max_loaded = 1;
+  serve::WorkerConfig worker;
+};
+
+std::string default_worker_name() {
+  char host[256] = "host";
+  gethostname(host, sizeof host - 1);
+  return std::string(host) + "-" + std::to_string(getpid());
+}
+
+int run_worker(WorkerArgs a) {
+  try {
+    a.worker.url = serve::parse_redis_url(a.queue, "--queue");
+  } catch (const std::invalid_argument& e) {
+    throw ConfigError(e.what());
+  }
+  if (a.worker.name.empty()) a.worker.name = default_worker_name();
+  std::vector<serve::ModelEntry> entries = serve::scan_model_folder(a.models_dir);
+  if (entries.empty()) throw ConfigError("--models " + a.models_dir + ": no models found");
+  LoadOptions lo;
+  lo.config_dir = a.config_dir;
+  lo.assets_dir = assets_dir();
+  lo.backend = a.backend;
+  lo.threads = a.threads;
+  serve::ModelRegistry models(entries, lo, entries.front().name, static_cast<size_t>(a.max_loaded));
+  for (const auto& name : a.preload) {
+    if (!models.find(name)) throw ConfigError("--model " + name + ": not an entry of --models");
+    std::cerr << "diffuse worker " << a.worker.name << ": loading " << name << "\n";
+    models.acquire(name);
+  }
+  // SIGTERM/SIGINT: the running job stops within one step and goes back on the queue.
+  struct sigaction sa = {};
+  sa.sa_handler = on_stop_signal;
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  serve::QueueWorker worker(a.worker, models, g_stop, std::cerr);
+  std::cerr << "diffuse worker " << a.worker.name << ": " << entries.size() << " model(s), queue "
+            << a.worker.url.text() << std::endl;
+  worker.run();
+  std::cerr << "diffuse worker " << a.worker.name << ": stopped" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+Command add_worker(CLI::App& app) {
+  auto a = std::make_shared<WorkerArgs>();
+  CLI::App* c = app.add_subcommand(
+      "worker", "Take generation jobs from a Redis queue (diffuse:jobs:<model> streams)");
+  c->add_option("--queue", a->queue, "Redis queue, redis://HOST:PORT/DB")->required();
+  c->add_option("--models", a->models_dir, "folder of models served (one stream each)")->required();
+  c->add_option("--model,-m", a->preload, "entries of --models to load before taking jobs");
+  c->add_option("--config-dir", a->config_dir, "for single-file checkpoints (see generate)");
+  c->add_option("--name", a->worker.name, "consumer name in the group (default: host-pid)");
+  c->add_option("--claim-idle-ms", a->worker.claim_idle_ms,
+                "reclaim jobs pending this long on a dead worker")
+      ->capture_default_str()
+      ->check(CLI::Range(100, 86400000));
+  c->add_option("--max-attempts", a->worker.max_attempts,
+                "deliveries before a job goes to diffuse:dead")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  c->add_option("--result-ttl", a->worker.result_ttl_s, "seconds results are kept in Redis")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 365 * 86400));
+  c->add_option("--max-loaded-models", a->max_loaded, "models kept in memory at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  add_backend_options(*c, a->backend, a->threads);
+  return [a] { return run_worker(*a); };
+}
+
+}  // namespace diffuse::cli
