@@ -20,7 +20,8 @@ std::string job_line(const std::string& id, const std::string& prompt, int steps
       .dump();
 }
 
-std::vector<uint8_t> library_pixels(const std::string& prompt, int steps, int seed) {
+std::vector<uint8_t> library_pixels(const std::string& prompt, int steps, int seed,
+                                    const std::string& scheduler = "") {
   // One thread, as the workers run here: the reductions, and so the last bits, follow the
   // thread count.
   static std::unique_ptr<Pipeline> pipe = [] {
@@ -33,6 +34,7 @@ std::vector<uint8_t> library_pixels(const std::string& prompt, int steps, int se
   o.steps = steps;
   o.seed = static_cast<uint64_t>(seed);
   o.width = o.height = 64;
+  o.scheduler = scheduler;
   return pipe->generate(o).images.at(0).to_rgb8();
 }
 
@@ -182,6 +184,79 @@ TEST_F(scale_out, batch_reports_bad_lines_with_their_numbers) {
   EXPECT_NE(out.find("mixed.jsonl:3: not a JSON object"), std::string::npos) << out;
   EXPECT_NE(out.find("mixed.jsonl:4: model: unknown model \"nope\""), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(path("out/ok.png")));
+}
+
+}  // namespace diffuse::test
+
+namespace diffuse::test {
+
+namespace {
+
+std::string get_text(const TestServer& s, const std::string& path) {
+  auto r = s.client()->Get(path.c_str());
+  return r && r->status == 200 ? r->body : std::string();
+}
+
+nlohmann::json wait_for_job(const TestServer& s, const std::string& id) {
+  nlohmann::json job;
+  eventually([&] {
+    job = s.get("/api/v1/jobs/" + id).second;
+    return job.is_object() && job.value("status", "") != "queued" &&
+           job.value("status", "") != "running";
+  });
+  return job;
+}
+
+}  // namespace
+
+TEST_F(scale_out, stateless_fronts_queue_jobs_for_the_workers_and_answer_from_redis) {
+  start_redis();
+  start_worker("w1");
+  serve::ServerConfig config;
+  config.queue_url = url();
+  TestServer front(config), other_front(config);
+  const nlohmann::json body = {{"model", "tiny-sd1"}, {"prompt", "front"}, {"steps", 3},
+                               {"seed", 21},          {"width", 64},       {"height", 64}};
+  const auto [status, queued] = front.post("/api/v1/jobs", body);
+  ASSERT_EQ(status, 202) << queued.dump();
+  // Any front answers for any job: the other one reads it from Redis.
+  const nlohmann::json job = wait_for_job(other_front, queued["id"]);
+  ASSERT_EQ(job.value("status", ""), "done") << job.dump();
+  EXPECT_EQ(decode_b64_png(job["images"][0]["png_base64"]).to_rgb8(),
+            library_pixels("front", 3, 21));
+  // A1111's txt2img waits for the worker's result.
+  const auto [a1111_status, a1111] = front.post("/sdapi/v1/txt2img", {{"prompt", "front"},
+                                                                      {"steps", 3},
+                                                                      {"seed", 21},
+                                                                      {"width", 64},
+                                                                      {"height", 64},
+                                                                      {"cfg_scale", 7.5},
+                                                                      {"sampler_name", "PLMS"}});
+  ASSERT_EQ(a1111_status, 200) << a1111.dump();
+  EXPECT_EQ(decode_b64_png(a1111["images"][0]).to_rgb8(), library_pixels("front", 3, 21, "pndm"));
+  // Settings are shared through Redis.
+  ASSERT_EQ(front.post("/sdapi/v1/options", {{"CLIP_stop_at_last_layers", 2}}).first, 200);
+  EXPECT_EQ(redis({"HGET", "diffuse:settings", "CLIP_stop_at_last_layers"}).str, "2");
+  EXPECT_TRUE(eventually([&] {
+    return other_front.get("/sdapi/v1/options").second.value("CLIP_stop_at_last_layers", 0) == 2;
+  }));
+  const std::string metrics = get_text(front, "/metrics");
+  EXPECT_NE(metrics.find("diffuse_jobs_total{status=\"done\"} 2"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("diffuse_queue_waiting{model=\"tiny-sd1\"} 0"), std::string::npos)
+      << metrics;
+  EXPECT_NE(metrics.find("diffuse_workers 1"), std::string::npos) << metrics;
+}
+
+TEST(serve_metrics, in_process_metrics_count_jobs_and_steps) {
+  TestServer s;
+  const auto [status, queued] = s.post(
+      "/api/v1/jobs", {{"prompt", "m"}, {"steps", 2}, {"seed", 1}, {"width", 64}, {"height", 64}});
+  ASSERT_EQ(status, 202);
+  ASSERT_EQ(wait_for_job(s, queued["id"]).value("status", ""), "done");
+  const std::string metrics = get_text(s, "/metrics");
+  EXPECT_NE(metrics.find("diffuse_jobs_total{status=\"done\"} 1"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("diffuse_queue_waiting 0"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("diffuse_denoise_seconds_total "), std::string::npos) << metrics;
 }
 
 }  // namespace diffuse::test

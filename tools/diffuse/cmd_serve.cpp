@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
+#include "serve/redis_client.h"
 #include "serve/server.h"
 
 namespace fs = std::filesystem;
@@ -119,13 +120,23 @@ int run_serve(ServeArgs a, const CLI::App& cmd) {
   lo.backend = a.backend;
   lo.threads = a.threads;
   serve::ModelRegistry models(entries, lo, current, static_cast<size_t>(a.max_loaded));
-  std::cerr << "diffuse serve: loading " << current << "\n";
-  try {
-    models.acquire(current);
-  } catch (const ConfigError& e) {
-    if (cmd.count("--backend") || cmd.count("--compute-units"))
-      throw ConfigError(backend_flag(cmd) + ": " + e.what());
-    throw;
+  if (a.server.queue_url.empty()) {
+    std::cerr << "diffuse serve: loading " << current << "\n";
+    try {
+      models.acquire(current);
+    } catch (const ConfigError& e) {
+      if (cmd.count("--backend") || cmd.count("--compute-units"))
+        throw ConfigError(backend_flag(cmd) + ": " + e.what());
+      throw;
+    }
+  } else {
+    try {
+      serve::parse_redis_url(a.server.queue_url, "--queue");
+    } catch (const std::invalid_argument& e) {
+      throw ConfigError(e.what());
+    }
+    std::cerr << "diffuse serve: a front for the workers on " << a.server.queue_url
+              << " (models load there)\n";
   }
   serve::Server server(a.server, models);
   if (!server.bind())
@@ -186,6 +197,9 @@ Command add_serve(CLI::App& app) {
   c->add_option("--max-loaded-models", a->max_loaded, "models kept in memory at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
+  c->add_option("--queue", a->server.queue_url,
+                "redis://HOST:PORT/DB: queue jobs for `diffuse worker` processes instead of "
+                "generating here (a stateless front; see docs/SCALE-OUT.md)");
   c->add_flag("!--no-access-log", a->server.access_log, "do not log requests on stderr");
   add_backend_options(*c, a->backend, a->threads);
   return [a, c] { return run_serve(*a, *c); };

@@ -173,10 +173,17 @@ void set_options(Server& server, const nlohmann::json& body) {
     throw invalid_parameter("sd_vae: separate VAE files are not supported yet");
   f.accept("eta_noise_seed_delta");
   f.refuse_unknown("options diffuse keeps: sd_model_checkpoint, CLIP_stop_at_last_layers");
-  if (model) server.models().set_current(*model);
+  // Applied here at once, and shared with the other fronts through the queue (with --queue).
+  if (model) {
+    server.models().set_current(*model);
+    server.queue().set_shared_setting("sd_model_checkpoint", server.models().current());
+  }
   if (clip) {
-    std::lock_guard<std::mutex> lock(server.a1111_options().mutex);
-    server.a1111_options().clip_stop_at_last_layers = static_cast<int>(*clip);
+    {
+      std::lock_guard<std::mutex> lock(server.a1111_options().mutex);
+      server.a1111_options().clip_stop_at_last_layers = static_cast<int>(*clip);
+    }
+    server.queue().set_shared_setting("CLIP_stop_at_last_layers", std::to_string(*clip));
   }
 }
 

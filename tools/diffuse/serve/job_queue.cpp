@@ -129,7 +129,11 @@ void JobQueue::work() {
       running_ = job;
     }
     if (!job->finished()) run(*job);  // a job cancelled while queued is already finished
+    const JobSnapshot s = job->snapshot();
     std::lock_guard<std::mutex> lock(mutex_);
+    done_ += s.status == JobStatus::Done;
+    failed_ += s.status == JobStatus::Error;
+    cancelled_ += s.status == JobStatus::Cancelled;
     running_.reset();
     last_ = job;
     finished_at_[job->id()] = std::chrono::steady_clock::now();
@@ -184,6 +188,32 @@ void JobQueue::run_one(Job& job, Pipeline& pipeline, size_t index) {
     images.push_back(std::move(image));
   }
   job.add_result(std::move(images), r.warnings);
+  std::lock_guard<std::mutex> lock(mutex_);
+  steps_ += static_cast<uint64_t>(r.options.steps);
+  denoise_seconds_ += r.times.denoise_s;
+}
+
+std::string JobQueue::metrics() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::string out = "# TYPE diffuse_queue_waiting gauge\n" +
+                    metric_line("diffuse_queue_waiting", "", double(waiting_.size())) +
+                    "# TYPE diffuse_jobs_running gauge\n" +
+                    metric_line("diffuse_jobs_running", "", running_ ? 1 : 0) +
+                    "# TYPE diffuse_jobs_total counter\n" +
+                    metric_line("diffuse_jobs_total", "status=\"done\"", double(done_)) +
+                    metric_line("diffuse_jobs_total", "status=\"failed\"", double(failed_)) +
+                    metric_line("diffuse_jobs_total", "status=\"cancelled\"", double(cancelled_)) +
+                    "# TYPE diffuse_denoise_steps_total counter\n" +
+                    metric_line("diffuse_denoise_steps_total", "", double(steps_)) +
+                    "# TYPE diffuse_denoise_seconds_total counter\n" +
+                    metric_line("diffuse_denoise_seconds_total", "", denoise_seconds_);
+  return out;
+}
+
+std::string metric_line(const std::string& name, const std::string& labels, double value) {
+  char number[64];
+  std::snprintf(number, sizeof number, "%.17g", value);
+  return name + (labels.empty() ? "" : "{" + labels + "}") + " " + number + "\n";
 }
 
 }  // namespace diffuse::serve

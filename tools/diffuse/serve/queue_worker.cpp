@@ -18,6 +18,7 @@ using std::chrono::milliseconds;
 struct QueueWorker::Entry {
   std::string stream, model, entry_id, job_id, raw;
   int64_t deliveries = 1;
+  bool cancelled = false;  // a front asked (DELETE /api/v1/jobs/{id}, /sdapi/v1/interrupt)
   QueueJob job;
   Clock::time_point last_touch, last_publish;
 };
@@ -213,6 +214,7 @@ void QueueWorker::publish_progress(Entry& entry, int step, int total,
       hset.insert(hset.end(), {"preview", std::string(png.begin(), png.end())});
     }
     redis_->command(hset);
+    entry.cancelled = redis_->command({"HGET", keys::job(entry.job_id), "cancel"}).str == "1";
     // XAUTOCLAIM goes by the time since delivery: touch the entry so a long job is not taken
     // from a live worker.
     if (now - entry.last_touch > milliseconds(config_.claim_idle_ms / 3)) {
@@ -236,13 +238,14 @@ void QueueWorker::run_job(Entry& entry) {
   must({{"HSET", key, "status", "running", "worker", config_.name, "model", entry.model, "attempt",
          std::to_string(entry.deliveries), "step", "0", "total_steps", "0"},
         {"EXPIRE", key, std::to_string(config_.result_ttl_s)}});
+  if (must_read_cancel(entry)) return finish_cancelled(entry);
   GenerateOptions options = entry.job.options;
   options.preview = true;
   std::string failure;
   try {
     std::shared_ptr<Pipeline> pipeline = models_.acquire(entry.model);
     GenerationResult r = pipeline->generate(options, [&](const Progress& p) {
-      if (stop_) return false;
+      if (stop_ || entry.cancelled) return false;
       publish_progress(entry, p.step, p.total_steps, p.preview);
       return true;
     });
@@ -267,7 +270,10 @@ void QueueWorker::run_job(Entry& entry) {
     fields.emplace_back("steps_run", std::to_string(r.options.steps));
     store_result(entry, fields);
   } catch (const Cancelled&) {
-    hand_back(entry);
+    if (entry.cancelled)
+      finish_cancelled(entry);
+    else
+      hand_back(entry);
   } catch (const ConfigError& e) {
     dead_letter(entry, e.what());  // the job's parameters: another attempt would fail the same
   } catch (const std::bad_alloc&) {
@@ -324,6 +330,26 @@ void QueueWorker::dead_letter(Entry& entry, const std::string& error) {
     commands.push_back({"EXPIRE", key, std::to_string(config_.result_ttl_s)});
   }
   must(commands);
+}
+
+bool QueueWorker::must_read_cancel(Entry& entry) {
+  try {
+    if (redis_)
+      entry.cancelled = redis_->command({"HGET", keys::job(entry.job_id), "cancel"}).str == "1";
+  } catch (const RedisConnectionError&) {
+    redis_.reset();
+  }
+  return entry.cancelled;
+}
+
+void QueueWorker::finish_cancelled(Entry& entry) {
+  log_ << "diffuse worker " << config_.name << ": job " << entry.job_id << " cancelled"
+       << std::endl;
+  const std::string key = keys::job(entry.job_id);
+  must({{"HSET", key, "status", "cancelled"},
+        {"EXPIRE", key, std::to_string(config_.result_ttl_s)},
+        {"XACK", entry.stream, keys::kGroup, entry.entry_id}});
+  current_job_.clear();
 }
 
 // SIGTERM mid-job: the job goes back on its stream at once (not after --claim-idle-ms), with

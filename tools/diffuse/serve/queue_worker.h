@@ -52,6 +52,8 @@ class QueueWorker {
   void store_result(Entry& entry, const std::vector<std::pair<std::string, std::string>>& fields);
   void dead_letter(Entry& entry, const std::string& error);
   void hand_back(Entry& entry);
+  bool must_read_cancel(Entry& entry);
+  void finish_cancelled(Entry& entry);
   void publish_progress(Entry& entry, int step, int total, const std::optional<Image>& preview);
   /// Runs Redis commands that must reach the server, reconnecting until they do (or `stop`).
   bool must(const std::vector<std::vector<std::string>>& transaction);

@@ -9,6 +9,8 @@
 #include <random>
 
 #include "serve/http_error.h"
+#include "serve/job_queue.h"
+#include "serve/redis_job_queue.h"
 
 namespace diffuse::serve {
 
@@ -76,8 +78,30 @@ std::shared_ptr<const std::vector<uint8_t>> ImageStore::get(const std::string& i
   return it->second.png;
 }
 
+namespace {
+
+std::unique_ptr<JobService> make_job_service(const ServerConfig& config, ModelRegistry& models,
+                                             A1111Options& options) {
+  if (config.queue_url.empty()) return std::make_unique<JobQueue>(models, config.max_queue);
+  // Settings another front changed reach this one within half a second.
+  auto on_settings = [&models, &options](const std::map<std::string, std::string>& s) {
+    if (auto it = s.find("sd_model_checkpoint"); it != s.end() && models.find(it->second))
+      models.set_current(it->second);
+    if (auto it = s.find("CLIP_stop_at_last_layers"); it != s.end()) {
+      std::lock_guard<std::mutex> lock(options.mutex);
+      options.clip_stop_at_last_layers = std::atoi(it->second.c_str());
+    }
+  };
+  return std::make_unique<RedisJobQueue>(parse_redis_url(config.queue_url, "--queue"), models,
+                                         on_settings);
+}
+
+}  // namespace
+
 Server::Server(ServerConfig config, ModelRegistry& models)
-    : config_(std::move(config)), models_(models), queue_(models_, config_.max_queue) {
+    : config_(std::move(config)),
+      models_(models),
+      queue_(make_job_service(config_, models_, a1111_)) {
   // Every waiting A1111 request holds a connection thread, and so may each event stream: size the
   // pool so reads (progress, job status, the app) are always served while the queue is full.
   const size_t threads = config_.max_queue + 32;
@@ -88,6 +112,7 @@ Server::Server(ServerConfig config, ModelRegistry& models)
   add_job_routes(*this);
   add_a1111_routes(*this);
   add_openai_routes(*this);
+  add_metrics_route(*this);
 }
 
 Server::~Server() {
@@ -177,7 +202,7 @@ void Server::serve() {
 }
 
 void Server::stop() {
-  queue_.shutdown();
+  queue_->shutdown();
   http_.stop();
 }
 

@@ -1,4 +1,5 @@
-// The HTTP server behind `diffuse serve`: cpp-httplib for HTTP, one JobQueue for generations, and
+// The HTTP server behind `diffuse serve`: cpp-httplib for HTTP, a JobService for generations (the
+// in-process JobQueue, or RedisJobQueue with --queue), and
 // the route groups (web app, diffuse's job API, A1111's /sdapi/v1, OpenAI's /v1) registered on it.
 // Cross-cutting rules live here: API-key auth, CORS, body limits, JSON errors, the access log.
 #pragma once
@@ -11,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "serve/job_queue.h"
+#include "serve/job_service.h"
 #include "serve/model_registry.h"
 
 namespace diffuse::serve {
@@ -28,6 +29,7 @@ struct ServerConfig {
   uint64_t max_input_pixels = 4096 * 4096;   // decoded init images
   size_t max_body_bytes = size_t{64} << 20;  // request bodies
   bool access_log = true;                    // one line per request on stderr
+  std::string queue_url;  // redis://HOST:PORT/DB: a stateless front for `diffuse worker`s
 };
 
 /// Stored images the OpenAI route hands out as URLs (kept for an hour).
@@ -65,7 +67,7 @@ class Server {
 
   const ServerConfig& config() const { return config_; }
   ModelRegistry& models() { return models_; }
-  JobQueue& queue() { return queue_; }
+  JobService& queue() { return *queue_; }
   ImageStore& images() { return images_; }
   A1111Options& a1111_options() { return a1111_; }
   httplib::Server& http() { return http_; }
@@ -79,9 +81,9 @@ class Server {
 
   ServerConfig config_;
   ModelRegistry& models_;
-  JobQueue queue_;
+  A1111Options a1111_;  // before queue_: its settings listener writes here
+  std::unique_ptr<JobService> queue_;
   ImageStore images_;
-  A1111Options a1111_;
   httplib::Server http_;
   int port_ = 0;
 };
@@ -96,5 +98,7 @@ void add_app_routes(Server& server);
 void add_job_routes(Server& server);
 void add_a1111_routes(Server& server);
 void add_openai_routes(Server& server);
+/// GET /metrics: Prometheus text from the job service.
+void add_metrics_route(Server& server);
 
 }  // namespace diffuse::serve
