@@ -107,6 +107,26 @@ TEST_F(scale_out, a_job_of_a_killed_worker_is_reclaimed_and_completed_once) {
   EXPECT_EQ(png_pixels(path("out/long.png")), library_pixels("a long job", 60, 5));
 }
 
+TEST_F(scale_out, sigterm_hands_the_running_job_back_at_once_and_exits_zero) {
+  start_redis();
+  Child& leaving = start_worker("leaving");
+  auto batch = start_batch("long", {job_line("long", "handed back", 60, 8)}, "out");
+  ASSERT_TRUE(eventually([&] {
+    const auto s = redis({"HMGET", "diffuse:job:long", "status", "step"});
+    return s[0].str == "running" && !s[1].str.empty() && std::stoi(s[1].str) >= 2;
+  })) << leaving.output();
+  leaving.kill(SIGTERM);
+  EXPECT_EQ(leaving.wait(std::chrono::seconds(20)), 0) << leaving.output();
+  EXPECT_NE(leaving.output().find("handed back"), std::string::npos) << leaving.output();
+  // The default --claim-idle-ms is a minute: the next worker takes the job from the stream.
+  start_worker("next");
+  ASSERT_EQ(batch->wait(std::chrono::seconds(60)), 0) << batch->output();
+  EXPECT_EQ(redis({"HGET", "diffuse:job:long", "worker"}).str, "next");
+  EXPECT_EQ(stat(*this, "done"), 1);
+  EXPECT_EQ(pending(*this), 0);
+  EXPECT_EQ(png_pixels(path("out/long.png")), library_pixels("handed back", 60, 8));
+}
+
 TEST_F(scale_out, no_acknowledged_job_is_lost_when_redis_restarts_with_aof) {
   start_redis(/*aof=*/true);
   start_worker("w1");

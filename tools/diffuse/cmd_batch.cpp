@@ -133,8 +133,9 @@ void poll(serve::RedisClient& redis, BatchJob& b, int ttl_s) {
       write_file(b.outputs[i], png);
     }
     b.finished = true;
-  } else if (status == "error") {
-    std::cerr << "\njob " << b.job.id << ": " << state[1].str << "\n";
+  } else if (status == "error" || status == "cancelled") {
+    std::cerr << "\njob " << b.job.id << ": "
+              << (status == "error" ? state[1].str : "cancelled (from a front)") << "\n";
     b.finished = b.failed = true;
   } else if (state[0].nil()) {
     enqueue(redis, b, ttl_s);  // expired or lost with a Redis that kept no data: queue again
