@@ -38,6 +38,21 @@ std::vector<uint8_t> library_pixels(const std::string& prompt, int steps, int se
   return pipe->generate(o).images.at(0).to_rgb8();
 }
 
+std::string get_text(const TestServer& s, const std::string& path) {
+  auto r = s.client()->Get(path.c_str());
+  return r && r->status == 200 ? r->body : std::string();
+}
+
+nlohmann::json wait_for_job(const TestServer& s, const std::string& id) {
+  nlohmann::json job;
+  eventually([&] {
+    job = s.get("/api/v1/jobs/" + id).second;
+    return job.is_object() && job.value("status", "") != "queued" &&
+           job.value("status", "") != "running";
+  });
+  return job;
+}
+
 std::vector<uint8_t> png_pixels(const std::string& path) {
   return load_png(path).to_rgb8();
 }
@@ -55,35 +70,56 @@ int64_t pending(QueueTest& t) {
   return t.redis({"XPENDING", "diffuse:jobs:tiny-sd1", "diffuse-workers"})[0].integer;
 }
 
-TEST_F(scale_out, three_workers_complete_thirty_jobs_equal_to_generate) {
+TEST_F(scale_out, three_workers_and_a_front_complete_thirty_jobs_equal_to_generate) {
   start_redis();
   for (const char* name : {"w1", "w2", "w3"}) start_worker(name);
+  serve::ServerConfig config;
+  config.queue_url = url();
+  TestServer front(config);
+  const auto prompt = [](int i) { return "prompt " + std::to_string(i % 7); };
+  const auto steps = [](int i) { return 2 + i % 3; };
+  // Twenty jobs from a file, ten through the front's job API, all at once.
   std::vector<std::string> lines;
-  for (int i = 0; i < 30; ++i)
-    lines.push_back(
-        job_line("job" + std::to_string(i), "prompt " + std::to_string(i % 7), 2 + i % 3, 100 + i));
-  auto batch = start_batch("thirty", lines, "out");
+  for (int i = 0; i < 20; ++i)
+    lines.push_back(job_line("job" + std::to_string(i), prompt(i), steps(i), 100 + i));
+  auto batch = start_batch("twenty", lines, "out");
+  std::vector<std::string> front_ids;
+  for (int i = 20; i < 30; ++i) {
+    const auto [status, queued] = front.post("/api/v1/jobs", {{"model", "tiny-sd1"},
+                                                              {"prompt", prompt(i)},
+                                                              {"steps", steps(i)},
+                                                              {"seed", 100 + i},
+                                                              {"width", 64},
+                                                              {"height", 64},
+                                                              {"guidance_scale", 7.5}});
+    ASSERT_EQ(status, 202) << queued.dump();
+    front_ids.push_back(queued["id"]);
+  }
   ASSERT_EQ(batch->wait(std::chrono::seconds(240)), 0) << batch->output();
-  for (int i = 0; i < 30; ++i) {
+  for (int i = 0; i < 20; ++i) {
     const std::string file = path("out/job" + std::to_string(i) + ".png");
     ASSERT_TRUE(fs::exists(file)) << file;
-    EXPECT_EQ(png_pixels(file),
-              library_pixels("prompt " + std::to_string(i % 7), 2 + i % 3, 100 + i))
-        << file;
+    EXPECT_EQ(png_pixels(file), library_pixels(prompt(i), steps(i), 100 + i)) << file;
+  }
+  for (int i = 20; i < 30; ++i) {
+    const nlohmann::json job = wait_for_job(front, front_ids[static_cast<size_t>(i - 20)]);
+    ASSERT_EQ(job.value("status", ""), "done") << job.dump();
+    EXPECT_EQ(decode_b64_png(job["images"][0]["png_base64"]).to_rgb8(),
+              library_pixels(prompt(i), steps(i), 100 + i));
   }
   // And the same as the CLI's own `diffuse generate` for one of them.
   Child generate({DIFFUSE_BINARY, "generate", "--model", fixture("models/tiny-sd1"), "--prompt",
-                  "prompt 3", "--steps", "3", "--seed", "110", "-W", "64", "-H", "64", "--threads",
-                  "1", "-o", path("generate.png")},
+                  prompt(10), "--steps", std::to_string(steps(10)), "--seed", "110", "-W", "64",
+                  "-H", "64", "--threads", "1", "-o", path("generate.png")},
                  path("generate.log"));
   ASSERT_EQ(generate.wait(), 0) << generate.output();
   EXPECT_EQ(png_pixels(path("generate.png")), png_pixels(path("out/job10.png")));
   EXPECT_EQ(stat(*this, "done"), 30);
   EXPECT_EQ(pending(*this), 0);
   // A rerun finds every file and enqueues nothing.
-  auto rerun = start_batch("thirty", lines, "out");
+  auto rerun = start_batch("twenty", lines, "out");
   ASSERT_EQ(rerun->wait(), 0) << rerun->output();
-  EXPECT_NE(rerun->output().find("30 already in"), std::string::npos) << rerun->output();
+  EXPECT_NE(rerun->output().find("20 already in"), std::string::npos) << rerun->output();
   EXPECT_EQ(redis({"XLEN", "diffuse:jobs:tiny-sd1"}).integer, 30);
 }
 
@@ -152,6 +188,25 @@ TEST_F(scale_out, no_acknowledged_job_is_lost_when_redis_restarts_with_aof) {
   EXPECT_NE(workers_[0]->output().find("connected to"), std::string::npos);
 }
 
+TEST_F(scale_out, a_job_running_while_redis_goes_down_is_stored_once_it_is_back) {
+  start_redis(/*aof=*/true);
+  Child& worker = start_worker("w1");
+  auto batch = start_batch("long", {job_line("long", "outage", 60, 4)}, "out");
+  ASSERT_TRUE(eventually([&] {
+    const auto s = redis({"HMGET", "diffuse:job:long", "status", "step"});
+    return s[0].str == "running" && !s[1].str.empty() && std::stoi(s[1].str) >= 2;
+  })) << worker.output();
+  redis_->kill(SIGKILL);
+  redis_->wait();
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  start_redis(/*aof=*/true);
+  ASSERT_EQ(batch->wait(std::chrono::seconds(120)), 0) << batch->output() << worker.output();
+  EXPECT_TRUE(worker.running());
+  EXPECT_EQ(stat(*this, "done"), 1);
+  EXPECT_EQ(pending(*this), 0);
+  EXPECT_EQ(png_pixels(path("out/long.png")), library_pixels("outage", 60, 4));
+}
+
 TEST_F(scale_out, malformed_jobs_go_to_the_dead_letter_stream_and_the_worker_goes_on) {
   start_redis();
   const std::string stream = "diffuse:jobs:tiny-sd1";
@@ -205,29 +260,6 @@ TEST_F(scale_out, batch_reports_bad_lines_with_their_numbers) {
   EXPECT_NE(out.find("mixed.jsonl:4: model: unknown model \"nope\""), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(path("out/ok.png")));
 }
-
-}  // namespace diffuse::test
-
-namespace diffuse::test {
-
-namespace {
-
-std::string get_text(const TestServer& s, const std::string& path) {
-  auto r = s.client()->Get(path.c_str());
-  return r && r->status == 200 ? r->body : std::string();
-}
-
-nlohmann::json wait_for_job(const TestServer& s, const std::string& id) {
-  nlohmann::json job;
-  eventually([&] {
-    job = s.get("/api/v1/jobs/" + id).second;
-    return job.is_object() && job.value("status", "") != "queued" &&
-           job.value("status", "") != "running";
-  });
-  return job;
-}
-
-}  // namespace
 
 TEST_F(scale_out, stateless_fronts_queue_jobs_for_the_workers_and_answer_from_redis) {
   start_redis();
