@@ -143,6 +143,27 @@ TEST_F(scale_out, a_job_of_a_killed_worker_is_reclaimed_and_completed_once) {
   EXPECT_EQ(png_pixels(path("out/long.png")), library_pixels("a long job", 60, 5));
 }
 
+TEST_F(scale_out, a_job_delivered_more_than_max_attempts_times_goes_to_dead_letters) {
+  start_redis();
+  Child& doomed = start_worker("doomed", {"--claim-idle-ms", "300", "--max-attempts", "1"});
+  auto batch = start_batch("long", {job_line("long", "cursed", 60, 6)}, "out");
+  ASSERT_TRUE(eventually([&] {
+    return redis({"HGET", "diffuse:job:long", "status"}).str == "running";
+  })) << doomed.output();
+  doomed.kill(SIGKILL);
+  doomed.wait();
+  Child& next = start_worker("next", {"--claim-idle-ms", "300", "--max-attempts", "1"});
+  EXPECT_EQ(batch->wait(std::chrono::seconds(60)), 1) << batch->output();
+  EXPECT_NE(batch->output().find("job long: gave up after 1 attempts"), std::string::npos)
+      << batch->output();
+  ASSERT_EQ(redis({"XLEN", "diffuse:dead"}).integer, 1) << next.output();
+  const serve::RedisValue dead = redis({"XRANGE", "diffuse:dead", "-", "+"});
+  EXPECT_EQ(serve::field_of(dead[0][1], "id"), "long");
+  EXPECT_EQ(serve::field_of(dead[0][1], "deliveries"), "2");
+  EXPECT_EQ(pending(*this), 0);
+  EXPECT_TRUE(next.running());
+}
+
 TEST_F(scale_out, sigterm_hands_the_running_job_back_at_once_and_exits_zero) {
   start_redis();
   Child& leaving = start_worker("leaving");
