@@ -45,7 +45,7 @@ class Child {
   Child(std::vector<std::string> argv, const std::string& log) : log_(log) {
     pid_ = fork();
     if (pid_ == 0) {
-      freopen(log.c_str(), "w", stdout);
+      if (!freopen(log.c_str(), "w", stdout)) _exit(127);
       dup2(fileno(stdout), STDERR_FILENO);
       std::vector<char*> args;
       for (auto& a : argv) args.push_back(a.data());
