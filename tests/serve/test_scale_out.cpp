@@ -313,6 +313,20 @@ TEST_F(scale_out, stateless_fronts_queue_jobs_for_the_workers_and_answer_from_re
   EXPECT_TRUE(eventually([&] {
     return other_front.get("/sdapi/v1/options").second.value("CLIP_stop_at_last_layers", 0) == 2;
   }));
+  // A cancel on a front stops the job on its worker within a step.
+  const auto [long_status, long_job] = front.post(
+      "/api/v1/jobs",
+      {{"model", "tiny-sd1"}, {"prompt", "stop"}, {"steps", 200}, {"width", 64}, {"height", 64}});
+  ASSERT_EQ(long_status, 202);
+  const std::string long_key = "diffuse:job:" + long_job["id"].get<std::string>();
+  ASSERT_TRUE(eventually([&] {
+    const std::string step = redis({"HGET", long_key, "step"}).str;
+    return !step.empty() && std::stoi(step) >= 2;
+  }));
+  auto cancelled = front.client()->Delete(("/api/v1/jobs/" + long_job["id"].get<std::string>()));
+  ASSERT_TRUE(cancelled);
+  EXPECT_EQ(nlohmann::json::parse(cancelled->body).value("status", ""), "cancelled");
+  EXPECT_TRUE(eventually([&] { return redis({"HGET", long_key, "status"}).str == "cancelled"; }));
   const std::string metrics = get_text(front, "/metrics");
   EXPECT_NE(metrics.find("diffuse_jobs_total{status=\"done\"} 2"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("diffuse_queue_waiting{model=\"tiny-sd1\"} 0"), std::string::npos)

@@ -240,7 +240,7 @@ void add_a1111_routes(Server& server) {
     send_json(res, progress_json(s, req.get_param_value("skip_current_image") == "true"));
   }));
   http.Post("/sdapi/v1/interrupt", s.handle([&s](const auto&, auto& res) {
-    if (auto job = s.queue().running()) job->cancel();
+    if (auto job = s.queue().running()) s.queue().cancel(*job);  // with --queue: on the worker
     send_json(res, nlohmann::json::object());
   }));
   http.Post("/sdapi/v1/skip", s.handle([&s](const auto&, auto& res) {
