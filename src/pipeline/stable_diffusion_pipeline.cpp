@@ -131,6 +131,7 @@ void StableDiffusionPipeline::resolve_size_conditions(GenerateOptions& o) const 
 }
 
 void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
+  check_supported(o);
   const int unit = model_.vae_scale_factor();
   if (o.init_image) {
     const Image& im = *o.init_image;

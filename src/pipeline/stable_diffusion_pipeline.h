@@ -43,6 +43,9 @@ class StableDiffusionPipeline : public Pipeline {
   /// Whether the UNet takes GenerateOptions' size conditions (SDXL); otherwise setting them is
   /// reported as a warning.
   virtual bool size_conditioned() const { return false; }
+  /// Refuses options this pipeline does not implement (ConfigError naming the option); called by
+  /// resolve(), before any model runs.
+  virtual void check_supported(const GenerateOptions&) const {}
 
   const StableDiffusionModel& model() const { return model_; }
   Device device() const { return runtime_.device; }

@@ -19,6 +19,11 @@ StableDiffusionXLPipeline::StableDiffusionXLPipeline(StableDiffusionXLModel mode
       text_encoder_2_(std::move(model.text_encoder_2)),
       force_zeros_for_empty_prompt_(model.force_zeros_for_empty_prompt) {}
 
+void StableDiffusionXLPipeline::check_supported(const GenerateOptions& o) const {
+  if (o.init_image)
+    throw ConfigError("image-to-image with SDXL (" + model().name + ") is not supported yet");
+}
+
 stages::NoisePredictor StableDiffusionXLPipeline::conditioned_unet(const GenerateOptions& o,
                                                                    bool cfg) const {
   const Device dev = device();

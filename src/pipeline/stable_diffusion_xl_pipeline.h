@@ -1,7 +1,7 @@
-// StableDiffusionXLPipeline (text-to-image and, through the shared img2img path, image-to-image
-// with the base model), step for step as diffusers runs it. Everything but the conditioning is
-// StableDiffusionPipeline's: SDXL encodes the prompt with two text encoders and adds the pooled
-// text embedding and the size micro-conditioning (add_time_ids) to every UNet call.
+// StableDiffusionXLPipeline (text-to-image with the base model), step for step as diffusers runs
+// it. Everything but the conditioning is StableDiffusionPipeline's: SDXL encodes the prompt with
+// two text encoders and adds the pooled text embedding and the size micro-conditioning
+// (add_time_ids) to every UNet call.
 #pragma once
 
 #include "pipeline/model_folder.h"
@@ -16,6 +16,8 @@ class StableDiffusionXLPipeline final : public StableDiffusionPipeline {
  protected:
   stages::NoisePredictor conditioned_unet(const GenerateOptions& o, bool cfg) const override;
   bool size_conditioned() const override { return true; }
+  /// StableDiffusionXLImg2ImgPipeline (aesthetic scores, denoising_start) is not implemented.
+  void check_supported(const GenerateOptions& o) const override;
 
  private:
   // The rest of StableDiffusionXLModel; its base is model().

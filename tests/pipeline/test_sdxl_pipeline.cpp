@@ -180,6 +180,9 @@ TEST(sdxl, bad_options_are_named_before_generating) {
   o = quick_options();
   o.crop_coords = CropTopLeft{-8, 0};
   expect_error(o, {"crop coordinates"});
+  o = quick_options();
+  o.init_image = Image::from_rgb8(128, 128, std::vector<uint8_t>(128 * 128 * 3, 100));
+  expect_error(o, {"image-to-image", "SDXL"});
   EXPECT_EQ(steps, 0);
 }
 
