@@ -57,12 +57,10 @@ std::string png_parameters(const uint8_t* data, size_t size, const std::string& 
 /// A size as diffusers' SDXL arguments order it: (height, width).
 struct SizeHW {
   int height = 0, width = 0;
-  bool operator==(const SizeHW&) const = default;
 };
 /// Crop coordinates as diffusers' crops_coords_top_left orders them: (top, left).
 struct CropTopLeft {
   int top = 0, left = 0;
-  bool operator==(const CropTopLeft&) const = default;
 };
 
 struct GenerateOptions {

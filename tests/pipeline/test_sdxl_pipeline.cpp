@@ -124,9 +124,12 @@ TEST(sdxl, size_conditions_default_to_the_image_size) {
   o.height = 64;
   const GenerationResult r = pipe->generate(o);
   ASSERT_TRUE(r.options.original_size && r.options.target_size && r.options.crop_coords);
-  EXPECT_EQ(*r.options.original_size, (SizeHW{64, 96}));
-  EXPECT_EQ(*r.options.target_size, (SizeHW{64, 96}));
-  EXPECT_EQ(*r.options.crop_coords, (CropTopLeft{0, 0}));
+  for (const SizeHW& s : {*r.options.original_size, *r.options.target_size}) {
+    EXPECT_EQ(s.height, 64);
+    EXPECT_EQ(s.width, 96);
+  }
+  EXPECT_EQ(r.options.crop_coords->top, 0);
+  EXPECT_EQ(r.options.crop_coords->left, 0);
   EXPECT_TRUE(r.warnings.empty());
   // Spelling the defaults out changes nothing; a negative_original_size equal to the default
   // gives the unconditional half the time ids it had anyway.
