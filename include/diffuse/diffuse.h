@@ -55,6 +55,7 @@ void diffuse_pipeline_free(diffuse_pipeline* pipeline);
 diffuse_status diffuse_options_create(diffuse_options** out);
 void diffuse_options_free(diffuse_options* options);
 diffuse_status diffuse_options_set_prompt(diffuse_options* o, const char* prompt);
+/* On SDXL base models, "" is encoded; never setting it conditions on zeros. */
 diffuse_status diffuse_options_set_negative_prompt(diffuse_options* o, const char* negative_prompt);
 diffuse_status diffuse_options_set_steps(diffuse_options* o, int steps);
 diffuse_status diffuse_options_set_guidance_scale(diffuse_options* o, float guidance_scale);

@@ -54,9 +54,20 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& what = "PN
 /// The `parameters` text chunk of PNG bytes (empty when absent); pixels are not decoded.
 std::string png_parameters(const uint8_t* data, size_t size, const std::string& what = "PNG data");
 
+/// A size as diffusers' SDXL arguments order it: (height, width).
+struct SizeHW {
+  int height = 0, width = 0;
+};
+/// Crop coordinates as diffusers' crops_coords_top_left orders them: (top, left).
+struct CropTopLeft {
+  int top = 0, left = 0;
+};
+
 struct GenerateOptions {
   std::string prompt;
-  std::string negative_prompt;
+  /// Unset and set-to-"" differ as in diffusers: SD encodes "" either way, but an SDXL model whose
+  /// folder sets force_zeros_for_empty_prompt (SDXL base) conditions on zeros when it is unset.
+  std::optional<std::string> negative_prompt;
   int steps = 50;
   float guidance_scale = 7.5f;  // <= 1 disables classifier-free guidance (one UNet batch half)
   uint64_t seed = 0;
@@ -76,6 +87,15 @@ struct GenerateOptions {
   std::optional<Image> init_image;
   float strength = 0.8f;  // img2img: fraction of the schedule re-noised, (0, 1]
   bool preview = false;   // fill Progress::preview (cheap latent->RGB estimate)
+  /// SDXL micro-conditioning (diffusers' original_size, target_size, crops_coords_top_left,
+  /// negative_original_size; other models ignore them with a warning). Unset: original and
+  /// target size (height, width) of the image generated, crop (0, 0), and the unconditional half
+  /// conditioned like the prompt. negative_original_size conditions the unconditional half on that
+  /// size with crop (0, 0) and target_size (diffusers' negative_target_size = target_size).
+  std::optional<SizeHW> original_size;
+  std::optional<SizeHW> target_size;
+  std::optional<CropTopLeft> crop_coords;
+  std::optional<SizeHW> negative_original_size;
 };
 
 struct Progress {
@@ -127,7 +147,7 @@ struct GenerationResult {
 
 struct ModelInfo {
   std::string name;             // folder name
-  std::string family;           // "sd1" or "sd2"
+  std::string family;           // "sd1", "sd2" or "sdxl"
   std::string prediction_type;  // "epsilon" or "v_prediction"
   std::string scheduler_class;  // default scheduler
   int default_width = 512, default_height = 512;
@@ -164,7 +184,8 @@ struct LoadOptions {
 class Pipeline {
  public:
   /// Loads a diffusers-layout Stable Diffusion folder (model_index.json, text_encoder/, tokenizer/,
-  /// unet/, vae/, scheduler/), or a single-file checkpoint (.safetensors or .ckpt, original LDM
+  /// unet/, vae/, scheduler/; SDXL's StableDiffusionXLPipeline folders also text_encoder_2/ and
+  /// tokenizer_2/), or a single-file SD 1.x/2.x checkpoint (.safetensors or .ckpt, original LDM
   /// layout; see LoadOptions::config_dir). Throws FileError/ConfigError naming the file or key at
   /// fault.
   static std::unique_ptr<Pipeline> load(const std::string& model_dir,

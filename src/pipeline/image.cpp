@@ -69,7 +69,8 @@ std::string GenerationResult::parameters_text(size_t i) const {
   // AUTOMATIC1111's infotext: prompt, optional "Negative prompt:" line, then "Key: value, ...".
   std::ostringstream s;
   s << options.prompt << "\n";
-  if (!options.negative_prompt.empty()) s << "Negative prompt: " << options.negative_prompt << "\n";
+  if (!options.negative_prompt.value_or("").empty())
+    s << "Negative prompt: " << *options.negative_prompt << "\n";
   char cfg[32];
   std::snprintf(cfg, sizeof cfg, "%g", static_cast<double>(options.guidance_scale));
   s << "Steps: " << options.steps << ", Sampler: " << sampler_name << ", CFG scale: " << cfg

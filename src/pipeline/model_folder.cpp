@@ -35,9 +35,25 @@ void require_component(const nlohmann::json& index, const std::string& path, con
                     library + "), which diffuse does not support");
 }
 
-}  // namespace
+/// `dir`/model_index.json, parsed; FileError when the folder or the file is missing.
+nlohmann::json read_model_index(const std::string& dir, std::string& index_path) {
+  if (!fs::is_directory(dir)) throw FileError(dir + ": model folder not found");
+  index_path = (fs::path(dir) / "model_index.json").string();
+  if (!fs::exists(index_path))
+    throw FileError(index_path + ": missing (expected a diffusers model folder)");
+  return parse_json(read_text_file(index_path), index_path);
+}
 
-namespace {
+std::string folder_name(const fs::path& root) {
+  return root.filename().empty() ? root.parent_path().filename().string()
+                                 : root.filename().string();
+}
+
+nlohmann::json load_scheduler_config(const fs::path& root) {
+  const std::string sched_path = (root / "scheduler" / "scheduler_config.json").string();
+  if (!fs::exists(sched_path)) throw FileError(sched_path + ": missing");
+  return parse_json(read_text_file(sched_path), sched_path);
+}
 
 ClipTokenizer load_tokenizer(const fs::path& dir, const std::string& fallback) {
   if (!fallback.empty() && !fs::exists(dir / "vocab.json")) return ClipTokenizer::load(fallback);
@@ -46,11 +62,14 @@ ClipTokenizer load_tokenizer(const fs::path& dir, const std::string& fallback) {
 
 // Components from their config.json and either the weight files beside it, the given weights
 // (a converted checkpoint) or rule weights.
-ClipTextModel load_text_encoder(const fs::path& dir, bool synthetic, const WeightStore* w) {
-  if (!synthetic && !w) return ClipTextModel::load(dir.string());
+ClipTextModel load_text_encoder(const fs::path& dir, bool synthetic, const WeightStore* w,
+                                bool with_projection = false) {
+  if (!synthetic && !w) return ClipTextModel::load(dir.string(), with_projection);
   const ClipTextConfig config = ClipTextConfig::load((dir / "config.json").string());
-  if (w) return ClipTextModel::from_weights(config, *w);
-  return ClipTextModel::from_weights(config, synthetic_weight_store("text_model."));
+  if (w) return ClipTextModel::from_weights(config, *w, with_projection);
+  // The rule keys drop "text_model."; text_projection sits outside it and keeps its name.
+  return ClipTextModel::from_weights(config, synthetic_weight_store("text_model."),
+                                     with_projection);
 }
 UNet2DConditionModel load_unet(const fs::path& dir, bool synthetic, const WeightStore* w) {
   if (!synthetic && !w) return UNet2DConditionModel::load(dir.string());
@@ -65,23 +84,37 @@ AutoencoderKL load_vae(const fs::path& dir, bool synthetic, const WeightStore* w
   return AutoencoderKL::from_weights(std::move(config), synthetic_weight_store());
 }
 
+/// The UNet's cross-attention width must be the text conditioning's width.
+void check_context_width(const UNetConfig& unet, int width, const std::string& unet_path,
+                         const std::string& what) {
+  for (int d : unet.cross_attention_dim)
+    if (d != width)
+      throw ConfigError(unet_path + ": cross_attention_dim " + std::to_string(d) +
+                        " does not match " + what + " " + std::to_string(width));
+}
+
+void check_latent_channels(const StableDiffusionModel& m, const fs::path& root) {
+  if (m.unet.config().in_channels != m.vae.config().latent_channels)
+    throw ConfigError((root / "unet" / "config.json").string() +
+                      ": in_channels does not match the VAE's latent_channels");
+}
+
 }  // namespace
 
 StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
                                                   const LoadOptions& options,
                                                   const ComponentWeights* weights) {
-  if (!fs::is_directory(dir)) throw FileError(dir + ": model folder not found");
-  const std::string index_path = (fs::path(dir) / "model_index.json").string();
-  if (!fs::exists(index_path))
-    throw FileError(index_path + ": missing (expected a diffusers model folder)");
-  const nlohmann::json index = parse_json(read_text_file(index_path), index_path);
+  std::string index_path;
+  const nlohmann::json index = read_model_index(dir, index_path);
   const std::string cls = index.value("_class_name", "");
-  if (cls == "StableDiffusionXLPipeline" || cls == "StableDiffusionXLImg2ImgPipeline")
-    throw ConfigError(index_path + ": SDXL pipelines are not supported yet");
+  if (cls.rfind("StableDiffusionXL", 0) == 0)
+    throw ConfigError(index_path + ": " + cls +
+                      " folders load as SDXL pipelines (single-file SDXL checkpoints are not "
+                      "supported yet)");
   if (cls != "StableDiffusionPipeline" && cls != "StableDiffusionImg2ImgPipeline")
-    throw ConfigError(
-        index_path + ": _class_name \"" + cls +
-        "\" is not supported (supported: StableDiffusionPipeline, StableDiffusionImg2ImgPipeline)");
+    throw ConfigError(index_path + ": _class_name \"" + cls +
+                      "\" is not supported (supported: StableDiffusionPipeline, "
+                      "StableDiffusionImg2ImgPipeline, StableDiffusionXLPipeline)");
   require_component(index, index_path, "text_encoder", "transformers", {"CLIPTextModel"});
   require_component(index, index_path, "tokenizer", "transformers",
                     {"CLIPTokenizer", "CLIPTokenizerFast"});
@@ -89,28 +122,101 @@ StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
   require_component(index, index_path, "vae", "diffusers", {"AutoencoderKL"});
 
   const fs::path root(dir);
-  const std::string sched_path = (root / "scheduler" / "scheduler_config.json").string();
-  if (!fs::exists(sched_path)) throw FileError(sched_path + ": missing");
   StableDiffusionModel m{
-      root.filename().empty() ? root.parent_path().filename().string() : root.filename().string(),
+      folder_name(root),
       "",
       load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
       load_text_encoder(root / "text_encoder", options.synthetic_weights,
                         weights ? weights->text_encoder : nullptr),
       load_unet(root / "unet", options.synthetic_weights, weights ? weights->unet : nullptr),
       load_vae(root / "vae", options.synthetic_weights, weights ? weights->vae : nullptr),
-      parse_json(read_text_file(sched_path), sched_path),
+      load_scheduler_config(root),
   };
-  const int te_dim = m.text_encoder.config().hidden_size;
-  for (int d : m.unet.config().cross_attention_dim)
-    if (d != te_dim)
-      throw ConfigError((root / "unet" / "config.json").string() + ": cross_attention_dim " +
-                        std::to_string(d) + " does not match the text encoder's hidden_size " +
-                        std::to_string(te_dim));
-  if (m.unet.config().in_channels != m.vae.config().latent_channels)
-    throw ConfigError((root / "unet" / "config.json").string() +
-                      ": in_channels does not match the VAE's latent_channels");
+  check_context_width(m.unet.config(), m.text_encoder.config().hidden_size,
+                      (root / "unet" / "config.json").string(), "the text encoder's hidden_size");
+  check_latent_channels(m, root);
   m.family = m.text_encoder.config().hidden_act == "gelu" ? "sd2" : "sd1";
+  return m;
+}
+
+bool is_stable_diffusion_xl_folder(const std::string& dir) {
+  const fs::path index_path = fs::path(dir) / "model_index.json";
+  if (!fs::is_regular_file(index_path)) return false;
+  const nlohmann::json index = parse_json(read_text_file(index_path.string()), index_path.string());
+  return index.is_object() && index.value("_class_name", "") == "StableDiffusionXLPipeline";
+}
+
+namespace {
+
+// The checks that need only the configs, done before any weight is read: the UNet's context is
+// both encoders' hidden states side by side, and its added embedding takes text_encoder_2's
+// projection plus six time ids of addition_time_embed_dim each (diffusers' _get_add_time_ids).
+void check_xl_configs(const fs::path& root) {
+  const ClipTextConfig te1 = ClipTextConfig::load((root / "text_encoder" / "config.json").string());
+  const ClipTextConfig te2 =
+      ClipTextConfig::load((root / "text_encoder_2" / "config.json").string());
+  const std::string unet_path = (root / "unet" / "config.json").string();
+  const UNetConfig unet = UNetConfig::load(unet_path);
+  if (!unet.text_time_embedding)
+    throw ConfigError(unet_path +
+                      ": addition_embed_type must be \"text_time\" for StableDiffusionXLPipeline");
+  check_context_width(unet, te1.hidden_size + te2.hidden_size, unet_path,
+                      "text_encoder + text_encoder_2 hidden sizes");
+  const int expected = te2.projection_dim + 6 * unet.addition_time_embed_dim;
+  if (unet.projection_class_embeddings_input_dim != expected)
+    throw ConfigError(unet_path + ": projection_class_embeddings_input_dim " +
+                      std::to_string(unet.projection_class_embeddings_input_dim) +
+                      " does not match text_encoder_2's projection_dim " +
+                      std::to_string(te2.projection_dim) + " + 6 x addition_time_embed_dim " +
+                      std::to_string(unet.addition_time_embed_dim) + " = " +
+                      std::to_string(expected));
+}
+
+}  // namespace
+
+StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
+                                                       const LoadOptions& options) {
+  std::string index_path;
+  const nlohmann::json index = read_model_index(dir, index_path);
+  const std::string cls = index.value("_class_name", "");
+  if (cls != "StableDiffusionXLPipeline")
+    throw ConfigError(index_path + ": _class_name \"" + cls +
+                      "\" is not supported as SDXL (supported: StableDiffusionXLPipeline)");
+  require_component(index, index_path, "text_encoder", "transformers", {"CLIPTextModel"});
+  require_component(index, index_path, "text_encoder_2", "transformers",
+                    {"CLIPTextModelWithProjection"});
+  for (const char* tokenizer : {"tokenizer", "tokenizer_2"})
+    require_component(index, index_path, tokenizer, "transformers",
+                      {"CLIPTokenizer", "CLIPTokenizerFast"});
+  require_component(index, index_path, "unet", "diffusers", {"UNet2DConditionModel"});
+  require_component(index, index_path, "vae", "diffusers", {"AutoencoderKL"});
+  const auto zeros = index.find("force_zeros_for_empty_prompt");
+  if (zeros != index.end() && !zeros->is_boolean())
+    throw ConfigError(index_path + ": force_zeros_for_empty_prompt must be true or false");
+
+  const fs::path root(dir);
+  for (const char* component : {"text_encoder", "text_encoder_2", "unet", "vae"})
+    if (!fs::is_directory(root / component))
+      throw FileError((root / component).string() + ": missing (model_index.json lists '" +
+                      component + "')");
+  check_xl_configs(root);
+
+  const bool synthetic = options.synthetic_weights;
+  StableDiffusionXLModel m{
+      StableDiffusionModel{
+          folder_name(root),
+          "sdxl",
+          load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
+          load_text_encoder(root / "text_encoder", synthetic, nullptr),
+          load_unet(root / "unet", synthetic, nullptr),
+          load_vae(root / "vae", synthetic, nullptr),
+          load_scheduler_config(root),
+      },
+      load_tokenizer(root / "tokenizer_2", options.tokenizer_fallback_dir),
+      load_text_encoder(root / "text_encoder_2", synthetic, nullptr, /*with_projection=*/true),
+      zeros == index.end() || zeros->get<bool>(),
+  };
+  check_latent_channels(m.base, root);
   return m;
 }
 

@@ -14,8 +14,10 @@
 namespace diffuse {
 
 struct StableDiffusionModel {
-  std::string name;    // folder name
-  std::string family;  // "sd1" (CLIP ViT-L, 768-d context) or "sd2" (OpenCLIP ViT-H, 1024-d)
+  std::string name;  // folder name
+  // "sd1" (CLIP ViT-L, 768-d context), "sd2" (OpenCLIP ViT-H, 1024-d) or "sdxl" (both CLIP ViT-L
+  // and OpenCLIP ViT-bigG, 2048-d)
+  std::string family;
   ClipTokenizer tokenizer;
   ClipTextModel text_encoder;
   UNet2DConditionModel unet;
@@ -26,6 +28,17 @@ struct StableDiffusionModel {
   int default_size() const;      // unet sample_size * vae_scale_factor
 };
 
+/// StableDiffusionXLPipeline: the SD components (tokenizer and text_encoder being SDXL's first
+/// ones) plus the second tokenizer and text encoder (CLIPTextModelWithProjection).
+struct StableDiffusionXLModel {
+  StableDiffusionModel base;
+  ClipTokenizer tokenizer_2;
+  ClipTextModel text_encoder_2;
+  /// model_index.json's force_zeros_for_empty_prompt (diffusers' default: true): without a
+  /// negative prompt, the unconditional embeddings are zeros instead of the encoding of "".
+  bool force_zeros_for_empty_prompt = true;
+};
+
 /// Component weights supplied from elsewhere (a converted single-file checkpoint): the folder's
 /// component subfolders then only need their config.json.
 struct ComponentWeights {
@@ -34,11 +47,20 @@ struct ComponentWeights {
   const WeightStore* vae = nullptr;
 };
 
-/// Loads `dir` (model_index.json + component folders). Unsupported pipelines (e.g. SDXL) and
-/// missing or inconsistent components are a FileError/ConfigError naming the file. With
-/// `weights`, the components take their weights from it instead of their folders.
+/// Loads `dir` (model_index.json + component folders). Unsupported pipelines (SDXL folders have
+/// their own loader) and missing or inconsistent components are a FileError/ConfigError naming
+/// the file. With `weights`, the components take their weights from it instead of their folders.
 StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
                                                   const LoadOptions& options = {},
                                                   const ComponentWeights* weights = nullptr);
+
+/// True when `dir` holds a model_index.json whose _class_name is StableDiffusionXLPipeline.
+bool is_stable_diffusion_xl_folder(const std::string& dir);
+
+/// Loads a StableDiffusionXLPipeline folder. Every component folder is checked to exist before
+/// any weight is read; a missing one (text_encoder_2, ...) is a FileError naming it, and
+/// components that cannot work together (context width, added-embedding width) a ConfigError.
+StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
+                                                       const LoadOptions& options = {});
 
 }  // namespace diffuse

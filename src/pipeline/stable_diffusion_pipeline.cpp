@@ -12,6 +12,7 @@
 #include "io/image_resize.h"
 #include "pipeline/checkpoint_loader.h"
 #include "pipeline/latent_preview.h"
+#include "pipeline/stable_diffusion_xl_pipeline.h"
 #include "pipeline/stages.h"
 #include "random/random_source.h"
 
@@ -63,9 +64,19 @@ Tensor StableDiffusionPipeline::encode_prompts(const GenerateOptions& o, bool cf
   Tensor context = ops::repeat_batch(stages::encode_prompt(model_, o.prompt, o.clip_skip, device),
                                      o.image_count);
   if (!cfg) return context;
+  // diffusers encodes "" when there is no negative prompt.
   const Tensor uncond = ops::repeat_batch(
-      stages::encode_prompt(model_, o.negative_prompt, o.clip_skip, device), o.image_count);
+      stages::encode_prompt(model_, o.negative_prompt.value_or(""), o.clip_skip, device),
+      o.image_count);
   return ops::concat(uncond, context, 0);
+}
+
+stages::NoisePredictor StableDiffusionPipeline::conditioned_unet(const GenerateOptions& o,
+                                                                 bool cfg) const {
+  return [this, context = encode_prompts(o, cfg)](const Tensor& x, double t) {
+    const std::vector<double> ts(static_cast<size_t>(x.dim(0)), t);
+    return model_.unet.forward(x, ts, context);
+  };
 }
 
 std::unique_ptr<Scheduler> StableDiffusionPipeline::make_scheduler_for(
@@ -93,7 +104,34 @@ std::unique_ptr<Scheduler> StableDiffusionPipeline::make_scheduler_for(
   return make_scheduler(config, cls);
 }
 
+void StableDiffusionPipeline::resolve_size_conditions(GenerateOptions& o) const {
+  // They become float time ids; beyond kMaxConditionSize they are typos, not sizes.
+  constexpr int kMaxConditionSize = 1 << 16;
+  const auto check_size = [](const char* name, const std::optional<SizeHW>& s) {
+    if (s && (s->height < 1 || s->width < 1 || s->height > kMaxConditionSize ||
+              s->width > kMaxConditionSize))
+      throw ConfigError(std::string(name) + " " + std::to_string(s->width) + "x" +
+                        std::to_string(s->height) + " must have sides between 1 and " +
+                        std::to_string(kMaxConditionSize));
+  };
+  check_size("original size", o.original_size);
+  check_size("target size", o.target_size);
+  check_size("negative original size", o.negative_original_size);
+  if (o.crop_coords &&
+      (o.crop_coords->top < 0 || o.crop_coords->left < 0 ||
+       o.crop_coords->top > kMaxConditionSize || o.crop_coords->left > kMaxConditionSize))
+    throw ConfigError("crop coordinates " + std::to_string(o.crop_coords->top) + "," +
+                      std::to_string(o.crop_coords->left) + " must be between 0 and " +
+                      std::to_string(kMaxConditionSize));
+  if (!size_conditioned()) return;
+  // diffusers' defaults: the generated size, uncropped.
+  if (!o.original_size) o.original_size = SizeHW{o.height, o.width};
+  if (!o.target_size) o.target_size = SizeHW{o.height, o.width};
+  if (!o.crop_coords) o.crop_coords = CropTopLeft{0, 0};
+}
+
 void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
+  check_supported(o);
   const int unit = model_.vae_scale_factor();
   if (o.init_image) {
     const Image& im = *o.init_image;
@@ -133,6 +171,7 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
     throw ConfigError("clip skip must be between 0 and " +
                       std::to_string(model_.text_encoder.config().num_hidden_layers - 1));
   if (o.eta && (!std::isfinite(*o.eta) || *o.eta < 0.0)) throw ConfigError("eta must be >= 0");
+  resolve_size_conditions(o);
   // VaeImageProcessor.resize: PIL `image.resize((width, height), Image.LANCZOS)` on the 8-bit
   // image (to_rgb8 is exact for images read from 8-bit PNGs).
   if (o.init_image && (o.init_image->width != o.width || o.init_image->height != o.height)) {
@@ -168,10 +207,17 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   result.scheduler_class = std::string(scheduler->class_name());
   auto rng = make_random_source(o.rng, o.seed);
 
+  if (!size_conditioned() &&
+      (o.original_size || o.target_size || o.crop_coords || o.negative_original_size))
+    result.warnings.push_back(
+        "original size, target size and crop coordinates condition SDXL "
+        "models only; " +
+        model_.name + " ignores them");
+
   // 1. Text conditioning: [uncond x n, cond x n] as one batch when guidance is on.
   auto t0 = Clock::now();
   const bool cfg = o.guidance_scale > 1.f;
-  const Tensor context = encode_prompts(o, cfg);
+  stages::NoisePredictor unet = conditioned_unet(o, cfg);
   result.times.text_encoder_s = seconds_since(t0);
 
   // 2. Schedule and initial latents.
@@ -179,13 +225,11 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   std::vector<double> timesteps = timesteps_for(o, *scheduler);
   const Tensor latents = prepare(o, *scheduler, *rng, timesteps);
   // 3. Denoising loop.
-  stages::DenoiseLoop loop{*scheduler, std::move(timesteps), {}, rng.get(), {}};
-  loop.predict_noise = [&](const Tensor& x, double t) {
-    const Tensor input = cfg ? ops::concat(x, x, 0) : x;
-    const std::vector<double> ts(static_cast<size_t>(input.dim(0)), t);
-    const Tensor out = model_.unet.forward(input, ts, context);
-    return cfg ? stages::classifier_free_guidance(out, o.guidance_scale) : out;
-  };
+  stages::DenoiseLoop loop{*scheduler,
+                           std::move(timesteps),
+                           stages::with_guidance(std::move(unet), cfg, o.guidance_scale),
+                           rng.get(),
+                           {}};
   const auto loop_start = Clock::now();
   const int total = static_cast<int>(loop.timesteps.size());
   if (progress)
@@ -258,9 +302,16 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
                                            MemoryPool::create(), choice.warning};
   ThreadPoolScope threads(*runtime.threads);
   MemoryPoolScope memory(*runtime.memory);
-  StableDiffusionModel model = is_single_file_checkpoint(model_dir)
-                                   ? load_stable_diffusion_checkpoint(model_dir, options)
-                                   : load_stable_diffusion_folder(model_dir, options);
+  if (is_single_file_checkpoint(model_dir))
+    return std::make_unique<StableDiffusionPipeline>(
+        load_stable_diffusion_checkpoint(model_dir, options), seconds_since(t0),
+        std::move(runtime));
+  if (is_stable_diffusion_xl_folder(model_dir)) {
+    StableDiffusionXLModel model = load_stable_diffusion_xl_folder(model_dir, options);
+    return std::make_unique<StableDiffusionXLPipeline>(std::move(model), seconds_since(t0),
+                                                       std::move(runtime));
+  }
+  StableDiffusionModel model = load_stable_diffusion_folder(model_dir, options);
   return std::make_unique<StableDiffusionPipeline>(std::move(model), seconds_since(t0),
                                                    std::move(runtime));
 }

@@ -1,4 +1,6 @@
 // StableDiffusionPipeline / StableDiffusionImg2ImgPipeline, step for step as diffusers runs them.
+// Pipelines that condition the UNet differently (SDXL) derive from it and replace
+// conditioned_unet(); the schedule, latents, denoising loop and decoding stay shared.
 #pragma once
 
 #include <memory>
@@ -8,12 +10,13 @@
 #include "core/thread_pool.h"
 #include "diffuse/diffuse.hpp"
 #include "pipeline/model_folder.h"
+#include "pipeline/stages.h"
 #include "random/random_source.h"
 #include "schedulers/scheduler.h"
 
 namespace diffuse {
 
-class StableDiffusionPipeline final : public Pipeline {
+class StableDiffusionPipeline : public Pipeline {
  public:
   /// Where and with what a pipeline runs: its device, its own thread pool and activation pool.
   struct Runtime {
@@ -33,6 +36,20 @@ class StableDiffusionPipeline final : public Pipeline {
   std::unique_ptr<Scheduler> make_scheduler_for(const GenerateOptions& o,
                                                 std::string* sampler_name) const;
 
+ protected:
+  /// Encodes the prompts of `o` and returns the UNet conditioned on them: a function of a latent
+  /// batch ordered [uncond x n, cond x n] when `cfg`, else [cond x n] (n = image_count).
+  virtual stages::NoisePredictor conditioned_unet(const GenerateOptions& o, bool cfg) const;
+  /// Whether the UNet takes GenerateOptions' size conditions (SDXL); otherwise setting them is
+  /// reported as a warning.
+  virtual bool size_conditioned() const { return false; }
+  /// Refuses options this pipeline does not implement (ConfigError naming the option); called by
+  /// resolve(), before any model runs.
+  virtual void check_supported(const GenerateOptions&) const {}
+
+  const StableDiffusionModel& model() const { return model_; }
+  Device device() const { return runtime_.device; }
+
  private:
   /// [uncond x n, cond x n] conditioning when `cfg`, else [cond x n].
   Tensor encode_prompts(const GenerateOptions& o, bool cfg) const;
@@ -45,6 +62,8 @@ class StableDiffusionPipeline final : public Pipeline {
                            bool preview) const;
   /// Validates and fills defaults (size, scheduler) in place; ConfigError naming the option.
   void resolve(GenerateOptions& o) const;
+  /// Checks the SDXL size conditions; fills their defaults when size_conditioned().
+  void resolve_size_conditions(GenerateOptions& o) const;
 
   StableDiffusionModel model_;
   ModelInfo info_;

@@ -6,12 +6,18 @@ namespace diffuse::stages {
 
 using ops::expr::in;
 
-Tensor encode_prompt(const StableDiffusionModel& model, const std::string& text, int clip_skip,
-                     Device device) {
-  const auto e = model.tokenizer.encode_padded(text);
+namespace {
+Tensor token_ids(const ClipTokenizer& tokenizer, const std::string& text, Device device) {
+  const auto e = tokenizer.encode_padded(text);
   Tensor ids = Tensor::empty({1, static_cast<int64_t>(e.input_ids.size())}, DType::I64);
   std::copy(e.input_ids.begin(), e.input_ids.end(), ids.data_as<int64_t>());
-  return model.text_encoder.encode(ids.on(device), clip_skip);
+  return ids.on(device);
+}
+}  // namespace
+
+Tensor encode_prompt(const StableDiffusionModel& model, const std::string& text, int clip_skip,
+                     Device device) {
+  return model.text_encoder.encode(token_ids(model.tokenizer, text, device), clip_skip);
 }
 
 Tensor image_to_tensor(const Image& image, Device device) {
@@ -80,6 +86,37 @@ Tensor classifier_free_guidance(const Tensor& model_output, float guidance_scale
   const int64_t half = model_output.dim(0) / 2;
   const Tensor uncond = model_output.narrow(0, 0, half), cond = model_output.narrow(0, half, half);
   return ops::evaluate(in(0) + guidance_scale * (in(1) - in(0)), {uncond, cond});
+}
+
+NoisePredictor with_guidance(NoisePredictor conditioned_unet, bool cfg, float guidance_scale) {
+  if (!cfg) return conditioned_unet;
+  return [unet = std::move(conditioned_unet), guidance_scale](const Tensor& x, double t) {
+    return classifier_free_guidance(unet(ops::concat(x, x, 0), t), guidance_scale);
+  };
+}
+
+XLPromptEmbeds encode_prompt_xl(const StableDiffusionModel& model, const ClipTokenizer& tokenizer_2,
+                                const ClipTextModel& text_encoder_2, const std::string& text,
+                                int clip_skip, Device device) {
+  const Tensor hidden_1 = model.text_encoder.hidden_state_from_end(
+      token_ids(model.tokenizer, text, device), clip_skip + 2);
+  // text_encoder_2 runs to the end for its pooled output; its conditioning is an earlier layer.
+  const ClipTextOutput out_2 = text_encoder_2.forward(token_ids(tokenizer_2, text, device), true);
+  const auto states = static_cast<int>(out_2.hidden_states.size());
+  if (clip_skip + 2 > states)
+    throw ConfigError("clip skip " + std::to_string(clip_skip) + " exceeds text_encoder_2's " +
+                      std::to_string(states - 1) + " layers");
+  const Tensor& hidden_2 = out_2.hidden_states[static_cast<size_t>(states - 2 - clip_skip)];
+  return {ops::concat(hidden_1, hidden_2, 2), out_2.text_embeds};
+}
+
+Tensor add_time_ids(const std::array<int, 2>& original_size,
+                    const std::array<int, 2>& crops_coords_top_left,
+                    const std::array<int, 2>& target_size, Device device) {
+  const float ids[6] = {float(original_size[0]),         float(original_size[1]),
+                        float(crops_coords_top_left[0]), float(crops_coords_top_left[1]),
+                        float(target_size[0]),           float(target_size[1])};
+  return Tensor::from_floats(ids, {1, 6}).on(device);
 }
 
 Tensor decode_latents(const StableDiffusionModel& model, const Tensor& latents) {

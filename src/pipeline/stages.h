@@ -6,6 +6,7 @@
 // All tensor math goes through ops:: on the device of the tensors passed in.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
@@ -65,6 +66,28 @@ Tensor denoise(const DenoiseLoop& loop, Tensor latents);
 
 /// uncond + g * (cond - uncond) from a model output over the batch [uncond; cond].
 Tensor classifier_free_guidance(const Tensor& model_output, float guidance_scale);
+
+/// The noise predictor of a pipeline: `conditioned_unet` (the UNet with its text conditioning,
+/// taking the whole batch) called on [latents; latents] and guided when `cfg`, else on latents.
+NoisePredictor with_guidance(NoisePredictor conditioned_unet, bool cfg, float guidance_scale);
+
+// ---- SDXL
+// -----------------------------------------------------------------------------------------
+struct XLPromptEmbeds {
+  Tensor prompt_embeds;         // [1, L, H1 + H2]: both encoders' hidden states, side by side
+  Tensor pooled_prompt_embeds;  // [1, projection_dim]: text_encoder_2's projected pooled output
+};
+/// StableDiffusionXLPipeline.encode_prompt for one text (used for both encoders, as prompt_2
+/// defaults to prompt): each encoder's hidden_states[-(clip_skip + 2)] concatenated on the last
+/// axis, and the pooled output of text_encoder_2.
+/// `model` holds the first tokenizer and encoder.
+XLPromptEmbeds encode_prompt_xl(const StableDiffusionModel& model, const ClipTokenizer& tokenizer_2,
+                                const ClipTextModel& text_encoder_2, const std::string& text,
+                                int clip_skip, Device device);
+/// _get_add_time_ids: [1, 6] F32 = original (h, w), crop (top, left), target (h, w).
+Tensor add_time_ids(const std::array<int, 2>& original_size,
+                    const std::array<int, 2>& crops_coords_top_left,
+                    const std::array<int, 2>& target_size, Device device);
 
 // ---- decode
 // ---------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ namespace diffuse::test {
 inline GenerateOptions options_from_metadata(const nlohmann::json& m) {
   GenerateOptions o;
   o.prompt = m.at("prompt").get<std::string>();
-  o.negative_prompt = m.value("negative_prompt", "");
+  if (m.contains("negative_prompt")) o.negative_prompt = m.at("negative_prompt").get<std::string>();
   o.steps = m.at("num_inference_steps").get<int>();
   o.guidance_scale = m.at("guidance_scale").get<float>();
   o.seed = m.at("seed").get<uint64_t>();

@@ -96,6 +96,44 @@ TEST(unet, tiny_sd2_matches_diffusers) {
   check_model("tiny-sd2");
 }
 
+// SDXL's text-time UNet (no attention at level 0, transformer_layers_per_block [1, 1, 2], linear
+// projection, 72-wide context) with its added conditions, against diffusers.
+TEST(unet, tiny_sdxl_with_added_conditions_matches_diffusers) {
+  const UNet2DConditionModel unet =
+      UNet2DConditionModel::load(test::fixture("models/tiny-sdxl/unet"));
+  EXPECT_TRUE(unet.config().text_time_embedding);
+  EXPECT_EQ(unet.config().transformer_layers_per_block, std::vector<int>({1, 1, 2}));
+  const SafetensorsFile g = test::golden("tiny-sdxl-components.safetensors");
+  const Tensor sample = g.get("unet_sample"), ctx = g.get("unet_encoder_hidden_states");
+  const auto t = timesteps_of(g.get("unet_timestep"));
+  const UNetAddedConditions added{g.get("unet_text_embeds"), g.get("unet_time_ids")};
+  const Tensor out = unet.forward(sample, t, ctx, &added);
+  const double err = test::rel_error(out, g.get("unet_out"));
+  std::cout << "[unet] tiny-sdxl " << sample.shape().str() << ": rel error " << err << "\n";
+  ::testing::Test::RecordProperty("rel_error", std::to_string(err));
+  EXPECT_LT(err, 1e-4);
+  // The time ids change the output: they are really conditioning.
+  Tensor other_ids = g.get("unet_time_ids").clone();
+  other_ids.data_as<float>()[0] += 64.f;
+  const UNetAddedConditions moved{g.get("unet_text_embeds"), other_ids};
+  EXPECT_GT(
+      test::rel_error(unet.forward(sample, t, ctx, &moved).narrow(0, 0, 1), out.narrow(0, 0, 1)),
+      1e-3);
+  // A text-time UNet needs its added conditions, of the configured widths.
+  test::expect_error_mentioning<ShapeError>([&] { unet.forward(sample, t, ctx); },
+                                            {"text_time", "text_embeds"});
+  const UNetAddedConditions narrow{g.get("unet_text_embeds"),
+                                   g.get("unet_time_ids").narrow(1, 0, 5).contiguous()};
+  test::expect_error_mentioning<ShapeError>([&] { unet.forward(sample, t, ctx, &narrow); },
+                                            {"projection_class_embeddings_input_dim"});
+  // ... and a UNet without them refuses added conditions rather than ignoring them.
+  const UNet2DConditionModel sd1 =
+      UNet2DConditionModel::load(test::fixture("models/tiny-sd1/unet"));
+  const SafetensorsFile g1 = test::golden("tiny-sd1-unet.safetensors");
+  EXPECT_THROW(sd1.forward(g1.get("sample"), {1, 2}, g1.get("encoder_hidden_states"), &added),
+               ShapeError);
+}
+
 TEST(unet, timestep_embedding_layout) {
   // flip_sin_to_cos puts cos first; t = 0 gives cos = 1, sin = 0.
   const Tensor e = unet::timestep_embedding({0.0, 1.0}, 6, true, 0);
@@ -143,6 +181,15 @@ TEST(unet, full_size_configs_parse) {
     EXPECT_TRUE(c.use_linear_projection);
     EXPECT_EQ(c.cross_attention_dim[0], 1024);
   }
+  const UNetConfig xl =
+      UNetConfig::load(std::string(DIFFUSE_CONFIGS_DIR) + "/sdxl-base/unet/config.json");
+  EXPECT_TRUE(xl.text_time_embedding);
+  EXPECT_EQ(xl.addition_time_embed_dim, 256);
+  EXPECT_EQ(xl.projection_class_embeddings_input_dim, 2816);  // 1280 pooled + 6 x 256
+  EXPECT_EQ(xl.transformer_layers_per_block, std::vector<int>({1, 2, 10}));
+  EXPECT_EQ(xl.num_heads, std::vector<int>({5, 10, 20}));
+  EXPECT_EQ(xl.cross_attention_dim, std::vector<int>({2048, 2048, 2048}));
+  EXPECT_EQ(xl.down_blocks[0], UNetConfig::DownBlock::kPlain);
 }
 
 TEST(unet, unknown_config_key_is_config_error_naming_it) {
@@ -156,7 +203,7 @@ TEST(unet, unknown_config_key_is_config_error_naming_it) {
 TEST(unet, unsupported_features_are_config_errors) {
   const std::vector<std::pair<std::string, nlohmann::json>> cases = {
       {"class_embed_type", "timestep"},
-      {"addition_embed_type", "text_time"},
+      {"addition_embed_type", "image"},
       {"dual_cross_attention", true},
       {"resnet_time_scale_shift", "scale_shift"},
       {"only_cross_attention", true},

@@ -172,12 +172,12 @@ TEST(pipeline_behaviour, missing_scheduler_config_is_named) {
   expect_load_error<FileError>(dir, "scheduler_config.json", "missing");
 }
 
-TEST(pipeline_behaviour, sdxl_is_refused_plainly) {
+TEST(pipeline_behaviour, sd_folder_labelled_sdxl_names_the_missing_encoder) {
   const std::string dir = model_copy("sdxl");
   auto index = nlohmann::json::parse(std::ifstream(dir + "/model_index.json"));
   index["_class_name"] = "StableDiffusionXLPipeline";
   std::ofstream(dir + "/model_index.json") << index.dump(2);
-  expect_load_error<ConfigError>(dir, "SDXL", "model_index.json");
+  expect_load_error<ConfigError>(dir, "'text_encoder_2'", "model_index.json");
 }
 
 TEST(pipeline_behaviour, img2img_resizes_init_image_like_diffusers) {

@@ -47,6 +47,16 @@ TEST_P(PipelineGolden, img2img_dpmpp_strength) {
   check_pipeline("img2img-dpmpp", GetParam());
 }
 
+TEST_P(PipelineGolden, sdxl_txt2img_euler) {
+  LoadOptions load;
+  load.backend = GetParam();
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"), load);
+  EXPECT_EQ(pipe->info().family, "sdxl");
+  test::check_golden_pipeline(*pipe, test::fixture("golden/pipe-sdxl-txt2img.safetensors"),
+                              test::fixture("golden/sdxl-txt2img-0.png"),
+                              "sdxl-txt2img on " + GetParam());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, PipelineGolden, ::testing::ValuesIn(backend_names()));
 
 TEST(pipeline, bad_options_are_named) {

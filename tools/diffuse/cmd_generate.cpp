@@ -28,6 +28,7 @@ struct GenerateArgs {
   std::string model, config_dir, prompt, negative_prompt, scheduler, timestep_spacing, image,
       rng = "torch";
   std::string backend = "cpu", output = "output.png";
+  std::string original_size, target_size, crop_coords, negative_original_size;
   int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0, threads = 0;
   float guidance = 7.5f, strength = 0.8f;
   double eta = 0;
@@ -70,6 +71,33 @@ class ProgressPrinter {
   bool quiet_, tty_;
 };
 
+// "WxH" (as --width/--height and A1111 write sizes) -> diffusers' (height, width).
+SizeHW parse_size(const std::string& flag, const std::string& text) {
+  int w = 0, h = 0;
+  char x = 0, extra = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d%c", &w, &x, &h, &extra) != 3 || (x != 'x' && x != 'X'))
+    throw ConfigError(flag + " \"" + text + "\": expected WIDTHxHEIGHT, e.g. 1024x1024");
+  return SizeHW{h, w};
+}
+
+// "TOP,LEFT", in diffusers' crops_coords_top_left order.
+CropTopLeft parse_crop(const std::string& flag, const std::string& text) {
+  int top = 0, left = 0;
+  char comma = 0, extra = 0;
+  if (std::sscanf(text.c_str(), "%d%c%d%c", &top, &comma, &left, &extra) != 3 || comma != ',')
+    throw ConfigError(flag + " \"" + text + "\": expected TOP,LEFT, e.g. 0,0");
+  return CropTopLeft{top, left};
+}
+
+void set_size_conditions(const GenerateArgs& a, const CLI::App& cmd, GenerateOptions& o) {
+  if (cmd.count("--original-size"))
+    o.original_size = parse_size("--original-size", a.original_size);
+  if (cmd.count("--target-size")) o.target_size = parse_size("--target-size", a.target_size);
+  if (cmd.count("--crop-coords")) o.crop_coords = parse_crop("--crop-coords", a.crop_coords);
+  if (cmd.count("--negative-original-size"))
+    o.negative_original_size = parse_size("--negative-original-size", a.negative_original_size);
+}
+
 int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   if (cmd.count("--strength") && a.image.empty()) throw ConfigError("--strength needs --image");
   GenerateOptions o;
@@ -78,7 +106,8 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     o.strength = a.strength;
   }
   o.prompt = a.prompt;
-  o.negative_prompt = a.negative_prompt;
+  // An explicit --negative-prompt "" differs from none for SDXL (force_zeros_for_empty_prompt).
+  if (cmd.count("--negative-prompt")) o.negative_prompt = a.negative_prompt;
   o.steps = a.steps;
   o.guidance_scale = a.guidance;
   o.scheduler = a.scheduler;
@@ -90,6 +119,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   o.image_count = a.image_count;
   o.rng = a.rng;
   o.clip_skip = a.clip_skip;
+  set_size_conditions(a, cmd, o);
   if (cmd.count("--seed")) {
     o.seed = a.seed;
   } else {
@@ -183,6 +213,14 @@ Command add_generate(CLI::App& app) {
   c->add_option("--rng", a->rng, "random source: torch, numpy or philox")->capture_default_str();
   c->add_option("--clip-skip", a->clip_skip, "skip the last N CLIP layers (0 = none)")
       ->capture_default_str();
+  c->add_option("--original-size", a->original_size,
+                "SDXL: original size WxH conditioning the image (default: the image size)");
+  c->add_option("--target-size", a->target_size,
+                "SDXL: target size WxH conditioning the image (default: the image size)");
+  c->add_option("--crop-coords", a->crop_coords,
+                "SDXL: crop top-left TOP,LEFT conditioning the image (default: 0,0)");
+  c->add_option("--negative-original-size", a->negative_original_size,
+                "SDXL: original size WxH for the negative (unconditional) half");
   add_backend_options(*c, a->backend, a->threads);
   c->add_option("--output,-o", a->output, "output PNG (with --image-count K: <stem>-0.png ...)")
       ->capture_default_str();

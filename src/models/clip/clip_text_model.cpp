@@ -34,12 +34,13 @@ ClipTextConfig ClipTextConfig::load(const std::string& path) {
   return c;
 }
 
-ClipTextModel ClipTextModel::load(const std::string& dir) {
+ClipTextModel ClipTextModel::load(const std::string& dir, bool with_projection) {
   const auto config = ClipTextConfig::load((std::filesystem::path(dir) / "config.json").string());
-  return from_weights(config, load_component_weights(dir));
+  return from_weights(config, load_component_weights(dir), with_projection);
 }
 
-ClipTextModel ClipTextModel::from_weights(const ClipTextConfig& c, const WeightStore& w) {
+ClipTextModel ClipTextModel::from_weights(const ClipTextConfig& c, const WeightStore& w,
+                                          bool with_projection) {
   ClipTextModel m;
   m.config_ = c;
   const int64_t H = c.hidden_size, I = c.intermediate_size;
@@ -61,6 +62,9 @@ ClipTextModel ClipTextModel::from_weights(const ClipTextConfig& c, const WeightS
     m.layers_.push_back(std::move(layer));
   }
   m.final_norm_ = nn::LayerNorm::load(w, p + "final_layer_norm", H, c.layer_norm_eps);
+  if (with_projection)
+    m.text_projection_ =
+        nn::Linear::load(w, "text_projection", H, c.projection_dim, /*has_bias=*/false);
   return m;
 }
 
@@ -121,6 +125,7 @@ ClipTextOutput ClipTextModel::forward(const Tensor& ids, bool output_hidden_stat
     positions.data_as<int64_t>()[b] = pos;
   }
   out.pooler_output = ops::select_tokens(out.last_hidden_state, positions.on(ids.device()));
+  if (has_projection()) out.text_embeds = text_projection_(out.pooler_output);
   return out;
 }
 
@@ -130,6 +135,14 @@ Tensor ClipTextModel::encode(const Tensor& ids, int clip_skip) const {
                       std::to_string(config_.num_hidden_layers - 1) + "]");
   // Layers after the one we condition on are never computed.
   return final_norm_(run(ids, config_.num_hidden_layers - clip_skip, nullptr));
+}
+
+Tensor ClipTextModel::hidden_state_from_end(const Tensor& ids, int k) const {
+  const int states = config_.num_hidden_layers + 1;  // the embeddings, then each layer's output
+  if (k < 1 || k > states)
+    throw ConfigError("text encoder: hidden state -" + std::to_string(k) + " out of range [-" +
+                      std::to_string(states) + ", -1]");
+  return run(ids, states - k, nullptr);
 }
 
 }  // namespace diffuse

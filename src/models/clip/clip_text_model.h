@@ -1,5 +1,7 @@
 // CLIP text encoder (transformers' CLIPTextModel): SD 1.x uses OpenAI CLIP ViT-L/14 (quick_gelu),
-// SD 2.x OpenCLIP ViT-H/14 (gelu) stored in the same layout.
+// SD 2.x OpenCLIP ViT-H/14 (gelu) stored in the same layout. With a projection it is
+// CLIPTextModelWithProjection, SDXL's second encoder (OpenCLIP ViT-bigG/14): the pooled output
+// through text_projection (a Linear without bias).
 #pragma once
 
 #include <string>
@@ -30,16 +32,21 @@ struct ClipTextOutput {
   Tensor last_hidden_state;           // [B, L, H], after the final layer norm
   std::vector<Tensor> hidden_states;  // embeddings, then each layer's output (empty unless asked)
   Tensor pooler_output;               // [B, H], the EOS token's final state
+  Tensor text_embeds;  // [B, projection_dim]: text_projection(pooler_output), with projection only
 };
 
 class ClipTextModel {
  public:
-  /// Loads `dir/config.json` and the weights beside it.
-  static ClipTextModel load(const std::string& dir);
-  /// Builds from a config and weights named as transformers names them (`text_model.` prefix).
-  static ClipTextModel from_weights(const ClipTextConfig& config, const WeightStore& weights);
+  /// Loads `dir/config.json` and the weights beside it; `with_projection` loads
+  /// CLIPTextModelWithProjection (its `text_projection.weight` too).
+  static ClipTextModel load(const std::string& dir, bool with_projection = false);
+  /// Builds from a config and weights named as transformers names them (`text_model.` prefix;
+  /// `text_projection` at the top level).
+  static ClipTextModel from_weights(const ClipTextConfig& config, const WeightStore& weights,
+                                    bool with_projection = false);
 
   const ClipTextConfig& config() const { return config_; }
+  bool has_projection() const { return text_projection_.weight.defined(); }
 
   /// input_ids: I64 [B, L] with L <= max_position_embeddings.
   ClipTextOutput forward(const Tensor& input_ids, bool output_hidden_states = false) const;
@@ -47,6 +54,11 @@ class ClipTextModel {
   /// The conditioning a pipeline uses: the last hidden state, or with clip_skip = N > 0 the output
   /// of layer (num_layers - N) passed through the final layer norm (diffusers' clip_skip).
   Tensor encode(const Tensor& input_ids, int clip_skip = 0) const;
+
+  /// hidden_states[-k] of forward(output_hidden_states=True), without computing the layers after
+  /// it and without the final layer norm: k = 1 is the last layer's output, k = num_layers + 1 the
+  /// embeddings. SDXL conditions on k = clip_skip + 2. ConfigError when k is out of range.
+  Tensor hidden_state_from_end(const Tensor& input_ids, int k) const;
 
  private:
   struct Layer {
@@ -60,6 +72,7 @@ class ClipTextModel {
   Tensor token_embedding_, position_embedding_;
   std::vector<Layer> layers_;
   nn::LayerNorm final_norm_;
+  nn::Linear text_projection_;  // undefined without projection
 };
 
 }  // namespace diffuse

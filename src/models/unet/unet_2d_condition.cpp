@@ -10,6 +10,7 @@ struct UNet2DConditionModel::Impl {
   UNetConfig config;
   int64_t context_dim = 0;
   nn::Linear time_linear_1, time_linear_2;
+  nn::Linear add_linear_1, add_linear_2;  // add_embedding, with text_time only
   nn::Conv2d conv_in;
   std::vector<unet::DownBlock> down;
   unet::MidBlock mid;
@@ -42,6 +43,11 @@ UNet2DConditionModel UNet2DConditionModel::from_weights(UNetConfig c, const Weig
 
   m->time_linear_1 = nn::Linear::load(w, "time_embedding.linear_1", ch0, temb);
   m->time_linear_2 = nn::Linear::load(w, "time_embedding.linear_2", temb, temb);
+  if (c.text_time_embedding) {
+    m->add_linear_1 = nn::Linear::load(w, "add_embedding.linear_1",
+                                       c.projection_class_embeddings_input_dim, temb);
+    m->add_linear_2 = nn::Linear::load(w, "add_embedding.linear_2", temb, temb);
+  }
   m->conv_in = nn::Conv2d::load(w, "conv_in", c.in_channels, ch0, c.conv_in_kernel,
                                 ops::Conv2dParams::same((c.conv_in_kernel - 1) / 2));
   for (size_t i = 0; i < n; ++i)
@@ -69,8 +75,43 @@ const UNetConfig& UNet2DConditionModel::config() const {
   return loaded().config;
 }
 
+namespace {
+
+// diffusers' text_time branch: add_embedding(concat(text_embeds, add_time_proj(time_ids) per
+// batch item)), with add_time_proj the sinusoidal Timesteps(addition_time_embed_dim).
+Tensor text_time_embedding(const UNetConfig& c, const nn::Linear& linear_1,
+                           const nn::Linear& linear_2, const UNetAddedConditions* added,
+                           int64_t batch) {
+  if (!added)
+    throw ShapeError("UNet: addition_embed_type text_time needs text_embeds and time_ids");
+  require_f32_contiguous(added->text_embeds, "UNet text_embeds");
+  require_shape(added->text_embeds, {batch, -1}, "UNet text_embeds");
+  require_f32_contiguous(added->time_ids, "UNet time_ids");
+  require_shape(added->time_ids, {batch, -1}, "UNet time_ids");
+  const int64_t text_dim = added->text_embeds.dim(1), ids = added->time_ids.dim(1);
+  if (text_dim + ids * c.addition_time_embed_dim != c.projection_class_embeddings_input_dim)
+    throw ShapeError("UNet: text_embeds width " + std::to_string(text_dim) + " + " +
+                     std::to_string(ids) + " time ids x addition_time_embed_dim " +
+                     std::to_string(c.addition_time_embed_dim) +
+                     " != projection_class_embeddings_input_dim " +
+                     std::to_string(c.projection_class_embeddings_input_dim));
+  // The ids are a handful of host-side numbers, embedded like timesteps (time_ids.flatten()).
+  const std::vector<float> flat = added->time_ids.to_vector();
+  const Tensor time_embeds =
+      unet::timestep_embedding(std::vector<double>(flat.begin(), flat.end()),
+                               c.addition_time_embed_dim, c.flip_sin_to_cos, c.freq_shift)
+          .reshape({batch, ids * c.addition_time_embed_dim})
+          .on(added->text_embeds.device());
+  Tensor aug = linear_1(ops::concat(added->text_embeds, time_embeds, 1));
+  ops::silu_(aug);
+  return linear_2(aug);
+}
+
+}  // namespace
+
 Tensor UNet2DConditionModel::forward(const Tensor& sample, const std::vector<double>& timesteps,
-                                     const Tensor& encoder_hidden_states) const {
+                                     const Tensor& encoder_hidden_states,
+                                     const UNetAddedConditions* added) const {
   const Impl& m = loaded();
   const UNetConfig& c = m.config;
   require_f32_contiguous(sample, "UNet sample");
@@ -95,6 +136,11 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, const std::vector<dou
           .on(sample.device()));
   ops::silu_(temb);
   temb = m.time_linear_2(temb);
+  if (c.text_time_embedding) {
+    ops::add_(temb, text_time_embedding(c, m.add_linear_1, m.add_linear_2, added, batch));
+  } else if (added) {
+    throw ShapeError("UNet: added conditions given, but the config has no addition_embed_type");
+  }
   ops::silu_(temb);
 
   // Skip connections live on this stack from the down path until the up block that consumes them.

@@ -108,7 +108,14 @@ UNetConfig UNetConfig::parse(const nlohmann::json& j, const std::string& source)
   c.expect("class_embed_type", nullptr);
   c.expect("num_class_embeds", nullptr);  // non-null adds a class-embedding table
   c.expect("class_embeddings_concat", false);
-  c.expect("addition_embed_type", nullptr);
+  u.text_time_embedding = c.has("addition_embed_type");
+  if (u.text_time_embedding) {
+    c.choice("addition_embed_type", "text_time", {"text_time"});
+  } else {
+    c.expect("addition_embed_type", nullptr);  // absent or null: no added embedding
+  }
+  u.addition_time_embed_dim = c.integer("addition_time_embed_dim", 0);
+  u.projection_class_embeddings_input_dim = c.integer("projection_class_embeddings_input_dim", 0);
   c.expect("encoder_hid_dim", nullptr);
   c.expect("encoder_hid_dim_type", nullptr);
   c.expect("time_embedding_act_fn", nullptr);
@@ -116,12 +123,11 @@ UNetConfig UNetConfig::parse(const nlohmann::json& j, const std::string& source)
   c.expect("time_cond_proj_dim", nullptr);
   c.expect("cross_attention_norm", nullptr);
   c.expect("reverse_transformer_layers_per_block", nullptr);
-  // Keys with no effect on the blocks we build: dropout (training only); the added-embedding sizes
-  // (used only with addition_embed_type / class_embed_type, rejected above); resnet_skip_time_act
-  // and resnet_out_scale_factor (diffusers passes them only to the Resnet*/SimpleCrossAttn block
-  // families, not to CrossAttn/Down/Up blocks).
-  c.ignore({"dropout", "addition_time_embed_dim", "addition_embed_type_num_heads",
-            "projection_class_embeddings_input_dim", "resnet_skip_time_act",
+  // Keys with no effect on the blocks we build: dropout (training only);
+  // addition_embed_type_num_heads (used only by the "text" addition embedding, rejected above);
+  // resnet_skip_time_act and resnet_out_scale_factor (diffusers passes them only to the
+  // Resnet*/SimpleCrossAttn block families, not to CrossAttn/Down/Up blocks).
+  c.ignore({"dropout", "addition_embed_type_num_heads", "resnet_skip_time_act",
             "resnet_out_scale_factor"});
   c.finish();
 
@@ -137,6 +143,10 @@ UNetConfig UNetConfig::parse(const nlohmann::json& j, const std::string& source)
   if (u.downsample_padding < 0) c.fail("downsample_padding", "must not be negative");
   if (u.block_out_channels[0] % 2)
     c.fail("block_out_channels", "first entry must be even (sinusoidal timestep embedding)");
+  if (u.text_time_embedding) {
+    positive("addition_time_embed_dim", u.addition_time_embed_dim);
+    positive("projection_class_embeddings_input_dim", u.projection_class_embeddings_input_dim);
+  }
   const std::pair<const char*, int> kernels[] = {{"conv_in_kernel", u.conv_in_kernel},
                                                  {"conv_out_kernel", u.conv_out_kernel}};
   for (const auto& [key, k] : kernels)

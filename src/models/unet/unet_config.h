@@ -2,9 +2,8 @@
 //
 // Every key of diffusers' UNet2DConditionModel.__init__ is either honoured, accepted at the value
 // that makes it a no-op, or rejected with a ConfigError naming the file and key: a config that asks
-// for a feature we do not implement (class embeddings, SDXL's added embeddings, dual
-// cross-attention,
-// ...) fails loudly instead of producing a silently different model.
+// for a feature we do not implement (class embeddings, image/text-image added embeddings, dual
+// cross-attention, ...) fails loudly instead of producing a silently different model.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -39,6 +38,13 @@ struct UNetConfig {
   int conv_in_kernel = 3;
   int conv_out_kernel = 3;
   int sample_size = 0;  // informational (latent size the model was trained at); 0 if unknown
+  // addition_embed_type "text_time" (SDXL): a second embedding added to the time embedding, from
+  // the pooled text embedding concatenated with sinusoidal embeddings (addition_time_embed_dim
+  // wide) of the micro-conditioning numbers; projection_class_embeddings_input_dim is the width of
+  // that concatenation.
+  bool text_time_embedding = false;
+  int addition_time_embed_dim = 0;
+  int projection_class_embeddings_input_dim = 0;
 
   size_t levels() const { return block_out_channels.size(); }
   /// Channels of one attention head at `level` (block_out_channels / heads).

@@ -30,13 +30,13 @@ std::string info_string(const JobRequest& r, const JobSnapshot& s, Server& serve
     seeds.push_back(image->seed);
     infotexts.push_back(image->parameters);
     prompts.push_back(o.prompt);
-    negatives.push_back(o.negative_prompt);
+    negatives.push_back(o.negative_prompt.value_or(""));
   }
   const std::string sampler = r.echo.value("sampler_name", "Euler");
   nlohmann::json info = {
       {"prompt", o.prompt},
       {"all_prompts", prompts},
-      {"negative_prompt", o.negative_prompt},
+      {"negative_prompt", o.negative_prompt.value_or("")},
       {"all_negative_prompts", negatives},
       {"seed", o.seed},
       {"all_seeds", seeds},

@@ -1,0 +1,69 @@
+#include "pipeline/stable_diffusion_xl_pipeline.h"
+
+#include "backend/ops.h"
+
+namespace diffuse {
+
+namespace {
+
+std::array<int, 2> hw(const SizeHW& s) {
+  return {s.height, s.width};
+}
+
+}  // namespace
+
+StableDiffusionXLPipeline::StableDiffusionXLPipeline(StableDiffusionXLModel model,
+                                                     double load_seconds, Runtime runtime)
+    : StableDiffusionPipeline(std::move(model.base), load_seconds, std::move(runtime)),
+      tokenizer_2_(std::move(model.tokenizer_2)),
+      text_encoder_2_(std::move(model.text_encoder_2)),
+      force_zeros_for_empty_prompt_(model.force_zeros_for_empty_prompt) {}
+
+void StableDiffusionXLPipeline::check_supported(const GenerateOptions& o) const {
+  if (o.init_image)
+    throw ConfigError("image-to-image with SDXL (" + model().name + ") is not supported yet");
+}
+
+stages::NoisePredictor StableDiffusionXLPipeline::conditioned_unet(const GenerateOptions& o,
+                                                                   bool cfg) const {
+  const Device dev = device();
+  const int n = o.image_count;
+  const stages::XLPromptEmbeds cond =
+      stages::encode_prompt_xl(model(), tokenizer_2_, text_encoder_2_, o.prompt, o.clip_skip, dev);
+  // resolve() filled the size conditions' defaults.
+  const Tensor time_ids = stages::add_time_ids(
+      hw(*o.original_size), {o.crop_coords->top, o.crop_coords->left}, hw(*o.target_size), dev);
+  auto added = std::make_shared<UNetAddedConditions>();
+  Tensor context = ops::repeat_batch(cond.prompt_embeds, n);
+  added->text_embeds = ops::repeat_batch(cond.pooled_prompt_embeds, n);
+  added->time_ids = ops::repeat_batch(time_ids, n);
+  if (cfg) {
+    stages::XLPromptEmbeds uncond;
+    if (!o.negative_prompt && force_zeros_for_empty_prompt_) {
+      uncond.prompt_embeds = Tensor::zeros(cond.prompt_embeds.shape()).on(dev);
+      uncond.pooled_prompt_embeds = Tensor::zeros(cond.pooled_prompt_embeds.shape()).on(dev);
+    } else {
+      uncond = stages::encode_prompt_xl(model(), tokenizer_2_, text_encoder_2_,
+                                        o.negative_prompt.value_or(""), o.clip_skip, dev);
+    }
+    // diffusers' negative_crops_coords_top_left defaults to (0, 0) and we pass target_size as
+    // negative_target_size; without negative_original_size both halves share the time ids.
+    const Tensor negative_time_ids =
+        o.negative_original_size
+            ? stages::add_time_ids(hw(*o.negative_original_size), {0, 0}, hw(*o.target_size), dev)
+            : time_ids;
+    context = ops::concat(ops::repeat_batch(uncond.prompt_embeds, n), context, 0);
+    added->text_embeds =
+        ops::concat(ops::repeat_batch(uncond.pooled_prompt_embeds, n), added->text_embeds, 0);
+    // diffusers tiles [negative, positive] time ids image_count times, (uncond, cond, uncond,
+    // ...), while the embeddings are [uncond x n, cond x n]: with several images and a distinct
+    // negative_original_size, the halves pair up as diffusers pairs them, not as intended.
+    added->time_ids = ops::repeat_batch(ops::concat(negative_time_ids, time_ids, 0), 2 * n);
+  }
+  return [this, context, added](const Tensor& x, double t) {
+    const std::vector<double> ts(static_cast<size_t>(x.dim(0)), t);
+    return model().unet.forward(x, ts, context, added.get());
+  };
+}
+
+}  // namespace diffuse
