@@ -19,7 +19,8 @@ JobRequest parse_job_request(const nlohmann::json& body, Server& server) {
   r.origin = "api";
   r.model = resolve_model(server.models(), f.string("model", ""), "model");
   o.prompt = f.string("prompt", "");
-  o.negative_prompt = f.string("negative_prompt", "");
+  // Absent: no negative prompt (SDXL's force_zeros_for_empty_prompt applies); "" encodes "".
+  if (auto negative = f.optional_string("negative_prompt")) o.negative_prompt = *negative;
   o.steps = static_cast<int>(f.integer("steps", 30, 1, 100000));
   o.guidance_scale = static_cast<float>(f.number("guidance_scale", 7.5, -100, 100));
   o.seed = resolve_seed(f.optional_integer("seed", -1, INT64_MAX));

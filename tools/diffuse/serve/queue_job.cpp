@@ -37,7 +37,8 @@ void check_id(const std::string& id) {
 GenerateOptions read_options(JsonFields& f) {
   GenerateOptions o;
   o.prompt = f.string("prompt", "");
-  o.negative_prompt = f.string("negative_prompt", "");
+  // Absent: no negative prompt (SDXL's force_zeros_for_empty_prompt applies); "" encodes "".
+  if (auto negative = f.optional_string("negative_prompt")) o.negative_prompt = *negative;
   o.steps = static_cast<int>(f.integer("steps", o.steps, 1, 100000));
   o.guidance_scale = static_cast<float>(f.number("guidance_scale", o.guidance_scale, -100, 100));
   o.scheduler = f.string("scheduler", "");

@@ -26,7 +26,6 @@ nlohmann::json queue_json(const std::string& id, const std::string& model,
   nlohmann::json j = {{"id", id},
                       {"model", model},
                       {"prompt", o.prompt},
-                      {"negative_prompt", o.negative_prompt},
                       {"steps", o.steps},
                       {"guidance_scale", o.guidance_scale},
                       {"seed", o.seed},
@@ -37,6 +36,8 @@ nlohmann::json queue_json(const std::string& id, const std::string& model,
                       {"image_count", o.image_count},
                       {"rng", o.rng},
                       {"clip_skip", o.clip_skip}};
+  // Absent means "no negative prompt" (zeros on SDXL models that force them), not "".
+  if (o.negative_prompt) j["negative_prompt"] = *o.negative_prompt;
   if (o.karras_sigmas) j["karras_sigmas"] = *o.karras_sigmas;
   if (o.eta) j["eta"] = *o.eta;
   return j;

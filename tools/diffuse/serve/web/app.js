@@ -267,7 +267,6 @@ function collectRequest() {
   roundTo8(ui.width); roundTo8(ui.height);
   const req = {
     prompt: ui.prompt.value,
-    negative_prompt: ui.negative.value,
     steps: intOr(ui.steps, 20, 1, state.limits.max_steps),
     guidance_scale: (() => { const v = parseFloat(ui.cfg.value); return Number.isNaN(v) ? 7.5 : v; })(),
     seed: (() => { const v = parseInt(ui.seed.value, 10); return Number.isNaN(v) || v < 0 ? -1 : v; })(),
@@ -275,6 +274,8 @@ function collectRequest() {
     image_count: intOr(ui.count, 1, 1, state.limits.max_images),
     preview: true,
   };
+  // An empty box sends no negative prompt (diffusers' default: zeros on SDXL), not "".
+  if (ui.negative.value) req.negative_prompt = ui.negative.value;
   ui.stepsRange.value = req.steps;
   if (ui.model.value) req.model = ui.model.value;
   if (ui.width.value) req.width = parseInt(ui.width.value, 10);
