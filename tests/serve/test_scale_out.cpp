@@ -2,9 +2,12 @@
 // `diffuse batch` processes on the tiny model. Every image must equal the library's (and so
 // `diffuse generate`'s) for the same parameters, whatever happens to workers and to Redis.
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "diffuse/diffuse.hpp"
 #include "serve/queue_fixture.h"
+#include "serve/queue_job.h"
 #include "serve/server_fixture.h"
 
 namespace fs = std::filesystem;
@@ -332,6 +335,47 @@ TEST_F(scale_out, stateless_fronts_queue_jobs_for_the_workers_and_answer_from_re
   EXPECT_NE(metrics.find("diffuse_queue_waiting{model=\"tiny-sd1\"} 0"), std::string::npos)
       << metrics;
   EXPECT_NE(metrics.find("diffuse_workers 1"), std::string::npos) << metrics;
+}
+
+TEST_F(scale_out, image_to_image_travels_through_the_queue) {
+  start_redis();
+  start_worker("w1");
+  serve::ServerConfig config;
+  config.queue_url = url();
+  TestServer front(config);
+  std::ifstream in(fixture("golden/img2img-init.png"), std::ios::binary);
+  const std::vector<uint8_t> init((std::istreambuf_iterator<char>(in)),
+                                  std::istreambuf_iterator<char>());
+  const auto [status, r] =
+      front.post("/sdapi/v1/img2img", {{"prompt", "img"},
+                                       {"init_images", {serve::base64_encode(init)}},
+                                       {"denoising_strength", 0.5},
+                                       {"steps", 4},
+                                       {"seed", 8},
+                                       {"width", 64},
+                                       {"height", 64},
+                                       {"cfg_scale", 7.5},
+                                       {"sampler_name", "DDIM"}});
+  ASSERT_EQ(status, 200) << r.dump();
+  LoadOptions lo;
+  lo.threads = 1;  // as the worker runs here
+  auto pipe = Pipeline::load(fixture("models/tiny-sd1"), lo);
+  GenerateOptions o;
+  o.prompt = "img";
+  o.init_image = decode_png(init.data(), init.size());
+  o.strength = 0.5f;
+  o.steps = 4;
+  o.seed = 8;
+  o.width = o.height = 64;
+  o.scheduler = "ddim";
+  EXPECT_EQ(decode_b64_png(r["images"][0]).to_rgb8(), pipe->generate(o).images.at(0).to_rgb8());
+  // A queue job (a batch line) with a strength but no image is refused, naming both.
+  try {
+    serve::parse_queue_job({{"model", "tiny-sd1"}, {"strength", 0.5}});
+    ADD_FAILURE() << "a strength without init_image was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("strength needs init_image"), std::string::npos);
+  }
 }
 
 TEST(serve_metrics, in_process_metrics_count_jobs_and_steps) {

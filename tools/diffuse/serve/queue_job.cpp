@@ -50,10 +50,14 @@ GenerateOptions read_options(JsonFields& f) {
   o.image_count = static_cast<int>(f.integer("image_count", 1, 1, 1 << 16));
   o.rng = f.string("rng", "torch");
   o.clip_skip = static_cast<int>(f.integer("clip_skip", 0, 0, 11));
-  if (f.has("init_image") || f.has("strength"))
-    throw std::invalid_argument(
-        "init_image/strength: image-to-image is not supported in queue "
-        "jobs yet");
+  // Image-to-image: the init image travels in the job as a base64 PNG (refused from its header
+  // above the server's default input limit, before decoding).
+  if (auto init = f.optional_string("init_image"); init && !init->empty()) {
+    o.init_image = decode_image_field(*init, "init_image", ServerConfig{});
+    o.strength = static_cast<float>(f.number("strength", o.strength, 0, 1));
+  } else if (f.has("strength")) {
+    throw std::invalid_argument("strength needs init_image (a base64 PNG)");
+  }
   return o;
 }
 

@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "serve/codec.h"
 #include "serve/http_error.h"
 #include "serve/queue_job.h"
 #include "serve/queue_layout.h"
@@ -40,6 +41,10 @@ nlohmann::json queue_json(const std::string& id, const std::string& model,
   if (o.negative_prompt) j["negative_prompt"] = *o.negative_prompt;
   if (o.karras_sigmas) j["karras_sigmas"] = *o.karras_sigmas;
   if (o.eta) j["eta"] = *o.eta;
+  if (o.init_image) {
+    j["init_image"] = base64_encode(encode_png(*o.init_image));  // lossless: it came from 8 bits
+    j["strength"] = o.strength;
+  }
   return j;
 }
 
@@ -83,8 +88,6 @@ std::shared_ptr<Job> RedisJobQueue::submit(JobRequest request) {
     throw invalid_parameter(
         "with --queue a request is one generation: use batch_size 1 and "
         "n_iter 1 (image_count/n give several images in one job)");
-  if (request.runs[0].init_image)
-    throw invalid_parameter("init_image: image-to-image is not supported with --queue yet");
   const std::string id = random_job_id();
   const std::string json = queue_json(id, request.model, request.runs[0]).dump();
   const std::string key = keys::job(id);
