@@ -184,10 +184,14 @@ Command add_serve(CLI::App& app) {
   c->add_option("--api-key-file", a->api_key_file, "read the API key from a file");
   c->add_option("--cors", a->server.cors_origin, "allow cross-origin requests from ORIGIN");
   c->add_option("--max-pixels", a->server.max_pixels, "largest width x height generated")
-      ->capture_default_str();
-  c->add_option("--max-steps", a->server.max_steps, "most steps per image")->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{64}, uint64_t{1} << 32));
+  c->add_option("--max-steps", a->server.max_steps, "most steps per image")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   c->add_option("--max-images", a->server.max_images, "most images per request")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
   c->add_option("--max-input-pixels", a->server.max_input_pixels,
                 "largest uploaded image (checked from its PNG header, before decoding)")
       ->capture_default_str();
