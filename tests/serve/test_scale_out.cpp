@@ -378,6 +378,30 @@ TEST_F(scale_out, image_to_image_travels_through_the_queue) {
   }
 }
 
+TEST_F(scale_out, an_a1111_batch_is_split_across_workers_and_answered_in_order) {
+  start_redis();
+  start_worker("w1");
+  start_worker("w2");
+  serve::ServerConfig config;
+  config.queue_url = url();
+  TestServer front(config);
+  const auto [status, r] = front.post("/sdapi/v1/txt2img", {{"prompt", "batch"},
+                                                            {"steps", 3},
+                                                            {"seed", 30},
+                                                            {"width", 64},
+                                                            {"height", 64},
+                                                            {"cfg_scale", 7.5},
+                                                            {"batch_size", 2},
+                                                            {"n_iter", 2}});
+  ASSERT_EQ(status, 200) << r.dump();
+  ASSERT_EQ(r["images"].size(), 4u);
+  const nlohmann::json info = nlohmann::json::parse(r["info"].get<std::string>());
+  EXPECT_EQ(info["all_seeds"], nlohmann::json::array({30, 31, 32, 33}));
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(decode_b64_png(r["images"][i]).to_rgb8(), library_pixels("batch", 3, 30 + i, "euler"))
+        << "image " << i;
+}
+
 TEST(serve_metrics, in_process_metrics_count_jobs_and_steps) {
   TestServer s;
   const auto [status, queued] = s.post(

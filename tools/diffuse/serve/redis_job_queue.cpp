@@ -84,23 +84,28 @@ auto RedisJobQueue::with_redis(F&& f) const {
 
 std::shared_ptr<Job> RedisJobQueue::submit(JobRequest request) {
   if (stopping_) throw HttpError(503, "the server is shutting down");
-  if (request.runs.size() != 1)
-    throw invalid_parameter(
-        "with --queue a request is one generation: use batch_size 1 and "
-        "n_iter 1 (image_count/n give several images in one job)");
   const std::string id = random_job_id();
-  const std::string json = queue_json(id, request.model, request.runs[0]).dump();
-  const std::string key = keys::job(id);
-  with_redis([&](RedisClient& r) {
-    return r.transaction({{"HSET", key, "status", "queued", "model", request.model, "request", json,
-                           "echo", request.echo.dump(), "origin", request.origin},
-                          {"EXPIRE", key, "86400"},
-                          {"XADD", keys::stream(request.model), "*", "id", id, "job", json}});
-  });
+  // One queue job per run: an A1111 batch (image i with seed + i) becomes parts <id>-0, <id>-1,
+  // ... that any worker may take, mirrored back into one Job here.
+  std::vector<std::string> parts;
+  std::vector<std::vector<std::string>> commands;
+  for (size_t i = 0; i < request.runs.size(); ++i) {
+    const std::string part = request.runs.size() == 1 ? id : id + "-" + std::to_string(i);
+    const std::string json = queue_json(part, request.model, request.runs[i]).dump();
+    const std::string key = keys::job(part);
+    commands.push_back({"HSET", key, "status", "queued", "model", request.model, "request", json,
+                        "echo", request.echo.dump(), "origin", request.origin});
+    commands.push_back({"EXPIRE", key, "86400"});
+    commands.push_back({"XADD", keys::stream(request.model), "*", "id", part, "job", json});
+    parts.push_back(part);
+  }
+  with_redis([&](RedisClient& r) { return r.transaction(commands); });
+  const bool batch = request.runs.size() > 1;
   auto job = std::make_shared<Job>(id, std::move(request));
   std::lock_guard<std::mutex> lock(mutex_);
   forget_finished();
   jobs_[id] = job;
+  if (batch) batches_[id] = std::move(parts);
   return job;
 }
 
@@ -131,8 +136,15 @@ std::shared_ptr<Job> RedisJobQueue::find(const std::string& id) const {
 
 void RedisJobQueue::cancel(Job& job) {
   job.cancel();  // a job still queued here finishes at once; the worker skips it
+  std::vector<std::string> parts = {job.id()};
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = batches_.find(job.id()); it != batches_.end()) parts = it->second;
+  }
   with_redis([&](RedisClient& r) {
-    return r.command({"HSET", keys::job(job.id()), "cancel", "1"});
+    std::vector<std::vector<std::string>> commands;
+    for (const auto& part : parts) commands.push_back({"HSET", keys::job(part), "cancel", "1"});
+    return r.transaction(commands);
   });
 }
 
@@ -177,11 +189,86 @@ void RedisJobQueue::forget_finished() {
       continue;
     }
     jobs_.erase(it->first);
+    batches_.erase(it->first);
     it = finished_at_.erase(it);
   }
 }
 
+namespace {
+
+// The images a worker stored in a job's hash.
+std::vector<std::shared_ptr<const JobImage>> stored_images(RedisClient& redis,
+                                                           const std::string& key) {
+  const RedisValue all = redis.command({"HGETALL", key});
+  std::vector<std::shared_ptr<const JobImage>> images;
+  const int count = std::stoi(field_of(all, "image_count"));
+  for (int i = 0; i < count; ++i) {
+    auto image = std::make_shared<JobImage>();
+    const std::string png = field_of(all, "image:" + std::to_string(i));
+    image->png.assign(png.begin(), png.end());
+    image->parameters = field_of(all, "parameters:" + std::to_string(i));
+    image->seed = std::stoull(field_of(all, "seed"));
+    image->width = std::stoi(field_of(all, "width"));
+    image->height = std::stoi(field_of(all, "height"));
+    images.push_back(std::move(image));
+  }
+  return images;
+}
+
+}  // namespace
+
+void RedisJobQueue::mirror_batch(Job& job, const std::vector<std::string>& parts,
+                                 RedisClient& redis) {
+  // Parts finish in any order; the Job reports them in order: the first part not done is the
+  // "current image", and the Job is done (or cancelled, with the images finished before) when
+  // every part has ended.
+  std::vector<RedisValue> states;
+  for (const auto& part : parts)
+    states.push_back(redis.command(
+        {"HMGET", keys::job(part), "status", "step", "total_steps", "error", "preview"}));
+  size_t done = 0, ended = 0, current = parts.size();
+  bool cancelled = false;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const std::string& status = states[i][0].str;
+    if (states[i][0].nil()) return job.finish(JobStatus::Error, "job " + parts[i] + " expired");
+    if (status == "error") return job.finish(JobStatus::Error, states[i][3].str, true);
+    done += status == "done";
+    cancelled = cancelled || status == "cancelled";
+    ended += status == "done" || status == "cancelled";
+    if (status != "done" && current == parts.size()) current = i;
+  }
+  const JobSnapshot s = job.snapshot();
+  if (ended == parts.size()) {
+    if (s.status == JobStatus::Queued) job.set_running(job.request().model);
+    std::vector<std::shared_ptr<const JobImage>> images;
+    for (size_t i = 0; i < parts.size(); ++i)
+      if (states[i][0].str == "done")
+        for (auto& image : stored_images(redis, keys::job(parts[i]))) images.push_back(image);
+    job.add_result(std::move(images), {});
+    return job.finish(cancelled ? JobStatus::Cancelled : JobStatus::Done);
+  }
+  if (done == 0 && states[current][0].str != "running") return;  // nothing started yet
+  if (s.status == JobStatus::Queued) job.set_running(job.request().model);
+  if (s.run != static_cast<int>(current)) job.begin_run(static_cast<int>(current));
+  const RedisValue& v = states[current];
+  const int step = v[1].str.empty() ? 0 : std::stoi(v[1].str);
+  const int total = v[2].str.empty() ? 0 : std::stoi(v[2].str);
+  if (step != s.step || total != s.total_steps)
+    job.set_progress(step, total,
+                     v[4].nil() ? nullptr
+                                : std::make_shared<const std::vector<uint8_t>>(v[4].str.begin(),
+                                                                               v[4].str.end()));
+}
+
 void RedisJobQueue::mirror(Job& job, RedisClient& redis) {
+  {
+    std::vector<std::string> parts;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (auto it = batches_.find(job.id()); it != batches_.end()) parts = it->second;
+    }
+    if (!parts.empty()) return mirror_batch(job, parts, redis);
+  }
   const std::string key = keys::job(job.id());
   const RedisValue v =
       redis.command({"HMGET", key, "status", "step", "total_steps", "error", "preview", "worker"});
@@ -199,21 +286,8 @@ void RedisJobQueue::mirror(Job& job, RedisClient& redis) {
                                   : std::make_shared<const std::vector<uint8_t>>(v[4].str.begin(),
                                                                                  v[4].str.end()));
   } else if (status == "done") {
-    const RedisValue all = redis.command({"HGETALL", key});
-    std::vector<std::shared_ptr<const JobImage>> images;
-    const int count = std::stoi(field_of(all, "image_count"));
-    for (int i = 0; i < count; ++i) {
-      auto image = std::make_shared<JobImage>();
-      const std::string png = field_of(all, "image:" + std::to_string(i));
-      image->png.assign(png.begin(), png.end());
-      image->parameters = field_of(all, "parameters:" + std::to_string(i));
-      image->seed = std::stoull(field_of(all, "seed"));
-      image->width = std::stoi(field_of(all, "width"));
-      image->height = std::stoi(field_of(all, "height"));
-      images.push_back(std::move(image));
-    }
     if (s.status == JobStatus::Queued) job.set_running(job.request().model);
-    job.add_result(std::move(images), {});
+    job.add_result(stored_images(redis, key), {});
     job.finish(JobStatus::Done);
   } else if (status == "error") {
     job.finish(JobStatus::Error, v[3].str, true);

@@ -42,6 +42,8 @@ class RedisJobQueue : public JobService {
   auto with_redis(F&& f) const;
   void poll();
   void mirror(Job& job, RedisClient& redis);
+  /// A1111 batches (batch_size x n_iter): one queue job per image, mirrored into one Job.
+  void mirror_batch(Job& job, const std::vector<std::string>& parts, RedisClient& redis);
   void forget_finished();  // callers hold mutex_
 
   RedisUrl url_;
@@ -51,6 +53,7 @@ class RedisJobQueue : public JobService {
   mutable std::unique_ptr<RedisClient> redis_;  // for request threads
   mutable std::mutex mutex_;
   mutable std::map<std::string, std::shared_ptr<Job>> jobs_;  // followed by the poller
+  std::map<std::string, std::vector<std::string>> batches_;   // job id -> its parts' ids
   mutable std::map<std::string, std::chrono::steady_clock::time_point> finished_at_;
   mutable std::shared_ptr<Job> last_;
   std::atomic<bool> stopping_{false};
