@@ -78,6 +78,7 @@ TEST_F(scale_out, three_workers_and_a_front_complete_thirty_jobs_equal_to_genera
   for (const char* name : {"w1", "w2", "w3"}) start_worker(name);
   serve::ServerConfig config;
   config.queue_url = url();
+  config.max_queue = 64;  // the batch's twenty jobs count against a front's queue limit too
   TestServer front(config);
   const auto prompt = [](int i) { return "prompt " + std::to_string(i % 7); };
   const auto steps = [](int i) { return 2 + i % 3; };
@@ -400,6 +401,22 @@ TEST_F(scale_out, an_a1111_batch_is_split_across_workers_and_answered_in_order) 
   for (int i = 0; i < 4; ++i)
     EXPECT_EQ(decode_b64_png(r["images"][i]).to_rgb8(), library_pixels("batch", 3, 30 + i, "euler"))
         << "image " << i;
+}
+
+TEST_F(scale_out, a_front_answers_429_when_its_models_queue_is_full) {
+  start_redis();  // no worker: nothing is taken off the queue
+  serve::ServerConfig config;
+  config.queue_url = url();
+  config.max_queue = 2;
+  TestServer front(config);
+  const nlohmann::json body = {{"model", "tiny-sd1"}, {"prompt", "wait"}, {"steps", 2}};
+  EXPECT_EQ(front.post("/api/v1/jobs", body).first, 202);
+  EXPECT_EQ(front.post("/api/v1/jobs", body).first, 202);
+  auto full = front.client()->Post("/api/v1/jobs", body.dump(), "application/json");
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->status, 429) << full->body;
+  EXPECT_FALSE(full->get_header_value("Retry-After").empty());
+  EXPECT_NE(full->body.find("2 jobs waiting"), std::string::npos) << full->body;
 }
 
 TEST(serve_metrics, in_process_metrics_count_jobs_and_steps) {

@@ -54,14 +54,32 @@ int64_t integer_field(const RedisValue& flat, const std::string& name) {
   return 0;
 }
 
+// Entries of a stream no worker has taken yet: the consumer group's lag, or the whole stream
+// before any worker has created the group.
+size_t undelivered(RedisClient& r, const std::string& stream) {
+  RedisValue groups;
+  try {
+    groups = r.command({"XINFO", "GROUPS", stream});
+  } catch (const RedisReplyError&) {
+    return 0;  // no stream yet
+  }
+  for (const auto& g : groups.elements)
+    if (field_of(g, "name") == queue_keys::kGroup) return size_t(integer_field(g, "lag"));
+  return size_t(r.command({"XLEN", stream}).integer);
+}
+
 double number(const std::string& text) {
   return text.empty() ? 0.0 : std::stod(text);
 }
 
 }  // namespace
 
-RedisJobQueue::RedisJobQueue(RedisUrl url, ModelRegistry& models, SettingsListener on_settings)
-    : url_(std::move(url)), models_(models), on_settings_(std::move(on_settings)) {
+RedisJobQueue::RedisJobQueue(RedisUrl url, ModelRegistry& models, SettingsListener on_settings,
+                             size_t max_waiting)
+    : url_(std::move(url)),
+      models_(models),
+      on_settings_(std::move(on_settings)),
+      max_waiting_(max_waiting) {
   poller_ = std::thread([this] { poll(); });
 }
 
@@ -84,6 +102,15 @@ auto RedisJobQueue::with_redis(F&& f) const {
 
 std::shared_ptr<Job> RedisJobQueue::submit(JobRequest request) {
   if (stopping_) throw HttpError(503, "the server is shutting down");
+  if (max_waiting_ > 0) {
+    const size_t waiting =
+        with_redis([&](RedisClient& r) { return undelivered(r, keys::stream(request.model)); });
+    if (waiting + request.runs.size() > max_waiting_)
+      throw HttpError(429,
+                      "the queue for " + request.model + " is full (" + std::to_string(waiting) +
+                          " jobs waiting for a worker); try again later",
+                      10);
+  }
   const std::string id = random_job_id();
   // One queue job per run: an A1111 batch (image i with seed + i) becomes parts <id>-0, <id>-1,
   // ... that any worker may take, mirrored back into one Job here.

@@ -21,7 +21,10 @@ class RedisJobQueue : public JobService {
  public:
   using SettingsListener = std::function<void(const std::map<std::string, std::string>&)>;
   /// `on_settings` is called (from the poller thread) with diffuse:settings as it changes.
-  RedisJobQueue(RedisUrl url, ModelRegistry& models, SettingsListener on_settings);
+  /// `max_waiting`: jobs of one model's stream not yet taken by a worker (from any front or
+  /// `diffuse batch`) beyond which a submit gets 429; 0 = unbounded.
+  RedisJobQueue(RedisUrl url, ModelRegistry& models, SettingsListener on_settings,
+                size_t max_waiting = 0);
   ~RedisJobQueue() override;
 
   std::shared_ptr<Job> submit(JobRequest request) override;
@@ -54,6 +57,7 @@ class RedisJobQueue : public JobService {
   mutable std::mutex mutex_;
   mutable std::map<std::string, std::shared_ptr<Job>> jobs_;  // followed by the poller
   std::map<std::string, std::vector<std::string>> batches_;   // job id -> its parts' ids
+  size_t max_waiting_ = 0;  // 429 beyond this many untaken jobs of a model (0: unbounded)
   mutable std::map<std::string, std::chrono::steady_clock::time_point> finished_at_;
   mutable std::shared_ptr<Job> last_;
   std::atomic<bool> stopping_{false};

@@ -93,7 +93,7 @@ std::unique_ptr<JobService> make_job_service(const ServerConfig& config, ModelRe
     }
   };
   return std::make_unique<RedisJobQueue>(parse_redis_url(config.queue_url, "--queue"), models,
-                                         on_settings);
+                                         on_settings, config.max_queue);
 }
 
 }  // namespace
