@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <set>
 
 #include "diffuse/diffuse.hpp"
 #include "serve/queue_fixture.h"
@@ -417,6 +418,25 @@ TEST_F(scale_out, a_front_answers_429_when_its_models_queue_is_full) {
   EXPECT_EQ(full->status, 429) << full->body;
   EXPECT_FALSE(full->get_header_value("Retry-After").empty());
   EXPECT_NE(full->body.find("2 jobs waiting"), std::string::npos) << full->body;
+}
+
+TEST_F(scale_out, one_worker_process_runs_concurrency_consumers) {
+  start_redis();
+  start_worker("wc", {"--concurrency", "2"});
+  std::vector<std::string> lines;
+  for (int i = 0; i < 4; ++i)
+    lines.push_back(job_line("c" + std::to_string(i), "two at once", 6, 200 + i));
+  auto batch = start_batch("four", lines, "out4");
+  ASSERT_EQ(batch->wait(std::chrono::seconds(240)), 0) << batch->output();
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(png_pixels(path("out4/c" + std::to_string(i) + ".png")),
+              library_pixels("two at once", 6, 200 + i));
+  // Two consumers of the group, named after the worker.
+  const serve::RedisValue consumers =
+      redis({"XINFO", "CONSUMERS", "diffuse:jobs:tiny-sd1", "diffuse-workers"});
+  std::set<std::string> names;
+  for (const auto& c : consumers.elements) names.insert(serve::field_of(c, "name"));
+  EXPECT_EQ(names, (std::set<std::string>{"wc-0", "wc-1"}));
 }
 
 TEST(serve_metrics, in_process_metrics_count_jobs_and_steps) {

@@ -3,8 +3,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <iostream>
+#include <thread>
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
@@ -22,7 +24,7 @@ void on_stop_signal(int) {
 struct WorkerArgs {
   std::string queue, models_dir, config_dir, backend = "cpu";
   std::vector<std::string> preload;
-  int threads = 0, max_loaded = 1;
+  int threads = 0, max_loaded = 1, concurrency = 1;
   serve::WorkerConfig worker;
 };
 
@@ -30,6 +32,22 @@ std::string default_worker_name() {
   char host[256] = "host";
   gethostname(host, sizeof host - 1);
   return std::string(host) + "-" + std::to_string(getpid());
+}
+
+// One consumer: its own pipelines (so consumers never wait on each other's model) and its own
+// Redis connection.
+void serve_as_consumer(const WorkerArgs& a, serve::WorkerConfig config,
+                       const std::vector<serve::ModelEntry>& entries, const LoadOptions& lo) {
+  serve::ModelRegistry models(entries, lo, entries.front().name, static_cast<size_t>(a.max_loaded));
+  for (const auto& name : a.preload) {
+    std::cerr << "diffuse worker " << config.name << ": loading " << name << "\n";
+    models.acquire(name);
+  }
+  serve::QueueWorker worker(config, models, g_stop, std::cerr);
+  std::cerr << "diffuse worker " << config.name << ": " << entries.size() << " model(s), queue "
+            << config.url.text() << std::endl;
+  worker.run();
+  std::cerr << "diffuse worker " << config.name << ": stopped" << std::endl;
 }
 
 int run_worker(WorkerArgs a) {
@@ -41,29 +59,45 @@ int run_worker(WorkerArgs a) {
   if (a.worker.name.empty()) a.worker.name = default_worker_name();
   std::vector<serve::ModelEntry> entries = serve::scan_model_folder(a.models_dir);
   if (entries.empty()) throw ConfigError("--models " + a.models_dir + ": no models found");
+  serve::ModelRegistry check(entries, {}, entries.front().name);
+  for (const auto& name : a.preload)
+    if (!check.find(name)) throw ConfigError("--model " + name + ": not an entry of --models");
   LoadOptions lo;
   lo.config_dir = a.config_dir;
   lo.assets_dir = assets_dir();
   lo.backend = a.backend;
-  lo.threads = a.threads;
-  serve::ModelRegistry models(entries, lo, entries.front().name, static_cast<size_t>(a.max_loaded));
-  for (const auto& name : a.preload) {
-    if (!models.find(name)) throw ConfigError("--model " + name + ": not an entry of --models");
-    std::cerr << "diffuse worker " << a.worker.name << ": loading " << name << "\n";
-    models.acquire(name);
-  }
-  // SIGTERM/SIGINT: the running job stops within one step and goes back on the queue.
+  // --concurrency N: N consumers in this process, sharing the cores unless --threads says.
+  lo.threads =
+      a.threads > 0
+          ? a.threads
+          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / a.concurrency);
+  // SIGTERM/SIGINT: the running jobs stop within one step and go back on the queue.
   struct sigaction sa = {};
   sa.sa_handler = on_stop_signal;
   sa.sa_flags = SA_RESTART;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
-  serve::QueueWorker worker(a.worker, models, g_stop, std::cerr);
-  std::cerr << "diffuse worker " << a.worker.name << ": " << entries.size() << " model(s), queue "
-            << a.worker.url.text() << std::endl;
-  worker.run();
-  std::cerr << "diffuse worker " << a.worker.name << ": stopped" << std::endl;
-  return 0;
+  if (a.concurrency == 1) {
+    serve_as_consumer(a, a.worker, entries, lo);
+    return 0;
+  }
+  std::vector<std::thread> consumers;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < a.concurrency; ++i) {
+    serve::WorkerConfig config = a.worker;
+    config.name = a.worker.name + "-" + std::to_string(i);
+    consumers.emplace_back([&, config] {
+      try {
+        serve_as_consumer(a, config, entries, lo);
+      } catch (const std::exception& e) {
+        std::cerr << "error: diffuse worker " << config.name << ": " << e.what() << std::endl;
+        ++failures;
+        g_stop = true;  // one consumer failing to start stops the process, as with one
+      }
+    });
+  }
+  for (auto& t : consumers) t.join();
+  return failures > 0 ? 1 : 0;
 }
 
 }  // namespace
@@ -88,6 +122,11 @@ Command add_worker(CLI::App& app) {
   c->add_option("--result-ttl", a->worker.result_ttl_s, "seconds results are kept in Redis")
       ->capture_default_str()
       ->check(CLI::Range(1, 365 * 86400));
+  c->add_option("--concurrency", a->concurrency,
+                "jobs run at once: consumers in this process, each with its own pipelines "
+                "(memory) and --threads (default: the cores divided among them)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
   c->add_option("--max-loaded-models", a->max_loaded, "models kept in memory at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
