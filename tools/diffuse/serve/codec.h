@@ -14,6 +14,8 @@ std::string base64_encode(const std::vector<uint8_t>& bytes);
 /// HttpError 422 naming `field` when the text is not base64.
 std::vector<uint8_t> base64_decode(std::string_view text, const std::string& field);
 
+/// Lower-case hex SHA-256 of bytes.
+std::string sha256_hex(std::string_view bytes);
 /// Lower-case hex SHA-256 of a file's contents (FileError naming the path when unreadable).
 std::string sha256_file_hex(const std::string& path);
 

@@ -37,6 +37,25 @@ void check_limits(const GenerateOptions& o, const ServerConfig& config, const Fi
     throw invalid_parameter(std::string(names.strength) + " must be in (0, 1]");
 }
 
+GenerateOptions read_generation_fields(JsonFields& f, int default_steps) {
+  GenerateOptions o;
+  o.prompt = f.string("prompt", "");
+  // Absent: no negative prompt (SDXL's force_zeros_for_empty_prompt applies); "" encodes "".
+  if (auto negative = f.optional_string("negative_prompt")) o.negative_prompt = *negative;
+  o.steps = static_cast<int>(f.integer("steps", default_steps, 1, 100000));
+  o.guidance_scale = static_cast<float>(f.number("guidance_scale", o.guidance_scale, -100, 100));
+  o.scheduler = f.string("scheduler", "");
+  if (f.has("karras_sigmas")) o.karras_sigmas = f.boolean("karras_sigmas", false);
+  o.timestep_spacing = f.string("timestep_spacing", "");
+  if (auto eta = f.optional_number("eta", 0, 10)) o.eta = *eta;
+  o.width = static_cast<int>(f.integer("width", 0, 0, 1 << 16));
+  o.height = static_cast<int>(f.integer("height", 0, 0, 1 << 16));
+  o.image_count = static_cast<int>(f.integer("image_count", 1, 1, 1 << 16));
+  o.rng = f.string("rng", "torch");
+  o.clip_skip = static_cast<int>(f.integer("clip_skip", 0, 0, 11));
+  return o;
+}
+
 Image decode_image_field(const std::string& base64, const std::string& field,
                          const ServerConfig& config) {
   const std::vector<uint8_t> bytes = base64_decode(base64, field);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "diffuse/diffuse.hpp"
+#include "serve/json_fields.h"
 #include "serve/server.h"
 
 namespace diffuse::serve {
@@ -22,6 +23,12 @@ struct FieldNames {
   const char* strength = "strength";
 };
 void check_limits(const GenerateOptions& o, const ServerConfig& config, const FieldNames& names);
+
+/// The library's option names every JSON route shares (prompt, negative_prompt, steps,
+/// guidance_scale, scheduler, karras_sigmas, timestep_spacing, eta, width, height, image_count,
+/// rng, clip_skip), read with their one-line 422 messages. Seed, init image and strength stay with
+/// the caller, whose rules for them differ.
+GenerateOptions read_generation_fields(JsonFields& f, int default_steps);
 
 /// Decodes a base64 (or data-URL) PNG field; refuses images over the input pixel limit from the
 /// PNG header, before decoding. HttpError 422 naming `field`.

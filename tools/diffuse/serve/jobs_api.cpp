@@ -14,25 +14,11 @@ namespace {
 
 JobRequest parse_job_request(const nlohmann::json& body, Server& server) {
   JsonFields f(body);
-  GenerateOptions o;
   JobRequest r;
   r.origin = "api";
   r.model = resolve_model(server.models(), f.string("model", ""), "model");
-  o.prompt = f.string("prompt", "");
-  // Absent: no negative prompt (SDXL's force_zeros_for_empty_prompt applies); "" encodes "".
-  if (auto negative = f.optional_string("negative_prompt")) o.negative_prompt = *negative;
-  o.steps = static_cast<int>(f.integer("steps", 30, 1, 100000));
-  o.guidance_scale = static_cast<float>(f.number("guidance_scale", 7.5, -100, 100));
+  GenerateOptions o = read_generation_fields(f, 30);
   o.seed = resolve_seed(f.optional_integer("seed", -1, INT64_MAX));
-  o.scheduler = f.string("scheduler", "");
-  if (f.has("karras_sigmas")) o.karras_sigmas = f.boolean("karras_sigmas", false);
-  o.timestep_spacing = f.string("timestep_spacing", "");
-  if (auto eta = f.optional_number("eta", 0, 10)) o.eta = *eta;
-  o.width = static_cast<int>(f.integer("width", 0, 0, 1 << 16));
-  o.height = static_cast<int>(f.integer("height", 0, 0, 1 << 16));
-  o.image_count = static_cast<int>(f.integer("image_count", 1, 1, 1 << 16));
-  o.rng = f.string("rng", "torch");
-  o.clip_skip = static_cast<int>(f.integer("clip_skip", 0, 0, 11));
   o.preview = f.boolean("preview", true);
   if (auto init = f.optional_string("init_image"); init && !init->empty())
     o.init_image = decode_image_field(*init, "init_image", server.config());

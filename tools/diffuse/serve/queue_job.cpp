@@ -1,9 +1,8 @@
 #include "serve/queue_job.h"
 
-#include <openssl/evp.h>
-
 #include <stdexcept>
 
+#include "serve/codec.h"
 #include "serve/generation_request.h"
 #include "serve/http_error.h"
 #include "serve/json_fields.h"
@@ -11,19 +10,6 @@
 namespace diffuse::serve {
 
 namespace {
-
-std::string sha256_hex(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
-}
 
 // Ids name files (DIR/<id>.png) and Redis keys: a safe alphabet, no leading dot.
 void check_id(const std::string& id) {
@@ -35,21 +21,7 @@ void check_id(const std::string& id) {
 }
 
 GenerateOptions read_options(JsonFields& f) {
-  GenerateOptions o;
-  o.prompt = f.string("prompt", "");
-  // Absent: no negative prompt (SDXL's force_zeros_for_empty_prompt applies); "" encodes "".
-  if (auto negative = f.optional_string("negative_prompt")) o.negative_prompt = *negative;
-  o.steps = static_cast<int>(f.integer("steps", o.steps, 1, 100000));
-  o.guidance_scale = static_cast<float>(f.number("guidance_scale", o.guidance_scale, -100, 100));
-  o.scheduler = f.string("scheduler", "");
-  if (f.has("karras_sigmas")) o.karras_sigmas = f.boolean("karras_sigmas", false);
-  o.timestep_spacing = f.string("timestep_spacing", "");
-  if (auto eta = f.optional_number("eta", 0, 10)) o.eta = *eta;
-  o.width = static_cast<int>(f.integer("width", 0, 0, 1 << 16));
-  o.height = static_cast<int>(f.integer("height", 0, 0, 1 << 16));
-  o.image_count = static_cast<int>(f.integer("image_count", 1, 1, 1 << 16));
-  o.rng = f.string("rng", "torch");
-  o.clip_skip = static_cast<int>(f.integer("clip_skip", 0, 0, 11));
+  GenerateOptions o = read_generation_fields(f, GenerateOptions{}.steps);
   // Image-to-image: the init image travels in the job as a base64 PNG (refused from its header
   // above the server's default input limit, before decoding).
   if (auto init = f.optional_string("init_image"); init && !init->empty()) {

@@ -242,6 +242,18 @@ std::vector<std::shared_ptr<const JobImage>> stored_images(RedisClient& redis,
   return images;
 }
 
+// Copies a running job's step, total and preview from its hash fields (HMGET status, step,
+// total_steps, error, preview, ...) when they changed.
+void mirror_progress(Job& job, const JobSnapshot& s, const RedisValue& v) {
+  const int step = v[1].str.empty() ? 0 : std::stoi(v[1].str);
+  const int total = v[2].str.empty() ? 0 : std::stoi(v[2].str);
+  if (step == s.step && total == s.total_steps) return;
+  job.set_progress(
+      step, total,
+      v[4].nil() ? nullptr
+                 : std::make_shared<const std::vector<uint8_t>>(v[4].str.begin(), v[4].str.end()));
+}
+
 }  // namespace
 
 void RedisJobQueue::mirror_batch(Job& job, const std::vector<std::string>& parts,
@@ -277,14 +289,7 @@ void RedisJobQueue::mirror_batch(Job& job, const std::vector<std::string>& parts
   if (done == 0 && states[current][0].str != "running") return;  // nothing started yet
   if (s.status == JobStatus::Queued) job.set_running(job.request().model);
   if (s.run != static_cast<int>(current)) job.begin_run(static_cast<int>(current));
-  const RedisValue& v = states[current];
-  const int step = v[1].str.empty() ? 0 : std::stoi(v[1].str);
-  const int total = v[2].str.empty() ? 0 : std::stoi(v[2].str);
-  if (step != s.step || total != s.total_steps)
-    job.set_progress(step, total,
-                     v[4].nil() ? nullptr
-                                : std::make_shared<const std::vector<uint8_t>>(v[4].str.begin(),
-                                                                               v[4].str.end()));
+  mirror_progress(job, s, states[current]);
 }
 
 void RedisJobQueue::mirror(Job& job, RedisClient& redis) {
@@ -305,13 +310,7 @@ void RedisJobQueue::mirror(Job& job, RedisClient& redis) {
     job.finish(JobStatus::Error, "job " + job.id() + " is no longer in the queue's Redis");
   } else if (status == "running") {
     if (s.status == JobStatus::Queued) job.set_running(job.request().model);
-    const int step = v[1].str.empty() ? 0 : std::stoi(v[1].str);
-    const int total = v[2].str.empty() ? 0 : std::stoi(v[2].str);
-    if (step != s.step || total != s.total_steps)
-      job.set_progress(step, total,
-                       v[4].nil() ? nullptr
-                                  : std::make_shared<const std::vector<uint8_t>>(v[4].str.begin(),
-                                                                                 v[4].str.end()));
+    mirror_progress(job, s, v);
   } else if (status == "done") {
     if (s.status == JobStatus::Queued) job.set_running(job.request().model);
     job.add_result(stored_images(redis, key), {});
