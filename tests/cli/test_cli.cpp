@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/command.h"
 #include "common/fixtures.h"
 #include "common/png_bomb.h"
 
@@ -17,36 +18,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CommandResult {
-  int code = -1;
-  std::string out, err;
-};
-
-/// Runs a shell command line, capturing stdout, stderr and the exit code.
-CommandResult run_shell(const std::string& command_line) {
-  const std::string dir = diffuse::test::temp_dir();
-  // ctest runs tests of this binary in parallel processes: keep each capture file private.
-  static int counter = 0;
-  const std::string err_path =
-      dir + "/stderr-" + std::to_string(getpid()) + "-" + std::to_string(counter++) + ".txt";
-  const std::string cmd = "(" + command_line + ") 2>" + err_path;
-  CommandResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_path);
-  std::stringstream ss;
-  ss << e.rdbuf();
-  r.err = ss.str();
-  return r;
-}
+using diffuse::test::CommandResult;
+using diffuse::test::run_shell;
 
 /// Runs the diffuse executable with `args`, optionally prefixed by environment assignments.
 CommandResult run(const std::string& args, const std::string& env = "") {
-  return run_shell(env + " " + DIFFUSE_BINARY + " " + args);
+  return diffuse::test::run_diffuse(args, env);
 }
 
 std::string tiny() {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/command.h"
 #include "common/fixtures.h"
 #include "diffuse/diffuse.hpp"
 
@@ -19,28 +20,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct CommandResult {
-  int code = -1;
-  std::string out, err;
-};
+using diffuse::test::CommandResult;
 
-/// Runs the diffuse executable with `args`, capturing stdout, stderr and the exit code.
 CommandResult run(const std::string& args) {
-  static int counter = 0;  // ctest runs this binary's tests in parallel processes
-  const std::string err_path = diffuse::test::temp_dir() + "/sdxl-stderr-" +
-                               std::to_string(getpid()) + "-" + std::to_string(counter++);
-  const std::string cmd = std::string(DIFFUSE_BINARY) + " " + args + " 2>" + err_path;
-  CommandResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::stringstream ss;
-  ss << std::ifstream(err_path).rdbuf();
-  r.err = ss.str();
-  return r;
+  return diffuse::test::run_diffuse(args);
 }
 
 std::string tiny_sdxl() {
