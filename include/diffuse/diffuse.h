@@ -68,6 +68,10 @@ diffuse_status diffuse_options_set_clip_skip(diffuse_options* o, int clip_skip);
 /* Image-to-image: rgb is width*height*3 bytes (copied). */
 diffuse_status diffuse_options_set_init_image(diffuse_options* o, const uint8_t* rgb, int width,
                                               int height, float strength);
+/* Inpainting (with an init image): the mask as width*height*3 RGB bytes (copied; white =
+   repaint; any size, resized), blurred by `blur` pixels first (0 = off). */
+diffuse_status diffuse_options_set_mask(diffuse_options* o, const uint8_t* rgb, int width,
+                                        int height, int blur);
 
 diffuse_status diffuse_generate(diffuse_pipeline* p, const diffuse_options* o,
                                 diffuse_progress_fn progress, void* user_data,

@@ -85,7 +85,18 @@ struct GenerateOptions {
   /// the image's rounded down to a multiple of 8, and the image is resized to width x height with
   /// PIL's Lanczos filter (bit-exact on 8-bit images) when its size differs.
   std::optional<Image> init_image;
-  float strength = 0.8f;  // img2img: fraction of the schedule re-noised, (0, 1]
+  /// Fraction of the schedule re-noised, (0, 1]. Unset: 0.8 for img2img, 1.0 for inpainting (as
+  /// diffusers' pipelines default).
+  std::optional<float> strength;
+  /// Inpainting when set (with init_image): StableDiffusionInpaintPipeline. White (grey >= 128
+  /// after PIL's convert("L")) is repainted, black kept. Any size: resized to width x height with
+  /// PIL's Lanczos filter, as diffusers' mask processor. A 9-channel inpainting model takes the
+  /// mask and the masked image as extra UNet channels; an ordinary model blends the re-noised
+  /// original back outside the mask after every step.
+  std::optional<Image> mask_image;
+  /// Blurs the mask by this many pixels first (diffusers' mask_processor.blur: PIL GaussianBlur),
+  /// which softens the seam; 0 = off.
+  int mask_blur = 0;
   bool preview = false;   // fill Progress::preview (cheap latent->RGB estimate)
   /// SDXL micro-conditioning (diffusers' original_size, target_size, crops_coords_top_left,
   /// negative_original_size; other models ignore them with a warning). Unset: original and

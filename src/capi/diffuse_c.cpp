@@ -183,6 +183,20 @@ diffuse_status diffuse_options_set_init_image(diffuse_options* o, const uint8_t*
   });
 }
 
+diffuse_status diffuse_options_set_mask(diffuse_options* o, const uint8_t* rgb, int width,
+                                        int height, int blur) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(rgb);
+  return guarded([&] {
+    if (width <= 0 || height <= 0 || width > 16384 || height > 16384)
+      throw diffuse::ConfigError("mask size " + std::to_string(width) + "x" +
+                                 std::to_string(height));
+    o->impl.mask_image = diffuse::Image::from_rgb8(
+        width, height, std::vector<uint8_t>(rgb, rgb + size_t(width) * size_t(height) * 3));
+    o->impl.mask_blur = blur;
+  });
+}
+
 diffuse_status diffuse_generate(diffuse_pipeline* p, const diffuse_options* o,
                                 diffuse_progress_fn progress, void* user_data,
                                 diffuse_result** out) {

@@ -76,11 +76,12 @@ std::string GenerationResult::parameters_text(size_t i) const {
   s << "Steps: " << options.steps << ", Sampler: " << sampler_name << ", CFG scale: " << cfg
     << ", Seed: " << seed << ", Size: " << options.width << "x" << options.height
     << ", Model: " << model_name;
-  if (options.init_image) {
+  if (options.init_image && options.strength) {
     char st[32];
-    std::snprintf(st, sizeof st, "%g", static_cast<double>(options.strength));
+    std::snprintf(st, sizeof st, "%g", static_cast<double>(*options.strength));
     s << ", Denoising strength: " << st;
   }
+  if (options.mask_image && options.mask_blur > 0) s << ", Mask blur: " << options.mask_blur;
   if (options.clip_skip > 0) s << ", Clip skip: " << options.clip_skip + 1;
   if (options.rng != "torch") s << ", RNG: " << (options.rng == "numpy" ? "NumPy" : "NV");
   if (images.size() > 1) s << ", Batch size: " << images.size() << ", Batch pos: " << i;

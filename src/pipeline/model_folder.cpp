@@ -94,9 +94,17 @@ void check_context_width(const UNetConfig& unet, int width, const std::string& u
 }
 
 void check_latent_channels(const StableDiffusionModel& m, const fs::path& root) {
-  if (m.unet.config().in_channels != m.vae.config().latent_channels)
-    throw ConfigError((root / "unet" / "config.json").string() +
-                      ": in_channels does not match the VAE's latent_channels");
+  // Inpainting UNets take the latents, the mask and the masked image's latents: 2 x latent + 1.
+  const int64_t latent = m.vae.config().latent_channels, in = m.unet.config().in_channels;
+  if (in != latent && in != 2 * latent + 1)
+    throw ConfigError((root / "unet" / "config.json").string() + ": in_channels " +
+                      std::to_string(in) + " does not fit the VAE's latent_channels " +
+                      std::to_string(latent) + " (expected " + std::to_string(latent) +
+                      ", or " + std::to_string(2 * latent + 1) + " for inpainting)");
+  if (m.unet.config().out_channels != latent)
+    throw ConfigError((root / "unet" / "config.json").string() + ": out_channels " +
+                      std::to_string(m.unet.config().out_channels) +
+                      " differs from the VAE's latent_channels " + std::to_string(latent));
 }
 
 }  // namespace
@@ -111,10 +119,13 @@ StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
     throw ConfigError(index_path + ": " + cls +
                       " folders load as SDXL pipelines (single-file SDXL checkpoints are not "
                       "supported yet)");
-  if (cls != "StableDiffusionPipeline" && cls != "StableDiffusionImg2ImgPipeline")
+  // One pipeline runs all three: what it does depends on the options and the UNet's channels.
+  if (cls != "StableDiffusionPipeline" && cls != "StableDiffusionImg2ImgPipeline" &&
+      cls != "StableDiffusionInpaintPipeline")
     throw ConfigError(index_path + ": _class_name \"" + cls +
                       "\" is not supported (supported: StableDiffusionPipeline, "
-                      "StableDiffusionImg2ImgPipeline, StableDiffusionXLPipeline)");
+                      "StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline, "
+                      "StableDiffusionXLPipeline)");
   require_component(index, index_path, "text_encoder", "transformers", {"CLIPTextModel"});
   require_component(index, index_path, "tokenizer", "transformers",
                     {"CLIPTokenizer", "CLIPTokenizerFast"});

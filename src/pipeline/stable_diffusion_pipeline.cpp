@@ -11,6 +11,7 @@
 #include "core/thread_pool.h"
 #include "io/image_resize.h"
 #include "pipeline/checkpoint_loader.h"
+#include "pipeline/inpainting.h"
 #include "pipeline/latent_preview.h"
 #include "pipeline/stable_diffusion_xl_pipeline.h"
 #include "pipeline/stages.h"
@@ -148,9 +149,14 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
     // a multiple of the VAE scale factor (an explicit size is checked below like any other).
     if (o.width == 0) o.width = im.width - im.width % unit;
     if (o.height == 0) o.height = im.height - im.height % unit;
-    if (!(o.strength > 0.f && o.strength <= 1.f))
-      throw ConfigError("strength must be in (0, 1], got " + fmt(o.strength));
+    // diffusers' defaults: StableDiffusionImg2ImgPipeline 0.8, StableDiffusionInpaintPipeline 1.
+    if (!o.strength) o.strength = o.mask_image ? 1.f : 0.8f;
+    if (!(*o.strength > 0.f && *o.strength <= 1.f))
+      throw ConfigError("strength must be in (0, 1], got " + fmt(*o.strength));
+  } else if (o.mask_image) {
+    throw ConfigError("a mask needs the image to inpaint (init image)");
   }
+  check_mask(o);
   if (o.width == 0) o.width = info_.default_width;
   if (o.height == 0) o.height = info_.default_height;
   for (auto [name, v] : {std::pair<const char*, int>{"width", o.width}, {"height", o.height}}) {
@@ -223,20 +229,21 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   // 2. Schedule and initial latents.
   t0 = Clock::now();
   std::vector<double> timesteps = timesteps_for(o, *scheduler);
-  const Tensor latents = prepare(o, *scheduler, *rng, timesteps);
+  Start start = prepare(o, *scheduler, *rng, timesteps, std::move(unet));
   // 3. Denoising loop.
   stages::DenoiseLoop loop{*scheduler,
                            std::move(timesteps),
-                           stages::with_guidance(std::move(unet), cfg, o.guidance_scale),
+                           stages::with_guidance(std::move(start.unet), cfg, o.guidance_scale),
                            rng.get(),
-                           {}};
+                           {},
+                           std::move(start.adjust)};
   const auto loop_start = Clock::now();
   const int total = static_cast<int>(loop.timesteps.size());
   if (progress)
     loop.after_step = [&](Tensor& x, int step, double t) {
       return progress(progress_report(x, step, total, t, seconds_since(loop_start), o.preview));
     };
-  const Tensor final_latents = stages::denoise(loop, latents);
+  const Tensor final_latents = stages::denoise(loop, std::move(start.latents));
   result.times.denoise_s = seconds_since(t0);
 
   // 4. Decode.
@@ -256,26 +263,72 @@ std::vector<double> StableDiffusionPipeline::timesteps_for(const GenerateOptions
   std::vector<double> timesteps = scheduler.timesteps();
   if (!o.init_image) return timesteps;
   // img2img cuts the schedule by strength (diffusers' get_timesteps).
-  const int init_timestep = std::min(static_cast<int>(o.steps * o.strength), o.steps);
+  const int init_timestep = std::min(static_cast<int>(o.steps * *o.strength), o.steps);
   const int t_begin = std::max(o.steps - init_timestep, 0) * scheduler.order();
   if (t_begin >= static_cast<int>(timesteps.size()))
-    throw ConfigError("strength " + fmt(o.strength) + " with " + std::to_string(o.steps) +
+    throw ConfigError("strength " + fmt(*o.strength) + " with " + std::to_string(o.steps) +
                       " steps leaves no denoising steps (steps x strength must be at least 1)");
   timesteps.erase(timesteps.begin(), timesteps.begin() + t_begin);
   scheduler.set_begin_index(t_begin);
   return timesteps;
 }
 
-Tensor StableDiffusionPipeline::prepare(const GenerateOptions& o, Scheduler& scheduler,
-                                        RandomSource& rng,
-                                        const std::vector<double>& timesteps) const {
+StableDiffusionPipeline::Start StableDiffusionPipeline::prepare(
+    const GenerateOptions& o, Scheduler& scheduler, RandomSource& rng,
+    const std::vector<double>& timesteps, stages::NoisePredictor unet) const {
+  const Device device = runtime_.device;
   const int unit = model_.vae_scale_factor();
-  const int64_t C = model_.unet.config().in_channels, h = o.height / unit, w = o.width / unit;
-  if (!o.init_image)
-    return stages::initial_noise(rng, {o.image_count, C, h, w}, scheduler.init_noise_sigma(),
-                                 runtime_.device);
-  const Tensor image = stages::image_to_tensor(*o.init_image, runtime_.device);
-  return stages::encode_and_noise(model_, image, o.image_count, scheduler, timesteps.front(), rng);
+  const int64_t C = model_.vae.config().latent_channels, h = o.height / unit, w = o.width / unit;
+  Start start;
+  start.unet = std::move(unet);
+  if (!o.init_image) {
+    start.latents = stages::initial_noise(rng, {o.image_count, C, h, w},
+                                          scheduler.init_noise_sigma(), device);
+    return start;
+  }
+  const Tensor image = stages::image_to_tensor(*o.init_image, device);
+  if (!o.mask_image) {
+    start.latents = stages::encode_and_noise(model_, image, o.image_count, scheduler,
+                                             timesteps.front(), rng);
+    return start;
+  }
+  // StableDiffusionInpaintPipeline.
+  const Tensor mask = stages::prepare_mask(*o.mask_image, o.width, o.height, o.mask_blur, device);
+  stages::InpaintLatents inpaint =
+      stages::prepare_inpaint_latents(model_, image, mask, o.image_count, *o.strength == 1.f,
+                                      scheduler, timesteps.front(), rng);
+  start.latents = inpaint.latents;
+  if (model_.unet.config().in_channels == 9) {
+    start.unet = stages::with_inpainting_channels(std::move(start.unet), inpaint.mask,
+                                                  inpaint.masked_image_latents);
+  } else {
+    start.adjust = stages::keep_unmasked_region(inpaint, scheduler, timesteps);
+  }
+  return start;
+}
+
+void StableDiffusionPipeline::check_mask(const GenerateOptions& o) const {
+  const int64_t channels = model_.unet.config().in_channels;
+  if (!o.mask_image) {
+    if (channels == 9)
+      throw ConfigError(model_.name +
+                        " is an inpainting model (9-channel UNet): give it an image and a mask");
+    if (o.mask_blur != 0) throw ConfigError("mask blur needs a mask");
+    return;
+  }
+  if (channels != 4 && channels != 9)
+    throw ConfigError("inpainting needs a UNet with 4 or 9 input channels; " + model_.name +
+                      "'s has " + std::to_string(channels));
+  const Image& m = *o.mask_image;
+  if (m.width <= 0 || m.height <= 0 || m.rgb.size() != size_t(m.width) * size_t(m.height) * 3)
+    throw ConfigError("mask: empty or inconsistent pixel buffer");
+  constexpr int kMaxMaskSide = 16384, kMaxMaskBlur = 256;
+  if (m.width > kMaxMaskSide || m.height > kMaxMaskSide)
+    throw ConfigError("mask is " + std::to_string(m.width) + "x" + std::to_string(m.height) +
+                      "; each side must be at most " + std::to_string(kMaxMaskSide));
+  if (o.mask_blur < 0 || o.mask_blur > kMaxMaskBlur)
+    throw ConfigError("mask blur must be between 0 and " + std::to_string(kMaxMaskBlur) +
+                      " pixels, got " + std::to_string(o.mask_blur));
 }
 
 Progress StableDiffusionPipeline::progress_report(const Tensor& latents, int step, int total,

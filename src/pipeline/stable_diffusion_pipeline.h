@@ -1,4 +1,5 @@
-// StableDiffusionPipeline / StableDiffusionImg2ImgPipeline, step for step as diffusers runs them.
+// StableDiffusionPipeline / StableDiffusionImg2ImgPipeline / StableDiffusionInpaintPipeline, step
+// for step as diffusers runs them.
 // Pipelines that condition the UNet differently (SDXL) derive from it and replace
 // conditioned_unet(); the schedule, latents, denoising loop and decoding stay shared.
 #pragma once
@@ -55,9 +56,16 @@ class StableDiffusionPipeline : public Pipeline {
   Tensor encode_prompts(const GenerateOptions& o, bool cfg) const;
   /// Sets the scheduler's schedule; img2img cuts it by strength (and sets the begin index).
   std::vector<double> timesteps_for(const GenerateOptions& o, Scheduler& scheduler) const;
-  /// Initial latents: noise (txt2img) or the noised init image (img2img).
-  Tensor prepare(const GenerateOptions& o, Scheduler& scheduler, RandomSource& rng,
-                 const std::vector<double>& timesteps) const;
+  /// Where the denoising loop starts and what runs in it.
+  struct Start {
+    Tensor latents;               // noise (txt2img), the noised image (img2img, inpainting)
+    stages::NoisePredictor unet;  // the conditioned UNet (+ the mask channels of 9-channel models)
+    stages::LatentHook adjust;    // inpainting with a 4-channel model: keep the unmasked region
+  };
+  Start prepare(const GenerateOptions& o, Scheduler& scheduler, RandomSource& rng,
+                const std::vector<double>& timesteps, stages::NoisePredictor unet) const;
+  /// The mask options against each other and the UNet (a 9-channel UNet needs a mask).
+  void check_mask(const GenerateOptions& o) const;
   Progress progress_report(const Tensor& latents, int step, int total, double t, double elapsed,
                            bool preview) const;
   /// Validates and fills defaults (size, scheduler) in place; ConfigError naming the option.

@@ -56,15 +56,20 @@ Tensor initial_noise(RandomSource& rng, const Shape& shape, double init_noise_si
   return latents;
 }
 
-Tensor encode_and_noise(const StableDiffusionModel& model, const Tensor& image, int copies,
-                        Scheduler& scheduler, double timestep, RandomSource& rng) {
+Tensor vae_posterior_sample(const StableDiffusionModel& model, const Tensor& image,
+                            RandomSource& rng) {
   const auto dist = model.vae.encode(image);
   const float scaling = static_cast<float>(model.vae.config().scaling_factor);
-  // latent_dist.sample(generator): mean + exp(0.5 * logvar) * randn, drawn before the noise.
+  // latent_dist.sample(generator): mean + exp(0.5 * logvar) * randn.
   const Tensor eps = rng.randn(dist.mean.shape()).on(image.device());
-  Tensor init =
-      ops::evaluate(scaling * (in(0) + exp(0.5f * in(1)) * in(2)), {dist.mean, dist.logvar, eps});
-  init = ops::repeat_batch(init, copies);
+  return ops::evaluate(scaling * (in(0) + exp(0.5f * in(1)) * in(2)),
+                       {dist.mean, dist.logvar, eps});
+}
+
+Tensor encode_and_noise(const StableDiffusionModel& model, const Tensor& image, int copies,
+                        Scheduler& scheduler, double timestep, RandomSource& rng) {
+  // The posterior sample is drawn before the noise.
+  const Tensor init = ops::repeat_batch(vae_posterior_sample(model, image, rng), copies);
   const Tensor noise = rng.randn(init.shape()).on(image.device());
   return scheduler.add_noise(init, noise, timestep);
 }
@@ -75,6 +80,7 @@ Tensor denoise(const DenoiseLoop& loop, Tensor latents) {
     const Tensor model_input = loop.scheduler.scale_model_input(latents, t);
     const Tensor noise_pred = loop.predict_noise(model_input, t);
     latents = loop.scheduler.step(noise_pred, t, latents, loop.rng);
+    if (loop.adjust_latents) loop.adjust_latents(latents, step);
     ++step;
     if (loop.after_step && !loop.after_step(latents, step, t)) throw Cancelled();
   }

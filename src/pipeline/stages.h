@@ -39,8 +39,11 @@ void check_finite(const Tensor& t, const std::string& what);
 // --------------------------------------------------------------------------------------
 /// txt2img: randn(shape) scaled by the scheduler's init_noise_sigma (prepare_latents).
 Tensor initial_noise(RandomSource& rng, const Shape& shape, double init_noise_sigma, Device device);
-/// img2img: the VAE posterior sample of `image` (mean + exp(logvar / 2) * randn, scaled), for each
-/// of `copies` images, noised by the scheduler to `timestep` with fresh noise (drawn after the
+/// The scaled VAE posterior sample of `image` (latent_dist.sample: mean + exp(logvar / 2) * randn,
+/// times the VAE's scaling factor), drawing one randn of the latent shape.
+Tensor vae_posterior_sample(const StableDiffusionModel& model, const Tensor& image,
+                            RandomSource& rng);
+/// img2img: vae_posterior_sample of `image`, for each of `copies` images, noised by the scheduler to `timestep` with fresh noise (drawn after the
 /// posterior's, as diffusers' generator is consumed).
 Tensor encode_and_noise(const StableDiffusionModel& model, const Tensor& image, int copies,
                         Scheduler& scheduler, double timestep, RandomSource& rng);
@@ -53,6 +56,9 @@ using NoisePredictor = std::function<Tensor(const Tensor& latents, double t)>;
 /// Called after each scheduler step with the new latents; may replace them (inpainting blends the
 /// known region back in). Returns false to stop (cancellation).
 using StepHook = std::function<bool(Tensor& latents, int step, double t)>;
+/// Adjusts the latents after scheduler step `step` (0-based), before progress is reported
+/// (inpainting keeps the known region).
+using LatentHook = std::function<void(Tensor& latents, int step)>;
 
 struct DenoiseLoop {
   Scheduler& scheduler;
@@ -60,6 +66,7 @@ struct DenoiseLoop {
   NoisePredictor predict_noise;
   RandomSource* rng = nullptr;  // for stochastic schedulers
   StepHook after_step;          // optional
+  LatentHook adjust_latents;    // optional, runs before after_step
 };
 /// Runs the loop from `latents`; throws Cancelled when after_step returns false.
 Tensor denoise(const DenoiseLoop& loop, Tensor latents);

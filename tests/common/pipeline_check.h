@@ -39,6 +39,12 @@ inline GenerateOptions options_from_metadata(const nlohmann::json& m) {
     o.init_image = load_png(fixture("golden/img2img-init.png"));
     o.strength = m.at("strength").get<float>();
   }
+  // The shared inpainting golden names its inputs "Image": golden/img2img-init.png and
+  // golden/inpaint-mask.png (its strength is diffusers' default).
+  if (m.value("mask_image", "") == "Image") {
+    o.init_image = load_png(fixture("golden/img2img-init.png"));
+    o.mask_image = load_png(fixture("golden/inpaint-mask.png"));
+  }
   return o;
 }
 

@@ -57,6 +57,15 @@ TEST_P(PipelineGolden, sdxl_txt2img_euler) {
                               "sdxl-txt2img on " + GetParam());
 }
 
+TEST_P(PipelineGolden, inpaint_9_channel_pndm) {
+  LoadOptions load;
+  load.backend = GetParam();
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sd1-inpaint"), load);
+  test::check_golden_pipeline(*pipe, test::fixture("golden/pipe-inpaint-pndm.safetensors"),
+                              test::fixture("golden/inpaint-pndm-0.png"),
+                              "inpaint-pndm on " + GetParam());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, PipelineGolden, ::testing::ValuesIn(backend_names()));
 
 TEST(pipeline, bad_options_are_named) {

@@ -30,6 +30,8 @@ struct GenerateArgs {
   std::string backend = "cpu", output = "output.png";
   std::string original_size, target_size, crop_coords, negative_original_size;
   int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0, threads = 0;
+  int mask_blur = 0;
+  std::string mask;
   float guidance = 7.5f, strength = 0.8f;
   double eta = 0;
   uint64_t seed = 0;
@@ -100,10 +102,18 @@ void set_size_conditions(const GenerateArgs& a, const CLI::App& cmd, GenerateOpt
 
 int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   if (cmd.count("--strength") && a.image.empty()) throw ConfigError("--strength needs --image");
+  if (!a.mask.empty() && a.image.empty())
+    throw ConfigError("--mask needs --image (the image to inpaint)");
+  if (cmd.count("--mask-blur") && a.mask.empty()) throw ConfigError("--mask-blur needs --mask");
   GenerateOptions o;
   if (!a.image.empty()) {
     o.init_image = load_png(a.image);
-    o.strength = a.strength;
+    // Unset, the library picks diffusers' default (0.8 img2img, 1.0 inpainting).
+    if (cmd.count("--strength")) o.strength = a.strength;
+  }
+  if (!a.mask.empty()) {
+    o.mask_image = load_png(a.mask);
+    o.mask_blur = a.mask_blur;
   }
   o.prompt = a.prompt;
   // An explicit --negative-prompt "" differs from none for SDXL (force_zeros_for_empty_prompt).
@@ -209,7 +219,12 @@ Command add_generate(CLI::App& app) {
   c->add_option("--image-count,--batch", a->image_count, "images per prompt")
       ->capture_default_str();
   c->add_option("--image,-i", a->image, "init image (PNG) for image-to-image");
-  c->add_option("--strength", a->strength, "img2img strength in (0, 1]")->capture_default_str();
+  c->add_option("--strength", a->strength,
+                "fraction of the schedule re-noised, (0, 1] (default 0.8; 1.0 with --mask)");
+  c->add_option("--mask", a->mask,
+                "inpainting mask (PNG, white = repaint) for --image; any size, resized");
+  c->add_option("--mask-blur", a->mask_blur, "blur the mask by N pixels first (0 = off)")
+      ->capture_default_str();
   c->add_option("--rng", a->rng, "random source: torch, numpy or philox")->capture_default_str();
   c->add_option("--clip-skip", a->clip_skip, "skip the last N CLIP layers (0 = none)")
       ->capture_default_str();

@@ -33,7 +33,7 @@ void check_limits(const GenerateOptions& o, const ServerConfig& config, const Fi
     throw invalid_parameter(std::string(names.image_count) + " must be between 1 and " +
                             std::to_string(config.max_images) + ", got " +
                             std::to_string(o.image_count));
-  if (o.init_image && !(o.strength > 0.f && o.strength <= 1.f))
+  if (o.init_image && o.strength && !(*o.strength > 0.f && *o.strength <= 1.f))
     throw invalid_parameter(std::string(names.strength) + " must be in (0, 1]");
 }
 

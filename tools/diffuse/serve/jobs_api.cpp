@@ -22,7 +22,7 @@ JobRequest parse_job_request(const nlohmann::json& body, Server& server) {
   o.preview = f.boolean("preview", true);
   if (auto init = f.optional_string("init_image"); init && !init->empty())
     o.init_image = decode_image_field(*init, "init_image", server.config());
-  o.strength = static_cast<float>(f.number("strength", 0.8, 0, 1));
+  if (f.has("strength")) o.strength = static_cast<float>(f.number("strength", 0.8, 0, 1));
   f.refuse_unknown("see /openapi.json for the fields of POST /api/v1/jobs");
   check_limits(o, server.config(), {});
   r.echo = body;

@@ -26,7 +26,7 @@ GenerateOptions read_options(JsonFields& f) {
   // above the server's default input limit, before decoding).
   if (auto init = f.optional_string("init_image"); init && !init->empty()) {
     o.init_image = decode_image_field(*init, "init_image", ServerConfig{});
-    o.strength = static_cast<float>(f.number("strength", o.strength, 0, 1));
+    if (f.has("strength")) o.strength = static_cast<float>(f.number("strength", 0.8, 0, 1));
   } else if (f.has("strength")) {
     throw std::invalid_argument("strength needs init_image (a base64 PNG)");
   }

@@ -43,7 +43,7 @@ nlohmann::json queue_json(const std::string& id, const std::string& model,
   if (o.eta) j["eta"] = *o.eta;
   if (o.init_image) {
     j["init_image"] = base64_encode(encode_png(*o.init_image));  // lossless: it came from 8 bits
-    j["strength"] = o.strength;
+    if (o.strength) j["strength"] = *o.strength;
   }
   return j;
 }
