@@ -26,7 +26,7 @@ float box_radius_for_gaussian(float radius, int passes) {
 
 /// One box blur of one line of `n` samples `stride` bytes apart (Pillow's ImagingLineBoxBlur8):
 /// a running sum over 2r + 1 samples plus the two next ones weighted by the fractional part,
-/// with the line's end samples repeated beyond its edges.
+/// with the line's end samples repeated beyond its edges. `out` is contiguous.
 void box_blur_line(const uint8_t* in, uint8_t* out, int n, int stride, float float_radius) {
   const int radius = static_cast<int>(float_radius);
   const auto ww = static_cast<uint32_t>(static_cast<float>(1 << 24) / (float_radius * 2 + 1));
@@ -41,7 +41,7 @@ void box_blur_line(const uint8_t* in, uint8_t* out, int n, int stride, float flo
   const auto emit = [&](int x, int sub, int add, int left, int right) {
     acc += at(add) - at(sub);  // unsigned wrap-around, as Pillow's UINT32 accumulator
     const uint32_t bulk = acc * ww + (at(left) + at(right)) * fw;
-    out[static_cast<ptrdiff_t>(x) * stride] = static_cast<uint8_t>((bulk + (1u << 23)) >> 24);
+    out[x] = static_cast<uint8_t>((bulk + (1u << 23)) >> 24);
   };
   if (edge_a <= edge_b) {
     for (int x = 0; x < edge_a; ++x) emit(x, 0, x + radius, 0, x + radius + 1);

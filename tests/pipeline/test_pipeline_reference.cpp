@@ -21,6 +21,7 @@
 
 #include "common/fixtures.h"
 #include "common/pipeline_check.h"
+#include "common/reference_data.h"
 #include "diffuse/diffuse.hpp"
 #include "io/json_config.h"
 
@@ -28,15 +29,8 @@ using namespace diffuse;
 
 namespace {
 
-std::string reference(const std::string& rel) {
-  return (std::filesystem::path(__FILE__).parent_path().parent_path() / "data" / "reference" / rel)
-      .string();
-}
-
-nlohmann::json reference_metadata(const std::string& name) {
-  const std::string path = reference("pipe-" + name + ".safetensors");
-  return parse_json(SafetensorsFile::open(path).metadata().at("json"), path);
-}
+using test::reference;
+using test::reference_metadata;
 
 // The model folder for a case: the fixture itself, or a copy whose scheduler config has
 // `scheduler_changes` merged in.
