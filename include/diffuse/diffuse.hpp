@@ -63,6 +63,14 @@ struct CropTopLeft {
   int top = 0, left = 0;
 };
 
+/// A LoRA applied to a generation: a kohya/A1111 or diffusers/PEFT .safetensors file and its
+/// strength (diffusers' adapter weight; A1111's <lora:name:scale>).
+struct LoraSpec {
+  std::string path;
+  float scale = 1.f;
+  bool operator==(const LoraSpec&) const = default;
+};
+
 struct GenerateOptions {
   std::string prompt;
   /// Unset and set-to-"" differ as in diffusers: SD encodes "" either way, but an SDXL model whose
@@ -90,14 +98,19 @@ struct GenerateOptions {
   std::optional<float> strength;
   /// Inpainting when set (with init_image): StableDiffusionInpaintPipeline. White (grey >= 128
   /// after PIL's convert("L")) is repainted, black kept. Any size: resized to width x height with
-  /// PIL's Lanczos filter, as diffusers' mask processor. A 9-channel inpainting model takes the
-  /// mask and the masked image as extra UNet channels; an ordinary model blends the re-noised
-  /// original back outside the mask after every step.
+  /// PIL's Lanczos filter, as diffusers' mask processor. As in diffusers, width and height then
+  /// default to the model's size (not the image's): set them to keep the image's aspect. A
+  /// 9-channel inpainting model takes the mask and the masked image as extra UNet channels; an
+  /// ordinary model blends the re-noised original back outside the mask after every step.
   std::optional<Image> mask_image;
   /// Blurs the mask by this many pixels first (diffusers' mask_processor.blur: PIL GaussianBlur),
   /// which softens the seam; 0 = off.
   int mask_blur = 0;
-  bool preview = false;   // fill Progress::preview (cheap latent->RGB estimate)
+  /// LoRAs merged into the UNet and text encoder(s) for this generation, as diffusers'
+  /// load_lora_weights + set_adapters(names, scales) computes them. The pipeline keeps the base
+  /// weights: the next generation with other LoRAs (or none) only rebuilds the adapted tensors.
+  std::vector<LoraSpec> loras;
+  bool preview = false;  // fill Progress::preview (cheap latent->RGB estimate)
   /// SDXL micro-conditioning (diffusers' original_size, target_size, crops_coords_top_left,
   /// negative_original_size; other models ignore them with a warning). Unset: original and
   /// target size (height, width) of the image generated, crop (0, 0), and the unconditional half

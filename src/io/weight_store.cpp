@@ -12,10 +12,10 @@ namespace fs = std::filesystem;
 namespace diffuse {
 
 void WeightStore::add_file(const std::string& path) {
-  files_.push_back(std::make_unique<SafetensorsFile>(SafetensorsFile::open(path)));
+  files_.push_back(std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path)));
   const SafetensorsFile* f = files_.back().get();
   for (const auto& k : f->keys()) {
-    auto [it, inserted] = entries_.emplace(k, Entry{f, {}});
+    auto [it, inserted] = entries_.emplace(k, Entry{f, {}, {}});
     if (!inserted)
       throw FileError(path + ": tensor '" + k + "' also present in " +
                       (it->second.file ? it->second.file->path() : std::string("memory")));
@@ -23,7 +23,7 @@ void WeightStore::add_file(const std::string& path) {
 }
 
 void WeightStore::add(const std::string& name, Tensor t) {
-  entries_[name] = Entry{nullptr, std::move(t)};
+  entries_[name] = Entry{nullptr, std::move(t), {}};
 }
 
 Tensor WeightStore::raw(const std::string& name) const {
@@ -37,14 +37,16 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
     if (expected.ndim() == 0)
       throw FileError("synthetic weights: no shape given for '" + name + "'");
     Tensor s = synthesize_(name, expected);
-    entries_[name] = Entry{nullptr, s};
+    entries_[name] = Entry{nullptr, s, {}};
     return s;
   }
   Tensor t = raw(name);
   if (expected.ndim() > 0 && t.shape() != expected)
     throw FileError(source() + ": weight '" + name + "' has shape " + t.shape().str() +
                     ", expected " + expected.str() + " (config and weights disagree)");
-  return t.to(DType::F32).contiguous();
+  Entry& e = entries_.at(name);
+  if (!e.converted.defined()) e.converted = t.to(DType::F32).contiguous();
+  return e.converted;
 }
 
 std::vector<std::string> WeightStore::keys() const {

@@ -1,5 +1,7 @@
 // Named weights from one or more safetensors files (a component folder, possibly sharded).
-// Tensors stay memory-mapped; get() converts f16/bf16 to f32 on request.
+// Tensors stay memory-mapped; get() converts f16/bf16 to f32 on request and keeps the result, so
+// a model rebuilt from the same store (another LoRA) shares its tensors instead of converting
+// again. Copies are cheap and share the files and tensors (LoRA patches a copy).
 #pragma once
 
 #include <functional>
@@ -17,7 +19,8 @@ class WeightStore {
   /// Adds every tensor of a safetensors file (later files do not override earlier keys: a
   /// duplicate key is an error naming both files).
   void add_file(const std::string& path);
-  /// Adds an in-memory tensor (converted checkpoints, synthetic weights).
+  /// Adds an in-memory tensor (converted checkpoints, synthetic weights), replacing any weight
+  /// of that name.
   void add(const std::string& name, Tensor t);
 
   /// Weights defined by a rule instead of a file (benchmarks, the demo model): when set, get() of a
@@ -43,8 +46,9 @@ class WeightStore {
   struct Entry {
     const SafetensorsFile* file = nullptr;  // null for in-memory tensors
     Tensor tensor;                          // set for in-memory tensors
+    Tensor converted;                       // get()'s F32 result, once asked for
   };
-  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::vector<std::shared_ptr<const SafetensorsFile>> files_;
   mutable std::map<std::string, Entry> entries_;
   Synthesizer synthesize_;
   std::string source_;

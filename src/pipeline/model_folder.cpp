@@ -60,22 +60,25 @@ ClipTokenizer load_tokenizer(const fs::path& dir, const std::string& fallback) {
   return ClipTokenizer::load(dir.string());
 }
 
-// Components from their config.json and either the weight files beside it, the given weights
-// (a converted checkpoint) or rule weights.
-ClipTextModel load_text_encoder(const fs::path& dir, bool synthetic, const WeightStore* w,
-                                bool with_projection = false) {
-  if (!synthetic && !w) return ClipTextModel::load(dir.string(), with_projection);
-  const ClipTextConfig config = ClipTextConfig::load((dir / "config.json").string());
-  if (w) return ClipTextModel::from_weights(config, *w, with_projection);
-  // The rule keys drop "text_model."; text_projection sits outside it and keeps its name.
-  return ClipTextModel::from_weights(config, synthetic_weight_store("text_model."),
-                                     with_projection);
+// A component's weights: the given ones (a converted checkpoint), rule weights, or the weight
+// files in its folder. The text encoder and UNet keep theirs (LoRAs patch copies of them).
+std::shared_ptr<const WeightStore> component_weights(const fs::path& dir, bool synthetic,
+                                                     const WeightStore* w,
+                                                     const std::string& rule_prefix = {}) {
+  if (w) return std::make_shared<const WeightStore>(*w);
+  if (synthetic) return std::make_shared<const WeightStore>(synthetic_weight_store(rule_prefix));
+  return std::make_shared<const WeightStore>(load_component_weights(dir.string()));
 }
-UNet2DConditionModel load_unet(const fs::path& dir, bool synthetic, const WeightStore* w) {
-  if (!synthetic && !w) return UNet2DConditionModel::load(dir.string());
-  UNetConfig config = UNetConfig::load((dir / "config.json").string());
-  if (w) return UNet2DConditionModel::from_weights(std::move(config), *w);
-  return UNet2DConditionModel::from_weights(std::move(config), synthetic_weight_store());
+// The rule keys drop "text_model."; text_projection sits outside it and keeps its name.
+const char* const kTextEncoderRulePrefix = "text_model.";
+
+ClipTextModel load_text_encoder(const fs::path& dir, const WeightStore& w,
+                                bool with_projection = false) {
+  const ClipTextConfig config = ClipTextConfig::load((dir / "config.json").string());
+  return ClipTextModel::from_weights(config, w, with_projection);
+}
+UNet2DConditionModel load_unet(const fs::path& dir, const WeightStore& w) {
+  return UNet2DConditionModel::from_weights(UNetConfig::load((dir / "config.json").string()), w);
 }
 AutoencoderKL load_vae(const fs::path& dir, bool synthetic, const WeightStore* w) {
   if (!synthetic && !w) return AutoencoderKL::load(dir.string());
@@ -99,8 +102,8 @@ void check_latent_channels(const StableDiffusionModel& m, const fs::path& root) 
   if (in != latent && in != 2 * latent + 1)
     throw ConfigError((root / "unet" / "config.json").string() + ": in_channels " +
                       std::to_string(in) + " does not fit the VAE's latent_channels " +
-                      std::to_string(latent) + " (expected " + std::to_string(latent) +
-                      ", or " + std::to_string(2 * latent + 1) + " for inpainting)");
+                      std::to_string(latent) + " (expected " + std::to_string(latent) + ", or " +
+                      std::to_string(2 * latent + 1) + " for inpainting)");
   if (m.unet.config().out_channels != latent)
     throw ConfigError((root / "unet" / "config.json").string() + ": out_channels " +
                       std::to_string(m.unet.config().out_channels) +
@@ -133,15 +136,22 @@ StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
   require_component(index, index_path, "vae", "diffusers", {"AutoencoderKL"});
 
   const fs::path root(dir);
+  const bool synthetic = options.synthetic_weights;
+  auto text_encoder_weights =
+      component_weights(root / "text_encoder", synthetic, weights ? weights->text_encoder : nullptr,
+                        kTextEncoderRulePrefix);
+  auto unet_weights =
+      component_weights(root / "unet", synthetic, weights ? weights->unet : nullptr);
   StableDiffusionModel m{
       folder_name(root),
       "",
       load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
-      load_text_encoder(root / "text_encoder", options.synthetic_weights,
-                        weights ? weights->text_encoder : nullptr),
-      load_unet(root / "unet", options.synthetic_weights, weights ? weights->unet : nullptr),
-      load_vae(root / "vae", options.synthetic_weights, weights ? weights->vae : nullptr),
+      load_text_encoder(root / "text_encoder", *text_encoder_weights),
+      load_unet(root / "unet", *unet_weights),
+      load_vae(root / "vae", synthetic, weights ? weights->vae : nullptr),
       load_scheduler_config(root),
+      std::move(unet_weights),
+      std::move(text_encoder_weights),
   };
   check_context_width(m.unet.config(), m.text_encoder.config().hidden_size,
                       (root / "unet" / "config.json").string(), "the text encoder's hidden_size");
@@ -213,19 +223,28 @@ StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
   check_xl_configs(root);
 
   const bool synthetic = options.synthetic_weights;
+  auto text_encoder_weights =
+      component_weights(root / "text_encoder", synthetic, nullptr, kTextEncoderRulePrefix);
+  auto text_encoder_2_weights =
+      component_weights(root / "text_encoder_2", synthetic, nullptr, kTextEncoderRulePrefix);
+  auto unet_weights = component_weights(root / "unet", synthetic, nullptr);
   StableDiffusionXLModel m{
       StableDiffusionModel{
           folder_name(root),
           "sdxl",
           load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
-          load_text_encoder(root / "text_encoder", synthetic, nullptr),
-          load_unet(root / "unet", synthetic, nullptr),
+          load_text_encoder(root / "text_encoder", *text_encoder_weights),
+          load_unet(root / "unet", *unet_weights),
           load_vae(root / "vae", synthetic, nullptr),
           load_scheduler_config(root),
+          std::move(unet_weights),
+          std::move(text_encoder_weights),
       },
       load_tokenizer(root / "tokenizer_2", options.tokenizer_fallback_dir),
-      load_text_encoder(root / "text_encoder_2", synthetic, nullptr, /*with_projection=*/true),
+      load_text_encoder(root / "text_encoder_2", *text_encoder_2_weights,
+                        /*with_projection=*/true),
       zeros == index.end() || zeros->get<bool>(),
+      std::move(text_encoder_2_weights),
   };
   check_latent_channels(m.base, root);
   return m;

@@ -1,6 +1,7 @@
 // A Stable Diffusion model as diffusers lays it out on disk, loaded into memory.
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -23,6 +24,9 @@ struct StableDiffusionModel {
   UNet2DConditionModel unet;
   AutoencoderKL vae;
   nlohmann::json scheduler_config;  // scheduler/scheduler_config.json, class in "_class_name"
+  /// The weights unet and text_encoder were built from, kept so that LoRAs can be applied (to
+  /// copies) and removed without reading the model again.
+  std::shared_ptr<const WeightStore> unet_weights, text_encoder_weights;
 
   int vae_scale_factor() const;  // 2^(VAE levels - 1) = 8 for SD
   int default_size() const;      // unet sample_size * vae_scale_factor
@@ -37,6 +41,7 @@ struct StableDiffusionXLModel {
   /// model_index.json's force_zeros_for_empty_prompt (diffusers' default: true): without a
   /// negative prompt, the unconditional embeddings are zeros instead of the encoding of "".
   bool force_zeros_for_empty_prompt = true;
+  std::shared_ptr<const WeightStore> text_encoder_2_weights;
 };
 
 /// Component weights supplied from elsewhere (a converted single-file checkpoint): the folder's

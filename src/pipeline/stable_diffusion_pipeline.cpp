@@ -145,10 +145,11 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
       throw ConfigError("init image is " + std::to_string(im.width) + "x" +
                         std::to_string(im.height) + "; each side must be between " +
                         std::to_string(unit) + " and " + std::to_string(kMaxInitSide));
-    // diffusers' VaeImageProcessor.get_default_height_width: the image's own size rounded down to
-    // a multiple of the VAE scale factor (an explicit size is checked below like any other).
-    if (o.width == 0) o.width = im.width - im.width % unit;
-    if (o.height == 0) o.height = im.height - im.height % unit;
+    // img2img: diffusers' VaeImageProcessor.get_default_height_width, the image's own size
+    // rounded down to a multiple of the VAE scale factor; inpainting: the model's default size,
+    // as StableDiffusionInpaintPipeline (an explicit size is checked below like any other).
+    if (!o.mask_image && o.width == 0) o.width = im.width - im.width % unit;
+    if (!o.mask_image && o.height == 0) o.height = im.height - im.height % unit;
     // diffusers' defaults: StableDiffusionImg2ImgPipeline 0.8, StableDiffusionInpaintPipeline 1.
     if (!o.strength) o.strength = o.mask_image ? 1.f : 0.8f;
     if (!(*o.strength > 0.f && *o.strength <= 1.f))
@@ -177,6 +178,14 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
     throw ConfigError("clip skip must be between 0 and " +
                       std::to_string(model_.text_encoder.config().num_hidden_layers - 1));
   if (o.eta && (!std::isfinite(*o.eta) || *o.eta < 0.0)) throw ConfigError("eta must be >= 0");
+  for (const LoraSpec& l : o.loras) {
+    // diffusers accepts any weight; beyond this a LoRA only produces noise.
+    constexpr float kMaxLoraScale = 100.f;
+    if (l.path.empty()) throw ConfigError("LoRA: empty path");
+    if (!std::isfinite(l.scale) || std::fabs(l.scale) > kMaxLoraScale)
+      throw ConfigError(l.path + ": LoRA scale must be between -" + fmt(kMaxLoraScale) + " and " +
+                        fmt(kMaxLoraScale) + ", got " + fmt(l.scale));
+  }
   resolve_size_conditions(o);
   // VaeImageProcessor.resize: PIL `image.resize((width, height), Image.LANCZOS)` on the 8-bit
   // image (to_rgb8 is exact for images read from 8-bit PNGs).
@@ -209,6 +218,7 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   // Weights held in pool memory (synthetic or converted ones) are not activations.
   const MemoryStats before = runtime_.memory->stats();
 
+  use_loras(o.loras, result.warnings);
   auto scheduler = make_scheduler_for(o, &result.sampler_name);
   result.scheduler_class = std::string(scheduler->class_name());
   auto rng = make_random_source(o.rng, o.seed);
@@ -282,21 +292,20 @@ StableDiffusionPipeline::Start StableDiffusionPipeline::prepare(
   Start start;
   start.unet = std::move(unet);
   if (!o.init_image) {
-    start.latents = stages::initial_noise(rng, {o.image_count, C, h, w},
-                                          scheduler.init_noise_sigma(), device);
+    start.latents =
+        stages::initial_noise(rng, {o.image_count, C, h, w}, scheduler.init_noise_sigma(), device);
     return start;
   }
   const Tensor image = stages::image_to_tensor(*o.init_image, device);
   if (!o.mask_image) {
-    start.latents = stages::encode_and_noise(model_, image, o.image_count, scheduler,
-                                             timesteps.front(), rng);
+    start.latents =
+        stages::encode_and_noise(model_, image, o.image_count, scheduler, timesteps.front(), rng);
     return start;
   }
   // StableDiffusionInpaintPipeline.
   const Tensor mask = stages::prepare_mask(*o.mask_image, o.width, o.height, o.mask_blur, device);
-  stages::InpaintLatents inpaint =
-      stages::prepare_inpaint_latents(model_, image, mask, o.image_count, *o.strength == 1.f,
-                                      scheduler, timesteps.front(), rng);
+  stages::InpaintLatents inpaint = stages::prepare_inpaint_latents(
+      model_, image, mask, o.image_count, *o.strength == 1.f, scheduler, timesteps.front(), rng);
   start.latents = inpaint.latents;
   if (model_.unet.config().in_channels == 9) {
     start.unet = stages::with_inpainting_channels(std::move(start.unet), inpaint.mask,
@@ -305,6 +314,45 @@ StableDiffusionPipeline::Start StableDiffusionPipeline::prepare(
     start.adjust = stages::keep_unmasked_region(inpaint, scheduler, timesteps);
   }
   return start;
+}
+
+void StableDiffusionPipeline::use_loras(const std::vector<LoraSpec>& loras,
+                                        std::vector<std::string>& warnings) {
+  if (loras == applied_loras_) return;
+  std::vector<LoraApplication> applications;
+  for (const LoraSpec& spec : loras)
+    applications.push_back(
+        {std::make_shared<const LoraFile>(read_lora_file(spec.path)), spec.scale});
+  std::vector<size_t> total(loras.size(), 0), matched;
+  const auto count = [&] {
+    for (size_t i = 0; i < total.size(); ++i) total[i] += matched[i];
+  };
+  // Build everything before replacing anything: a failure leaves the pipeline as it was.
+  UNet2DConditionModel unet = UNet2DConditionModel::from_weights(
+      model_.unet.config(), apply_loras(*model_.unet_weights, "unet", applications, matched));
+  count();
+  ClipTextModel text_encoder = ClipTextModel::from_weights(
+      model_.text_encoder.config(),
+      apply_loras(*model_.text_encoder_weights, "text_encoder", applications, matched));
+  count();
+  const std::function<void()> install_other_encoders =
+      loras_for_other_encoders(applications, matched);
+  count();
+  for (size_t i = 0; i < loras.size(); ++i) {
+    const size_t modules = applications[i].file->modules.size();
+    if (total[i] == 0)
+      throw ConfigError(loras[i].path + ": none of its " + std::to_string(modules) +
+                        " LoRA modules is in " + model_.name +
+                        " (a LoRA for another model family?)");
+    if (total[i] < modules)
+      warnings.push_back(loras[i].path + ": " + std::to_string(modules - total[i]) + " of its " +
+                         std::to_string(modules) + " LoRA modules match nothing in " + model_.name +
+                         " and were ignored");
+  }
+  model_.unet = std::move(unet);
+  model_.text_encoder = std::move(text_encoder);
+  install_other_encoders();
+  applied_loras_ = loras;
 }
 
 void StableDiffusionPipeline::check_mask(const GenerateOptions& o) const {

@@ -10,6 +10,7 @@
 #include "core/allocator.h"
 #include "core/thread_pool.h"
 #include "diffuse/diffuse.hpp"
+#include "pipeline/lora.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/stages.h"
 #include "random/random_source.h"
@@ -47,6 +48,14 @@ class StableDiffusionPipeline : public Pipeline {
   /// Refuses options this pipeline does not implement (ConfigError naming the option); called by
   /// resolve(), before any model runs.
   virtual void check_supported(const GenerateOptions&) const {}
+  /// Builds the text encoders beyond the first (SDXL's text_encoder_2) with `loras` merged,
+  /// counting per LoRA the modules that matched; returns what installs them (run only once every
+  /// component is built).
+  virtual std::function<void()> loras_for_other_encoders(const std::vector<LoraApplication>& loras,
+                                                         std::vector<size_t>& matched) {
+    matched.assign(loras.size(), 0);
+    return [] {};
+  }
 
   const StableDiffusionModel& model() const { return model_; }
   Device device() const { return runtime_.device; }
@@ -70,6 +79,10 @@ class StableDiffusionPipeline : public Pipeline {
                            bool preview) const;
   /// Validates and fills defaults (size, scheduler) in place; ConfigError naming the option.
   void resolve(GenerateOptions& o) const;
+  /// Makes the UNet and text encoder(s) those of the base weights with `loras` merged, unless they
+  /// already are. ConfigError for a LoRA none of whose modules is in this model; a warning when
+  /// some are not.
+  void use_loras(const std::vector<LoraSpec>& loras, std::vector<std::string>& warnings);
   /// Checks the SDXL size conditions; fills their defaults when size_conditioned().
   void resolve_size_conditions(GenerateOptions& o) const;
 
@@ -77,6 +90,7 @@ class StableDiffusionPipeline : public Pipeline {
   ModelInfo info_;
   double load_seconds_ = 0;
   Runtime runtime_;
+  std::vector<LoraSpec> applied_loras_;  // merged into model_'s UNet and text encoder(s) now
   std::mutex generate_mu_;
 };
 

@@ -17,7 +17,17 @@ StableDiffusionXLPipeline::StableDiffusionXLPipeline(StableDiffusionXLModel mode
     : StableDiffusionPipeline(std::move(model.base), load_seconds, std::move(runtime)),
       tokenizer_2_(std::move(model.tokenizer_2)),
       text_encoder_2_(std::move(model.text_encoder_2)),
+      text_encoder_2_weights_(std::move(model.text_encoder_2_weights)),
       force_zeros_for_empty_prompt_(model.force_zeros_for_empty_prompt) {}
+
+std::function<void()> StableDiffusionXLPipeline::loras_for_other_encoders(
+    const std::vector<LoraApplication>& loras, std::vector<size_t>& matched) {
+  auto encoder = std::make_shared<ClipTextModel>(ClipTextModel::from_weights(
+      text_encoder_2_.config(),
+      apply_loras(*text_encoder_2_weights_, "text_encoder_2", loras, matched),
+      /*with_projection=*/true));
+  return [this, encoder] { text_encoder_2_ = std::move(*encoder); };
+}
 
 void StableDiffusionXLPipeline::check_supported(const GenerateOptions& o) const {
   if (o.init_image)

@@ -18,11 +18,14 @@ class StableDiffusionXLPipeline final : public StableDiffusionPipeline {
   bool size_conditioned() const override { return true; }
   /// StableDiffusionXLImg2ImgPipeline (aesthetic scores, denoising_start) is not implemented.
   void check_supported(const GenerateOptions& o) const override;
+  std::function<void()> loras_for_other_encoders(const std::vector<LoraApplication>& loras,
+                                                 std::vector<size_t>& matched) override;
 
  private:
   // The rest of StableDiffusionXLModel; its base is model().
   ClipTokenizer tokenizer_2_;
   ClipTextModel text_encoder_2_;
+  std::shared_ptr<const WeightStore> text_encoder_2_weights_;  // its base weights
   bool force_zeros_for_empty_prompt_ = true;
 };
 

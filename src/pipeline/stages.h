@@ -43,8 +43,9 @@ Tensor initial_noise(RandomSource& rng, const Shape& shape, double init_noise_si
 /// times the VAE's scaling factor), drawing one randn of the latent shape.
 Tensor vae_posterior_sample(const StableDiffusionModel& model, const Tensor& image,
                             RandomSource& rng);
-/// img2img: vae_posterior_sample of `image`, for each of `copies` images, noised by the scheduler to `timestep` with fresh noise (drawn after the
-/// posterior's, as diffusers' generator is consumed).
+/// img2img: vae_posterior_sample of `image`, for each of `copies` images, noised by the scheduler
+/// to `timestep` with fresh noise (drawn after the posterior's, as diffusers' generator is
+/// consumed).
 Tensor encode_and_noise(const StableDiffusionModel& model, const Tensor& image, int copies,
                         Scheduler& scheduler, double timestep, RandomSource& rng);
 

@@ -32,6 +32,7 @@ struct GenerateArgs {
   int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0, threads = 0;
   int mask_blur = 0;
   std::string mask;
+  std::vector<std::string> loras;
   float guidance = 7.5f, strength = 0.8f;
   double eta = 0;
   uint64_t seed = 0;
@@ -91,6 +92,20 @@ CropTopLeft parse_crop(const std::string& flag, const std::string& text) {
   return CropTopLeft{top, left};
 }
 
+/// --lora FILE[:SCALE]: the scale is what follows the last ':' when it reads as a number.
+LoraSpec parse_lora(const std::string& arg) {
+  LoraSpec spec{arg, 1.f};
+  const size_t colon = arg.rfind(':');
+  if (colon != std::string::npos && colon + 1 < arg.size()) {
+    const std::string tail = arg.substr(colon + 1);
+    char* end = nullptr;
+    const float scale = std::strtof(tail.c_str(), &end);
+    if (end && *end == '\0') spec = LoraSpec{arg.substr(0, colon), scale};
+  }
+  if (spec.path.empty()) throw ConfigError("--lora " + arg + ": expected FILE[:SCALE]");
+  return spec;
+}
+
 void set_size_conditions(const GenerateArgs& a, const CLI::App& cmd, GenerateOptions& o) {
   if (cmd.count("--original-size"))
     o.original_size = parse_size("--original-size", a.original_size);
@@ -115,6 +130,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     o.mask_image = load_png(a.mask);
     o.mask_blur = a.mask_blur;
   }
+  for (const std::string& l : a.loras) o.loras.push_back(parse_lora(l));
   o.prompt = a.prompt;
   // An explicit --negative-prompt "" differs from none for SDXL (force_zeros_for_empty_prompt).
   if (cmd.count("--negative-prompt")) o.negative_prompt = a.negative_prompt;
@@ -225,6 +241,9 @@ Command add_generate(CLI::App& app) {
                 "inpainting mask (PNG, white = repaint) for --image; any size, resized");
   c->add_option("--mask-blur", a->mask_blur, "blur the mask by N pixels first (0 = off)")
       ->capture_default_str();
+  c->add_option("--lora", a->loras,
+                "LoRA FILE[:SCALE] (kohya/A1111 or diffusers .safetensors; scale 1 by default); "
+                "repeat for several");
   c->add_option("--rng", a->rng, "random source: torch, numpy or philox")->capture_default_str();
   c->add_option("--clip-skip", a->clip_skip, "skip the last N CLIP layers (0 = none)")
       ->capture_default_str();
