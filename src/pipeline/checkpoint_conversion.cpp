@@ -9,13 +9,6 @@
 
 namespace diffuse {
 
-namespace {
-
-bool starts_with(const std::string& s, const std::string& p) {
-  return s.rfind(p, 0) == 0;
-}
-
-// Splits "12.rest" into 12 and "rest"; nullopt when `s` does not start with "<int>.".
 std::optional<std::pair<int, std::string>> split_index(const std::string& s) {
   const auto dot = s.find('.');
   if (dot == std::string::npos || dot == 0) return std::nullopt;
@@ -23,6 +16,12 @@ std::optional<std::pair<int, std::string>> split_index(const std::string& s) {
   const auto r = std::from_chars(s.data(), s.data() + dot, v);
   if (r.ec != std::errc() || r.ptr != s.data() + dot) return std::nullopt;
   return std::make_pair(v, s.substr(dot + 1));
+}
+
+namespace {
+
+bool starts_with(const std::string& s, const std::string& p) {
+  return s.rfind(p, 0) == 0;
 }
 
 // Replaces a leading `from` of `s` by `to` for the first matching pair; nullopt when none does.
@@ -74,20 +73,55 @@ std::string detect_checkpoint_family(const StateDict& sd, const std::string& pat
   throw FileError(path + ": no text encoder weights (cond_stage_model.*) in the checkpoint");
 }
 
+LdmEncoderNames::LdmEncoderNames(const UNetConfig& c) {
+  const int levels = static_cast<int>(c.levels());
+  slots_.push_back({-1, 0, false});  // input_blocks.0 is conv_in
+  for (int l = 0; l < levels; ++l) {
+    for (int j = 0; j < c.layers_per_block[static_cast<size_t>(l)]; ++j)
+      slots_.push_back({l, j, false});
+    if (l + 1 < levels) slots_.push_back({l, 0, true});
+  }
+}
+
+std::optional<std::string> LdmEncoderNames::operator()(const std::string& k) const {
+  if (auto name = rename_prefix(k, {{"time_embed.0.", "time_embedding.linear_1."},
+                                    {"time_embed.2.", "time_embedding.linear_2."},
+                                    {"input_blocks.0.0.", "conv_in."}}))
+    return name;
+  if (starts_with(k, "input_blocks.")) {
+    const auto bi = split_index(k.substr(13));
+    const auto sub = bi ? split_index(bi->second) : std::nullopt;
+    if (!bi || !sub || bi->first <= 0 || static_cast<size_t>(bi->first) >= slots_.size())
+      return std::nullopt;
+    const Slot s = slots_[static_cast<size_t>(bi->first)];
+    const std::string blk = "down_blocks." + std::to_string(s.level) + ".";
+    if (s.sampler && sub->first == 0 && starts_with(sub->second, "op."))
+      return blk + "downsamplers.0.conv." + sub->second.substr(3);
+    if (!s.sampler && sub->first == 0)
+      if (auto r = unet_resnet(sub->second))
+        return blk + "resnets." + std::to_string(s.j) + "." + *r;
+    if (!s.sampler && sub->first == 1)
+      if (auto r = unet_attention(sub->second))
+        return blk + "attentions." + std::to_string(s.j) + "." + *r;
+  } else if (starts_with(k, "middle_block.")) {
+    const auto sub = split_index(k.substr(13));
+    if (sub && (sub->first == 0 || sub->first == 2))
+      if (auto r = unet_resnet(sub->second))
+        return "mid_block.resnets." + std::to_string(sub->first / 2) + "." + *r;
+    if (sub && sub->first == 1)
+      if (auto r = unet_attention(sub->second)) return "mid_block.attentions.0." + *r;
+  }
+  return std::nullopt;
+}
+
 WeightStore convert_ldm_unet(const StateDict& sd, const UNetConfig& c, const std::string& path) {
   const std::string prefix = "model.diffusion_model.";
   const int levels = static_cast<int>(c.levels());
-  // input_blocks.<i> -> (level, kind, j): kind 0 resnet/attention layer j, 1 downsampler.
+  const LdmEncoderNames encoder(c);
   struct Slot {
     int level, j;
     bool sampler;
   };
-  std::vector<Slot> in_slots{{-1, 0, false}};  // input_blocks.0 is conv_in
-  for (int l = 0; l < levels; ++l) {
-    for (int j = 0; j < c.layers_per_block[static_cast<size_t>(l)]; ++j)
-      in_slots.push_back({l, j, false});
-    if (l + 1 < levels) in_slots.push_back({l, 0, true});
-  }
   std::vector<Slot> out_slots;  // output_blocks.<i> -> (up level, layer j)
   for (int u = 0; u < levels; ++u) {
     const int lpb = c.layers_per_block[static_cast<size_t>(levels - 1 - u)];
@@ -100,37 +134,9 @@ WeightStore convert_ldm_unet(const StateDict& sd, const UNetConfig& c, const std
     if (!starts_with(key, prefix)) continue;
     const std::string k = key.substr(prefix.size());
     std::optional<std::string> name =
-        rename_prefix(k, {{"time_embed.0.", "time_embedding.linear_1."},
-                          {"time_embed.2.", "time_embedding.linear_2."},
-                          {"input_blocks.0.0.", "conv_in."},
-                          {"out.0.", "conv_norm_out."},
-                          {"out.2.", "conv_out."}});
-    if (!name && starts_with(k, "input_blocks.")) {
-      const auto bi = split_index(k.substr(13));
-      const auto sub = bi ? split_index(bi->second) : std::nullopt;
-      if (bi && sub && bi->first > 0 && static_cast<size_t>(bi->first) < in_slots.size()) {
-        const Slot s = in_slots[static_cast<size_t>(bi->first)];
-        const std::string blk = "down_blocks." + std::to_string(s.level) + ".";
-        if (s.sampler && sub->first == 0 && starts_with(sub->second, "op."))
-          name = blk + "downsamplers.0.conv." + sub->second.substr(3);
-        else if (!s.sampler && sub->first == 0) {
-          if (auto r = unet_resnet(sub->second))
-            name = blk + "resnets." + std::to_string(s.j) + "." + *r;
-        } else if (!s.sampler && sub->first == 1) {
-          if (auto r = unet_attention(sub->second))
-            name = blk + "attentions." + std::to_string(s.j) + "." + *r;
-        }
-      }
-    } else if (!name && starts_with(k, "middle_block.")) {
-      if (const auto sub = split_index(k.substr(13))) {
-        if (sub->first == 0 || sub->first == 2) {
-          if (auto r = unet_resnet(sub->second))
-            name = "mid_block.resnets." + std::to_string(sub->first / 2) + "." + *r;
-        } else if (sub->first == 1) {
-          if (auto r = unet_attention(sub->second)) name = "mid_block.attentions.0." + *r;
-        }
-      }
-    } else if (!name && starts_with(k, "output_blocks.")) {
+        rename_prefix(k, {{"out.0.", "conv_norm_out."}, {"out.2.", "conv_out."}});
+    if (!name) name = encoder(k);
+    if (!name && starts_with(k, "output_blocks.")) {
       const auto bi = split_index(k.substr(14));
       const auto sub = bi ? split_index(bi->second) : std::nullopt;
       if (bi && sub && bi->first >= 0 && static_cast<size_t>(bi->first) < out_slots.size()) {

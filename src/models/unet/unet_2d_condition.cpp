@@ -1,7 +1,7 @@
 #include "models/unet/unet_2d_condition.h"
 
 #include "diffuse/error.hpp"
-#include "models/unet/timestep_embedding.h"
+#include "models/unet/time_embedding.h"
 #include "models/unet/unet_blocks.h"
 
 namespace diffuse {
@@ -9,8 +9,7 @@ namespace diffuse {
 struct UNet2DConditionModel::Impl {
   UNetConfig config;
   int64_t context_dim = 0;
-  nn::Linear time_linear_1, time_linear_2;
-  nn::Linear add_linear_1, add_linear_2;  // add_embedding, with text_time only
+  unet::TimeEmbedding time_embedding;
   nn::Conv2d conv_in;
   std::vector<unet::DownBlock> down;
   unet::MidBlock mid;
@@ -27,7 +26,7 @@ UNet2DConditionModel UNet2DConditionModel::load(const std::string& dir) {
 UNet2DConditionModel UNet2DConditionModel::from_weights(UNetConfig c, const WeightStore& w) {
   auto m = std::make_shared<Impl>();
   const size_t n = c.levels();
-  const int64_t ch0 = c.block_out_channels[0], temb = c.time_embedding_dim;
+  const int64_t ch0 = c.block_out_channels[0];
   // One encoder_hidden_states feeds every cross-attention, so their context widths must agree
   // (diffusers allows a per-level list, but a differing one could never be called).
   m->context_dim = c.cross_attention_dim[n - 1];
@@ -41,13 +40,7 @@ UNet2DConditionModel UNet2DConditionModel::from_weights(UNetConfig c, const Weig
                         "cannot feed");
   }
 
-  m->time_linear_1 = nn::Linear::load(w, "time_embedding.linear_1", ch0, temb);
-  m->time_linear_2 = nn::Linear::load(w, "time_embedding.linear_2", temb, temb);
-  if (c.text_time_embedding) {
-    m->add_linear_1 = nn::Linear::load(w, "add_embedding.linear_1",
-                                       c.projection_class_embeddings_input_dim, temb);
-    m->add_linear_2 = nn::Linear::load(w, "add_embedding.linear_2", temb, temb);
-  }
+  m->time_embedding = unet::TimeEmbedding::load(w, c);
   m->conv_in = nn::Conv2d::load(w, "conv_in", c.in_channels, ch0, c.conv_in_kernel,
                                 ops::Conv2dParams::same((c.conv_in_kernel - 1) / 2));
   for (size_t i = 0; i < n; ++i)
@@ -77,41 +70,68 @@ const UNetConfig& UNet2DConditionModel::config() const {
 
 namespace {
 
-// diffusers' text_time branch: add_embedding(concat(text_embeds, add_time_proj(time_ids) per
-// batch item)), with add_time_proj the sinusoidal Timesteps(addition_time_embed_dim).
-Tensor text_time_embedding(const UNetConfig& c, const nn::Linear& linear_1,
-                           const nn::Linear& linear_2, const UNetAddedConditions* added,
-                           int64_t batch) {
-  if (!added)
-    throw ShapeError("UNet: addition_embed_type text_time needs text_embeds and time_ids");
-  require_f32_contiguous(added->text_embeds, "UNet text_embeds");
-  require_shape(added->text_embeds, {batch, -1}, "UNet text_embeds");
-  require_f32_contiguous(added->time_ids, "UNet time_ids");
-  require_shape(added->time_ids, {batch, -1}, "UNet time_ids");
-  const int64_t text_dim = added->text_embeds.dim(1), ids = added->time_ids.dim(1);
-  if (text_dim + ids * c.addition_time_embed_dim != c.projection_class_embeddings_input_dim)
-    throw ShapeError("UNet: text_embeds width " + std::to_string(text_dim) + " + " +
-                     std::to_string(ids) + " time ids x addition_time_embed_dim " +
-                     std::to_string(c.addition_time_embed_dim) +
-                     " != projection_class_embeddings_input_dim " +
-                     std::to_string(c.projection_class_embeddings_input_dim));
-  // The ids are a handful of host-side numbers, embedded like timesteps (time_ids.flatten()).
-  const std::vector<float> flat = added->time_ids.to_vector();
-  const Tensor time_embeds =
-      unet::timestep_embedding(std::vector<double>(flat.begin(), flat.end()),
-                               c.addition_time_embed_dim, c.flip_sin_to_cos, c.freq_shift)
-          .reshape({batch, ids * c.addition_time_embed_dim})
-          .on(added->text_embeds.device());
-  Tensor aug = linear_1(ops::concat(added->text_embeds, time_embeds, 1));
-  ops::silu_(aug);
-  return linear_2(aug);
+// The skip connections the down path produces: conv_in's output, then per level its resnet
+// outputs and (all levels but the last) its downsampler output.
+size_t skip_count(const UNetConfig& c) {
+  size_t n = 1;
+  for (size_t l = 0; l < c.levels(); ++l)
+    n += static_cast<size_t>(c.layers_per_block[l]) + (l + 1 < c.levels() ? 1 : 0);
+  return n;
+}
+
+// A residual of a global-pooling ControlNet: [B, C, 1, 1] against x's [B, C, h, w].
+bool is_pooled_for(const Tensor& r, const Tensor& x) {
+  return r.ndim() == 4 && x.ndim() == 4 && r.dim(0) == x.dim(0) && r.dim(1) == x.dim(1) &&
+         r.dim(2) == 1 && r.dim(3) == 1;
+}
+
+// x + r as torch broadcasts it (r equal in shape to x, or pooled), out of place: a skip connection
+// is a view sharing its buffer with the activation that continues down the network.
+Tensor add_residual(const Tensor& x, const Tensor& r, const std::string& what) {
+  require_f32_contiguous(r, what.c_str());
+  if (r.shape() == x.shape()) return ops::add(x, r);
+  if (!is_pooled_for(r, x))
+    throw ShapeError(what + " is " + r.shape().str() + ", which neither matches " +
+                     x.shape().str() + " nor broadcasts over it as [B, C, 1, 1]");
+  Tensor out = Tensor::empty(x.shape(), DType::F32, x.device());
+  ops::copy_(out, x);
+  ops::add_channel_bias_(out, r.reshape({r.dim(0), r.dim(1)}));
+  return out;
+}
+
+void check_residual_count(const UNetConfig& c, const UNetResiduals& r) {
+  if (r.down.size() != skip_count(c))
+    throw ShapeError("UNet: " + std::to_string(r.down.size()) + " down residuals for " +
+                     std::to_string(skip_count(c)) + " skip connections");
+  if (!r.mid.defined() || r.mid.ndim() == 0)
+    throw ShapeError("UNet: the mid block residual is missing");
 }
 
 }  // namespace
 
+UNetResiduals add_residuals(const UNetResiduals& a, const UNetResiduals& b) {
+  if (a.down.size() != b.down.size())
+    throw ShapeError("ControlNet residuals: cannot add " + std::to_string(a.down.size()) +
+                     " down residuals to " + std::to_string(b.down.size()));
+  // Float addition commutes exactly, so the pooled operand can always be the one broadcast.
+  auto sum = [](const Tensor& x, const Tensor& y, const std::string& what) {
+    require_f32_contiguous(x, what.c_str());
+    require_f32_contiguous(y, what.c_str());
+    return is_pooled_for(x, y) && x.shape() != y.shape() ? add_residual(y, x, what)
+                                                         : add_residual(x, y, what);
+  };
+  UNetResiduals out;
+  for (size_t i = 0; i < a.down.size(); ++i)
+    out.down.push_back(
+        sum(a.down[i], b.down[i], "ControlNet residuals: down residual " + std::to_string(i)));
+  out.mid = sum(a.mid, b.mid, "ControlNet residuals: mid residual");
+  return out;
+}
+
 Tensor UNet2DConditionModel::forward(const Tensor& sample, const std::vector<double>& timesteps,
                                      const Tensor& encoder_hidden_states,
-                                     const UNetAddedConditions* added) const {
+                                     const UNetAddedConditions* added,
+                                     const UNetResiduals* residuals) const {
   const Impl& m = loaded();
   const UNetConfig& c = m.config;
   require_f32_contiguous(sample, "UNet sample");
@@ -122,33 +142,20 @@ Tensor UNet2DConditionModel::forward(const Tensor& sample, const std::vector<dou
                      sample.shape().str());
   const int64_t batch = sample.dim(0);
   require_shape(encoder_hidden_states, {batch, -1, m.context_dim}, "UNet encoder_hidden_states");
-  if (timesteps.size() != 1 && static_cast<int64_t>(timesteps.size()) != batch)
-    throw ShapeError("UNet: " + std::to_string(timesteps.size()) + " timesteps for a batch of " +
-                     std::to_string(batch));
-  // diffusers broadcasts one timestep to the whole batch.
-  const std::vector<double> t = timesteps.size() == 1
-                                    ? std::vector<double>(static_cast<size_t>(batch), timesteps[0])
-                                    : timesteps;
-
-  // Time embedding; every resnet applies silu to it first, so do that once here.
-  Tensor temb = m.time_linear_1(
-      unet::timestep_embedding(t, c.block_out_channels[0], c.flip_sin_to_cos, c.freq_shift)
-          .on(sample.device()));
-  ops::silu_(temb);
-  temb = m.time_linear_2(temb);
-  if (c.text_time_embedding) {
-    ops::add_(temb, text_time_embedding(c, m.add_linear_1, m.add_linear_2, added, batch));
-  } else if (added) {
-    throw ShapeError("UNet: added conditions given, but the config has no addition_embed_type");
-  }
-  ops::silu_(temb);
+  if (residuals) check_residual_count(c, *residuals);
+  const Tensor temb = m.time_embedding(c, timesteps, batch, sample.device(), added, "UNet");
 
   // Skip connections live on this stack from the down path until the up block that consumes them.
   std::vector<Tensor> skips;
   Tensor x = m.conv_in(sample);
   skips.push_back(x);
   for (const auto& b : m.down) x = b.forward(std::move(x), temb, encoder_hidden_states, skips);
+  // diffusers adds the ControlNet residuals to the skips only: the mid block still gets x as is.
+  for (size_t i = 0; residuals && i < skips.size(); ++i)
+    skips[i] =
+        add_residual(skips[i], residuals->down[i], "UNet down residual " + std::to_string(i));
   x = m.mid.forward(std::move(x), temb, encoder_hidden_states);
+  if (residuals) x = add_residual(x, residuals->mid, "UNet mid residual");
   for (const auto& b : m.up) x = b.forward(std::move(x), temb, encoder_hidden_states, skips);
   x = m.conv_norm_out(x, /*fuse_silu=*/true);
   return m.conv_out(x);

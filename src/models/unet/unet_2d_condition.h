@@ -1,6 +1,7 @@
 // UNet2DConditionModel (diffusers models/unets/unet_2d_condition.py) for Stable Diffusion 1.x, 2.x
 // and XL: the noise-prediction network, conditioned on a timestep and on text-encoder hidden
-// states, and for SDXL (addition_embed_type "text_time") on added conditions.
+// states, for SDXL (addition_embed_type "text_time") on added conditions, and optionally on
+// ControlNet residuals.
 #pragma once
 
 #include <memory>
@@ -9,15 +10,25 @@
 
 #include "core/tensor.h"
 #include "io/weight_store.h"
+#include "models/unet/added_conditions.h"
 #include "models/unet/unet_config.h"
 
 namespace diffuse {
 
-/// diffusers' added_cond_kwargs for addition_embed_type "text_time" (SDXL).
-struct UNetAddedConditions {
-  Tensor text_embeds;  // [B, D]: text_encoder_2's projected pooled output
-  Tensor time_ids;     // [B, N] F32: original size, crop top-left, target size (N = 6 for SDXL)
+/// diffusers' down_block_additional_residuals and mid_block_additional_residual: what a ControlNet
+/// adds to the UNet. `down` holds one tensor per skip connection, in the order the down path
+/// produces them (conv_in's output first, then each resnet/transformer output and downsampler
+/// output of each level); `mid` is added to the mid block's output. Each is [B, C, h, w] like the
+/// activation it is added to, or [B, C, 1, 1] (a global-pooling ControlNet), broadcast over h, w.
+struct UNetResiduals {
+  std::vector<Tensor> down;
+  Tensor mid;
 };
+
+/// a + b tensor by tensor, as diffusers sums the residuals of several ControlNets
+/// (MultiControlNetModel); a [B, C, 1, 1] tensor broadcasts over the other's h, w. Throws
+/// ShapeError naming the first mismatch (count, or the shapes of one pair).
+UNetResiduals add_residuals(const UNetResiduals& a, const UNetResiduals& b);
 
 class UNet2DConditionModel {
  public:
@@ -33,10 +44,12 @@ class UNet2DConditionModel {
   /// sample [B, in_channels, h, w] (any h, w >= 1); `timesteps` one per batch element (or a single
   /// one for the whole batch); encoder_hidden_states [B, L, cross_attention_dim].
   /// `added` is required by (and only accepted with) addition_embed_type "text_time".
+  /// `residuals` (ControlNet) are added to the skip connections after the down path and to the
+  /// mid block's output, as diffusers does; their count and shapes must match (ShapeError).
   /// Returns the prediction [B, out_channels, h, w]. Throws ShapeError naming the mismatch.
   Tensor forward(const Tensor& sample, const std::vector<double>& timesteps,
-                 const Tensor& encoder_hidden_states,
-                 const UNetAddedConditions* added = nullptr) const;
+                 const Tensor& encoder_hidden_states, const UNetAddedConditions* added = nullptr,
+                 const UNetResiduals* residuals = nullptr) const;
 
  private:
   struct Impl;

@@ -12,6 +12,8 @@
 
 namespace diffuse {
 
+class JsonConfig;
+
 struct UNetConfig {
   enum class DownBlock { kCrossAttn, kPlain };  // CrossAttnDownBlock2D, DownBlock2D
   enum class UpBlock { kCrossAttn, kPlain };    // CrossAttnUpBlock2D, UpBlock2D
@@ -20,7 +22,7 @@ struct UNetConfig {
   int out_channels = 4;
   std::vector<int> block_out_channels{320, 640, 1280, 1280};
   std::vector<DownBlock> down_blocks;
-  std::vector<UpBlock> up_blocks;
+  std::vector<UpBlock> up_blocks;  // empty for a ControlNet (it has no up path)
   // Per level, in down-block order (up blocks use them reversed, as diffusers does).
   std::vector<int> layers_per_block;
   std::vector<int> num_heads;  // resolved: num_attention_heads, else attention_head_dim
@@ -54,6 +56,11 @@ struct UNetConfig {
   static UNetConfig load(const std::string& path);
   /// Parses an already-loaded JSON object; `source` names it in errors.
   static UNetConfig parse(const nlohmann::json& j, const std::string& source);
+  /// Reads and checks the keys of the encoder half (conv_in, time and added embeddings, down
+  /// blocks, mid block): what diffusers' ControlNetModel shares with the UNet. The other keys of
+  /// `j` are left to the caller, which finishes `c`; up_blocks stays empty, out_channels, the
+  /// conv kernels and time_embedding_dim at their defaults.
+  static UNetConfig parse_encoder(JsonConfig& c, const nlohmann::json& j);
 };
 
 }  // namespace diffuse
