@@ -1,19 +1,23 @@
-// Single-file ControlNets. tests/data/reference/tiny-controlnet-original.safetensors is the
-// fixture's tiny-controlnet in the original (lllyasviel / A1111) layout, written by
+// Single-file ControlNets. The fixture's tiny-controlnet in the original (lllyasviel / A1111)
+// layout is built here, in the temp dir, from the folder's weights and
+// tests/data/reference/tiny-controlnet-original-layout.json (every original key, the diffusers
+// key it comes from, its original shape), written by
 // tools/reference/make_controlnet_references.py, which checks that diffusers'
-// ControlNetModel.from_single_file loads it back to the folder's weights: ours must convert it to
-// the same weights bit for bit and reproduce the fixture's ControlNet call. An SDXL (text_time)
-// ControlNet with the fixtures' rule weights, as a diffusers-layout single file (how SDXL
-// ControlNets are distributed), must reproduce diffusers' call on it
+// ControlNetModel.from_single_file loads the file so built back to the folder's weights: ours must
+// convert it to the same weights bit for bit and reproduce the fixture's ControlNet call. An SDXL
+// (text_time) ControlNet with the fixtures' rule weights, as a diffusers-layout single file (how
+// SDXL ControlNets are distributed), must reproduce diffusers' call on it
 // (tests/data/reference/controlnet-sdxl-rule.safetensors).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "common/fixtures.h"
 #include "diffuse/error.hpp"
@@ -31,12 +35,43 @@ std::string reference(const std::string& name) {
   return (fs::path(__FILE__).parent_path().parent_path() / "data" / "reference" / name).string();
 }
 
-std::string original_file() {
-  return reference("tiny-controlnet-original.safetensors");
-}
-
 std::string controlnet_dir() {
   return test::fixture("models/tiny-controlnet");
+}
+
+// The folder's weights renamed (and reshaped where the layout says) to the original layout, as
+// listed by tiny-controlnet-original-layout.json; written once per process.
+std::string build_original_file() {
+  std::ifstream in(reference("tiny-controlnet-original-layout.json"));
+  if (!in) throw std::runtime_error("cannot read tiny-controlnet-original-layout.json");
+  const auto layout = nlohmann::json::parse(in);
+  const SafetensorsFile folder =
+      SafetensorsFile::open(controlnet_dir() + "/diffusion_pytorch_model.safetensors");
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (const auto& t : layout.at("tensors")) {
+    const auto dims = t.at("shape").get<std::vector<int64_t>>();
+    const Shape shape(dims.begin(), dims.end());
+    const Tensor w = folder.get(t.at("diffusers").get<std::string>());
+    if (t.at("reshape").get<bool>()) {
+      const auto from = t.at("diffusers_shape").get<std::vector<int64_t>>();
+      if (w.shape() != Shape(from.begin(), from.end()))
+        throw std::runtime_error("layout: unexpected folder shape for " +
+                                 t.at("diffusers").get<std::string>());
+    } else if (w.shape() != shape) {
+      throw std::runtime_error("layout: shape differs for " + t.at("original").get<std::string>());
+    }
+    tensors.emplace_back(t.at("original").get<std::string>(), w.reshape(shape));
+  }
+  if (tensors.size() != folder.keys().size())
+    throw std::runtime_error("layout: does not list every tensor of the folder");
+  const std::string path = test::temp_dir() + "/tiny-controlnet-original.safetensors";
+  write_safetensors(path, tensors);
+  return path;
+}
+
+std::string original_file() {
+  static const std::string path = build_original_file();
+  return path;
 }
 
 ControlNetConfig tiny_config() {

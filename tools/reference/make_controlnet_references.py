@@ -17,23 +17,32 @@
       a text_time (SDXL) ControlNet made from tiny-sdxl's UNet config, with weights by the
       fixtures' rule (crc32 of the key seeds torch.randn; see ../shared/fixtures/README.md), on
       batch 2 with text_embeds and time_ids: inputs, `down*`, `mid`; its config in the metadata.
-  tests/data/reference/tiny-controlnet-original.safetensors
-      tiny-controlnet's weights in the original (lllyasviel / A1111) layout, `control_model.*`,
-      made by inverting diffusers' own conversion. Checked here: diffusers'
-      convert_controlnet_checkpoint maps every key back to the folder's tensor, and
-      ControlNetModel.from_single_file(file, config=<tiny-controlnet>) loads weights identical to
-      the folder's.
+  tests/data/reference/tiny-controlnet-original-layout.json
+      how to write tiny-controlnet's weights in the original (lllyasviel / A1111) layout,
+      `control_model.*` (the weights themselves, 5.4 MB, are not stored: tests build the file
+      from the fixture folder's weights). `tensors` lists, sorted by original key, every tensor
+      of the original-layout file: `original` (its key), `diffusers` (the key in the folder's
+      diffusion_pytorch_model.safetensors it comes from), `shape` (its shape in the original
+      layout) and `reshape` (true where that differs from the folder's shape, which is then
+      given as `diffusers_shape`; a reshape never changes the element order). The mapping is
+      diffusers' own conversion inverted; checked here on a temporary file built from the JSON
+      as the tests build it: diffusers' convert_controlnet_checkpoint maps every key back to the
+      folder's tensor, and ControlNetModel.from_single_file(file, config=<tiny-controlnet>)
+      loads weights identical to the folder's.
 
-Never diffuse's output: everything comes from diffusers. The metadata key `json` of each file
-holds the versions (torch, diffusers, safetensors) and how the file was made.
+Never diffuse's output: everything comes from diffusers. The metadata key `json` of each
+safetensors file (and the top level of the JSON file) holds the versions (torch, diffusers,
+safetensors) and how the file was made.
 
 Usage: python make_controlnet_references.py [<shared/fixtures>] [<out dir>]
   defaults: ../shared/fixtures relative to the project root, and tests/data/reference/.
 """
+import hashlib
 import json
 import math
 import os
 import sys
+import tempfile
 import zlib
 
 import diffusers
@@ -242,23 +251,68 @@ def to_ldm_key(key, config):
     raise KeyError(key)
 
 
+def original_from_layout(layout, folder):
+    """The original-layout tensors, built from the folder's weights as the C++ tests build them."""
+    return {t["original"]: folder[t["diffusers"]].reshape(t["shape"]).contiguous()
+            for t in layout["tensors"]}
+
+
 def make_original():
-    folder = load_file(os.path.join(CONTROLNET, "diffusion_pytorch_model.safetensors"))
+    weights = os.path.join(CONTROLNET, "diffusion_pytorch_model.safetensors")
+    folder = load_file(weights)
     with open(os.path.join(CONTROLNET, "config.json")) as f:
         config = json.load(f)
-    ldm = {"control_model." + to_ldm_key(k, config): v for k, v in folder.items()}
+    ldm = {"control_model." + to_ldm_key(k, config): (k, v) for k, v in folder.items()}
     assert len(ldm) == len(folder)
-    # diffusers' own conversion maps every original key back to the folder's tensor.
-    back = convert_controlnet_checkpoint(ldm, config)
+    tensors = []
+    for key in sorted(ldm):
+        source, v = ldm[key]
+        entry = {"original": key, "diffusers": source, "shape": list(v.shape),
+                 "reshape": False}
+        if list(v.shape) != list(folder[source].shape):  # e.g. 1x1 conv vs linear
+            entry.update(reshape=True, diffusers_shape=list(folder[source].shape))
+        tensors.append(entry)
+    with open(weights, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    layout = {
+        "versions": VERSIONS, "model": "models/tiny-controlnet",
+        "source": {"file": "models/tiny-controlnet/diffusion_pytorch_model.safetensors",
+                   "sha256": digest, "tensors": len(folder)},
+        "layout": "original (control_model.*)",
+        "made_by": "tools/reference/make_controlnet_references.py: diffusers' "
+                   "convert_controlnet_checkpoint inverted",
+        "checked": "a file built from this list and the folder's weights: diffusers' "
+                   "convert_controlnet_checkpoint maps every key back to the folder's tensor, and "
+                   "ControlNetModel.from_single_file(file, config=<tiny-controlnet>) loads weights "
+                   "identical to the folder's",
+        "tensors": tensors,
+    }
+    # Verify the list as the tests use it: the file it builds converts back to the folder.
+    built = original_from_layout(layout, folder)
+    assert len(built) == len(folder)
+    assert len({t["diffusers"] for t in tensors}) == len(folder)
+    back = convert_controlnet_checkpoint(built, config)
     assert set(back) == set(folder), set(back) ^ set(folder)
     assert all(torch.equal(back[k], folder[k]) for k in folder)
-    path = os.path.join(out_dir, "tiny-controlnet-original.safetensors")
-    save(ldm, "tiny-controlnet-original.safetensors",
-         {"model": "models/tiny-controlnet", "layout": "original (control_model.*)"})
-    loaded = ControlNetModel.from_single_file(path, config=CONTROLNET).state_dict()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "tiny-controlnet-original.safetensors")
+        save_file(built, path, metadata={"json": json.dumps(
+            {"versions": VERSIONS, "model": "models/tiny-controlnet",
+             "layout": "original (control_model.*)"})})
+        loaded = ControlNetModel.from_single_file(path, config=CONTROLNET).state_dict()
     assert set(loaded) == set(folder), set(loaded) ^ set(folder)
     assert all(torch.equal(loaded[k], folder[k]) for k in folder)
     print("from_single_file loads the original layout back to the folder's weights")
+    out = os.path.join(out_dir, "tiny-controlnet-original-layout.json")
+    head = json.dumps({k: v for k, v in layout.items() if k != "tensors"}, indent=1)
+    with open(out, "w") as f:  # one tensor a line
+        f.write(head[:-2] + ',\n "tensors": [\n  ')
+        f.write(",\n  ".join(json.dumps(t) for t in tensors))
+        f.write("\n ]\n}\n")
+    with open(out) as f:
+        assert json.load(f) == layout
+    print(f"wrote {out} ({os.path.getsize(out)} bytes, {len(tensors)} tensors, "
+          f"{sum(t['reshape'] for t in tensors)} reshaped)")
 
 
 if __name__ == "__main__":
