@@ -71,6 +71,21 @@ struct LoraSpec {
   bool operator==(const LoraSpec&) const = default;
 };
 
+/// A ControlNet conditioning a generation (StableDiffusionControlNetPipeline; several at once are
+/// diffusers' MultiControlNetModel, their residuals summed).
+struct ControlNetSpec {
+  /// A diffusers ControlNetModel folder, or a single file (A1111's control_*.safetensors, original
+  /// or diffusers layout) whose architecture is taken from the model's UNet.
+  std::string model;
+  /// The control image (edges, depth, pose, ...), any size: resized to the output size with PIL's
+  /// Lanczos filter. Without an explicit size the first control image sets it (rounded down to a
+  /// multiple of 8), as diffusers.
+  Image image;
+  float scale = 1.f;  // controlnet_conditioning_scale
+  /// The fraction of the model evaluations it acts on (control_guidance_start / _end).
+  double start = 0, end = 1;
+};
+
 struct GenerateOptions {
   std::string prompt;
   /// Unset and set-to-"" differ as in diffusers: SD encodes "" either way, but an SDXL model whose
@@ -110,6 +125,11 @@ struct GenerateOptions {
   /// load_lora_weights + set_adapters(names, scales) computes them. The pipeline keeps the base
   /// weights: the next generation with other LoRAs (or none) only rebuilds the adapted tensors.
   std::vector<LoraSpec> loras;
+  /// ControlNets (txt2img with SD 1.x/2.x models).
+  std::vector<ControlNetSpec> controlnets;
+  /// diffusers' guess_mode: the ControlNets see only the conditional half of the guidance batch,
+  /// their residuals ramped from 0.1x (first skip) to 1x (mid block).
+  bool control_guess_mode = false;
   bool preview = false;  // fill Progress::preview (cheap latent->RGB estimate)
   /// SDXL micro-conditioning (diffusers' original_size, target_size, crops_coords_top_left,
   /// negative_original_size; other models ignore them with a warning). Unset: original and

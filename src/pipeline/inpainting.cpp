@@ -58,12 +58,12 @@ InpaintLatents prepare_inpaint_latents(const StableDiffusionModel& model, const 
 
 NoisePredictor with_inpainting_channels(NoisePredictor unet, const Tensor& mask,
                                         const Tensor& masked_image_latents) {
-  return [unet = std::move(unet), mask, masked_image_latents](const Tensor& x, double t) {
+  return [unet = std::move(unet), mask, masked_image_latents](const Tensor& x, double t, int step) {
     const int64_t batch = x.dim(0);
     const Tensor conditioned =
         ops::concat_channels(ops::concat_channels(x, ops::repeat_batch(mask, batch)),
                              ops::repeat_batch(masked_image_latents, batch));
-    return unet(conditioned, t);
+    return unet(conditioned, t, step);
   };
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
@@ -11,6 +12,7 @@
 #include "core/thread_pool.h"
 #include "io/image_resize.h"
 #include "pipeline/checkpoint_loader.h"
+#include "pipeline/controlnet_conversion.h"
 #include "pipeline/inpainting.h"
 #include "pipeline/latent_preview.h"
 #include "pipeline/stable_diffusion_xl_pipeline.h"
@@ -72,12 +74,48 @@ Tensor StableDiffusionPipeline::encode_prompts(const GenerateOptions& o, bool cf
   return ops::concat(uncond, context, 0);
 }
 
-stages::NoisePredictor StableDiffusionPipeline::conditioned_unet(const GenerateOptions& o,
-                                                                 bool cfg) const {
-  return [this, context = encode_prompts(o, cfg)](const Tensor& x, double t) {
-    const std::vector<double> ts(static_cast<size_t>(x.dim(0)), t);
-    return model_.unet.forward(x, ts, context);
-  };
+stages::Conditioning StableDiffusionPipeline::encode_conditioning(const GenerateOptions& o,
+                                                                  bool cfg) const {
+  return {encode_prompts(o, cfg), nullptr};
+}
+
+stages::ResidualSource StableDiffusionPipeline::controls_for(const GenerateOptions& o,
+                                                             const stages::Conditioning& cond,
+                                                             bool cfg, int evaluations) {
+  if (o.controlnets.empty()) return {};
+  std::vector<stages::ControlUnit> units;
+  for (const ControlNetSpec& c : o.controlnets)
+    units.push_back({controlnet(c.model),
+                     stages::prepare_control_image(c.image, o.width, o.height, device()), c.scale,
+                     c.start, c.end});
+  return stages::controlnet_residuals(std::move(units), cond, cfg, o.control_guess_mode,
+                                      evaluations);
+}
+
+std::shared_ptr<const ControlNetModel> StableDiffusionPipeline::controlnet(
+    const std::string& path) {
+  auto it = controlnets_.find(path);
+  if (it != controlnets_.end()) return it->second;
+  ControlNetModel net;
+  if (std::filesystem::is_directory(path)) {
+    net = ControlNetModel::load(path);
+  } else {
+    // A single file carries no config: its architecture is the UNet's encoder half.
+    ControlNetConfig config;
+    config.unet = model_.unet.config();
+    config.unet.in_channels = model_.vae.config().latent_channels;
+    config.unet.up_blocks.clear();
+    net = load_controlnet_checkpoint(path, config);
+  }
+  const int64_t want = model_.unet.config().cross_attention_dim.back(),
+                got = net.config().unet.cross_attention_dim.back();
+  if (want != got)
+    throw ConfigError(path + ": this ControlNet reads " + std::to_string(got) +
+                      "-wide text conditioning, but " + model_.name + " produces " +
+                      std::to_string(want) + " (a ControlNet for another model family?)");
+  auto shared = std::make_shared<const ControlNetModel>(std::move(net));
+  controlnets_.emplace(path, shared);
+  return shared;
 }
 
 std::unique_ptr<Scheduler> StableDiffusionPipeline::make_scheduler_for(
@@ -158,6 +196,7 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
     throw ConfigError("a mask needs the image to inpaint (init image)");
   }
   check_mask(o);
+  check_controlnets(o);
   if (o.width == 0) o.width = info_.default_width;
   if (o.height == 0) o.height = info_.default_height;
   for (auto [name, v] : {std::pair<const char*, int>{"width", o.width}, {"height", o.height}}) {
@@ -233,12 +272,14 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   // 1. Text conditioning: [uncond x n, cond x n] as one batch when guidance is on.
   auto t0 = Clock::now();
   const bool cfg = o.guidance_scale > 1.f;
-  stages::NoisePredictor unet = conditioned_unet(o, cfg);
+  const stages::Conditioning cond = encode_conditioning(o, cfg);
   result.times.text_encoder_s = seconds_since(t0);
 
-  // 2. Schedule and initial latents.
+  // 2. Schedule, the conditioned UNet and initial latents.
   t0 = Clock::now();
   std::vector<double> timesteps = timesteps_for(o, *scheduler);
+  stages::NoisePredictor unet = stages::unet_predictor(
+      model_.unet, cond, controls_for(o, cond, cfg, static_cast<int>(timesteps.size())));
   Start start = prepare(o, *scheduler, *rng, timesteps, std::move(unet));
   // 3. Denoising loop.
   stages::DenoiseLoop loop{*scheduler,
@@ -353,6 +394,41 @@ void StableDiffusionPipeline::use_loras(const std::vector<LoraSpec>& loras,
   model_.text_encoder = std::move(text_encoder);
   install_other_encoders();
   applied_loras_ = loras;
+}
+
+void StableDiffusionPipeline::check_controlnets(GenerateOptions& o) const {
+  if (o.controlnets.empty()) {
+    if (o.control_guess_mode) throw ConfigError("ControlNet guess mode needs a ControlNet");
+    return;
+  }
+  if (o.init_image)
+    throw ConfigError("ControlNet with image-to-image or inpainting is not supported yet");
+  constexpr float kMaxControlScale = 100.f;
+  for (size_t i = 0; i < o.controlnets.size(); ++i) {
+    const ControlNetSpec& c = o.controlnets[i];
+    const std::string what = "ControlNet " + std::to_string(i + 1) + " (" + c.model + ")";
+    const Image& im = c.image;
+    if (im.width <= 0 || im.height <= 0 ||
+        im.rgb.size() != size_t(im.width) * size_t(im.height) * 3)
+      throw ConfigError(what + ": control image empty or inconsistent");
+    constexpr int kMaxControlSide = 16384;
+    if (im.width > kMaxControlSide || im.height > kMaxControlSide)
+      throw ConfigError(what + ": control image sides must be at most " +
+                        std::to_string(kMaxControlSide));
+    if (!std::isfinite(c.scale) || c.scale < 0.f || c.scale > kMaxControlScale)
+      throw ConfigError(what + ": scale must be between 0 and " + fmt(kMaxControlScale) + ", got " +
+                        fmt(c.scale));
+    // diffusers' check_inputs: 0 <= start < end <= 1.
+    if (!(c.start >= 0 && c.start < c.end && c.end <= 1))
+      throw ConfigError(what + ": guidance window start " + fmt(c.start) + ", end " + fmt(c.end) +
+                        " must satisfy 0 <= start < end <= 1");
+  }
+  // StableDiffusionControlNetPipeline: the size defaults to the (first) control image's, rounded
+  // down to a multiple of the VAE scale factor.
+  const int unit = model_.vae_scale_factor();
+  const Image& first = o.controlnets.front().image;
+  if (o.width == 0) o.width = std::max(unit, first.width - first.width % unit);
+  if (o.height == 0) o.height = std::max(unit, first.height - first.height % unit);
 }
 
 void StableDiffusionPipeline::check_mask(const GenerateOptions& o) const {

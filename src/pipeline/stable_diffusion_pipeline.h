@@ -1,15 +1,19 @@
 // StableDiffusionPipeline / StableDiffusionImg2ImgPipeline / StableDiffusionInpaintPipeline, step
 // for step as diffusers runs them.
-// Pipelines that condition the UNet differently (SDXL) derive from it and replace
-// conditioned_unet(); the schedule, latents, denoising loop and decoding stay shared.
+// Also StableDiffusionControlNetPipeline (o.controlnets). Pipelines that condition the UNet
+// differently (SDXL) derive from it and replace encode_conditioning(); the schedule, latents,
+// denoising loop and decoding stay shared.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <mutex>
 
 #include "core/allocator.h"
 #include "core/thread_pool.h"
 #include "diffuse/diffuse.hpp"
+#include "models/controlnet/controlnet_model.h"
+#include "pipeline/controlnet_stage.h"
 #include "pipeline/lora.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/stages.h"
@@ -39,9 +43,9 @@ class StableDiffusionPipeline : public Pipeline {
                                                 std::string* sampler_name) const;
 
  protected:
-  /// Encodes the prompts of `o` and returns the UNet conditioned on them: a function of a latent
-  /// batch ordered [uncond x n, cond x n] when `cfg`, else [cond x n] (n = image_count).
-  virtual stages::NoisePredictor conditioned_unet(const GenerateOptions& o, bool cfg) const;
+  /// Encodes the prompts of `o`: the conditioning of a latent batch ordered [uncond x n, cond x n]
+  /// when `cfg`, else [cond x n] (n = image_count).
+  virtual stages::Conditioning encode_conditioning(const GenerateOptions& o, bool cfg) const;
   /// Whether the UNet takes GenerateOptions' size conditions (SDXL); otherwise setting them is
   /// reported as a warning.
   virtual bool size_conditioned() const { return false; }
@@ -75,6 +79,13 @@ class StableDiffusionPipeline : public Pipeline {
                 const std::vector<double>& timesteps, stages::NoisePredictor unet) const;
   /// The mask options against each other and the UNet (a 9-channel UNet needs a mask).
   void check_mask(const GenerateOptions& o) const;
+  /// The ControlNet options; the size defaults to the first control image's.
+  void check_controlnets(GenerateOptions& o) const;
+  /// The residual source of o.controlnets for a run of `evaluations` UNet calls (none: empty).
+  stages::ResidualSource controls_for(const GenerateOptions& o, const stages::Conditioning& cond,
+                                      bool cfg, int evaluations);
+  /// The ControlNet at `path` (a folder or a single file), loaded on first use and kept.
+  std::shared_ptr<const ControlNetModel> controlnet(const std::string& path);
   Progress progress_report(const Tensor& latents, int step, int total, double t, double elapsed,
                            bool preview) const;
   /// Validates and fills defaults (size, scheduler) in place; ConfigError naming the option.
@@ -91,6 +102,7 @@ class StableDiffusionPipeline : public Pipeline {
   double load_seconds_ = 0;
   Runtime runtime_;
   std::vector<LoraSpec> applied_loras_;  // merged into model_'s UNet and text encoder(s) now
+  std::map<std::string, std::shared_ptr<const ControlNetModel>> controlnets_;  // by path
   std::mutex generate_mu_;
 };
 

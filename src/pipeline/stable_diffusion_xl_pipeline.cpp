@@ -32,10 +32,12 @@ std::function<void()> StableDiffusionXLPipeline::loras_for_other_encoders(
 void StableDiffusionXLPipeline::check_supported(const GenerateOptions& o) const {
   if (o.init_image)
     throw ConfigError("image-to-image with SDXL (" + model().name + ") is not supported yet");
+  if (!o.controlnets.empty())
+    throw ConfigError("ControlNet with SDXL (" + model().name + ") is not supported yet");
 }
 
-stages::NoisePredictor StableDiffusionXLPipeline::conditioned_unet(const GenerateOptions& o,
-                                                                   bool cfg) const {
+stages::Conditioning StableDiffusionXLPipeline::encode_conditioning(const GenerateOptions& o,
+                                                                    bool cfg) const {
   const Device dev = device();
   const int n = o.image_count;
   const stages::XLPromptEmbeds cond =
@@ -70,10 +72,7 @@ stages::NoisePredictor StableDiffusionXLPipeline::conditioned_unet(const Generat
     // negative_original_size, the halves pair up as diffusers pairs them, not as intended.
     added->time_ids = ops::repeat_batch(ops::concat(negative_time_ids, time_ids, 0), 2 * n);
   }
-  return [this, context, added](const Tensor& x, double t) {
-    const std::vector<double> ts(static_cast<size_t>(x.dim(0)), t);
-    return model().unet.forward(x, ts, context, added.get());
-  };
+  return {context, added};
 }
 
 }  // namespace diffuse

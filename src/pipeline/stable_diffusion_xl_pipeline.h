@@ -14,7 +14,7 @@ class StableDiffusionXLPipeline final : public StableDiffusionPipeline {
   StableDiffusionXLPipeline(StableDiffusionXLModel model, double load_seconds, Runtime runtime);
 
  protected:
-  stages::NoisePredictor conditioned_unet(const GenerateOptions& o, bool cfg) const override;
+  stages::Conditioning encode_conditioning(const GenerateOptions& o, bool cfg) const override;
   bool size_conditioned() const override { return true; }
   /// StableDiffusionXLImg2ImgPipeline (aesthetic scores, denoising_start) is not implemented.
   void check_supported(const GenerateOptions& o) const override;

@@ -78,7 +78,7 @@ Tensor denoise(const DenoiseLoop& loop, Tensor latents) {
   int step = 0;
   for (double t : loop.timesteps) {
     const Tensor model_input = loop.scheduler.scale_model_input(latents, t);
-    const Tensor noise_pred = loop.predict_noise(model_input, t);
+    const Tensor noise_pred = loop.predict_noise(model_input, t, step);
     latents = loop.scheduler.step(noise_pred, t, latents, loop.rng);
     if (loop.adjust_latents) loop.adjust_latents(latents, step);
     ++step;
@@ -96,8 +96,18 @@ Tensor classifier_free_guidance(const Tensor& model_output, float guidance_scale
 
 NoisePredictor with_guidance(NoisePredictor conditioned_unet, bool cfg, float guidance_scale) {
   if (!cfg) return conditioned_unet;
-  return [unet = std::move(conditioned_unet), guidance_scale](const Tensor& x, double t) {
-    return classifier_free_guidance(unet(ops::concat(x, x, 0), t), guidance_scale);
+  return [unet = std::move(conditioned_unet), guidance_scale](const Tensor& x, double t, int step) {
+    return classifier_free_guidance(unet(ops::concat(x, x, 0), t, step), guidance_scale);
+  };
+}
+
+NoisePredictor unet_predictor(const UNet2DConditionModel& unet, Conditioning cond,
+                              ResidualSource controls) {
+  return [&unet, cond = std::move(cond), controls = std::move(controls)](const Tensor& x, double t,
+                                                                         int step) {
+    const std::vector<double> ts(static_cast<size_t>(x.dim(0)), t);
+    const std::optional<UNetResiduals> residuals = controls ? controls(x, t, step) : std::nullopt;
+    return unet.forward(x, ts, cond.context, cond.added.get(), residuals ? &*residuals : nullptr);
   };
 }
 

@@ -8,6 +8,8 @@
 
 #include <array>
 #include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,9 +53,24 @@ Tensor encode_and_noise(const StableDiffusionModel& model, const Tensor& image, 
 
 // ---- denoising loop
 // -------------------------------------------------------------------------------
-/// Predicts the noise (or v) for `latents` at timestep `t`: the model call plus whatever
-/// conditions it (classifier-free guidance, ControlNet residuals, inpainting channels).
-using NoisePredictor = std::function<Tensor(const Tensor& latents, double t)>;
+/// Predicts the noise (or v) for `latents` at timestep `t`, model evaluation `step` (0-based): the
+/// model call plus whatever conditions it (classifier-free guidance, ControlNet residuals,
+/// inpainting channels).
+using NoisePredictor = std::function<Tensor(const Tensor& latents, double t, int step)>;
+
+/// What conditions every UNet (and ControlNet) call of a run, batch-ordered [uncond x n, cond x n]
+/// under classifier-free guidance, else [cond x n].
+struct Conditioning {
+  Tensor context;                                    // encoder_hidden_states
+  std::shared_ptr<const UNetAddedConditions> added;  // SDXL's text_time conditions, else null
+};
+/// ControlNet residuals for the UNet call on `x` at evaluation `step` (nullopt: none this step).
+using ResidualSource =
+    std::function<std::optional<UNetResiduals>(const Tensor& x, double t, int step)>;
+/// The UNet conditioned on `cond` (called with the whole batch), plus the residuals of `controls`
+/// when given.
+NoisePredictor unet_predictor(const UNet2DConditionModel& unet, Conditioning cond,
+                              ResidualSource controls = {});
 /// Called after each scheduler step with the new latents; may replace them (inpainting blends the
 /// known region back in). Returns false to stop (cancellation).
 using StepHook = std::function<bool(Tensor& latents, int step, double t)>;

@@ -1,0 +1,105 @@
+// ControlNet against diffusers' StableDiffusionControlNetPipeline on tiny-sd1 + tiny-controlnet:
+// the shared golden (one ControlNet, scale 0.8, DPM++) and the references of
+// tools/reference/make_extension_references.py (two ControlNets with their own images and
+// scales; a guidance window; guess mode; a control image of another size), plus a single-file
+// ControlNet and the errors for options that do not fit.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/fixtures.h"
+#include "common/pipeline_check.h"
+#include "common/reference_data.h"
+#include "diffuse/diffuse.hpp"
+#include "io/json_config.h"
+#include "io/safetensors.h"
+
+using namespace diffuse;
+
+namespace {
+
+/// A metadata value that is a list, or one value standing for every ControlNet.
+template <typename T>
+T nth(const nlohmann::json& v, size_t i) {
+  return v.is_array() ? v.at(i).get<T>() : v.get<T>();
+}
+
+GenerateOptions controlnet_options(const nlohmann::json& meta) {
+  GenerateOptions o = test::options_from_metadata(meta);
+  const auto& nets = meta.at("controlnets");
+  for (size_t i = 0; i < nets.size(); ++i) {
+    ControlNetSpec c;
+    c.model = test::fixture("models/" + nets.at(i).get<std::string>());
+    c.image = load_png(test::reference_input(meta.at("control_images").at(i).get<std::string>(),
+                                             meta.at("control_images_root").at(i)));
+    c.scale = nth<float>(meta.at("controlnet_conditioning_scale"), i);
+    c.start = nth<double>(meta.at("control_guidance_start"), i);
+    c.end = nth<double>(meta.at("control_guidance_end"), i);
+    o.controlnets.push_back(c);
+  }
+  o.control_guess_mode = meta.at("guess_mode").get<bool>();
+  return o;
+}
+
+}  // namespace
+
+class ControlNetGolden : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(ControlNetGolden, dpmpp_scale_0_8) {
+  LoadOptions load;
+  load.backend = GetParam();
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"), load);
+  const std::string golden = test::fixture("golden/pipe-controlnet-dpmpp.safetensors");
+  const nlohmann::json meta =
+      parse_json(SafetensorsFile::open(golden).metadata().at("json"), golden);
+  GenerateOptions o = test::options_from_metadata(meta);
+  o.controlnets = {{test::fixture("models/tiny-controlnet"),
+                    load_png(test::fixture("golden/img2img-init.png")),
+                    meta.at("controlnet_conditioning_scale").get<float>(), 0, 1}};
+  test::check_pipeline_reference(*pipe, o, golden, {test::fixture("golden/controlnet-dpmpp-0.png")},
+                                 "controlnet-dpmpp on " + GetParam());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ControlNetGolden, ::testing::ValuesIn(backend_names()));
+
+TEST(controlnet_reference, cases_in_sequence_on_one_pipeline) {
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"));
+  for (const char* name : {"controlnet-multi-euler", "controlnet-window-dpmpp",
+                           "controlnet-guess-ddim", "controlnet-resize-euler"}) {
+    const nlohmann::json meta = test::reference_metadata(name);
+    test::check_pipeline_reference(*pipe, controlnet_options(meta),
+                                   test::reference("pipe-" + std::string(name) + ".safetensors"),
+                                   {test::reference(std::string(name) + "-0.png")}, name);
+  }
+}
+
+TEST(controlnet, bad_options_are_named) {
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"));
+  GenerateOptions o;
+  o.prompt = "x";
+  o.steps = 1;
+  const Image image = load_png(test::fixture("golden/img2img-init.png"));
+  o.controlnets = {{test::fixture("models/tiny-controlnet"), image, 1.f, 0.6, 0.4}};
+  test::expect_error_mentioning<ConfigError>([&] { pipe->generate(o); }, {"ControlNet 1", "start"});
+  o.controlnets[0].start = 0;
+  o.controlnets[0].end = 1;
+  o.controlnets[0].scale = -1;
+  test::expect_error_mentioning<ConfigError>([&] { pipe->generate(o); }, {"scale"});
+  o.controlnets[0].scale = 1;
+  o.init_image = image;
+  test::expect_error_mentioning<ConfigError>([&] { pipe->generate(o); },
+                                             {"ControlNet", "image-to-image"});
+  o.init_image.reset();
+  o.controlnets[0].model = test::temp_dir() + "/no-such-controlnet";
+  EXPECT_THROW(pipe->generate(o), FileError);
+  GenerateOptions g;
+  g.prompt = "x";
+  g.control_guess_mode = true;
+  test::expect_error_mentioning<ConfigError>([&] { pipe->generate(g); }, {"guess mode"});
+  // A ControlNet for another family (SD 2.x's 64-wide tiny text encoder) is refused by name.
+  auto sd2 = Pipeline::load(test::fixture("models/tiny-sd2"));
+  o.controlnets[0].model = test::fixture("models/tiny-controlnet");
+  test::expect_error_mentioning<ConfigError>([&] { sd2->generate(o); },
+                                             {"tiny-controlnet", "another model family"});
+}
