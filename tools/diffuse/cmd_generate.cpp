@@ -33,6 +33,11 @@ struct GenerateArgs {
   int mask_blur = 0;
   std::string mask;
   std::vector<std::string> loras;
+  // --controlnet k pairs with the k-th --control-image, --control-scale, --control-start/-end.
+  std::vector<std::string> controlnets, control_images;
+  std::vector<float> control_scales;
+  std::vector<double> control_starts, control_ends;
+  bool control_guess_mode = false;
   float guidance = 7.5f, strength = 0.8f;
   double eta = 0;
   uint64_t seed = 0;
@@ -106,6 +111,42 @@ LoraSpec parse_lora(const std::string& arg) {
   return spec;
 }
 
+/// The k-th value of a repeatable per-ControlNet option: one value applies to all, none is the
+/// default, otherwise there must be one per --controlnet.
+template <typename T>
+T per_controlnet(const std::vector<T>& values, size_t k, size_t count, T fallback,
+                 const char* flag) {
+  if (values.empty()) return fallback;
+  if (values.size() == 1) return values[0];
+  if (values.size() != count)
+    throw ConfigError(std::string(flag) + " is given " + std::to_string(values.size()) +
+                      " times for " + std::to_string(count) +
+                      " --controlnet (give it once for all, or once per --controlnet)");
+  return values[k];
+}
+
+void set_controlnets(const GenerateArgs& a, GenerateOptions& o) {
+  const size_t n = a.controlnets.size();
+  if (n == 0) {
+    if (!a.control_images.empty() || !a.control_scales.empty() || !a.control_starts.empty() ||
+        !a.control_ends.empty() || a.control_guess_mode)
+      throw ConfigError(
+          "--control-image/--control-scale/--control-start/--control-end/"
+          "--control-guess-mode need --controlnet");
+    return;
+  }
+  if (a.control_images.size() != n)
+    throw ConfigError("each --controlnet needs its --control-image (" + std::to_string(n) +
+                      " --controlnet, " + std::to_string(a.control_images.size()) +
+                      " --control-image)");
+  for (size_t k = 0; k < n; ++k)
+    o.controlnets.push_back({a.controlnets[k], load_png(a.control_images[k]),
+                             per_controlnet(a.control_scales, k, n, 1.f, "--control-scale"),
+                             per_controlnet(a.control_starts, k, n, 0.0, "--control-start"),
+                             per_controlnet(a.control_ends, k, n, 1.0, "--control-end")});
+  o.control_guess_mode = a.control_guess_mode;
+}
+
 void set_size_conditions(const GenerateArgs& a, const CLI::App& cmd, GenerateOptions& o) {
   if (cmd.count("--original-size"))
     o.original_size = parse_size("--original-size", a.original_size);
@@ -131,6 +172,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     o.mask_blur = a.mask_blur;
   }
   for (const std::string& l : a.loras) o.loras.push_back(parse_lora(l));
+  set_controlnets(a, o);
   o.prompt = a.prompt;
   // An explicit --negative-prompt "" differs from none for SDXL (force_zeros_for_empty_prompt).
   if (cmd.count("--negative-prompt")) o.negative_prompt = a.negative_prompt;
@@ -244,6 +286,20 @@ Command add_generate(CLI::App& app) {
   c->add_option("--lora", a->loras,
                 "LoRA FILE[:SCALE] (kohya/A1111 or diffusers .safetensors; scale 1 by default); "
                 "repeat for several");
+  c->add_option("--controlnet", a->controlnets,
+                "ControlNet folder or single file (control_*.safetensors); repeat for several, "
+                "each with its --control-image");
+  c->add_option("--control-image", a->control_images,
+                "control image (PNG: edges, depth, pose, ... already preprocessed) for the "
+                "matching --controlnet");
+  c->add_option("--control-scale", a->control_scales,
+                "ControlNet conditioning scale (default 1; once for all or per --controlnet)");
+  c->add_option("--control-start", a->control_starts,
+                "fraction of the steps after which the ControlNet starts acting (default 0)");
+  c->add_option("--control-end", a->control_ends,
+                "fraction of the steps after which it stops (default 1)");
+  c->add_flag("--control-guess-mode", a->control_guess_mode,
+              "ControlNet guess mode: control only the conditional half, ramped per level");
   c->add_option("--rng", a->rng, "random source: torch, numpy or philox")->capture_default_str();
   c->add_option("--clip-skip", a->clip_skip, "skip the last N CLIP layers (0 = none)")
       ->capture_default_str();

@@ -1,0 +1,103 @@
+// `diffuse generate` with inpainting (--mask), LoRA (--lora) and ControlNet (--controlnet ...):
+// each shared golden reproduced from the command line, and the flag errors.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/command.h"
+#include "common/fixtures.h"
+#include "diffuse/diffuse.hpp"
+
+namespace fs = std::filesystem;
+using diffuse::test::CommandResult;
+using diffuse::test::fixture;
+
+namespace {
+
+const std::string kPrompt = "'a photo of an astronaut riding a horse on mars'";
+
+std::string out_path(const std::string& name) {
+  const std::string p = diffuse::test::temp_dir() + "/" + name;
+  fs::remove(p);
+  return p;
+}
+
+/// Runs `args -o OUT` and returns the fraction of OUT's 8-bit values within one level of the
+/// golden PNG `golden`.
+double generate_close_to(const std::string& args, const std::string& golden) {
+  const std::string out = out_path(golden);
+  const CommandResult r = diffuse::test::run_diffuse(args + " -o " + out);
+  EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
+  if (r.code != 0) return 0;
+  const auto a = diffuse::load_png(out).to_rgb8();
+  const auto b = diffuse::load_png(fixture("golden/" + golden)).to_rgb8();
+  if (a.size() != b.size()) return 0;
+  size_t close = 0;
+  for (size_t i = 0; i < a.size(); ++i) close += std::abs(int(a[i]) - int(b[i])) <= 1;
+  return double(close) / double(a.size());
+}
+
+void expect_failure(const std::string& args, const std::vector<std::string>& fragments) {
+  const std::string out = out_path("failed.png");
+  const CommandResult r = diffuse::test::run_diffuse(args + " -o " + out);
+  EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
+  for (const auto& f : fragments)
+    EXPECT_NE(r.err.find(f), std::string::npos) << "stderr lacks '" << f << "': " << r.err;
+  EXPECT_FALSE(fs::exists(out)) << args;
+}
+
+}  // namespace
+
+TEST(cli_extensions, inpaint_golden_from_the_command_line) {
+  // pipe-inpaint-pndm: the folder's PNDM, 12 steps, seed 4, diffusers' default strength 1.
+  EXPECT_GE(generate_close_to("generate --model " + fixture("models/tiny-sd1-inpaint") +
+                                  " --prompt " + kPrompt + " --steps 12 --seed 4 --image " +
+                                  fixture("golden/img2img-init.png") + " --mask " +
+                                  fixture("golden/inpaint-mask.png"),
+                              "inpaint-pndm-0.png"),
+            0.999);
+}
+
+TEST(cli_extensions, lora_golden_from_the_command_line) {
+  EXPECT_GE(
+      generate_close_to("generate --model " + fixture("models/tiny-sd1") + " --prompt " + kPrompt +
+                            " --steps 10 --seed 9 -W 128 -H 128 "
+                            "--scheduler DPMSolverMultistepScheduler --lora " +
+                            fixture("models/tiny-sd1-lora-kohya.safetensors") + ":1",
+                        "lora-kohya-dpmpp-0.png"),
+      0.999);
+}
+
+TEST(cli_extensions, controlnet_golden_from_the_command_line) {
+  EXPECT_GE(
+      generate_close_to("generate --model " + fixture("models/tiny-sd1") + " --prompt " + kPrompt +
+                            " --steps 10 --seed 6 --scheduler DPMSolverMultistepScheduler "
+                            "--controlnet " +
+                            fixture("models/tiny-controlnet") + " --control-image " +
+                            fixture("golden/img2img-init.png") + " --control-scale 0.8",
+                        "controlnet-dpmpp-0.png"),
+      0.999);
+}
+
+TEST(cli_extensions, flag_errors_name_the_flag) {
+  const std::string base =
+      "generate --model " + fixture("models/tiny-sd1") + " --prompt x --steps 1 -W 64 -H 64";
+  expect_failure(base + " --mask " + fixture("golden/inpaint-mask.png"), {"--mask", "--image"});
+  expect_failure(base + " --mask-blur 3", {"--mask-blur", "--mask"});
+  expect_failure(base + " --controlnet " + fixture("models/tiny-controlnet"), {"--control-image"});
+  expect_failure(base + " --control-scale 0.5", {"--controlnet"});
+  expect_failure(base + " --controlnet a --controlnet b --control-image " +
+                     fixture("golden/img2img-init.png") + " --control-image " +
+                     fixture("golden/img2img-init.png") +
+                     " --control-scale 1 --control-scale 2 "
+                     "--control-scale 3",
+                 {"--control-scale", "3 times"});
+  expect_failure(base + " --lora /nonexistent/style.safetensors:0.5",
+                 {"/nonexistent/style.safetensors"});
+  // A 9-channel inpainting model without --mask says what it needs.
+  expect_failure("generate --model " + fixture("models/tiny-sd1-inpaint") + " --prompt x",
+                 {"inpainting model", "mask"});
+}
