@@ -125,6 +125,11 @@ struct GenerateOptions {
   /// load_lora_weights + set_adapters(names, scales) computes them. The pipeline keeps the base
   /// weights: the next generation with other LoRAs (or none) only rebuilds the adapted tensors.
   std::vector<LoraSpec> loras;
+  /// Textual-inversion embeddings (.safetensors; diffusers' layout, the token being the tensor's
+  /// name, or A1111's emb_params, the token being the file's stem), as diffusers'
+  /// load_textual_inversion: write the token in the prompt (a multi-vector embedding expands to
+  /// its vectors). SD 1.x/2.x.
+  std::vector<std::string> embeddings;
   /// ControlNets (txt2img with SD 1.x/2.x models).
   std::vector<ControlNetSpec> controlnets;
   /// diffusers' guess_mode: the ControlNets see only the conditional half of the guidance batch,

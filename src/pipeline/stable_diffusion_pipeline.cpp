@@ -17,6 +17,7 @@
 #include "pipeline/latent_preview.h"
 #include "pipeline/stable_diffusion_xl_pipeline.h"
 #include "pipeline/stages.h"
+#include "pipeline/textual_inversion.h"
 #include "random/random_source.h"
 
 namespace diffuse {
@@ -44,7 +45,11 @@ constexpr int kMaxImages = 64;
 
 StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusionModel model, double load_seconds,
                                                  Runtime runtime)
-    : model_(std::move(model)), load_seconds_(load_seconds), runtime_(std::move(runtime)) {
+    : model_(std::move(model)),
+      base_tokenizer_(model_.tokenizer),
+      base_text_encoder_config_(model_.text_encoder.config()),
+      load_seconds_(load_seconds),
+      runtime_(std::move(runtime)) {
   info_.name = model_.name;
   info_.family = model_.family;
   info_.prediction_type = model_.scheduler_config.value("prediction_type", "epsilon");
@@ -257,7 +262,7 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   // Weights held in pool memory (synthetic or converted ones) are not activations.
   const MemoryStats before = runtime_.memory->stats();
 
-  use_loras(o.loras, result.warnings);
+  use_adapters(o.loras, o.embeddings, result.warnings);
   auto scheduler = make_scheduler_for(o, &result.sampler_name);
   result.scheduler_class = std::string(scheduler->class_name());
   auto rng = make_random_source(o.rng, o.seed);
@@ -357,9 +362,40 @@ StableDiffusionPipeline::Start StableDiffusionPipeline::prepare(
   return start;
 }
 
-void StableDiffusionPipeline::use_loras(const std::vector<LoraSpec>& loras,
-                                        std::vector<std::string>& warnings) {
-  if (loras == applied_loras_) return;
+namespace {
+
+/// Adds the embeddings in `paths` to `tokenizer` and to the token embedding table in `store`
+/// (ids from config.vocab_size on, as diffusers' load_textual_inversion), growing the config.
+void add_embeddings(const std::vector<std::string>& paths, WeightStore& store,
+                    ClipTextConfig& config, ClipTokenizer& tokenizer) {
+  if (paths.empty()) return;
+  const std::string key = "text_model.embeddings.token_embedding.weight";
+  Tensor table = store.get(key);
+  for (const std::string& path : paths) {
+    const TextualInversion ti = read_textual_inversion(path);
+    if (ti.vectors.dim(1) != config.hidden_size)
+      throw ConfigError(path + ": its vectors are " + std::to_string(ti.vectors.dim(1)) +
+                        " wide, this model's text encoder " + std::to_string(config.hidden_size) +
+                        " (an embedding for another text encoder)");
+    std::vector<int64_t> ids;
+    for (int64_t i = 0; i < ti.vectors.dim(0); ++i) ids.push_back(config.vocab_size + i);
+    try {
+      tokenizer = tokenizer.with_added_token(ti.token, ids);
+    } catch (const ConfigError& e) {
+      throw ConfigError(path + ": " + e.what());
+    }
+    table = ops::concat(table, ti.vectors, 0);
+    config.vocab_size += static_cast<int>(ti.vectors.dim(0));
+  }
+  store.add(key, table);
+}
+
+}  // namespace
+
+void StableDiffusionPipeline::use_adapters(const std::vector<LoraSpec>& loras,
+                                           const std::vector<std::string>& embeddings,
+                                           std::vector<std::string>& warnings) {
+  if (loras == applied_loras_ && embeddings == applied_embeddings_) return;
   std::vector<LoraApplication> applications;
   for (const LoraSpec& spec : loras)
     applications.push_back(
@@ -372,10 +408,14 @@ void StableDiffusionPipeline::use_loras(const std::vector<LoraSpec>& loras,
   UNet2DConditionModel unet = UNet2DConditionModel::from_weights(
       model_.unet.config(), apply_loras(*model_.unet_weights, "unet", applications, matched));
   count();
-  ClipTextModel text_encoder = ClipTextModel::from_weights(
-      model_.text_encoder.config(),
-      apply_loras(*model_.text_encoder_weights, "text_encoder", applications, matched));
+  WeightStore text_encoder_weights =
+      apply_loras(*model_.text_encoder_weights, "text_encoder", applications, matched);
   count();
+  ClipTextConfig text_encoder_config = base_text_encoder_config_;
+  ClipTokenizer tokenizer = base_tokenizer_;
+  add_embeddings(embeddings, text_encoder_weights, text_encoder_config, tokenizer);
+  ClipTextModel text_encoder =
+      ClipTextModel::from_weights(text_encoder_config, text_encoder_weights);
   const std::function<void()> install_other_encoders =
       loras_for_other_encoders(applications, matched);
   count();
@@ -392,8 +432,10 @@ void StableDiffusionPipeline::use_loras(const std::vector<LoraSpec>& loras,
   }
   model_.unet = std::move(unet);
   model_.text_encoder = std::move(text_encoder);
+  model_.tokenizer = std::move(tokenizer);
   install_other_encoders();
   applied_loras_ = loras;
+  applied_embeddings_ = embeddings;
 }
 
 void StableDiffusionPipeline::check_controlnets(GenerateOptions& o) const {

@@ -90,18 +90,24 @@ class StableDiffusionPipeline : public Pipeline {
                            bool preview) const;
   /// Validates and fills defaults (size, scheduler) in place; ConfigError naming the option.
   void resolve(GenerateOptions& o) const;
-  /// Makes the UNet and text encoder(s) those of the base weights with `loras` merged, unless they
-  /// already are. ConfigError for a LoRA none of whose modules is in this model; a warning when
-  /// some are not.
-  void use_loras(const std::vector<LoraSpec>& loras, std::vector<std::string>& warnings);
+  /// Makes the UNet and text encoder(s) those of the base weights with `loras` merged and the
+  /// textual-inversion `embeddings` added (tokenizer and token table), unless they already are.
+  /// ConfigError for a LoRA none of whose modules is in this model (a warning when some are not)
+  /// or an embedding of another width; nothing changes when one fails.
+  void use_adapters(const std::vector<LoraSpec>& loras, const std::vector<std::string>& embeddings,
+                    std::vector<std::string>& warnings);
   /// Checks the SDXL size conditions; fills their defaults when size_conditioned().
   void resolve_size_conditions(GenerateOptions& o) const;
 
   StableDiffusionModel model_;
+  // As loaded: embeddings are added to copies.
+  ClipTokenizer base_tokenizer_;
+  ClipTextConfig base_text_encoder_config_;
   ModelInfo info_;
   double load_seconds_ = 0;
   Runtime runtime_;
   std::vector<LoraSpec> applied_loras_;  // merged into model_'s UNet and text encoder(s) now
+  std::vector<std::string> applied_embeddings_;  // added to model_'s tokenizer and text encoder
   std::map<std::string, std::shared_ptr<const ControlNetModel>> controlnets_;  // by path
   std::mutex generate_mu_;
 };

@@ -131,15 +131,67 @@ ClipTokenizer ClipTokenizer::load(const std::string& dir) {
   return t;
 }
 
+namespace {
+std::u32string normalize(std::u32string_view segment, bool lowercase) {
+  std::u32string text = unicode::nfc(segment);
+  if (!lowercase) return text;
+  std::u32string lower;
+  lower.reserve(text.size());
+  for (char32_t c : text) unicode::append_lowercase(lower, c);
+  return lower;
+}
+}  // namespace
+
+bool ClipTokenizer::in_vocabulary(const std::string& text) const {
+  return bpe_.token_id(text).has_value() ||
+         bpe_.token_id(text + std::string(BpeModel::kEndOfWord)).has_value();
+}
+
+ClipTokenizer ClipTokenizer::with_added_token(const std::string& text,
+                                              std::vector<int64_t> ids) const {
+  const std::u32string normalized = normalize(unicode::decode_utf8(text), lowercase_);
+  if (normalized.empty() || ids.empty())
+    throw ConfigError("added token '" + text + "': empty token or no ids");
+  if (in_vocabulary(unicode::encode_utf8(normalized)))
+    throw ConfigError("added token '" + text +
+                      "' is already a token of the vocabulary (give the embedding another name)");
+  for (const AddedToken& a : added_)
+    if (a.text == normalized) throw ConfigError("token '" + text + "' is added twice");
+  ClipTokenizer t = *this;
+  t.added_.push_back(AddedToken{normalized, std::move(ids)});
+  std::stable_sort(t.added_.begin(), t.added_.end(), [](const AddedToken& a, const AddedToken& b) {
+    return a.text.size() > b.text.size();
+  });
+  return t;
+}
+
 void ClipTokenizer::encode_segment(std::u32string_view segment, std::vector<int64_t>& ids) const {
   if (segment.empty()) return;
-  std::u32string text = unicode::nfc(segment);
-  if (lowercase_) {
-    std::u32string lower;
-    lower.reserve(text.size());
-    for (char32_t c : text) unicode::append_lowercase(lower, c);
-    text = std::move(lower);
+  const std::u32string text = normalize(segment, lowercase_);
+  // Added (textual-inversion) tokens are cut out of the normalised text, leftmost-longest.
+  const std::u32string_view view(text);
+  size_t start = 0, i = 0;
+  while (!added_.empty() && i < view.size()) {
+    const AddedToken* hit = nullptr;
+    for (const AddedToken& a : added_)
+      if (view.substr(i).starts_with(a.text)) {
+        hit = &a;
+        break;
+      }
+    if (!hit) {
+      ++i;
+      continue;
+    }
+    encode_words(view.substr(start, i - start), ids);
+    ids.insert(ids.end(), hit->ids.begin(), hit->ids.end());
+    i += hit->text.size();
+    start = i;
   }
+  encode_words(view.substr(start), ids);
+}
+
+void ClipTokenizer::encode_words(std::u32string_view text, std::vector<int64_t>& ids) const {
+  if (text.empty()) return;
   std::vector<WordSpan> words;
   clip_pre_tokenize(text, words);
   std::string bytes;

@@ -48,6 +48,15 @@ class ClipTokenizer {
   int64_t eos_id() const { return eos_id_; }
   int64_t vocab_size() const { return bpe_.vocab_size(); }
 
+  /// A copy that also knows `text` (a textual-inversion token) and encodes it as `ids` (a
+  /// multi-vector embedding's consecutive ids, as diffusers' maybe_convert_prompt expands it).
+  /// As transformers' normalized added tokens, it is matched in the normalised (lowercased) text,
+  /// leftmost-longest, with the text around it encoded as usual. ConfigError when `text` is empty
+  /// or already a token of the vocabulary or added before.
+  ClipTokenizer with_added_token(const std::string& text, std::vector<int64_t> ids) const;
+  /// Whether `text` is a token of the BPE vocabulary (with or without the end-of-word mark).
+  bool in_vocabulary(const std::string& text) const;
+
   /// Text of `ids` for debugging: bos/eos are dropped, "</w>" becomes a space, byte-level
   /// characters become bytes (an incomplete UTF-8 sequence decodes to U+FFFD). Lowercasing and
   /// dropped whitespace are of course not undone. Throws ConfigError on an id outside the vocab.
@@ -58,10 +67,17 @@ class ClipTokenizer {
     std::u32string text;
     int64_t id;
   };
+  struct AddedToken {
+    std::u32string text;  // normalised
+    std::vector<int64_t> ids;
+  };
   void encode_segment(std::u32string_view segment, std::vector<int64_t>& ids) const;
+  /// Pre-tokenisation and BPE of normalised text.
+  void encode_words(std::u32string_view text, std::vector<int64_t>& ids) const;
 
   BpeModel bpe_;
   std::vector<SpecialToken> specials_;  // longest first
+  std::vector<AddedToken> added_;       // longest first
   int64_t max_length_ = 77;
   int64_t bos_id_ = 0, eos_id_ = 0, pad_id_ = 0;
   bool lowercase_ = true;

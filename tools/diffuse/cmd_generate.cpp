@@ -1,6 +1,7 @@
 // diffuse generate: text-to-image and image-to-image from the command line.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -32,7 +33,8 @@ struct GenerateArgs {
   int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0, threads = 0;
   int mask_blur = 0;
   std::string mask;
-  std::vector<std::string> loras;
+  std::vector<std::string> loras, embeddings;
+  std::string embeddings_dir;
   // --controlnet k pairs with the k-th --control-image, --control-scale, --control-start/-end.
   std::vector<std::string> controlnets, control_images;
   std::vector<float> control_scales;
@@ -172,6 +174,18 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     o.mask_blur = a.mask_blur;
   }
   for (const std::string& l : a.loras) o.loras.push_back(parse_lora(l));
+  o.embeddings = a.embeddings;
+  if (!a.embeddings_dir.empty()) {
+    if (!std::filesystem::is_directory(a.embeddings_dir))
+      throw FileError(a.embeddings_dir + ": --embeddings-dir is not a folder");
+    // A1111 makes every embedding of its folder available; sorted for a stable token order.
+    std::vector<std::string> found;
+    for (const auto& e : std::filesystem::directory_iterator(a.embeddings_dir))
+      if (e.is_regular_file() && e.path().extension() == ".safetensors")
+        found.push_back(e.path().string());
+    std::sort(found.begin(), found.end());
+    o.embeddings.insert(o.embeddings.end(), found.begin(), found.end());
+  }
   set_controlnets(a, o);
   o.prompt = a.prompt;
   // An explicit --negative-prompt "" differs from none for SDXL (force_zeros_for_empty_prompt).
@@ -286,6 +300,11 @@ Command add_generate(CLI::App& app) {
   c->add_option("--lora", a->loras,
                 "LoRA FILE[:SCALE] (kohya/A1111 or diffusers .safetensors; scale 1 by default); "
                 "repeat for several");
+  c->add_option("--embedding", a->embeddings,
+                "textual-inversion embedding (.safetensors, diffusers or A1111 layout); write its "
+                "token (diffusers: the stored name, A1111: the file name) in the prompt");
+  c->add_option("--embeddings-dir", a->embeddings_dir,
+                "folder whose .safetensors embeddings are all available (A1111's embeddings/)");
   c->add_option("--controlnet", a->controlnets,
                 "ControlNet folder or single file (control_*.safetensors); repeat for several, "
                 "each with its --control-image");
