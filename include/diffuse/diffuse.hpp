@@ -68,7 +68,9 @@ struct CropTopLeft {
 struct LoraSpec {
   std::string path;
   float scale = 1.f;
-  bool operator==(const LoraSpec&) const = default;
+  // Written out: the public headers compile as C++17.
+  bool operator==(const LoraSpec& o) const { return path == o.path && scale == o.scale; }
+  bool operator!=(const LoraSpec& o) const { return !(*this == o); }
 };
 
 /// A ControlNet conditioning a generation (StableDiffusionControlNetPipeline; several at once are
