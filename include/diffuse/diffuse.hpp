@@ -88,6 +88,18 @@ struct ControlNetSpec {
   double start = 0, end = 1;
 };
 
+/// AUTOMATIC1111's hires fix (enable_hr): generate at width x height, upscale, then refine with an
+/// image-to-image pass at the larger size (same prompt, seed and sampler; the second pass draws
+/// its noise from a generator seeded afresh with the seed, as a separate img2img call would).
+struct HiresFix {
+  float scale = 2.f;      // hr_scale: the final size is (width, height) x scale, rounded down to /8
+  int steps = 0;          // hr_second_pass_steps; 0 = the first pass's steps
+  float strength = 0.7f;  // denoising_strength of the second pass, (0, 1]
+  /// "latent" (nearest), "latent-bilinear" (A1111's "Latent"), or "lanczos" (decode, resize the
+  /// image with PIL's Lanczos filter, encode again).
+  std::string upscaler = "latent";
+};
+
 struct GenerateOptions {
   std::string prompt;
   /// Unset and set-to-"" differ as in diffusers: SD encodes "" either way, but an SDXL model whose
@@ -134,6 +146,8 @@ struct GenerateOptions {
   std::vector<std::string> embeddings;
   /// ControlNets (txt2img with SD 1.x/2.x models).
   std::vector<ControlNetSpec> controlnets;
+  /// Hires fix (txt2img with SD 1.x/2.x models, without ControlNets).
+  std::optional<HiresFix> hires;
   /// diffusers' guess_mode: the ControlNets see only the conditional half of the guidance batch,
   /// their residuals ramped from 0.1x (first skip) to 1x (mid block).
   bool control_guess_mode = false;

@@ -82,6 +82,18 @@ std::string GenerationResult::parameters_text(size_t i) const {
     s << ", Denoising strength: " << st;
   }
   if (options.mask_image && options.mask_blur > 0) s << ", Mask blur: " << options.mask_blur;
+  if (options.hires) {
+    // A1111's names; its "Latent" upscaler is the bilinear one.
+    const HiresFix& h = *options.hires;
+    const char* upscaler = h.upscaler == "lanczos"           ? "Lanczos"
+                           : h.upscaler == "latent-bilinear" ? "Latent"
+                                                             : "Latent (nearest)";
+    char buf[160];
+    std::snprintf(buf, sizeof buf,
+                  "%g, Hires steps: %d, Hires upscaler: %s, Denoising strength: %g",
+                  static_cast<double>(h.scale), h.steps, upscaler, static_cast<double>(h.strength));
+    s << ", Hires upscale: " << buf;
+  }
   if (options.clip_skip > 0) s << ", Clip skip: " << options.clip_skip + 1;
   if (options.rng != "torch") s << ", RNG: " << (options.rng == "numpy" ? "NumPy" : "NV");
   if (images.size() > 1) s << ", Batch size: " << images.size() << ", Batch pos: " << i;

@@ -13,6 +13,7 @@
 #include "io/image_resize.h"
 #include "pipeline/checkpoint_loader.h"
 #include "pipeline/controlnet_conversion.h"
+#include "pipeline/hires_fix.h"
 #include "pipeline/inpainting.h"
 #include "pipeline/latent_preview.h"
 #include "pipeline/stable_diffusion_xl_pipeline.h"
@@ -231,6 +232,7 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
                         fmt(kMaxLoraScale) + ", got " + fmt(l.scale));
   }
   resolve_size_conditions(o);
+  check_hires(o);
   // VaeImageProcessor.resize: PIL `image.resize((width, height), Image.LANCZOS)` on the 8-bit
   // image (to_rgb8 is exact for images read from 8-bit PNGs).
   if (o.init_image && (o.init_image->width != o.width || o.init_image->height != o.height)) {
@@ -280,9 +282,11 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   const stages::Conditioning cond = encode_conditioning(o, cfg);
   result.times.text_encoder_s = seconds_since(t0);
 
-  // 2. Schedule, the conditioned UNet and initial latents.
+  // 2. Schedule(s), the conditioned UNet and initial latents.
   t0 = Clock::now();
   std::vector<double> timesteps = timesteps_for(o, *scheduler);
+  std::optional<HiresPass> hires;
+  if (o.hires) hires = plan_hires(o);
   stages::NoisePredictor unet = stages::unet_predictor(
       model_.unet, cond, controls_for(o, cond, cfg, static_cast<int>(timesteps.size())));
   Start start = prepare(o, *scheduler, *rng, timesteps, std::move(unet));
@@ -294,12 +298,20 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
                            {},
                            std::move(start.adjust)};
   const auto loop_start = Clock::now();
-  const int total = static_cast<int>(loop.timesteps.size());
-  if (progress)
-    loop.after_step = [&](Tensor& x, int step, double t) {
-      return progress(progress_report(x, step, total, t, seconds_since(loop_start), o.preview));
+  const int total = static_cast<int>(loop.timesteps.size() + (hires ? hires->timesteps.size() : 0));
+  // Progress counts the model evaluations of both passes of a hires fix.
+  const auto report_from = [&](int offset) -> stages::StepHook {
+    if (!progress) return {};
+    return [&, offset](Tensor& x, int step, double t) {
+      return progress(
+          progress_report(x, offset + step, total, t, seconds_since(loop_start), o.preview));
     };
-  const Tensor final_latents = stages::denoise(loop, std::move(start.latents));
+  };
+  loop.after_step = report_from(0);
+  Tensor final_latents = stages::denoise(loop, std::move(start.latents));
+  if (hires)
+    final_latents = run_hires(o, cond, cfg, *hires, final_latents,
+                              report_from(static_cast<int>(loop.timesteps.size())));
   result.times.denoise_s = seconds_since(t0);
 
   // 4. Decode.
@@ -316,13 +328,70 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
 std::vector<double> StableDiffusionPipeline::timesteps_for(const GenerateOptions& o,
                                                            Scheduler& scheduler) const {
   scheduler.set_timesteps(o.steps);
+  if (!o.init_image) return scheduler.timesteps();
+  return cut_schedule(scheduler, o.steps, *o.strength);
+}
+
+StableDiffusionPipeline::HiresPass StableDiffusionPipeline::plan_hires(
+    const GenerateOptions& o) const {
+  const HiresFix& h = *o.hires;
+  HiresPass pass;
+  const int unit = model_.vae_scale_factor();
+  pass.width = static_cast<int>(static_cast<float>(o.width) * h.scale) / unit * unit;
+  pass.height = static_cast<int>(static_cast<float>(o.height) * h.scale) / unit * unit;
+  pass.scheduler = make_scheduler_for(o, nullptr);
+  const int steps = h.steps > 0 ? h.steps : o.steps;
+  pass.scheduler->set_timesteps(steps);
+  pass.timesteps = cut_schedule(*pass.scheduler, steps, h.strength);
+  return pass;
+}
+
+Tensor StableDiffusionPipeline::run_hires(const GenerateOptions& o,
+                                          const stages::Conditioning& cond, bool cfg,
+                                          HiresPass& pass, const Tensor& latents,
+                                          stages::StepHook report) const {
+  // A second generator seeded with the seed: the pass is the img2img call it stands for.
+  auto rng = make_random_source(o.rng, o.seed);
+  const int unit = model_.vae_scale_factor();
+  Tensor start;
+  if (o.hires->upscaler == "lanczos") {
+    std::vector<Image> images = stages::tensor_to_images(stages::decode_latents(model_, latents));
+    Tensor batch;
+    for (size_t i = 0; i < images.size(); ++i) {
+      // A1111 resizes the 8-bit image.
+      const Image& im = images[i];
+      const Rgb8Image big =
+          resize_lanczos(Rgb8Image{im.width, im.height, im.to_rgb8()}, pass.width, pass.height);
+      const Tensor t =
+          stages::image_to_tensor(Image::from_rgb8(big.width, big.height, big.pixels), device());
+      batch = i == 0 ? t : ops::concat(batch, t, 0);
+    }
+    start =
+        stages::encode_and_noise(model_, batch, 1, *pass.scheduler, pass.timesteps.front(), *rng);
+  } else {
+    const Tensor upscaled = stages::upscale_latents(latents, pass.height / unit, pass.width / unit,
+                                                    o.hires->upscaler == "latent-bilinear");
+    const Tensor noise = rng->randn(upscaled.shape()).on(device());
+    start = pass.scheduler->add_noise(upscaled, noise, pass.timesteps.front());
+  }
+  stages::DenoiseLoop loop{
+      *pass.scheduler,
+      pass.timesteps,
+      stages::with_guidance(stages::unet_predictor(model_.unet, cond), cfg, o.guidance_scale),
+      rng.get(),
+      std::move(report),
+      {}};
+  return stages::denoise(loop, std::move(start));
+}
+
+std::vector<double> StableDiffusionPipeline::cut_schedule(Scheduler& scheduler, int steps,
+                                                          float strength) const {
   std::vector<double> timesteps = scheduler.timesteps();
-  if (!o.init_image) return timesteps;
   // img2img cuts the schedule by strength (diffusers' get_timesteps).
-  const int init_timestep = std::min(static_cast<int>(o.steps * *o.strength), o.steps);
-  const int t_begin = std::max(o.steps - init_timestep, 0) * scheduler.order();
+  const int init_timestep = std::min(static_cast<int>(steps * strength), steps);
+  const int t_begin = std::max(steps - init_timestep, 0) * scheduler.order();
   if (t_begin >= static_cast<int>(timesteps.size()))
-    throw ConfigError("strength " + fmt(*o.strength) + " with " + std::to_string(o.steps) +
+    throw ConfigError("strength " + fmt(strength) + " with " + std::to_string(steps) +
                       " steps leaves no denoising steps (steps x strength must be at least 1)");
   timesteps.erase(timesteps.begin(), timesteps.begin() + t_begin);
   scheduler.set_begin_index(t_begin);
@@ -436,6 +505,31 @@ void StableDiffusionPipeline::use_adapters(const std::vector<LoraSpec>& loras,
   install_other_encoders();
   applied_loras_ = loras;
   applied_embeddings_ = embeddings;
+}
+
+void StableDiffusionPipeline::check_hires(const GenerateOptions& o) const {
+  if (!o.hires) return;
+  const HiresFix& h = *o.hires;
+  if (o.init_image) throw ConfigError("hires fix is for text-to-image (no init image)");
+  if (!o.controlnets.empty()) throw ConfigError("hires fix with ControlNet is not supported yet");
+  constexpr float kMaxHiresScale = 8.f;
+  if (!std::isfinite(h.scale) || h.scale < 1.f || h.scale > kMaxHiresScale)
+    throw ConfigError("hires scale must be between 1 and " + fmt(kMaxHiresScale) + ", got " +
+                      fmt(h.scale));
+  if (h.steps < 0 || h.steps > kMaxSteps)
+    throw ConfigError("hires steps must be between 0 (= steps) and " + std::to_string(kMaxSteps));
+  if (!(h.strength > 0.f && h.strength <= 1.f))
+    throw ConfigError("hires strength must be in (0, 1], got " + fmt(h.strength));
+  if (h.upscaler != "latent" && h.upscaler != "latent-bilinear" && h.upscaler != "lanczos")
+    throw ConfigError("hires upscaler '" + h.upscaler +
+                      "' is not one of latent, latent-bilinear, lanczos");
+  const int unit = model_.vae_scale_factor();
+  for (auto [name, side] : {std::pair<const char*, int>{"width", o.width}, {"height", o.height}}) {
+    const int big = static_cast<int>(static_cast<float>(side) * h.scale) / unit * unit;
+    if (big > kMaxSide)
+      throw ConfigError(std::string("hires ") + name + " " + std::to_string(big) + " (the " + name +
+                        " x scale) is above " + std::to_string(kMaxSide));
+  }
 }
 
 void StableDiffusionPipeline::check_controlnets(GenerateOptions& o) const {

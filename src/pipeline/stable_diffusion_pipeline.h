@@ -79,6 +79,21 @@ class StableDiffusionPipeline : public Pipeline {
                 const std::vector<double>& timesteps, stages::NoisePredictor unet) const;
   /// The mask options against each other and the UNet (a 9-channel UNet needs a mask).
   void check_mask(const GenerateOptions& o) const;
+  /// The hires fix options (after the size is resolved).
+  void check_hires(const GenerateOptions& o) const;
+  /// The second pass of a hires fix: its scheduler, cut schedule and size.
+  struct HiresPass {
+    std::unique_ptr<Scheduler> scheduler;
+    std::vector<double> timesteps;
+    int width = 0, height = 0;
+  };
+  HiresPass plan_hires(const GenerateOptions& o) const;
+  /// Upscales the first pass's `latents` and refines them (reporting through `report`).
+  Tensor run_hires(const GenerateOptions& o, const stages::Conditioning& cond, bool cfg,
+                   HiresPass& pass, const Tensor& latents, stages::StepHook report) const;
+  /// diffusers' get_timesteps: the scheduler's schedule (already set for `steps`) cut by
+  /// `strength`, with the begin index set.
+  std::vector<double> cut_schedule(Scheduler& scheduler, int steps, float strength) const;
   /// The ControlNet options; the size defaults to the first control image's.
   void check_controlnets(GenerateOptions& o) const;
   /// The residual source of o.controlnets for a run of `evaluations` UNet calls (none: empty).

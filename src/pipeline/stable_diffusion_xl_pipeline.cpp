@@ -32,6 +32,7 @@ std::function<void()> StableDiffusionXLPipeline::loras_for_other_encoders(
 void StableDiffusionXLPipeline::check_supported(const GenerateOptions& o) const {
   if (o.init_image)
     throw ConfigError("image-to-image with SDXL (" + model().name + ") is not supported yet");
+  if (o.hires) throw ConfigError("hires fix with SDXL (" + model().name + ") is not supported yet");
   if (!o.embeddings.empty())
     throw ConfigError("textual-inversion embeddings with SDXL (" + model().name +
                       ") are not supported yet");

@@ -35,6 +35,9 @@ struct GenerateArgs {
   std::string mask;
   std::vector<std::string> loras, embeddings;
   std::string embeddings_dir;
+  float hires_scale = 2.f, hires_strength = 0.7f;
+  int hires_steps = 0;
+  std::string hires_upscaler = "latent";
   // --controlnet k pairs with the k-th --control-image, --control-scale, --control-start/-end.
   std::vector<std::string> controlnets, control_images;
   std::vector<float> control_scales;
@@ -187,6 +190,12 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     o.embeddings.insert(o.embeddings.end(), found.begin(), found.end());
   }
   set_controlnets(a, o);
+  if (cmd.count("--hires-scale")) {
+    o.hires = HiresFix{a.hires_scale, a.hires_steps, a.hires_strength, a.hires_upscaler};
+  } else if (cmd.count("--hires-steps") || cmd.count("--hires-strength") ||
+             cmd.count("--hires-upscaler")) {
+    throw ConfigError("--hires-steps/--hires-strength/--hires-upscaler need --hires-scale");
+  }
   o.prompt = a.prompt;
   // An explicit --negative-prompt "" differs from none for SDXL (force_zeros_for_empty_prompt).
   if (cmd.count("--negative-prompt")) o.negative_prompt = a.negative_prompt;
@@ -305,6 +314,16 @@ Command add_generate(CLI::App& app) {
                 "token (diffusers: the stored name, A1111: the file name) in the prompt");
   c->add_option("--embeddings-dir", a->embeddings_dir,
                 "folder whose .safetensors embeddings are all available (A1111's embeddings/)");
+  c->add_option("--hires-scale", a->hires_scale,
+                "hires fix (A1111's enable_hr): generate at -W x -H, upscale by this factor, "
+                "refine with img2img");
+  c->add_option("--hires-steps", a->hires_steps, "hires fix: second-pass steps (0 = --steps)")
+      ->capture_default_str();
+  c->add_option("--hires-strength", a->hires_strength, "hires fix: second-pass strength")
+      ->capture_default_str();
+  c->add_option("--hires-upscaler", a->hires_upscaler,
+                "hires fix: latent (nearest), latent-bilinear or lanczos")
+      ->capture_default_str();
   c->add_option("--controlnet", a->controlnets,
                 "ControlNet folder or single file (control_*.safetensors); repeat for several, "
                 "each with its --control-image");
