@@ -159,6 +159,22 @@ TEST(a1111_api, every_default_field_a_client_sends_is_accepted) {
   }
 }
 
+TEST(a1111_api, null_fields_mean_their_defaults) {
+  TestServer s;
+  auto [status, r] = s.post("/sdapi/v1/txt2img", {{"prompt", nullptr},
+                                                  {"negative_prompt", nullptr},
+                                                  {"sampler_name", nullptr},
+                                                  {"batch_size", nullptr},
+                                                  {"steps", 1},
+                                                  {"width", 64},
+                                                  {"height", 64}});
+  ASSERT_EQ(status, 200) << r.dump();
+  const nlohmann::json info = nlohmann::json::parse(r["info"].get<std::string>());
+  EXPECT_EQ(info["prompt"], "");
+  EXPECT_EQ(info["sampler_name"], "Euler");
+  EXPECT_EQ(info["batch_size"], 1);
+}
+
 TEST(a1111_api, progress_is_seen_mid_generation_and_interrupt_stops_the_job) {
   TestServer s;
   auto running = std::async(std::launch::async, [&] {

@@ -380,6 +380,68 @@ TEST_F(scale_out, image_to_image_travels_through_the_queue) {
   }
 }
 
+TEST_F(scale_out, inpainting_travels_through_the_queue_and_loras_are_refused) {
+  start_redis();
+  start_worker("w1");
+  serve::ServerConfig config;
+  config.queue_url = url();
+  config.lora_dir = path("loras");
+  fs::create_directories(config.lora_dir);
+  fs::copy_file(fs::path(__FILE__).parent_path().parent_path() / "data" / "reference" / "inputs" /
+                    "lora-peft-tiny-sd1.safetensors",
+                fs::path(config.lora_dir) / "peft.safetensors");
+  TestServer front(config);
+  std::ifstream in(fixture("golden/img2img-init.png"), std::ios::binary);
+  const std::vector<uint8_t> init((std::istreambuf_iterator<char>(in)),
+                                  std::istreambuf_iterator<char>());
+  std::ifstream mask_in(fixture("golden/inpaint-mask.png"), std::ios::binary);
+  const std::vector<uint8_t> mask((std::istreambuf_iterator<char>(mask_in)),
+                                  std::istreambuf_iterator<char>());
+  const nlohmann::json body = {{"prompt", "img"},
+                               {"init_images", {serve::base64_encode(init)}},
+                               {"mask", serve::base64_encode(mask)},
+                               {"mask_blur", 3},
+                               {"inpainting_mask_invert", 1},
+                               {"steps", 4},
+                               {"seed", 8},
+                               {"width", 64},
+                               {"height", 64},
+                               {"cfg_scale", 7.5},
+                               {"sampler_name", "DDIM"}};
+  const auto [status, r] = front.post("/sdapi/v1/img2img", body);
+  ASSERT_EQ(status, 200) << r.dump();
+  LoadOptions lo;
+  lo.threads = 1;  // as the worker runs here
+  auto pipe = Pipeline::load(fixture("models/tiny-sd1"), lo);
+  GenerateOptions o;
+  o.prompt = "img";
+  o.init_image = decode_png(init.data(), init.size());
+  std::vector<uint8_t> inverted = decode_png(mask.data(), mask.size()).to_rgb8();
+  for (uint8_t& v : inverted) v = static_cast<uint8_t>(255 - v);
+  o.mask_image = Image::from_rgb8(128, 128, inverted);
+  o.mask_blur = 3;
+  o.strength = 0.75f;
+  o.steps = 4;
+  o.seed = 8;
+  o.width = o.height = 64;
+  o.scheduler = "ddim";
+  EXPECT_EQ(decode_b64_png(r["images"][0]).to_rgb8(), pipe->generate(o).images.at(0).to_rgb8());
+
+  // LoRAs and ControlNets are files on the front: refused before anything is queued.
+  nlohmann::json lora = body;
+  lora["prompt"] = "img <lora:peft:1>";
+  const auto [code, refused] = front.post("/sdapi/v1/img2img", lora);
+  EXPECT_EQ(code, 422);
+  EXPECT_NE(refused.value("detail", "").find("--queue"), std::string::npos) << refused.dump();
+  // A queue job (a batch line) with a mask but no image is refused, naming both.
+  try {
+    serve::parse_queue_job({{"model", "tiny-sd1"}, {"mask_image", serve::base64_encode(mask)}});
+    ADD_FAILURE() << "a mask without init_image was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("mask_image needs init_image"), std::string::npos);
+  }
+}
+
 TEST_F(scale_out, an_a1111_batch_is_split_across_workers_and_answered_in_order) {
   start_redis();
   start_worker("w1");

@@ -112,6 +112,8 @@ int run_serve(ServeArgs a, const CLI::App& cmd) {
   a.server.max_body_bytes = static_cast<size_t>(a.max_body_mb) << 20;
   if (!a.api_key_file.empty()) a.server.api_key = read_key_file(a.api_key_file);
   if (!a.api_key.empty()) a.server.api_key = a.api_key;
+  for (std::string* dir : {&a.server.lora_dir, &a.server.controlnet_dir})
+    if (!dir->empty()) *dir = fs::absolute(*dir).lexically_normal().string();
   std::string current;
   std::vector<serve::ModelEntry> entries = model_entries(a, current);
   LoadOptions lo;
@@ -204,6 +206,14 @@ Command add_serve(CLI::App& app) {
   c->add_option("--queue", a->server.queue_url,
                 "redis://HOST:PORT/DB: queue jobs for `diffuse worker` processes instead of "
                 "generating here (a stateless front; see docs/SCALE-OUT.md)");
+  c->add_option("--lora-dir", a->server.lora_dir,
+                "folder of LoRA .safetensors files that prompts (<lora:NAME:WEIGHT>) and the "
+                "`loras` field name")
+      ->check(CLI::ExistingDirectory);
+  c->add_option("--controlnet-dir", a->server.controlnet_dir,
+                "folder of ControlNet models (diffusers folders, .safetensors/.pth files) that "
+                "requests name")
+      ->check(CLI::ExistingDirectory);
   c->add_flag("!--no-access-log", a->server.access_log, "do not log requests on stderr");
   add_backend_options(*c, a->backend, a->threads);
   return [a, c] { return run_serve(*a, *c); };

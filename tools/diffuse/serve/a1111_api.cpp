@@ -1,9 +1,11 @@
 // AUTOMATIC1111-compatible routes under /sdapi/v1/, so existing A1111 clients work unchanged.
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 
 #include "serve/a1111_params.h"
 #include "serve/codec.h"
+#include "serve/extra_models.h"
 #include "serve/http_error.h"
 #include "serve/json_fields.h"
 #include "serve/server.h"
@@ -24,19 +26,26 @@ std::string job_timestamp() {
 // A1111's `info`: a JSON document, sent as a string.
 std::string info_string(const JobRequest& r, const JobSnapshot& s, Server& server) {
   const GenerateOptions& o = r.runs.front();
+  // The prompts as sent, <lora:...> tags included, as A1111 reports them.
+  auto sent = [&r](const char* key, const std::string& fallback) {
+    auto it = r.echo.find(key);
+    return it != r.echo.end() && it->is_string() ? it->get<std::string>() : fallback;
+  };
+  const std::string prompt = sent("prompt", o.prompt);
+  const std::string negative = sent("negative_prompt", o.negative_prompt.value_or(""));
   nlohmann::json seeds = nlohmann::json::array(), infotexts = nlohmann::json::array(),
                  prompts = nlohmann::json::array(), negatives = nlohmann::json::array();
   for (const auto& image : s.images) {
     seeds.push_back(image->seed);
     infotexts.push_back(image->parameters);
-    prompts.push_back(o.prompt);
-    negatives.push_back(o.negative_prompt.value_or(""));
+    prompts.push_back(prompt);
+    negatives.push_back(negative);
   }
-  const std::string sampler = r.echo.value("sampler_name", "Euler");
+  const std::string sampler = sent("sampler_name", "Euler");
   nlohmann::json info = {
-      {"prompt", o.prompt},
+      {"prompt", prompt},
       {"all_prompts", prompts},
-      {"negative_prompt", o.negative_prompt.value_or("")},
+      {"negative_prompt", negative},
       {"all_negative_prompts", negatives},
       {"seed", o.seed},
       {"all_seeds", seeds},
@@ -48,7 +57,9 @@ std::string info_string(const JobRequest& r, const JobSnapshot& s, Server& serve
       {"sampler_name", sampler},
       {"cfg_scale", o.guidance_scale},
       {"steps", o.steps},
-      {"batch_size", r.echo.value("batch_size", 1)},
+      {"batch_size", r.echo.contains("batch_size") && r.echo["batch_size"].is_number_integer()
+                         ? r.echo["batch_size"]
+                         : nlohmann::json(1)},
       {"restore_faces", false},
       {"face_restoration_model", nullptr},
       {"sd_model_name", r.model},
@@ -59,7 +70,8 @@ std::string info_string(const JobRequest& r, const JobSnapshot& s, Server& serve
       {"seed_resize_from_h", -1},
       {"denoising_strength",
        o.init_image ? nlohmann::json(o.strength.value_or(0.75f)) : nlohmann::json(0)},
-      {"extra_generation_params", nlohmann::json::object()},
+      {"extra_generation_params",
+       o.mask_image ? nlohmann::json{{"Mask blur", o.mask_blur}} : nlohmann::json::object()},
       {"index_of_first_image", 0},
       {"infotexts", infotexts},
       {"styles", nlohmann::json::array()},
@@ -226,6 +238,18 @@ nlohmann::json memory_json() {
           {"cuda", {{"error", "no CUDA backend in this build"}}}};
 }
 
+// A1111's /sdapi/v1/loras: the LoRAs of --lora-dir.
+nlohmann::json loras_json(Server& server) {
+  nlohmann::json list = nlohmann::json::array();
+  const std::string& dir = server.config().lora_dir;
+  for (const auto& name : lora_names(dir))
+    list.push_back({{"name", name},
+                    {"alias", name},
+                    {"path", (std::filesystem::path(dir) / (name + ".safetensors")).string()},
+                    {"metadata", nlohmann::json::object()}});
+  return list;
+}
+
 }  // namespace
 
 void add_a1111_routes(Server& server) {
@@ -265,6 +289,19 @@ void add_a1111_routes(Server& server) {
   }));
   http.Get("/sdapi/v1/memory",
            s.handle([](const auto&, auto& res) { send_json(res, memory_json()); }));
+  // LoRAs (A1111's Lora extension, built in) and the ControlNet extension's lists; the folders
+  // are read on every call, so refreshing has nothing to do.
+  http.Get("/sdapi/v1/loras",
+           s.handle([&s](const auto&, auto& res) { send_json(res, loras_json(s)); }));
+  http.Post("/sdapi/v1/refresh-loras",
+            s.handle([](const auto&, auto& res) { send_json(res, nullptr); }));
+  http.Get("/controlnet/model_list", s.handle([&s](const auto&, auto& res) {
+    send_json(res, {{"model_list", controlnet_names(s.config().controlnet_dir)}});
+  }));
+  http.Get("/controlnet/module_list", s.handle([](const auto&, auto& res) {
+    send_json(res, {{"module_list", nlohmann::json::array({"none"})},
+                    {"module_detail", nlohmann::json::object()}});
+  }));
 }
 
 }  // namespace diffuse::serve

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "serve/a1111_controlnet.h"
+#include "serve/extra_models.h"
 #include "serve/generation_request.h"
 #include "serve/http_error.h"
 #include "serve/json_fields.h"
@@ -108,25 +110,22 @@ const Unimplemented kUnimplemented[] = {
     {"enable_hr", "false"},
     {"script_name", "\"\""},
     {"script_args", "[]"},
-    {"alwayson_scripts", "{}"},
     {"save_images", "false"},
     {"firstpass_image", "\"\""},
     {"infotext", "\"\""},
     {"resize_mode", "0", A1111Route::Img2Img, false},
     {"image_cfg_scale", "\"\"", A1111Route::Img2Img, false},
-    {"mask", "\"\"", A1111Route::Img2Img, false},
     {"initial_noise_multiplier", "1", A1111Route::Img2Img, false},
     {"latent_mask", "\"\"", A1111Route::Img2Img, false},
     {"include_init_images", "false", A1111Route::Img2Img, false},
 };
 
 // Fields whose value has no effect here, accepted as A1111 accepts them: options about saving
-// to disk (the server saves nothing), and the second-pass and mask settings that apply only
-// when enable_hr / mask (refused above unless off) are set.
+// to disk (the server saves nothing), and the second-pass settings that apply only when
+// enable_hr (refused above unless off) is set. (The mask settings are read with the mask.)
 const char* const kNoEffect[] = {"do_not_save_samples",
                                  "do_not_save_grid",
                                  "override_settings_restore_afterwards",
-                                 "disable_extra_networks",
                                  "comments",
                                  "force_task_id",
                                  "firstphase_width",
@@ -142,14 +141,6 @@ const char* const kNoEffect[] = {"do_not_save_samples",
                                  "hr_prompt",
                                  "hr_negative_prompt",
                                  "refiner_switch_at",
-                                 "mask_blur_x",
-                                 "mask_blur_y",
-                                 "mask_blur",
-                                 "mask_round",
-                                 "inpainting_fill",
-                                 "inpaint_full_res",
-                                 "inpaint_full_res_padding",
-                                 "inpainting_mask_invert",
                                  "sampler_index"};
 
 bool is_default(const nlohmann::json& value, const nlohmann::json& fallback) {
@@ -201,6 +192,64 @@ void apply_override_settings(JsonFields& f, GenerateOptions& o, std::string& mod
       "samples_format, eta_noise_seed_delta");
 }
 
+// A1111's inpainting fields. Without a mask they have no effect (accepted whatever their value, as
+// A1111 ignores them); with one, what diffuse implements (diffusers' StableDiffusionInpaintPipeline
+// on the whole picture, A1111's "original" fill) is read and the rest refused.
+const char* const kMaskFields[] = {"mask_blur",
+                                   "mask_blur_x",
+                                   "mask_blur_y",
+                                   "mask_round",
+                                   "inpainting_fill",
+                                   "inpaint_full_res",
+                                   "inpaint_full_res_padding",
+                                   "inpainting_mask_invert"};
+
+void read_mask(JsonFields& f, GenerateOptions& o, const ServerConfig& config) {
+  const nlohmann::json* mask = f.raw("mask");
+  if (!mask || is_default(*mask, "")) {
+    for (const char* name : kMaskFields) f.accept(name);
+    return;
+  }
+  if (!mask->is_string()) throw invalid_parameter("mask must be a base64 PNG");
+  Image image = decode_image_field(mask->get<std::string>(), "mask", config);
+  if (f.integer("inpainting_mask_invert", 0, 0, 1) == 1) {  // "Inpaint not masked"
+    std::vector<uint8_t> rgb8 = image.to_rgb8();
+    for (uint8_t& v : rgb8) v = static_cast<uint8_t>(255 - v);
+    image = Image::from_rgb8(image.width, image.height, rgb8);
+  }
+  o.mask_image = std::move(image);
+  // A1111: mask_blur sets both mask_blur_x and mask_blur_y (default 4); diffuse blurs both ways
+  // alike.
+  constexpr int64_t kMaxBlur = 256;
+  const std::optional<int64_t> blur = f.optional_integer("mask_blur", 0, kMaxBlur);
+  const std::optional<int64_t> blur_x = f.optional_integer("mask_blur_x", 0, kMaxBlur);
+  const std::optional<int64_t> blur_y = f.optional_integer("mask_blur_y", 0, kMaxBlur);
+  const int64_t value = blur ? *blur : blur_x.value_or(4);
+  for (const auto& [name, axis] :
+       {std::pair{"mask_blur_x", blur_x}, std::pair{"mask_blur_y", blur_y}}) {
+    // A client sending every field sends the axes at their default 4 beside its mask_blur, which
+    // overrides them in A1111.
+    if (!axis || *axis == value || (blur && *axis == 4)) continue;
+    throw invalid_parameter(std::string(name) + " = " + std::to_string(*axis) + " differs from " +
+                            (blur ? "mask_blur = " : "mask_blur_x = ") + std::to_string(value) +
+                            ": separate horizontal and vertical mask blurs are not supported");
+  }
+  o.mask_blur = static_cast<int>(value);
+  if (const int64_t fill = f.integer("inpainting_fill", 1, 0, 3); fill != 1)
+    throw invalid_parameter("inpainting_fill = " + std::to_string(fill) +
+                            " is not supported: only 1 (\"original\") is implemented");
+  const nlohmann::json* full = f.raw("inpaint_full_res");
+  if (full && !(*full == false || *full == 0)) {
+    if (!(*full == true || *full == 1))
+      throw invalid_parameter("inpaint_full_res must be true or false");
+    throw invalid_parameter(
+        "inpaint_full_res = true (inpaint only the masked area) is not supported yet: send false "
+        "(the whole picture)");
+  }
+  f.accept("inpaint_full_res_padding");  // applies to inpaint_full_res only
+  f.accept("mask_round");                // diffusers' semantics: the mask is thresholded anyway
+}
+
 GenerateOptions parse_common(JsonFields& f, A1111Route route, Server& server, std::string& model,
                              int& image_total, std::vector<std::string>& warnings) {
   GenerateOptions o;
@@ -240,7 +289,16 @@ GenerateOptions parse_common(JsonFields& f, A1111Route route, Server& server, st
                               std::to_string(images->size()));
     o.init_image =
         decode_image_field((*images)[0].get<std::string>(), "init_images[0]", server.config());
+    read_mask(f, o, server.config());
+  } else {
+    for (const char* name : kMaskFields) f.accept(name);  // no effect without a mask
   }
+  // <lora:NAME:WEIGHT> in the prompts; disable_extra_networks removes the tags unused.
+  apply_prompt_loras(o, server.config(), !f.boolean("disable_extra_networks", false), warnings,
+                     "prompt", "negative_prompt");
+  apply_alwayson_scripts(f.raw("alwayson_scripts"), route == A1111Route::Txt2Img, o,
+                         server.config());
+  check_queue_support(o, server.config());
   f.accept("send_images");
   return o;
 }
@@ -288,7 +346,11 @@ nlohmann::json a1111_parameters_echo(const nlohmann::json& body, A1111Route rout
                          {"override_settings", nullptr}};
   echo["denoising_strength"] = route == A1111Route::Img2Img ? 0.75 : 0.0;
   for (const auto& [k, v] : body.items()) echo[k] = v;
-  if (route == A1111Route::Img2Img) echo["init_images"] = nullptr;  // large, and the client has it
+  // Images are large, and the client has them.
+  if (route == A1111Route::Img2Img) echo["init_images"] = nullptr;
+  if (echo.contains("mask")) echo["mask"] = nullptr;
+  if (echo.contains("alwayson_scripts"))
+    echo["alwayson_scripts"] = alwayson_scripts_echo(echo["alwayson_scripts"]);
   return echo;
 }
 

@@ -3,6 +3,7 @@
 #include "diffuse/diffuse.hpp"
 #include "serve/a1111_params.h"
 #include "serve/assets.h"
+#include "serve/extra_models.h"
 #include "serve/http_error.h"
 #include "serve/server.h"
 
@@ -52,6 +53,8 @@ nlohmann::json info_json(Server& server) {
           {"models", models},
           {"current_model", server.models().current()},
           {"schedulers", schedulers_json()},
+          {"loras", lora_names(c.lora_dir)},
+          {"controlnets", controlnet_names(c.controlnet_dir)},
           {"limits",
            {{"max_width", max_side},
             {"max_height", max_side},

@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "serve/codec.h"
+#include "serve/extra_models.h"
 #include "serve/generation_request.h"
 #include "serve/http_error.h"
 #include "serve/json_fields.h"
@@ -11,6 +12,53 @@
 namespace diffuse::serve {
 
 namespace {
+
+// `loras`: [{name, scale}], names resolved against --lora-dir.
+void read_loras(JsonFields& f, GenerateOptions& o, const ServerConfig& config) {
+  const nlohmann::json* loras = f.raw("loras");
+  if (!loras) return;
+  if (!loras->is_array()) throw invalid_parameter("loras must be a list of {name, scale}");
+  for (size_t i = 0; i < loras->size(); ++i) {
+    const std::string at = "loras[" + std::to_string(i) + "]";
+    if (!(*loras)[i].is_object()) throw invalid_parameter(at + " must be an object {name, scale}");
+    JsonFields l((*loras)[i], at + ".");
+    const std::string name = l.string("name", "");
+    const float scale = static_cast<float>(l.number("scale", 1.0, -100, 100));
+    l.refuse_unknown("a LoRA is {name, scale}");
+    o.loras.push_back({resolve_lora(config, name, at + ".name"), scale});
+  }
+}
+
+// `controlnets`: [{model, image, scale, start, end}], models resolved against --controlnet-dir.
+void read_controlnets(JsonFields& f, GenerateOptions& o, const ServerConfig& config) {
+  const nlohmann::json* nets = f.raw("controlnets");
+  if (nets) {
+    if (!nets->is_array())
+      throw invalid_parameter("controlnets must be a list of {model, image, scale, start, end}");
+    for (size_t i = 0; i < nets->size(); ++i) {
+      const std::string at = "controlnets[" + std::to_string(i) + "]";
+      if (!(*nets)[i].is_object())
+        throw invalid_parameter(at + " must be an object {model, image, scale, start, end}");
+      JsonFields c((*nets)[i], at + ".");
+      ControlNetSpec spec;
+      spec.model = resolve_controlnet(config, c.string("model", ""), at + ".model");
+      const std::string image = c.string("image", "");
+      if (image.empty()) throw invalid_parameter(at + ".image: a base64 PNG is required");
+      spec.image = decode_image_field(image, at + ".image", config);
+      spec.scale = static_cast<float>(c.number("scale", 1.0, 0, 100));
+      spec.start = c.number("start", 0.0, 0, 1);
+      spec.end = c.number("end", 1.0, 0, 1);
+      if (!(spec.start < spec.end)) throw invalid_parameter(at + ".start must be below its end");
+      c.refuse_unknown("a ControlNet is {model, image, scale, start, end}");
+      o.controlnets.push_back(std::move(spec));
+    }
+  }
+  o.control_guess_mode = f.boolean("control_guess_mode", false);
+  if (o.control_guess_mode && o.controlnets.empty())
+    throw invalid_parameter("control_guess_mode needs controlnets");
+  if (!o.controlnets.empty() && o.init_image)
+    throw invalid_parameter("controlnets work with text-to-image only (no init_image) for now");
+}
 
 JobRequest parse_job_request(const nlohmann::json& body, Server& server) {
   JsonFields f(body);
@@ -23,10 +71,26 @@ JobRequest parse_job_request(const nlohmann::json& body, Server& server) {
   if (auto init = f.optional_string("init_image"); init && !init->empty())
     o.init_image = decode_image_field(*init, "init_image", server.config());
   if (f.has("strength")) o.strength = static_cast<float>(f.number("strength", 0.8, 0, 1));
+  if (auto mask = f.optional_string("mask_image"); mask && !mask->empty()) {
+    if (!o.init_image)
+      throw invalid_parameter("mask_image needs init_image (the image to inpaint)");
+    o.mask_image = decode_image_field(*mask, "mask_image", server.config());
+  }
+  o.mask_blur = static_cast<int>(f.integer("mask_blur", 0, 0, 256));
+  if (o.mask_blur != 0 && !o.mask_image) throw invalid_parameter("mask_blur needs mask_image");
+  read_loras(f, o, server.config());
+  apply_prompt_loras(o, server.config(), true, r.warnings, "prompt", "negative_prompt");
+  read_controlnets(f, o, server.config());
   f.refuse_unknown("see /openapi.json for the fields of POST /api/v1/jobs");
   check_limits(o, server.config(), {});
+  check_queue_support(o, server.config());
   r.echo = body;
-  r.echo.erase("init_image");  // large, and the client has it
+  // Images are large, and the client has them.
+  r.echo.erase("init_image");
+  r.echo.erase("mask_image");
+  if (r.echo.contains("controlnets") && r.echo["controlnets"].is_array())
+    for (auto& c : r.echo["controlnets"])
+      if (c.is_object()) c.erase("image");
   r.echo["seed"] = o.seed;
   r.echo["model"] = r.model;
   r.runs.push_back(std::move(o));

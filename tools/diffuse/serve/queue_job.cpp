@@ -24,12 +24,20 @@ GenerateOptions read_options(JsonFields& f) {
   GenerateOptions o = read_generation_fields(f, GenerateOptions{}.steps);
   // Image-to-image: the init image travels in the job as a base64 PNG (refused from its header
   // above the server's default input limit, before decoding).
+  // Inpainting: the mask too (any size), and its blur.
   if (auto init = f.optional_string("init_image"); init && !init->empty()) {
     o.init_image = decode_image_field(*init, "init_image", ServerConfig{});
     if (f.has("strength")) o.strength = static_cast<float>(f.number("strength", 0.8, 0, 1));
+    if (auto mask = f.optional_string("mask_image"); mask && !mask->empty())
+      o.mask_image = decode_image_field(*mask, "mask_image", ServerConfig{});
   } else if (f.has("strength")) {
     throw std::invalid_argument("strength needs init_image (a base64 PNG)");
+  } else if (auto mask = f.optional_string("mask_image"); mask && !mask->empty()) {
+    throw std::invalid_argument("mask_image needs init_image (a base64 PNG)");
   }
+  o.mask_blur = static_cast<int>(f.integer("mask_blur", 0, 0, 256));
+  if (o.mask_blur != 0 && !o.mask_image)
+    throw std::invalid_argument("mask_blur needs mask_image (a base64 PNG)");
   return o;
 }
 

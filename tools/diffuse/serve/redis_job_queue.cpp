@@ -44,6 +44,8 @@ nlohmann::json queue_json(const std::string& id, const std::string& model,
   if (o.init_image) {
     j["init_image"] = base64_encode(encode_png(*o.init_image));  // lossless: it came from 8 bits
     if (o.strength) j["strength"] = *o.strength;
+    if (o.mask_image) j["mask_image"] = base64_encode(encode_png(*o.mask_image));
+    if (o.mask_blur) j["mask_blur"] = o.mask_blur;
   }
   return j;
 }

@@ -29,7 +29,9 @@ struct ServerConfig {
   uint64_t max_input_pixels = 4096 * 4096;   // decoded init images
   size_t max_body_bytes = size_t{64} << 20;  // request bodies
   bool access_log = true;                    // one line per request on stderr
-  std::string queue_url;  // redis://HOST:PORT/DB: a stateless front for `diffuse worker`s
+  std::string queue_url;       // redis://HOST:PORT/DB: a stateless front for `diffuse worker`s
+  std::string lora_dir;        // <lora:NAME:W> and `loras` name NAME.safetensors here
+  std::string controlnet_dir;  // ControlNet models: folders, NAME.safetensors, NAME.pth
 };
 
 /// Stored images the OpenAI route hands out as URLs (kept for an hour).

@@ -1,0 +1,487 @@
+// Inpainting, LoRAs and ControlNets through the server: A1111's img2img mask fields, <lora:...>
+// prompt tags against --lora-dir, the ControlNet extension's alwayson_scripts units against
+// --controlnet-dir, and the same options in diffuse's job API. Every image equals the library's
+// own Pipeline::generate with the same options; what is not implemented is a 422 naming the field.
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "common/reference_data.h"
+#include "server_fixture.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using diffuse::GenerateOptions;
+using diffuse::Image;
+using diffuse::test::decode_b64_png;
+using diffuse::test::fixture;
+using diffuse::test::TestServer;
+
+std::string b64_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  EXPECT_FALSE(bytes.empty()) << path;
+  return diffuse::serve::base64_encode(bytes);
+}
+
+diffuse::Pipeline& library() {
+  static std::unique_ptr<diffuse::Pipeline> pipe =
+      diffuse::Pipeline::load(fixture("models/tiny-sd1"));
+  return *pipe;
+}
+
+std::vector<uint8_t> library_rgb8(const GenerateOptions& o) {
+  return library().generate(o).images.at(0).to_rgb8();
+}
+
+// What an A1111 request with these values and A1111's defaults (Euler, cfg 7) asks the library.
+GenerateOptions a1111_options(const std::string& prompt, int steps, uint64_t seed) {
+  GenerateOptions o;
+  o.prompt = prompt;
+  o.negative_prompt = "";
+  o.steps = steps;
+  o.seed = seed;
+  o.width = o.height = 64;
+  o.guidance_scale = 7.f;
+  o.scheduler = "euler";
+  return o;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const fs::path dir = fs::path(diffuse::test::temp_dir()) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+// A --lora-dir with the PEFT test LoRA as "peft" (and a file that is not a LoRA).
+std::string lora_dir() {
+  const std::string dir = fresh_dir("serve-loras");
+  fs::copy_file(diffuse::test::reference("inputs/lora-peft-tiny-sd1.safetensors"),
+                fs::path(dir) / "peft.safetensors");
+  std::ofstream(fs::path(dir) / "README.txt") << "not a LoRA\n";
+  return dir;
+}
+
+// A --controlnet-dir with the tiny ControlNet folder (and a folder that is not a model).
+std::string controlnet_dir() {
+  const std::string dir = fresh_dir("serve-controlnets");
+  fs::create_directory_symlink(fixture("models/tiny-controlnet"),
+                               fs::path(dir) / "tiny-controlnet");
+  fs::create_directory(fs::path(dir) / "empty");
+  return dir;
+}
+
+Image inverted(const Image& image) {
+  std::vector<uint8_t> rgb8 = image.to_rgb8();
+  for (uint8_t& v : rgb8) v = static_cast<uint8_t>(255 - v);
+  return Image::from_rgb8(image.width, image.height, rgb8);
+}
+
+// Expects a 422 whose message contains every needle.
+void expect_422(const TestServer& s, const std::string& path, const nlohmann::json& body,
+                const std::vector<std::string>& needles) {
+  auto [status, r] = s.post(path, body);
+  EXPECT_EQ(status, 422) << body.dump().substr(0, 300) << " -> " << r.dump().substr(0, 300);
+  if (!r.is_object() || !r.contains("detail")) return;
+  const std::string message = r["detail"];
+  for (const auto& n : needles)
+    EXPECT_NE(message.find(n), std::string::npos) << "'" << message << "' lacks '" << n << "'";
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+}
+
+nlohmann::json wait_for_job(const TestServer& s, const std::string& id) {
+  nlohmann::json job;
+  for (int i = 0; i < 30000; ++i) {
+    job = s.get("/api/v1/jobs/" + id).second;
+    const std::string status = job.value("status", "");
+    if (status != "queued" && status != "running") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return job;
+}
+
+std::vector<uint8_t> job_image(const TestServer& s, const nlohmann::json& body) {
+  auto [status, created] = s.post("/api/v1/jobs", body);
+  EXPECT_EQ(status, 202) << created.dump();
+  if (status != 202) return {};
+  const nlohmann::json job = wait_for_job(s, created["id"]);
+  EXPECT_EQ(job.value("status", ""), "done") << job.dump().substr(0, 500);
+  if (job.value("status", "") != "done") return {};
+  return decode_b64_png(job["images"][0]["png_base64"]).to_rgb8();
+}
+
+TEST(a1111_inpainting, a_masked_img2img_equals_the_library) {
+  TestServer s;
+  const std::string init = b64_file(fixture("golden/img2img-init.png"));
+  const std::string mask = b64_file(fixture("golden/inpaint-mask.png"));
+  // The inpainting fields as a client sends them, at A1111's defaults: mask_blur 4 through its
+  // axes, "original" fill, the whole picture.
+  const nlohmann::json body = {{"prompt", "a red hat"},
+                               {"init_images", {init}},
+                               {"mask", "data:image/png;base64," + mask},
+                               {"steps", 3},
+                               {"seed", 21},
+                               {"width", 64},
+                               {"height", 64},
+                               {"mask_blur_x", 4},
+                               {"mask_blur_y", 4},
+                               {"mask_round", true},
+                               {"inpainting_fill", 1},
+                               {"inpaint_full_res", false},
+                               {"inpaint_full_res_padding", 32},
+                               {"inpainting_mask_invert", 0}};
+  auto [status, r] = s.post("/sdapi/v1/img2img", body);
+  ASSERT_EQ(status, 200) << r.dump().substr(0, 500);
+  GenerateOptions o = a1111_options("a red hat", 3, 21);
+  o.init_image = diffuse::load_png(fixture("golden/img2img-init.png"));
+  o.mask_image = diffuse::load_png(fixture("golden/inpaint-mask.png"));
+  o.mask_blur = 4;
+  o.strength = 0.75f;  // A1111's denoising_strength default
+  const std::vector<uint8_t> masked = decode_b64_png(r["images"][0]).to_rgb8();
+  EXPECT_EQ(masked, library_rgb8(o));
+  const nlohmann::json info = nlohmann::json::parse(r["info"].get<std::string>());
+  EXPECT_EQ(info["extra_generation_params"]["Mask blur"], 4);
+  const std::string infotext = info["infotexts"][0];
+  EXPECT_NE(infotext.find("Mask blur: 4"), std::string::npos) << infotext;
+  EXPECT_TRUE(r["parameters"]["mask"].is_null());  // not echoed back
+
+  // "Inpaint not masked" inverts the mask; mask_blur overrides the axes at their default.
+  nlohmann::json invert = body;
+  invert["inpainting_mask_invert"] = 1;
+  invert["mask_blur"] = 2;
+  auto [status2, r2] = s.post("/sdapi/v1/img2img", invert);
+  ASSERT_EQ(status2, 200) << r2.dump().substr(0, 500);
+  o.mask_image = inverted(*o.mask_image);
+  o.mask_blur = 2;
+  const std::vector<uint8_t> not_masked = decode_b64_png(r2["images"][0]).to_rgb8();
+  EXPECT_EQ(not_masked, library_rgb8(o));
+  EXPECT_NE(not_masked, masked);
+}
+
+TEST(a1111_inpainting, mask_settings_diffuse_lacks_are_refused_naming_the_field) {
+  TestServer s;
+  const nlohmann::json body = {{"prompt", "x"},
+                               {"init_images", {b64_file(fixture("golden/img2img-init.png"))}},
+                               {"mask", b64_file(fixture("golden/inpaint-mask.png"))},
+                               {"steps", 2},
+                               {"width", 64},
+                               {"height", 64}};
+  const std::vector<std::tuple<std::string, nlohmann::json, std::vector<std::string>>> cases = {
+      {"inpainting_fill", 0, {"inpainting_fill = 0", "only 1"}},
+      {"inpainting_fill", 2, {"inpainting_fill = 2", "only 1"}},
+      {"inpainting_fill", 3, {"inpainting_fill = 3", "only 1"}},
+      {"inpaint_full_res", true, {"inpaint_full_res", "not supported yet"}},
+      {"inpaint_full_res", 1, {"inpaint_full_res", "not supported yet"}},
+      {"mask_blur_y", 8, {"mask_blur_y = 8", "separate"}},
+      {"inpainting_mask_invert", 2, {"inpainting_mask_invert"}},
+      {"mask", "aGVsbG8=", {"mask", "PNG"}},
+      {"mask", 5, {"mask"}},
+  };
+  for (const auto& [field, value, needles] : cases) {
+    nlohmann::json b = body;
+    b[field] = value;
+    expect_422(s, "/sdapi/v1/img2img", b, needles);
+  }
+  nlohmann::json axes = body;  // an axis away from both mask_blur and its default
+  axes["mask_blur"] = 6;
+  axes["mask_blur_x"] = 2;
+  expect_422(s, "/sdapi/v1/img2img", axes, {"mask_blur_x = 2", "mask_blur = 6"});
+
+  // Without a mask these settings have no effect, as in A1111.
+  nlohmann::json unmasked = body;
+  unmasked.erase("mask");
+  unmasked.update({{"inpainting_fill", 0},
+                   {"inpaint_full_res", true},
+                   {"mask_blur_x", 1},
+                   {"mask_blur_y", 9},
+                   {"inpainting_mask_invert", 1}});
+  auto [code, r] = s.post("/sdapi/v1/img2img", unmasked);
+  EXPECT_EQ(code, 200) << r.dump();
+  unmasked["mask"] = "";
+  auto [code2, r2] = s.post("/sdapi/v1/img2img", unmasked);
+  EXPECT_EQ(code2, 200) << r2.dump();
+}
+
+TEST(a1111_lora, a_prompt_tag_applies_the_lora_as_the_library_does) {
+  diffuse::serve::ServerConfig config;
+  config.lora_dir = lora_dir();
+  TestServer s(config);
+  auto [ls, loras] = s.get("/sdapi/v1/loras");
+  ASSERT_EQ(ls, 200);
+  ASSERT_EQ(loras.size(), 1u) << loras.dump();
+  EXPECT_EQ(loras[0]["name"], "peft");
+  EXPECT_EQ(loras[0]["alias"], "peft");
+  const std::string path = (fs::path(config.lora_dir) / "peft.safetensors").string();
+  EXPECT_EQ(loras[0]["path"], path);
+  EXPECT_EQ(loras[0]["metadata"], nlohmann::json::object());
+  EXPECT_EQ(s.post("/sdapi/v1/refresh-loras", nlohmann::json::object()).first, 200);
+
+  const nlohmann::json body = {{"prompt", "a cat <lora:peft:0.8>"},
+                               {"negative_prompt", "blurry"},
+                               {"steps", 3},
+                               {"seed", 4},
+                               {"width", 64},
+                               {"height", 64}};
+  auto [status, r] = s.post("/sdapi/v1/txt2img", body);
+  ASSERT_EQ(status, 200) << r.dump();
+  GenerateOptions o = a1111_options("a cat", 3, 4);
+  o.negative_prompt = "blurry";
+  o.loras = {{path, 0.8f}};
+  const std::vector<uint8_t> with_lora = decode_b64_png(r["images"][0]).to_rgb8();
+  EXPECT_EQ(with_lora, library_rgb8(o));
+  o.loras.clear();
+  const std::vector<uint8_t> without = library_rgb8(o);
+  EXPECT_NE(with_lora, without);  // the LoRA changes the image
+  // A1111 reports the prompt as sent.
+  EXPECT_EQ(nlohmann::json::parse(r["info"].get<std::string>())["prompt"], body["prompt"]);
+
+  // A tag in the negative prompt applies too, as in A1111.
+  nlohmann::json negative = body;
+  negative["prompt"] = "a cat";
+  negative["negative_prompt"] = "blurry <lora:peft:0.8>";
+  auto [status2, r2] = s.post("/sdapi/v1/txt2img", negative);
+  ASSERT_EQ(status2, 200) << r2.dump();
+  EXPECT_EQ(decode_b64_png(r2["images"][0]).to_rgb8(), with_lora);
+  // disable_extra_networks removes the tags unused.
+  nlohmann::json disabled = body;
+  disabled["disable_extra_networks"] = true;
+  auto [status3, r3] = s.post("/sdapi/v1/txt2img", disabled);
+  ASSERT_EQ(status3, 200) << r3.dump();
+  EXPECT_EQ(decode_b64_png(r3["images"][0]).to_rgb8(), without);
+
+  // diffuse's job API: the same LoRA by the `loras` field.
+  EXPECT_EQ(job_image(s, {{"prompt", "a cat"},
+                          {"negative_prompt", "blurry"},
+                          {"steps", 3},
+                          {"seed", 4},
+                          {"width", 64},
+                          {"height", 64},
+                          {"guidance_scale", 7},
+                          {"scheduler", "euler"},
+                          {"loras", {{{"name", "peft"}, {"scale", 0.8}}}}}),
+            with_lora);
+}
+
+TEST(a1111_lora, unknown_and_unsafe_lora_names_are_refused_naming_tag_and_folder) {
+  diffuse::serve::ServerConfig config;
+  config.lora_dir = lora_dir();
+  TestServer s(config);
+  const nlohmann::json base = {{"steps", 1}, {"width", 64}, {"height", 64}};
+  auto with_prompt = [&](const std::string& prompt) {
+    nlohmann::json b = base;
+    b["prompt"] = prompt;
+    return b;
+  };
+  expect_422(s, "/sdapi/v1/txt2img", with_prompt("a <lora:missing:1>"),
+             {"prompt: <lora:missing:1>", "no LoRA \"missing\"", config.lora_dir});
+  expect_422(s, "/sdapi/v1/txt2img", with_prompt("<lora:../peft:1>"),
+             {"<lora:../peft:1>", config.lora_dir, "without '/'"});
+  expect_422(s, "/sdapi/v1/txt2img", with_prompt("<lora:sub/peft>"), {"<lora:sub/peft>"});
+  expect_422(s, "/sdapi/v1/txt2img", with_prompt("<lora:README>"), {"no LoRA \"README\""});
+  expect_422(s, "/sdapi/v1/txt2img", with_prompt("<lora:peft:0.5:1>"), {"separate"});
+  nlohmann::json negative = with_prompt("x");
+  negative["negative_prompt"] = "<lora:gone>";
+  expect_422(s, "/sdapi/v1/txt2img", negative, {"negative_prompt: <lora:gone>"});
+  expect_422(s, "/api/v1/jobs", with_prompt("<lora:missing>"), {"<lora:missing>"});
+  nlohmann::json job = base;
+  job["loras"] = {{{"name", "missing"}}};
+  expect_422(s, "/api/v1/jobs", job, {"loras[0].name", "missing", config.lora_dir});
+  job["loras"] = {{{"name", "peft"}, {"weight", 1}}};
+  expect_422(s, "/api/v1/jobs", job, {"loras[0].weight"});
+  job["loras"] = "peft";
+  expect_422(s, "/api/v1/jobs", job, {"loras must be a list"});
+
+  TestServer plain;  // no --lora-dir
+  expect_422(plain, "/sdapi/v1/txt2img", with_prompt("<lora:peft>"), {"<lora:peft>", "--lora-dir"});
+  EXPECT_EQ(plain.get("/sdapi/v1/loras").second, nlohmann::json::array());
+}
+
+TEST(a1111_controlnet, an_extension_unit_equals_the_library) {
+  diffuse::serve::ServerConfig config;
+  config.controlnet_dir = controlnet_dir();
+  TestServer s(config);
+  auto [ms, models] = s.get("/controlnet/model_list");
+  ASSERT_EQ(ms, 200);
+  EXPECT_EQ(models, (nlohmann::json{{"model_list", {"tiny-controlnet"}}}));
+  EXPECT_EQ(s.get("/controlnet/module_list").second["module_list"], nlohmann::json({"none"}));
+
+  const std::string control = b64_file(fixture("golden/img2img-init.png"));
+  // A unit as the extension's clients send it: the model by its title with a hash, preprocessor
+  // settings that do nothing without a preprocessor.
+  const nlohmann::json unit = {{"enabled", true},
+                               {"module", "none"},
+                               {"model", "tiny-controlnet [0123abcd]"},
+                               {"weight", 0.8},
+                               {"image", control},
+                               {"resize_mode", "Crop and Resize"},
+                               {"low_vram", false},
+                               {"processor_res", 512},
+                               {"threshold_a", 64},
+                               {"threshold_b", 64},
+                               {"guidance_start", 0.0},
+                               {"guidance_end", 0.75},
+                               {"control_mode", "Balanced"},
+                               {"pixel_perfect", false}};
+  const nlohmann::json disabled = {{"enabled", false}, {"module", "canny"}, {"model", "None"}};
+  nlohmann::json body = {
+      {"prompt", "a house"}, {"steps", 3},
+      {"seed", 6},           {"width", 64},
+      {"height", 64},        {"alwayson_scripts", {{"controlnet", {{"args", {unit, disabled}}}}}}};
+  auto [status, r] = s.post("/sdapi/v1/txt2img", body);
+  ASSERT_EQ(status, 200) << r.dump().substr(0, 500);
+  GenerateOptions o = a1111_options("a house", 3, 6);
+  o.controlnets = {{(fs::path(config.controlnet_dir) / "tiny-controlnet").string(),
+                    diffuse::load_png(fixture("golden/img2img-init.png")), 0.8f, 0.0, 0.75}};
+  const std::vector<uint8_t> balanced = decode_b64_png(r["images"][0]).to_rgb8();
+  EXPECT_EQ(balanced, library_rgb8(o));
+  EXPECT_TRUE(r["parameters"]["alwayson_scripts"]["controlnet"]["args"][0]["image"].is_null());
+
+  // "ControlNet is more important" is diffusers' guess mode; the script name in any case, the
+  // extension's older input_image field.
+  nlohmann::json guess_unit = unit;
+  guess_unit.erase("image");
+  guess_unit["input_image"] = control;
+  guess_unit["control_mode"] = 2;
+  body["alwayson_scripts"] = {{"ControlNet", {{"args", {guess_unit}}}}};
+  auto [status2, r2] = s.post("/sdapi/v1/txt2img", body);
+  ASSERT_EQ(status2, 200) << r2.dump().substr(0, 500);
+  o.control_guess_mode = true;
+  const std::vector<uint8_t> guess = decode_b64_png(r2["images"][0]).to_rgb8();
+  EXPECT_EQ(guess, library_rgb8(o));
+  EXPECT_NE(guess, balanced);
+}
+
+TEST(a1111_controlnet, what_the_extension_does_and_diffuse_does_not_is_refused) {
+  diffuse::serve::ServerConfig config;
+  config.controlnet_dir = controlnet_dir();
+  TestServer s(config);
+  const std::string control = b64_file(fixture("golden/img2img-init.png"));
+  const nlohmann::json unit = {
+      {"model", "tiny-controlnet"}, {"image", control}, {"module", "none"}};
+  auto body_with = [&](const nlohmann::json& changes) {
+    nlohmann::json u = unit;
+    if (changes.is_object()) u.update(changes);
+    return nlohmann::json{{"prompt", "x"},
+                          {"steps", 1},
+                          {"width", 64},
+                          {"height", 64},
+                          {"alwayson_scripts", {{"controlnet", {{"args", {u}}}}}}};
+  };
+  const std::string at = "alwayson_scripts.controlnet.args[0].";
+  const std::string path = "/sdapi/v1/txt2img";
+  expect_422(s, path, body_with({{"module", "canny"}}),
+             {at + "module", "canny", "preprocessed image"});
+  expect_422(s, path, body_with({{"control_mode", 1}}), {at + "control_mode", "not supported"});
+  expect_422(s, path, body_with({{"control_mode", "My prompt is more important"}}),
+             {at + "control_mode"});
+  expect_422(s, path, body_with({{"control_mode", 7}}), {at + "control_mode"});
+  expect_422(s, path, body_with({{"model", "nope [12345678]"}}),
+             {at + "model", "no ControlNet \"nope [12345678]\"", config.controlnet_dir});
+  expect_422(s, path, body_with({{"model", "../tiny-controlnet"}}), {at + "model", "'/'"});
+  expect_422(s, path, body_with({{"model", "None"}}), {at + "model", "required"});
+  expect_422(s, path, body_with({{"image", nullptr}}), {at + "image", "required"});
+  expect_422(s, path, body_with({{"weight", 3}}), {at + "weight"});
+  expect_422(s, path, body_with({{"guidance_start", 0.5}, {"guidance_end", 0.5}}),
+             {at + "guidance_start"});
+  expect_422(s, path, body_with({{"mask", control}}), {at + "mask"});
+  expect_422(s, path, body_with({{"image", {{"image", control}, {"mask", control}}}}),
+             {at + "image.mask"});
+  // The output's aspect differs from the 96x64 control image's: only "Just Resize" stretches.
+  const std::string wide = b64_file(diffuse::test::reference("inputs/control-96x64.png"));
+  expect_422(s, path, body_with({{"image", wide}}), {at + "resize_mode", "Just Resize"});
+  expect_422(s, path, body_with({{"image", wide}, {"resize_mode", 2}}), {at + "resize_mode"});
+  EXPECT_EQ(s.post(path, body_with({{"image", wide}, {"resize_mode", "Just Resize"}})).first, 200);
+  // Units must agree on guess mode.
+  nlohmann::json mixed = body_with({});
+  nlohmann::json second = unit;
+  second["control_mode"] = "ControlNet is more important";
+  mixed["alwayson_scripts"]["controlnet"]["args"].push_back(second);
+  expect_422(s, path, mixed, {"alwayson_scripts.controlnet.args[1].control_mode", "same"});
+  // Other scripts, and ControlNet with img2img.
+  nlohmann::json other = body_with({});
+  other["alwayson_scripts"]["ADetailer"] = {{"args", nlohmann::json::array()}};
+  expect_422(s, path, other, {"alwayson_scripts.ADetailer"});
+  nlohmann::json img2img = body_with({});
+  img2img["init_images"] = {control};
+  expect_422(s, "/sdapi/v1/img2img", img2img, {at + "enabled", "txt2img only"});
+
+  TestServer plain;  // no --controlnet-dir
+  expect_422(plain, path, body_with({}), {at + "model", "--controlnet-dir"});
+  EXPECT_EQ(plain.get("/controlnet/model_list").second["model_list"], nlohmann::json::array());
+}
+
+TEST(jobs_api, inpainting_loras_and_controlnets_as_the_library) {
+  diffuse::serve::ServerConfig config;
+  config.lora_dir = lora_dir();
+  config.controlnet_dir = controlnet_dir();
+  TestServer s(config);
+  const std::string init = b64_file(fixture("golden/img2img-init.png"));
+  const std::string mask = b64_file(fixture("golden/inpaint-mask.png"));
+  GenerateOptions o;
+  o.prompt = "a red hat";
+  o.steps = 3;
+  o.seed = 9;
+  o.width = o.height = 64;
+  o.scheduler = "ddim";
+  o.init_image = diffuse::load_png(fixture("golden/img2img-init.png"));
+  o.mask_image = diffuse::load_png(fixture("golden/inpaint-mask.png"));
+  o.mask_blur = 3;  // strength unset: 1.0 for inpainting
+  const nlohmann::json inpaint = {
+      {"prompt", "a red hat"}, {"init_image", init}, {"mask_image", mask},
+      {"mask_blur", 3},        {"steps", 3},         {"seed", 9},
+      {"width", 64},           {"height", 64},       {"scheduler", "ddim"}};
+  EXPECT_EQ(job_image(s, inpaint), library_rgb8(o));
+
+  GenerateOptions c;
+  c.prompt = "a house";
+  c.steps = 3;
+  c.seed = 10;
+  c.width = c.height = 64;
+  c.scheduler = "euler";
+  c.loras = {{(fs::path(config.lora_dir) / "peft.safetensors").string(), 0.5f}};
+  c.controlnets = {{(fs::path(config.controlnet_dir) / "tiny-controlnet").string(),
+                    diffuse::load_png(fixture("golden/img2img-init.png")), 0.7f, 0.0, 0.8}};
+  c.control_guess_mode = true;
+  const nlohmann::json controlled = {
+      {"prompt", "a house <lora:peft:0.5>"},
+      {"steps", 3},
+      {"seed", 10},
+      {"width", 64},
+      {"height", 64},
+      {"scheduler", "euler"},
+      {"controlnets",
+       {{{"model", "tiny-controlnet"}, {"image", init}, {"scale", 0.7}, {"end", 0.8}}}},
+      {"control_guess_mode", true}};
+  auto [status, created] = s.post("/api/v1/jobs", controlled);
+  ASSERT_EQ(status, 202) << created.dump();
+  const nlohmann::json job = wait_for_job(s, created["id"]);
+  ASSERT_EQ(job.value("status", ""), "done") << job.dump().substr(0, 500);
+  EXPECT_EQ(decode_b64_png(job["images"][0]["png_base64"]).to_rgb8(), library_rgb8(c));
+  EXPECT_FALSE(job["request"]["controlnets"][0].contains("image"));  // not echoed back
+
+  const std::string path = "/api/v1/jobs";
+  expect_422(s, path, {{"mask_image", mask}}, {"mask_image needs init_image"});
+  expect_422(s, path, {{"init_image", init}, {"mask_blur", 2}}, {"mask_blur needs mask_image"});
+  expect_422(s, path, {{"init_image", init}, {"mask_image", "aGVsbG8="}}, {"mask_image", "PNG"});
+  nlohmann::json bad = controlled;
+  bad["init_image"] = init;
+  expect_422(s, path, bad, {"controlnets", "text-to-image"});
+  bad = controlled;
+  bad["controlnets"][0]["model"] = "nope";
+  expect_422(s, path, bad, {"controlnets[0].model", "nope", config.controlnet_dir});
+  bad = controlled;
+  bad["controlnets"][0]["start"] = 0.9;
+  expect_422(s, path, bad, {"controlnets[0].start"});
+  bad = controlled;
+  bad["controlnets"][0].erase("image");
+  expect_422(s, path, bad, {"controlnets[0].image"});
+  bad = controlled;
+  bad["controlnets"][0]["weight"] = 1;
+  expect_422(s, path, bad, {"controlnets[0].weight"});
+  expect_422(s, path, {{"control_guess_mode", true}}, {"control_guess_mode needs controlnets"});
+}
+
+}  // namespace
