@@ -72,6 +72,19 @@ diffuse_status diffuse_options_set_init_image(diffuse_options* o, const uint8_t*
    repaint; any size, resized), blurred by `blur` pixels first (0 = off). */
 diffuse_status diffuse_options_set_mask(diffuse_options* o, const uint8_t* rgb, int width,
                                         int height, int blur);
+/* Adds a LoRA (.safetensors, kohya/A1111 or diffusers layout) applied with `scale`. */
+diffuse_status diffuse_options_add_lora(diffuse_options* o, const char* path, float scale);
+/* Adds a textual-inversion embedding (.safetensors); write its token in the prompt. */
+diffuse_status diffuse_options_add_embedding(diffuse_options* o, const char* path);
+/* Adds a ControlNet (folder or single file) with its control image (width*height*3 RGB bytes,
+   copied), conditioning scale and guidance window [start, end] (fractions of the steps). */
+diffuse_status diffuse_options_add_controlnet(diffuse_options* o, const char* model,
+                                              const uint8_t* rgb, int width, int height,
+                                              float scale, double start, double end);
+/* Hires fix: upscale by `scale` ("latent", "latent-bilinear" or "lanczos") and refine with
+   `steps` (0 = the first pass's) img2img steps at `strength`. */
+diffuse_status diffuse_options_set_hires(diffuse_options* o, float scale, int steps, float strength,
+                                         const char* upscaler);
 
 diffuse_status diffuse_generate(diffuse_pipeline* p, const diffuse_options* o,
                                 diffuse_progress_fn progress, void* user_data,

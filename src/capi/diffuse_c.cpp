@@ -197,6 +197,43 @@ diffuse_status diffuse_options_set_mask(diffuse_options* o, const uint8_t* rgb, 
   });
 }
 
+diffuse_status diffuse_options_add_lora(diffuse_options* o, const char* path, float scale) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(path);
+  return guarded([&] { o->impl.loras.push_back({path, scale}); });
+}
+
+diffuse_status diffuse_options_add_embedding(diffuse_options* o, const char* path) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(path);
+  return guarded([&] { o->impl.embeddings.emplace_back(path); });
+}
+
+diffuse_status diffuse_options_add_controlnet(diffuse_options* o, const char* model,
+                                              const uint8_t* rgb, int width, int height,
+                                              float scale, double start, double end) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(model);
+  DIFFUSE_REQUIRE(rgb);
+  return guarded([&] {
+    if (width <= 0 || height <= 0 || width > 16384 || height > 16384)
+      throw diffuse::ConfigError("control image size " + std::to_string(width) + "x" +
+                                 std::to_string(height));
+    o->impl.controlnets.push_back(
+        {model,
+         diffuse::Image::from_rgb8(
+             width, height, std::vector<uint8_t>(rgb, rgb + size_t(width) * size_t(height) * 3)),
+         scale, start, end});
+  });
+}
+
+diffuse_status diffuse_options_set_hires(diffuse_options* o, float scale, int steps, float strength,
+                                         const char* upscaler) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(upscaler);
+  return guarded([&] { o->impl.hires = diffuse::HiresFix{scale, steps, strength, upscaler}; });
+}
+
 diffuse_status diffuse_generate(diffuse_pipeline* p, const diffuse_options* o,
                                 diffuse_progress_fn progress, void* user_data,
                                 diffuse_result** out) {

@@ -144,7 +144,7 @@ TEST(a1111_api, every_default_field_a_client_sends_is_accepted) {
 
   // The same fields away from their defaults are refused, naming the field.
   for (const auto& [field, value] :
-       std::vector<std::pair<std::string, nlohmann::json>>{{"enable_hr", true},
+       std::vector<std::pair<std::string, nlohmann::json>>{{"hr_resize_x", 1024},
                                                            {"restore_faces", true},
                                                            {"subseed_strength", 0.5},
                                                            {"styles", {"anime"}},

@@ -485,3 +485,30 @@ TEST(jobs_api, inpainting_loras_and_controlnets_as_the_library) {
 }
 
 }  // namespace
+
+TEST(a1111_hires, enable_hr_equals_the_library_hires_fix) {
+  TestServer s;
+  const nlohmann::json body = {{"prompt", "a cat"},
+                               {"steps", 3},
+                               {"seed", 8},
+                               {"width", 64},
+                               {"height", 64},
+                               {"sampler_name", "Euler"},
+                               {"enable_hr", true},
+                               {"hr_scale", 1.5},
+                               {"hr_upscaler", "Latent"},
+                               {"hr_second_pass_steps", 2},
+                               {"denoising_strength", 0.6}};
+  auto [status, r] = s.post("/sdapi/v1/txt2img", body);
+  ASSERT_EQ(status, 200) << r.dump();
+  const diffuse::Image image = decode_b64_png(r["images"][0]);
+  EXPECT_EQ(image.width, 96);
+  GenerateOptions o = a1111_options("a cat", 3, 8);
+  o.hires = diffuse::HiresFix{1.5f, 2, 0.6f, "latent-bilinear"};
+  EXPECT_EQ(image.to_rgb8(), library_rgb8(o));
+  nlohmann::json bad = body;
+  bad["hr_upscaler"] = "R-ESRGAN 4x+";
+  auto [code, err] = s.post("/sdapi/v1/txt2img", bad);
+  EXPECT_EQ(code, 422);
+  EXPECT_NE(err["detail"].get<std::string>().find("hr_upscaler"), std::string::npos) << err.dump();
+}

@@ -107,7 +107,8 @@ const Unimplemented kUnimplemented[] = {
     {"s_tmin", "0"},
     {"s_noise", "1"},
     {"refiner_checkpoint", "\"\""},
-    {"enable_hr", "false"},
+    {"hr_resize_x", "0"},
+    {"hr_resize_y", "0"},
     {"script_name", "\"\""},
     {"script_args", "[]"},
     {"save_images", "false"},
@@ -121,8 +122,9 @@ const Unimplemented kUnimplemented[] = {
 };
 
 // Fields whose value has no effect here, accepted as A1111 accepts them: options about saving
-// to disk (the server saves nothing), and the second-pass settings that apply only when
-// enable_hr (refused above unless off) is set. (The mask settings are read with the mask.)
+// to disk (the server saves nothing), and the second-pass settings diffuse's hires fix takes
+// from the first pass (checkpoint, sampler, prompts). (The mask and hires settings are read
+// where they apply.)
 const char* const kNoEffect[] = {"do_not_save_samples",
                                  "do_not_save_grid",
                                  "override_settings_restore_afterwards",
@@ -130,11 +132,6 @@ const char* const kNoEffect[] = {"do_not_save_samples",
                                  "force_task_id",
                                  "firstphase_width",
                                  "firstphase_height",
-                                 "hr_scale",
-                                 "hr_upscaler",
-                                 "hr_second_pass_steps",
-                                 "hr_resize_x",
-                                 "hr_resize_y",
                                  "hr_checkpoint_name",
                                  "hr_sampler_name",
                                  "hr_scheduler",
@@ -166,7 +163,33 @@ void check_unimplemented(JsonFields& f, const nlohmann::json& body, A1111Route r
                               u.default_json + ")");
   }
   for (const char* name : kNoEffect) f.accept(name);
-  if (route == A1111Route::Txt2Img) f.accept("denoising_strength");  // hires fix only
+}
+
+// A1111's hires fix (txt2img): enable_hr with hr_scale, hr_upscaler, hr_second_pass_steps and
+// denoising_strength, read (and range-checked) even when off, as A1111 accepts them.
+void read_hires(JsonFields& f, GenerateOptions& o) {
+  const bool enabled = f.boolean("enable_hr", false);
+  const double scale = f.number("hr_scale", 2.0, 1.0, 8.0);
+  const int64_t steps = f.integer("hr_second_pass_steps", 0, 0, 1000);
+  const double strength = f.number("denoising_strength", 0.7, 0.0, 1.0);
+  const std::string upscaler = f.optional_string("hr_upscaler").value_or("Latent");
+  if (!enabled) return;
+  // A1111's upscaler names for what diffuse implements; its "Latent" is bilinear.
+  static const std::pair<const char*, const char*> kUpscalers[] = {
+      {"Latent", "latent-bilinear"},
+      {"Latent (bilinear)", "latent-bilinear"},
+      {"Latent (nearest)", "latent"},
+      {"Lanczos", "lanczos"}};
+  const auto it = std::find_if(std::begin(kUpscalers), std::end(kUpscalers),
+                               [&](const auto& u) { return upscaler == u.first; });
+  if (it == std::end(kUpscalers))
+    throw invalid_parameter("hr_upscaler \"" + upscaler +
+                            "\" is not supported (supported: Latent, Latent (bilinear), "
+                            "Latent (nearest), Lanczos)");
+  if (!(strength > 0.0))
+    throw invalid_parameter("denoising_strength must be above 0 with enable_hr");
+  o.hires = HiresFix{static_cast<float>(scale), static_cast<int>(steps),
+                     static_cast<float>(strength), it->second};
 }
 
 // override_settings: the options a request may change for itself.
@@ -279,6 +302,7 @@ GenerateOptions parse_common(JsonFields& f, A1111Route route, Server& server, st
                             " images is over this server's limit of " +
                             std::to_string(server.config().max_images));
   image_total = static_cast<int>(batch * iterations);
+  if (route == A1111Route::Txt2Img) read_hires(f, o);
   if (route == A1111Route::Img2Img) {
     o.strength = static_cast<float>(f.number("denoising_strength", 0.75, 0, 1));
     const nlohmann::json* images = f.raw("init_images");
