@@ -133,6 +133,8 @@ void check_queue_support(const GenerateOptions& o, const ServerConfig& config) {
     throw invalid_parameter(
         "ControlNets are not supported by a --queue front yet (its workers cannot read this "
         "server's --controlnet-dir)");
+  if (o.hires)
+    throw invalid_parameter("enable_hr (the hires fix) is not supported by a --queue front yet");
 }
 
 }  // namespace diffuse::serve
