@@ -24,7 +24,8 @@ TEST(hires_fix, latent_upscalers_match_torch_interpolate) {
     const Tensor ref = f.get(key);
     const bool bilinear = key.rfind("bilinear", 0) == 0;
     const Tensor ours = stages::upscale_latents(input, ref.dim(2), ref.dim(3), bilinear);
-    EXPECT_LT(test::abs_error(ours, ref), 1e-6) << key;
+    // The fixtures README's measure; a few float32 ulps (FMA contraction differs per build).
+    EXPECT_LT(test::rel_error(ours, ref), 1e-6) << key;
     ++cases;
   }
   EXPECT_EQ(cases, 8);
