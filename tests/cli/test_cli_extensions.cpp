@@ -101,3 +101,21 @@ TEST(cli_extensions, flag_errors_name_the_flag) {
   expect_failure("generate --model " + fixture("models/tiny-sd1-inpaint") + " --prompt x",
                  {"inpainting model", "mask"});
 }
+
+TEST(cli_extensions, lora_tags_in_the_prompt_with_lora_dir) {
+  // The golden's LoRA through <lora:NAME:1> and --lora-dir gives the golden image.
+  const std::string dir = diffuse::test::temp_dir() + "/cli-loras";
+  fs::create_directories(dir);
+  fs::copy_file(fixture("models/tiny-sd1-lora-kohya.safetensors"), dir + "/kohya.safetensors",
+                fs::copy_options::overwrite_existing);
+  EXPECT_GE(generate_close_to("generate --model " + fixture("models/tiny-sd1") +
+                                  " --prompt '<lora:kohya:1>a photo of an astronaut riding a "
+                                  "horse on mars' --steps 10 --seed 9 -W 128 -H 128 "
+                                  "--scheduler DPMSolverMultistepScheduler --lora-dir " +
+                                  dir,
+                              "lora-kohya-dpmpp-0.png"),
+            0.999);
+  expect_failure("generate --model " + fixture("models/tiny-sd1") +
+                     " --prompt 'x <lora:absent:0.5>' --steps 1 -W 64 -H 64 --lora-dir " + dir,
+                 {"<lora:absent:0.5>", "absent.safetensors"});
+}

@@ -12,6 +12,8 @@
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
+#include "serve/http_error.h"
+#include "serve/prompt_loras.h"
 
 namespace fs = std::filesystem;
 
@@ -34,7 +36,7 @@ struct GenerateArgs {
   int mask_blur = 0;
   std::string mask;
   std::vector<std::string> loras, embeddings;
-  std::string embeddings_dir;
+  std::string embeddings_dir, lora_dir;
   float hires_scale = 2.f, hires_strength = 0.7f;
   int hires_steps = 0;
   std::string hires_upscaler = "latent";
@@ -152,6 +154,31 @@ void set_controlnets(const GenerateArgs& a, GenerateOptions& o) {
   o.control_guess_mode = a.control_guess_mode;
 }
 
+/// With --lora-dir: A1111's <lora:NAME:WEIGHT> tags are taken out of the prompts and NAME is
+/// DIR/NAME.safetensors (the server's parser; its refusals become ConfigErrors).
+void apply_prompt_lora_tags(const std::string& dir, GenerateOptions& o) {
+  if (dir.empty()) return;
+  if (!std::filesystem::is_directory(dir)) throw FileError(dir + ": --lora-dir is not a folder");
+  const auto take = [&](std::string& prompt, const char* field) {
+    serve::PromptTags tags;
+    try {
+      tags = serve::parse_prompt_tags(prompt, field);
+    } catch (const serve::HttpError& e) {
+      throw ConfigError(e.what());
+    }
+    prompt = tags.text;
+    for (const serve::LoraTag& t : tags.loras) {
+      const std::filesystem::path file = std::filesystem::path(dir) / (t.name + ".safetensors");
+      if (t.name.find('/') != std::string::npos || t.name.find("..") != std::string::npos ||
+          !std::filesystem::is_regular_file(file))
+        throw FileError(std::string(field) + ": " + t.tag + ": no " + file.string());
+      o.loras.push_back({file.string(), t.scale});
+    }
+  };
+  take(o.prompt, "--prompt");
+  if (o.negative_prompt) take(*o.negative_prompt, "--negative-prompt");
+}
+
 void set_size_conditions(const GenerateArgs& a, const CLI::App& cmd, GenerateOptions& o) {
   if (cmd.count("--original-size"))
     o.original_size = parse_size("--original-size", a.original_size);
@@ -199,6 +226,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   o.prompt = a.prompt;
   // An explicit --negative-prompt "" differs from none for SDXL (force_zeros_for_empty_prompt).
   if (cmd.count("--negative-prompt")) o.negative_prompt = a.negative_prompt;
+  apply_prompt_lora_tags(a.lora_dir, o);
   o.steps = a.steps;
   o.guidance_scale = a.guidance;
   o.scheduler = a.scheduler;
@@ -309,6 +337,9 @@ Command add_generate(CLI::App& app) {
   c->add_option("--lora", a->loras,
                 "LoRA FILE[:SCALE] (kohya/A1111 or diffusers .safetensors; scale 1 by default); "
                 "repeat for several");
+  c->add_option("--lora-dir", a->lora_dir,
+                "folder of LoRAs for A1111's <lora:NAME:WEIGHT> tags in the prompts "
+                "(NAME.safetensors; without it tags stay plain text)");
   c->add_option("--embedding", a->embeddings,
                 "textual-inversion embedding (.safetensors, diffusers or A1111 layout); write its "
                 "token (diffusers: the stored name, A1111: the file name) in the prompt");
