@@ -102,3 +102,14 @@ TEST(lora, files_that_do_not_fit_are_named) {
   o.loras.clear();
   EXPECT_EQ(pipe->generate(o).images.size(), 1u);
 }
+
+// SDXL: a diffusers/PEFT LoRA on the UNet and both text encoders (text_encoder_2 included) at 0.7.
+TEST(lora, sdxl_unet_and_both_text_encoders_match_diffusers) {
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
+  check_lora_case(*pipe, "lora-sdxl-euler");
+  // Every module of the file matched (none reported as ignored), text_encoder_2's included.
+  GenerateOptions o = test::options_from_metadata(test::reference_metadata("lora-sdxl-euler"));
+  o.steps = 1;
+  o.loras = {{test::reference("inputs/lora-peft-tiny-sdxl.safetensors"), 0.7f}};
+  EXPECT_TRUE(pipe->generate(o).warnings.empty());
+}
