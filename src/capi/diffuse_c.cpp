@@ -61,6 +61,15 @@ diffuse_status null_argument(const char* what) {
 #define DIFFUSE_REQUIRE(p) \
   if (!(p)) return null_argument(#p)
 
+/// The width*height*3 bytes at `rgb` as an Image; ConfigError naming `what` for an absurd size.
+diffuse::Image image_from_rgb(const uint8_t* rgb, int width, int height, const char* what) {
+  if (width <= 0 || height <= 0 || width > 16384 || height > 16384)
+    throw diffuse::ConfigError(std::string(what) + " size " + std::to_string(width) + "x" +
+                               std::to_string(height));
+  return diffuse::Image::from_rgb8(
+      width, height, std::vector<uint8_t>(rgb, rgb + size_t(width) * size_t(height) * 3));
+}
+
 }  // namespace
 
 extern "C" {
@@ -174,11 +183,7 @@ diffuse_status diffuse_options_set_init_image(diffuse_options* o, const uint8_t*
   DIFFUSE_REQUIRE(o);
   DIFFUSE_REQUIRE(rgb);
   return guarded([&] {
-    if (width <= 0 || height <= 0 || width > 16384 || height > 16384)
-      throw diffuse::ConfigError("init image size " + std::to_string(width) + "x" +
-                                 std::to_string(height));
-    o->impl.init_image = diffuse::Image::from_rgb8(
-        width, height, std::vector<uint8_t>(rgb, rgb + size_t(width) * size_t(height) * 3));
+    o->impl.init_image = image_from_rgb(rgb, width, height, "init image");
     o->impl.strength = strength;
   });
 }
@@ -188,11 +193,7 @@ diffuse_status diffuse_options_set_mask(diffuse_options* o, const uint8_t* rgb, 
   DIFFUSE_REQUIRE(o);
   DIFFUSE_REQUIRE(rgb);
   return guarded([&] {
-    if (width <= 0 || height <= 0 || width > 16384 || height > 16384)
-      throw diffuse::ConfigError("mask size " + std::to_string(width) + "x" +
-                                 std::to_string(height));
-    o->impl.mask_image = diffuse::Image::from_rgb8(
-        width, height, std::vector<uint8_t>(rgb, rgb + size_t(width) * size_t(height) * 3));
+    o->impl.mask_image = image_from_rgb(rgb, width, height, "mask");
     o->impl.mask_blur = blur;
   });
 }
@@ -216,14 +217,8 @@ diffuse_status diffuse_options_add_controlnet(diffuse_options* o, const char* mo
   DIFFUSE_REQUIRE(model);
   DIFFUSE_REQUIRE(rgb);
   return guarded([&] {
-    if (width <= 0 || height <= 0 || width > 16384 || height > 16384)
-      throw diffuse::ConfigError("control image size " + std::to_string(width) + "x" +
-                                 std::to_string(height));
     o->impl.controlnets.push_back(
-        {model,
-         diffuse::Image::from_rgb8(
-             width, height, std::vector<uint8_t>(rgb, rgb + size_t(width) * size_t(height) * 3)),
-         scale, start, end});
+        {model, image_from_rgb(rgb, width, height, "control image"), scale, start, end});
   });
 }
 

@@ -1,17 +1,12 @@
 #include "pipeline/controlnet_stage.h"
 
 #include "backend/ops.h"
-#include "io/image_resize.h"
 
 namespace diffuse::stages {
 
 Tensor prepare_control_image(const Image& image, int width, int height, Device device) {
-  Image sized = image;
-  if (image.width != width || image.height != height) {
-    const Rgb8Image resized =
-        resize_lanczos(Rgb8Image{image.width, image.height, image.to_rgb8()}, width, height);
-    sized = Image::from_rgb8(resized.width, resized.height, resized.pixels);
-  }
+  const Image sized =
+      image.width != width || image.height != height ? resize_image(image, width, height) : image;
   const int64_t h = height, w = width;
   const Tensor hwc = Tensor::from_floats(sized.rgb.data(), {1, h * w, 3}).on(device);
   return ops::nlc_to_nchw(hwc, h, w);

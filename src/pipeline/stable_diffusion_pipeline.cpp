@@ -42,6 +42,12 @@ constexpr int kMaxSide = 4096;
 constexpr int kMaxSteps = 1000;
 constexpr int kMaxImages = 64;
 
+/// ConfigError naming `what` unless `im` has a size and width x height x 3 values.
+void check_pixels(const Image& im, const std::string& what) {
+  if (im.width <= 0 || im.height <= 0 || im.rgb.size() != size_t(im.width) * size_t(im.height) * 3)
+    throw ConfigError(what + ": empty or inconsistent pixel buffer");
+}
+
 }  // namespace
 
 StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusionModel model, double load_seconds,
@@ -180,9 +186,7 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
   const int unit = model_.vae_scale_factor();
   if (o.init_image) {
     const Image& im = *o.init_image;
-    if (im.width <= 0 || im.height <= 0 ||
-        im.rgb.size() != size_t(im.width) * size_t(im.height) * 3)
-      throw ConfigError("init image: empty or inconsistent pixel buffer");
+    check_pixels(im, "init image");
     // Init images are resized in memory; beyond this they are a mistake, not a photo.
     constexpr int kMaxInitSide = 16384;
     if (im.width < unit || im.height < unit || im.width > kMaxInitSide || im.height > kMaxInitSide)
@@ -233,14 +237,9 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
   }
   resolve_size_conditions(o);
   check_hires(o);
-  // VaeImageProcessor.resize: PIL `image.resize((width, height), Image.LANCZOS)` on the 8-bit
-  // image (to_rgb8 is exact for images read from 8-bit PNGs).
-  if (o.init_image && (o.init_image->width != o.width || o.init_image->height != o.height)) {
-    const Image& im = *o.init_image;
-    const Rgb8Image resized =
-        resize_lanczos(Rgb8Image{im.width, im.height, im.to_rgb8()}, o.width, o.height);
-    o.init_image = Image::from_rgb8(resized.width, resized.height, resized.pixels);
-  }
+  // VaeImageProcessor.resize.
+  if (o.init_image && (o.init_image->width != o.width || o.init_image->height != o.height))
+    o.init_image = stages::resize_image(*o.init_image, o.width, o.height);
 }
 
 GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& options,
@@ -359,11 +358,8 @@ Tensor StableDiffusionPipeline::run_hires(const GenerateOptions& o,
     Tensor batch;
     for (size_t i = 0; i < images.size(); ++i) {
       // A1111 resizes the 8-bit image.
-      const Image& im = images[i];
-      const Rgb8Image big =
-          resize_lanczos(Rgb8Image{im.width, im.height, im.to_rgb8()}, pass.width, pass.height);
-      const Tensor t =
-          stages::image_to_tensor(Image::from_rgb8(big.width, big.height, big.pixels), device());
+      const Tensor t = stages::image_to_tensor(
+          stages::resize_image(images[i], pass.width, pass.height), device());
       batch = i == 0 ? t : ops::concat(batch, t, 0);
     }
     start =
@@ -544,9 +540,7 @@ void StableDiffusionPipeline::check_controlnets(GenerateOptions& o) const {
     const ControlNetSpec& c = o.controlnets[i];
     const std::string what = "ControlNet " + std::to_string(i + 1) + " (" + c.model + ")";
     const Image& im = c.image;
-    if (im.width <= 0 || im.height <= 0 ||
-        im.rgb.size() != size_t(im.width) * size_t(im.height) * 3)
-      throw ConfigError(what + ": control image empty or inconsistent");
+    check_pixels(im, what + ": control image");
     constexpr int kMaxControlSide = 16384;
     if (im.width > kMaxControlSide || im.height > kMaxControlSide)
       throw ConfigError(what + ": control image sides must be at most " +
@@ -580,8 +574,7 @@ void StableDiffusionPipeline::check_mask(const GenerateOptions& o) const {
     throw ConfigError("inpainting needs a UNet with 4 or 9 input channels; " + model_.name +
                       "'s has " + std::to_string(channels));
   const Image& m = *o.mask_image;
-  if (m.width <= 0 || m.height <= 0 || m.rgb.size() != size_t(m.width) * size_t(m.height) * 3)
-    throw ConfigError("mask: empty or inconsistent pixel buffer");
+  check_pixels(m, "mask");
   constexpr int kMaxMaskSide = 16384, kMaxMaskBlur = 256;
   if (m.width > kMaxMaskSide || m.height > kMaxMaskSide)
     throw ConfigError("mask is " + std::to_string(m.width) + "x" + std::to_string(m.height) +

@@ -1,6 +1,7 @@
 #include "pipeline/stages.h"
 
 #include "backend/ops.h"
+#include "io/image_resize.h"
 
 namespace diffuse::stages {
 
@@ -39,6 +40,12 @@ std::vector<Image> tensor_to_images(const Tensor& decoded) {
                       hwc.begin() + static_cast<std::ptrdiff_t>((b + 1) * per_image));
   }
   return out;
+}
+
+Image resize_image(const Image& image, int width, int height) {
+  const Rgb8Image resized =
+      resize_lanczos(Rgb8Image{image.width, image.height, image.to_rgb8()}, width, height);
+  return Image::from_rgb8(resized.width, resized.height, resized.pixels);
 }
 
 void check_finite(const Tensor& t, const std::string& what) {

@@ -34,6 +34,9 @@ Tensor image_to_tensor(const Image& image, Device device);
 /// VaeImageProcessor.postprocess: [B, 3, H, W] in [-1, 1] -> images in [0, 1] (x / 2 + 0.5,
 /// clamped).
 std::vector<Image> tensor_to_images(const Tensor& decoded);
+/// PIL's `image.resize((width, height), Image.LANCZOS)` on the 8-bit image (to_rgb8 is exact for
+/// images read from 8-bit PNGs), as diffusers' VaeImageProcessor and A1111 resize.
+Image resize_image(const Image& image, int width, int height);
 /// NumericError naming `what` unless every element is finite.
 void check_finite(const Tensor& t, const std::string& what);
 
