@@ -46,6 +46,9 @@ void diffuse_load_options_free(diffuse_load_options* options);
 diffuse_status diffuse_load_options_set_backend(diffuse_load_options* o, const char* backend);
 /* Threads of this pipeline's own pool (0 = all cores). */
 diffuse_status diffuse_load_options_set_threads(diffuse_load_options* o, int threads);
+/* How layer weights are held: "f32" (default, exact; 16-bit files stay 16-bit), "f16", "bf16",
+ * "int8" (LoadOptions::precision); an unknown name fails at load time with DIFFUSE_ERROR_CONFIG. */
+diffuse_status diffuse_load_options_set_precision(diffuse_load_options* o, const char* precision);
 diffuse_status diffuse_pipeline_load_with_options(const char* model_dir,
                                                   const diffuse_load_options* options,
                                                   diffuse_pipeline** out);

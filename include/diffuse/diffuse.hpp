@@ -241,6 +241,15 @@ struct LoadOptions {
   /// "cuda"/"cpuAndGPU" -> the GPU backend (an error while none is built); "all" -> the GPU
   /// backend where one is usable, else cpu. An unknown name is a ConfigError.
   std::string backend = "cpu";
+  /// How the models' layer matrices (Linear and Conv2d weights, ~98% of the parameters) are held
+  /// and computed from:
+  ///   "f32"  (default, exact): as the files store them; float32 files are memory-mapped, and
+  ///          float16/bfloat16 files stay 16-bit in memory (widened exactly where used), so an
+  ///          fp16 download gives diffusers' fp32-upcast results in half the memory;
+  ///   "f16", "bf16": float32 matrices rounded to 16 bits at load (half the memory);
+  ///   "int8": every matrix quantized to int8 with one scale per output channel (a quarter).
+  /// Activations, norms, biases and embeddings stay float32. Anything else is a ConfigError.
+  std::string precision = "f32";
   /// Threads this pipeline's kernels use (0 = all cores). Each pipeline has its own pool, so two
   /// pipelines in one process run side by side without sharing or serialising threads.
   int threads = 0;

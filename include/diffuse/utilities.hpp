@@ -52,8 +52,10 @@ class Tokenizer {
 /// renamed to `out_dir` only when complete: a failed call leaves nothing behind, and a killed
 /// process at most that hidden folder, never a partial `out_dir`. Throws FileError when `out_dir`
 /// already exists (nothing is overwritten).
+/// `dtype` is how the weight files store the values: "f32" (default), "f16" (as the fp16
+/// downloads most people have) or "bf16"; anything else is a ConfigError.
 void synthesize_model(const std::string& config_dir, const std::string& tokenizer_dir,
-                      const std::string& out_dir);
+                      const std::string& out_dir, const std::string& dtype = "f32");
 
 /// Peak resident set size of this process so far, in bytes (getrusage's ru_maxrss), for reports.
 size_t process_peak_rss_bytes();

@@ -5,8 +5,8 @@
 #pragma once
 
 #define DIFFUSE_BACKEND_OPS(X)                                                                     \
-  X(Tensor, linear, (const Tensor& x, const Tensor& w, const Tensor* bias), (x, w, bias), x)       \
-  X(Tensor, conv2d, (const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p), \
+  X(Tensor, linear, (const Tensor& x, const Weight& w, const Tensor* bias), (x, w, bias), x)       \
+  X(Tensor, conv2d, (const Tensor& x, const Weight& w, const Tensor* bias, const Conv2dParams& p), \
     (x, w, bias, p), x)                                                                            \
   X(Tensor, upsample_nearest_2x, (const Tensor& x), (x), x)                                        \
   X(Tensor, upsample_nearest, (const Tensor& x, int64_t out_h, int64_t out_w), (x, out_h, out_w),  \

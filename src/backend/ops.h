@@ -16,13 +16,16 @@
 
 #include "backend/expr.h"
 #include "core/tensor.h"
+#include "core/weight.h"
 
 namespace diffuse::ops {
 
 // ---- linear algebra
 // ------------------------------------------------------------------------------
-/// x[..., K] * w[N, K]^T + bias[N]  ->  [..., N]   (torch.nn.Linear)
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias);
+/// x[..., K] * w[N, K]^T + bias[N]  ->  [..., N]   (torch.nn.Linear). `w` in any Weight form
+/// (core/weight.h): F16/BF16 widened exactly, I8 dequantized per output channel, so the result is
+/// that of w.to_f32() in every form.
+Tensor linear(const Tensor& x, const Weight& w, const Tensor* bias);
 
 // ---- convolution and resampling -----------------------------------------------------------------
 struct Conv2dParams {
@@ -30,8 +33,9 @@ struct Conv2dParams {
   int pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
   static Conv2dParams same(int pad, int stride = 1) { return {stride, pad, pad, pad, pad}; }
 };
-/// x[B,C,H,W] conv w[O,C,kh,kw] (+ bias[O])  ->  [B,O,OH,OW]   (torch.nn.Conv2d, zero padding)
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p);
+/// x[B,C,H,W] conv w[O,C,kh,kw] (+ bias[O])  ->  [B,O,OH,OW]   (torch.nn.Conv2d, zero padding;
+/// `w` in any Weight form, as linear).
+Tensor conv2d(const Tensor& x, const Weight& w, const Tensor* bias, const Conv2dParams& p);
 /// Nearest-neighbour 2x upsampling of [B,C,H,W].
 Tensor upsample_nearest_2x(const Tensor& x);
 /// Nearest-neighbour resize of [B,C,H,W] to [B,C,out_h,out_w] with torch's "nearest" rule

@@ -104,6 +104,11 @@ diffuse_status diffuse_load_options_set_threads(diffuse_load_options* o, int thr
   DIFFUSE_REQUIRE(o);
   return guarded([&] { o->impl.threads = threads; });
 }
+diffuse_status diffuse_load_options_set_precision(diffuse_load_options* o, const char* precision) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(precision);
+  return guarded([&] { o->impl.precision = precision; });
+}
 diffuse_status diffuse_pipeline_load_with_options(const char* model_dir,
                                                   const diffuse_load_options* options,
                                                   diffuse_pipeline** out) {

@@ -19,6 +19,10 @@ class MappedFile {
   const std::string& path() const { return path_; }
   /// Owner handle to pass to Tensor::view_of.
   const Buffer& buffer() const { return data_; }
+  /// Drops this process's resident pages of [p, p + bytes) (which must lie inside the mapping),
+  /// e.g. once a tensor has been converted into memory of its own: they stop counting towards the
+  /// process's memory and are read from the file again if touched. Contents are unchanged.
+  void release_pages(const void* p, size_t bytes) const;
 
  private:
   Buffer data_;

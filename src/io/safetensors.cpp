@@ -122,6 +122,11 @@ Tensor SafetensorsFile::get(const std::string& name) const {
   return Tensor::view_of(file_.buffer(), p, i.shape, i.dtype);
 }
 
+void SafetensorsFile::release(const std::string& name) const {
+  const TensorInfo& i = info(name);
+  file_.release_pages(data_ + i.begin, i.end - i.begin);
+}
+
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata) {

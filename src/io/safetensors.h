@@ -31,6 +31,9 @@ class SafetensorsFile {
   /// Zero-copy view in the stored dtype (copied only if the stored bytes are misaligned).
   Tensor get(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  /// Drops the process's resident pages of tensor `name`'s bytes (MappedFile::release_pages),
+  /// once it has been converted into memory of its own.
+  void release(const std::string& name) const;
 
  private:
   MappedFile file_;

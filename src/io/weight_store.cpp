@@ -15,7 +15,7 @@ void WeightStore::add_file(const std::string& path) {
   files_.push_back(std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path)));
   const SafetensorsFile* f = files_.back().get();
   for (const auto& k : f->keys()) {
-    auto [it, inserted] = entries_.emplace(k, Entry{f, {}, {}});
+    auto [it, inserted] = entries_.emplace(k, Entry{f, {}, {}, {}, {}});
     if (!inserted)
       throw FileError(path + ": tensor '" + k + "' also present in " +
                       (it->second.file ? it->second.file->path() : std::string("memory")));
@@ -23,7 +23,7 @@ void WeightStore::add_file(const std::string& path) {
 }
 
 void WeightStore::add(const std::string& name, Tensor t) {
-  entries_[name] = Entry{nullptr, std::move(t), {}};
+  entries_[name] = Entry{nullptr, std::move(t), {}, {}, {}};
 }
 
 Tensor WeightStore::raw(const std::string& name) const {
@@ -32,21 +32,49 @@ Tensor WeightStore::raw(const std::string& name) const {
   return it->second.file ? it->second.file->get(name) : it->second.tensor;
 }
 
-Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
+Tensor WeightStore::checked(const std::string& name, const Shape& expected) const {
   if (synthesize_ && !contains(name)) {
     if (expected.ndim() == 0)
       throw FileError("synthetic weights: no shape given for '" + name + "'");
-    Tensor s = synthesize_(name, expected);
-    entries_[name] = Entry{nullptr, s, {}};
-    return s;
+    entries_[name] = Entry{nullptr, synthesize_(name, expected), {}, {}, {}};
   }
   Tensor t = raw(name);
   if (expected.ndim() > 0 && t.shape() != expected)
     throw FileError(source() + ": weight '" + name + "' has shape " + t.shape().str() +
                     ", expected " + expected.str() + " (config and weights disagree)");
+  return t;
+}
+
+void WeightStore::release_if_copied(const Entry& e, const std::string& name,
+                                    const void* result) const {
+  // A converted copy no longer needs the file's pages: without this, converting a float32 file to
+  // int8 would keep both the copy and every page it was read from resident.
+  if (e.file && result != e.file->get(name).raw()) e.file->release(name);
+}
+
+Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
+  const Tensor t = checked(name, expected);
   Entry& e = entries_.at(name);
-  if (!e.converted.defined()) e.converted = t.to(DType::F32).contiguous();
+  if (!e.converted.defined()) {
+    e.converted = t.to(DType::F32).contiguous();
+    release_if_copied(e, name, e.converted.raw());
+  }
   return e.converted;
+}
+
+Weight WeightStore::get_weight(const std::string& name, const Shape& expected) const {
+  const Tensor t = checked(name, expected);
+  Entry& e = entries_.at(name);
+  if (!e.matrix.defined() || e.matrix_precision != precision_) {
+    try {
+      e.matrix = Weight::from_tensor(t, precision_);
+    } catch (const Error& err) {
+      throw FileError(source() + ": weight '" + name + "': " + err.what());
+    }
+    e.matrix_precision = precision_;
+    release_if_copied(e, name, e.matrix.values.raw());
+  }
+  return e.matrix;
 }
 
 std::vector<std::string> WeightStore::keys() const {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/weight.h"
 #include "io/safetensors.h"
 
 namespace diffuse {
@@ -33,6 +34,13 @@ class WeightStore {
   /// The tensor as F32 contiguous; throws FileError naming the key and source when absent or when
   /// `expected` (if non-empty) does not match its shape.
   Tensor get(const std::string& name, const Shape& expected = {}) const;
+  /// A layer matrix (Linear/Conv2d weight) held at precision(): see WeightPrecision. The default
+  /// (F32) converts nothing: F32 and 16-bit tensors stay memory-mapped as stored. Other
+  /// precisions convert once and keep the result, as get() does; shape checked as get().
+  Weight get_weight(const std::string& name, const Shape& expected = {}) const;
+  /// How get_weight() holds matrices; set before a model is built from this store.
+  void set_precision(WeightPrecision p) { precision_ = p; }
+  WeightPrecision precision() const { return precision_; }
   /// Stored dtype/shape without conversion.
   Tensor raw(const std::string& name) const;
   std::vector<std::string> keys() const;
@@ -47,11 +55,19 @@ class WeightStore {
     const SafetensorsFile* file = nullptr;  // null for in-memory tensors
     Tensor tensor;                          // set for in-memory tensors
     Tensor converted;                       // get()'s F32 result, once asked for
+    Weight matrix;                          // get_weight()'s result, once asked for
+    WeightPrecision matrix_precision = WeightPrecision::F32;
   };
   std::vector<std::shared_ptr<const SafetensorsFile>> files_;
   mutable std::map<std::string, Entry> entries_;
   Synthesizer synthesize_;
   std::string source_;
+  WeightPrecision precision_ = WeightPrecision::F32;
+
+  /// Drops the resident file pages of `name` when `result` (its conversion) is a copy.
+  void release_if_copied(const Entry& e, const std::string& name, const void* result) const;
+  /// get()'s lookup, synthesis and shape check, without conversion.
+  Tensor checked(const std::string& name, const Shape& expected) const;
 };
 
 /// Loads a diffusers component's weights from `dir`: `<stem>.safetensors`, or a sharded

@@ -9,7 +9,7 @@ std::string join(const std::string& prefix, const std::string& name) {
 Linear Linear::load(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out,
                     bool has_bias) {
   Linear l;
-  l.weight = w.get(join(prefix, "weight"), {out, in});
+  l.weight = w.get_weight(join(prefix, "weight"), {out, in});
   if (has_bias) l.bias = w.get(join(prefix, "bias"), {out});
   return l;
 }
@@ -17,7 +17,7 @@ Linear Linear::load(const WeightStore& w, const std::string& prefix, int64_t in,
 Conv2d Conv2d::load(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out, int k,
                     ops::Conv2dParams params) {
   Conv2d c;
-  c.weight = w.get(join(prefix, "weight"), {out, in, k, k});
+  c.weight = w.get_weight(join(prefix, "weight"), {out, in, k, k});
   c.bias = w.get(join(prefix, "bias"), {out});
   c.params = params;
   return c;

@@ -13,7 +13,8 @@ namespace diffuse::nn {
 std::string join(const std::string& prefix, const std::string& name);
 
 struct Linear {
-  Tensor weight, bias;  // [out, in], [out] (bias may be undefined)
+  Weight weight;  // [out, in], held at the store's precision (WeightStore::get_weight)
+  Tensor bias;    // [out] (may be undefined)
   static Linear load(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out,
                      bool has_bias = true);
   Tensor operator()(const Tensor& x) const {
@@ -22,7 +23,8 @@ struct Linear {
 };
 
 struct Conv2d {
-  Tensor weight, bias;  // [out, in, k, k], [out]
+  Weight weight;  // [out, in, k, k], held at the store's precision
+  Tensor bias;    // [out]
   ops::Conv2dParams params;
   static Conv2d load(const WeightStore& w, const std::string& prefix, int64_t in, int64_t out,
                      int k, ops::Conv2dParams params);

@@ -61,13 +61,22 @@ ClipTokenizer load_tokenizer(const fs::path& dir, const std::string& fallback) {
 }
 
 // A component's weights: the given ones (a converted checkpoint), rule weights, or the weight
-// files in its folder. The text encoder and UNet keep theirs (LoRAs patch copies of them).
+// files in its folder, holding layer matrices at `precision`. The text encoder and UNet keep
+// theirs (LoRAs patch copies of them).
+WeightStore component_store(const fs::path& dir, bool synthetic, const WeightStore* w,
+                            WeightPrecision precision, const std::string& rule_prefix = {}) {
+  WeightStore store = w           ? *w
+                      : synthetic ? synthetic_weight_store(rule_prefix)
+                                  : load_component_weights(dir.string());
+  store.set_precision(precision);
+  return store;
+}
 std::shared_ptr<const WeightStore> component_weights(const fs::path& dir, bool synthetic,
                                                      const WeightStore* w,
+                                                     WeightPrecision precision,
                                                      const std::string& rule_prefix = {}) {
-  if (w) return std::make_shared<const WeightStore>(*w);
-  if (synthetic) return std::make_shared<const WeightStore>(synthetic_weight_store(rule_prefix));
-  return std::make_shared<const WeightStore>(load_component_weights(dir.string()));
+  return std::make_shared<const WeightStore>(
+      component_store(dir, synthetic, w, precision, rule_prefix));
 }
 // The rule keys drop "text_model."; text_projection sits outside it and keeps its name.
 const char* const kTextEncoderRulePrefix = "text_model.";
@@ -80,11 +89,11 @@ ClipTextModel load_text_encoder(const fs::path& dir, const WeightStore& w,
 UNet2DConditionModel load_unet(const fs::path& dir, const WeightStore& w) {
   return UNet2DConditionModel::from_weights(UNetConfig::load((dir / "config.json").string()), w);
 }
-AutoencoderKL load_vae(const fs::path& dir, bool synthetic, const WeightStore* w) {
-  if (!synthetic && !w) return AutoencoderKL::load(dir.string());
+AutoencoderKL load_vae(const fs::path& dir, bool synthetic, const WeightStore* w,
+                       WeightPrecision precision) {
   VaeConfig config = VaeConfig::load((dir / "config.json").string());
-  if (w) return AutoencoderKL::from_weights(std::move(config), *w);
-  return AutoencoderKL::from_weights(std::move(config), synthetic_weight_store());
+  return AutoencoderKL::from_weights(std::move(config),
+                                     component_store(dir, synthetic, w, precision));
 }
 
 /// The UNet's cross-attention width must be the text conditioning's width.
@@ -112,6 +121,14 @@ void check_latent_channels(const StableDiffusionModel& m, const fs::path& root) 
 
 }  // namespace
 
+WeightPrecision weight_precision(const LoadOptions& options) {
+  WeightPrecision p{};
+  if (!parse_weight_precision(options.precision, &p))
+    throw ConfigError("precision: unknown '" + options.precision +
+                      "' (choose f32, f16, bf16 or int8)");
+  return p;
+}
+
 StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
                                                   const LoadOptions& options,
                                                   const ComponentWeights* weights) {
@@ -137,18 +154,19 @@ StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
 
   const fs::path root(dir);
   const bool synthetic = options.synthetic_weights;
+  const WeightPrecision precision = weight_precision(options);
   auto text_encoder_weights =
       component_weights(root / "text_encoder", synthetic, weights ? weights->text_encoder : nullptr,
-                        kTextEncoderRulePrefix);
+                        precision, kTextEncoderRulePrefix);
   auto unet_weights =
-      component_weights(root / "unet", synthetic, weights ? weights->unet : nullptr);
+      component_weights(root / "unet", synthetic, weights ? weights->unet : nullptr, precision);
   StableDiffusionModel m{
       folder_name(root),
       "",
       load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
       load_text_encoder(root / "text_encoder", *text_encoder_weights),
       load_unet(root / "unet", *unet_weights),
-      load_vae(root / "vae", synthetic, weights ? weights->vae : nullptr),
+      load_vae(root / "vae", synthetic, weights ? weights->vae : nullptr, precision),
       load_scheduler_config(root),
       std::move(unet_weights),
       std::move(text_encoder_weights),
@@ -223,11 +241,12 @@ StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
   check_xl_configs(root);
 
   const bool synthetic = options.synthetic_weights;
-  auto text_encoder_weights =
-      component_weights(root / "text_encoder", synthetic, nullptr, kTextEncoderRulePrefix);
-  auto text_encoder_2_weights =
-      component_weights(root / "text_encoder_2", synthetic, nullptr, kTextEncoderRulePrefix);
-  auto unet_weights = component_weights(root / "unet", synthetic, nullptr);
+  const WeightPrecision precision = weight_precision(options);
+  auto text_encoder_weights = component_weights(root / "text_encoder", synthetic, nullptr,
+                                                precision, kTextEncoderRulePrefix);
+  auto text_encoder_2_weights = component_weights(root / "text_encoder_2", synthetic, nullptr,
+                                                  precision, kTextEncoderRulePrefix);
+  auto unet_weights = component_weights(root / "unet", synthetic, nullptr, precision);
   StableDiffusionXLModel m{
       StableDiffusionModel{
           folder_name(root),
@@ -235,7 +254,7 @@ StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
           load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
           load_text_encoder(root / "text_encoder", *text_encoder_weights),
           load_unet(root / "unet", *unet_weights),
-          load_vae(root / "vae", synthetic, nullptr),
+          load_vae(root / "vae", synthetic, nullptr, precision),
           load_scheduler_config(root),
           std::move(unet_weights),
           std::move(text_encoder_weights),

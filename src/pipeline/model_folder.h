@@ -52,6 +52,9 @@ struct ComponentWeights {
   const WeightStore* vae = nullptr;
 };
 
+/// LoadOptions::precision parsed; a ConfigError naming the option and the choices otherwise.
+WeightPrecision weight_precision(const LoadOptions& options);
+
 /// Loads `dir` (model_index.json + component folders). Unsupported pipelines (SDXL folders have
 /// their own loader) and missing or inconsistent components are a FileError/ConfigError naming
 /// the file. With `weights`, the components take their weights from it instead of their folders.

@@ -602,6 +602,7 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
   if (options.threads < 0)
     throw ConfigError("threads must be >= 0 (0 = all cores), got " +
                       std::to_string(options.threads));
+  weight_precision(options);  // an unknown name fails before anything is read
   const DeviceChoice choice = resolve_device(options.backend);
   StableDiffusionPipeline::Runtime runtime{choice.device,
                                            std::make_unique<ThreadPool>(options.threads),

@@ -57,9 +57,9 @@ WeightStore synthetic_weight_store(const std::string& strip_prefix) {
 }
 
 namespace {
-void write_store(const WeightStore& store, const std::string& path) {
+void write_store(const WeightStore& store, const std::string& path, DType dtype) {
   std::vector<std::pair<std::string, Tensor>> tensors;
-  for (const auto& k : store.keys()) tensors.emplace_back(k, store.raw(k));
+  for (const auto& k : store.keys()) tensors.emplace_back(k, store.raw(k).to(dtype));
   write_safetensors(path, tensors, {{"format", "pt"}, {"generator", "diffuse rule weights"}});
 }
 void copy_into(const fs::path& from, const fs::path& to) {
@@ -70,7 +70,7 @@ void copy_into(const fs::path& from, const fs::path& to) {
 }  // namespace
 
 void write_synthetic_model(const std::string& config_dir, const std::string& tokenizer_dir,
-                           const std::string& out_dir) {
+                           const std::string& out_dir, DType dtype) {
   const fs::path in(config_dir), out(out_dir);
   fs::create_directories(out);
   copy_into(in / "model_index.json", out / "model_index.json");
@@ -88,19 +88,19 @@ void write_synthetic_model(const std::string& config_dir, const std::string& tok
     WeightStore w = synthetic_weight_store("text_model.");
     ClipTextModel::from_weights(
         ClipTextConfig::load((in / "text_encoder" / "config.json").string()), w);
-    write_store(w, (out / "text_encoder" / "model.safetensors").string());
+    write_store(w, (out / "text_encoder" / "model.safetensors").string(), dtype);
   }
   {
     copy_into(in / "unet" / "config.json", out / "unet" / "config.json");
     WeightStore w = synthetic_weight_store();
     UNet2DConditionModel::from_weights(UNetConfig::load((in / "unet" / "config.json").string()), w);
-    write_store(w, (out / "unet" / "diffusion_pytorch_model.safetensors").string());
+    write_store(w, (out / "unet" / "diffusion_pytorch_model.safetensors").string(), dtype);
   }
   {
     copy_into(in / "vae" / "config.json", out / "vae" / "config.json");
     WeightStore w = synthetic_weight_store();
     AutoencoderKL::from_weights(VaeConfig::load((in / "vae" / "config.json").string()), w);
-    write_store(w, (out / "vae" / "diffusion_pytorch_model.safetensors").string());
+    write_store(w, (out / "vae" / "diffusion_pytorch_model.safetensors").string(), dtype);
   }
 }
 

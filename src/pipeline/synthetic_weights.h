@@ -22,8 +22,9 @@ WeightStore synthetic_weight_store(const std::string& strip_prefix = {});
 
 /// Writes a complete diffusers folder at `out_dir` for the architecture in `config_dir` (a folder
 /// with model_index.json, */config.json, scheduler/scheduler_config.json), with rule weights and
-/// the tokenizer files from `tokenizer_dir` (vocab.json, merges.txt). Existing files are replaced.
+/// the tokenizer files from `tokenizer_dir` (vocab.json, merges.txt), stored as `dtype` (F32, F16
+/// or BF16, rounded to nearest even). Existing files are replaced.
 void write_synthetic_model(const std::string& config_dir, const std::string& tokenizer_dir,
-                           const std::string& out_dir);
+                           const std::string& out_dir, DType dtype = DType::F32);
 
 }  // namespace diffuse

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -43,7 +44,13 @@ int Tokenizer::max_length() const {
 }
 
 void synthesize_model(const std::string& config_dir, const std::string& tokenizer_dir,
-                      const std::string& out_dir) {
+                      const std::string& out_dir, const std::string& dtype) {
+  const std::pair<const char*, DType> kStorage[] = {
+      {"f32", DType::F32}, {"f16", DType::F16}, {"bf16", DType::BF16}};
+  const auto storage = std::find_if(std::begin(kStorage), std::end(kStorage),
+                                    [&](const auto& s) { return dtype == s.first; });
+  if (storage == std::end(kStorage))
+    throw ConfigError("dtype: unknown '" + dtype + "' (choose f32, f16 or bf16)");
   fs::path out(out_dir);
   if (!out.has_filename()) out = out.parent_path();  // "dir/" is "dir"
   if (out.empty()) throw FileError("synthesize_model: empty output folder name");
@@ -53,7 +60,7 @@ void synthesize_model(const std::string& config_dir, const std::string& tokenize
   if (!out.parent_path().empty()) fs::create_directories(out.parent_path(), ec);
   const std::string tmp = create_unique_sibling(out.string(), 0777, nullptr);
   try {
-    write_synthetic_model(config_dir, tokenizer_dir, tmp);
+    write_synthetic_model(config_dir, tokenizer_dir, tmp, storage->second);
     // RENAME_NOREPLACE: a folder created at `out` meanwhile (even an empty one) is not replaced.
     int rc = ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, out.c_str(), RENAME_NOREPLACE);
     if (rc != 0 && errno == EINVAL) {  // a file system without RENAME_NOREPLACE

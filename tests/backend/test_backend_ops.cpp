@@ -67,6 +67,26 @@ std::vector<OpCase> op_cases() {
                  return ops::linear(R({3, 7, 33}, 4, d), R({19, 33}, 5, d), nullptr);
                },
                kAccumulating});
+  // Layer matrices held as stored or requested (core/weight.h): 16-bit and int8 forms.
+  const std::pair<const char*, WeightPrecision> forms[] = {{"f16", WeightPrecision::F16},
+                                                           {"bf16", WeightPrecision::BF16},
+                                                           {"int8", WeightPrecision::Int8}};
+  for (const auto& [form, precision] : forms) {
+    c.push_back({std::string("linear/weight_") + form,
+                 [=, p = precision](Device d) {
+                   const Weight w = Weight::from_tensor(R({45, 37}, 6, d), p);
+                   Tensor b = R({45}, 7, d);
+                   return ops::linear(R({2, 9, 37}, 8, d), w, &b);
+                 },
+                 kAccumulating});
+    c.push_back({std::string("conv2d/weight_") + form,
+                 [=, p = precision](Device d) {
+                   const Weight w = Weight::from_tensor(R({13, 6, 3, 3}, 9, d), p);
+                   Tensor b = R({13}, 10, d);
+                   return ops::conv2d(R({2, 6, 7, 9}, 11, d), w, &b, ops::Conv2dParams::same(1));
+                 },
+                 kAccumulating});
+  }
   // ---- convolution and resampling
   struct Conv {
     const char* name;
@@ -284,6 +304,25 @@ TEST_P(BackendOps, every_op_matches_the_reference_backend) {
     } else {
       EXPECT_LT(err, c.tolerance);
     }
+  }
+}
+
+// A 16-bit or int8 matrix computes exactly what its float32 widening computes: the compact form
+// saves memory without changing a single result.
+TEST_P(BackendOps, compact_weights_compute_as_their_float32_widening) {
+  const Device device = resolve_device(GetParam()).device;
+  const Tensor x = random_tensor({2, 33, 320}, 80, device);
+  const Tensor img = random_tensor({1, 24, 11, 13}, 81, device);
+  for (WeightPrecision p : {WeightPrecision::F16, WeightPrecision::BF16, WeightPrecision::Int8}) {
+    SCOPED_TRACE(std::string(weight_precision_name(p)));
+    const Weight lw = Weight::from_tensor(random_tensor({77, 320}, 82, device), p);
+    EXPECT_EQ(test::abs_error(ops::linear(x, lw, nullptr), ops::linear(x, lw.to_f32(), nullptr)),
+              0.0);
+    const Weight cw = Weight::from_tensor(random_tensor({40, 24, 3, 3}, 83, device), p);
+    const auto same = ops::Conv2dParams::same(1);
+    EXPECT_EQ(test::abs_error(ops::conv2d(img, cw, nullptr, same),
+                              ops::conv2d(img, cw.to_f32(), nullptr, same)),
+              0.0);
   }
 }
 

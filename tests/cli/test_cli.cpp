@@ -110,6 +110,7 @@ TEST(cli, bad_input_is_a_clear_error) {
       "strength", out);
   expect_failure(m + "--compute-units gpu", "gpu", out);
   expect_failure(m + "--backend quantum-abacus", "quantum-abacus", out);
+  expect_failure(m + "--precision fp8", "precision: unknown 'fp8'", out);
   expect_failure("generate --model /nonexistent/model -p x -o " + out, "/nonexistent/model", out);
   expect_failure("info /nonexistent.png", "/nonexistent.png", out);
   // Not a PNG.
@@ -173,8 +174,13 @@ TEST(cli, bench_reports_stage_times_with_synthetic_weights) {
   EXPECT_GT(j["unet_step_best_s"].get<double>(), 0.0);
   EXPECT_GT(j["vae_decode_s"].get<double>(), 0.0);
   EXPECT_GT(j["peak_rss_mib"].get<double>(), 0.0);
+  EXPECT_EQ(j["precision"], "f32");
   CommandResult bad = run("bench --width 128");
   EXPECT_EQ(bad.code, 1);
+  CommandResult int8 = run("bench --config " + tiny() +
+                           " --width 128 --height 128 --steps 1 --precision int8 --json");
+  ASSERT_EQ(int8.code, 0) << int8.err;
+  EXPECT_EQ(nlohmann::json::parse(int8.out)["precision"], "int8");
 }
 
 TEST(cli, ctrl_c_stops_and_writes_nothing) {
@@ -291,4 +297,17 @@ TEST(cli, synth_writes_a_complete_folder_or_nothing) {
   EXPECT_EQ(broken.code, 1);
   EXPECT_NE(broken.err.find("vae"), std::string::npos) << broken.err;
   EXPECT_TRUE(leftovers(dir, {"model", "s.png"}).empty());
+}
+
+TEST(cli, synth_writes_16_bit_weight_files_that_generate) {
+  const std::string dir = fresh_dir("synth-f16");
+  ASSERT_EQ(run("synth --config " + tiny() + " --dtype f16 --out " + dir + "/model").code, 0);
+  const diffuse::SafetensorsFile f =
+      diffuse::SafetensorsFile::open(dir + "/model/unet/diffusion_pytorch_model.safetensors");
+  EXPECT_EQ(f.info(f.keys().front()).dtype, diffuse::DType::F16);
+  CommandResult g = run("generate --model " + dir + "/model -p cat --steps 1 -o " + dir + "/s.png");
+  EXPECT_EQ(g.code, 0) << g.err;
+  CommandResult bad = run("synth --config " + tiny() + " --dtype int4 --out " + dir + "/x");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("int4"), std::string::npos) << bad.err;
 }

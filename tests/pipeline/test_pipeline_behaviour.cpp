@@ -281,6 +281,10 @@ TEST(pipeline_behaviour, c_api_load_options_and_warnings) {
   EXPECT_EQ(p, nullptr);
   EXPECT_NE(std::string(diffuse_last_error()).find("warp"), std::string::npos);
   ASSERT_EQ(diffuse_load_options_set_backend(lo, "all"), DIFFUSE_OK);
+  ASSERT_EQ(diffuse_load_options_set_precision(lo, "fp8"), DIFFUSE_OK);  // checked at load
+  EXPECT_EQ(diffuse_pipeline_load_with_options(model.c_str(), lo, &p), DIFFUSE_ERROR_CONFIG);
+  EXPECT_NE(std::string(diffuse_last_error()).find("fp8"), std::string::npos);
+  ASSERT_EQ(diffuse_load_options_set_precision(lo, "int8"), DIFFUSE_OK);
   ASSERT_EQ(diffuse_load_options_set_threads(lo, 1), DIFFUSE_OK);
   ASSERT_EQ(diffuse_pipeline_load_with_options(model.c_str(), lo, &p), DIFFUSE_OK);
   diffuse_options* o = nullptr;

@@ -1,11 +1,13 @@
-// Options shared by generate and bench: where the math runs and with how many threads.
+// Options shared by the commands that load models: where the math runs, with how many threads,
+// and how the weights are held.
 #include <iostream>
 
 #include "commands.h"
 
 namespace diffuse::cli {
 
-void add_backend_options(CLI::App& cmd, std::string& backend, int& threads) {
+void add_backend_options(CLI::App& cmd, std::string& backend, int& threads,
+                         std::string& precision) {
   auto* b = cmd.add_option("--backend", backend,
                            "where the math runs: cpu (optimised kernels), reference (plain loops, "
                            "slow; for checking), or a Core ML compute-unit name (see "
@@ -17,6 +19,11 @@ void add_backend_options(CLI::App& cmd, std::string& backend, int& threads) {
                             "plain backend names work too");
   b->excludes(cu);
   cmd.add_option("--threads", threads, "CPU threads for this pipeline (default: all cores)");
+  cmd.add_option("--precision", precision,
+                 "how layer weights are held: f32 (as stored, exact; an fp16 model stays 16-bit "
+                 "in memory), f16 or bf16 (half the memory of f32), int8 (a quarter; per-channel "
+                 "scales)")
+      ->capture_default_str();
 }
 
 std::string backend_flag(const CLI::App& cmd) {

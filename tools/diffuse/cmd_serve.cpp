@@ -22,6 +22,7 @@ namespace {
 struct ServeArgs {
   std::string model, models_dir, api_key, api_key_file, config_dir, backend = "cpu";
   int threads = 0, max_loaded = 1, max_body_mb = 64;
+  std::string precision = "f32";
   serve::ServerConfig server;
 };
 
@@ -120,6 +121,7 @@ int run_serve(ServeArgs a, const CLI::App& cmd) {
   lo.config_dir = a.config_dir;
   lo.assets_dir = assets_dir();
   lo.backend = a.backend;
+  lo.precision = a.precision;
   lo.threads = a.threads;
   serve::ModelRegistry models(entries, lo, current, static_cast<size_t>(a.max_loaded));
   if (a.server.queue_url.empty()) {
@@ -215,7 +217,7 @@ Command add_serve(CLI::App& app) {
                 "requests name")
       ->check(CLI::ExistingDirectory);
   c->add_flag("!--no-access-log", a->server.access_log, "do not log requests on stderr");
-  add_backend_options(*c, a->backend, a->threads);
+  add_backend_options(*c, a->backend, a->threads, a->precision);
   return [a, c] { return run_serve(*a, *c); };
 }
 

@@ -9,7 +9,7 @@ namespace diffuse::cli {
 
 Command add_synth(CLI::App& app) {
   struct Args {
-    std::string config, out, tokenizer;
+    std::string config, out, tokenizer, dtype = "f32";
   };
   auto a = std::make_shared<Args>();
   CLI::App* c =
@@ -19,9 +19,12 @@ Command add_synth(CLI::App& app) {
   c->add_option("--out,-o", a->out, "output folder (must not exist yet)")->required();
   c->add_option("--tokenizer", a->tokenizer,
                 "folder with vocab.json and merges.txt (default: bundled)");
+  c->add_option("--dtype", a->dtype,
+                "how the weight files store values: f32, f16 (as fp16 downloads) or bf16")
+      ->capture_default_str();
   return [a] {
     const std::string tok = a->tokenizer.empty() ? assets_dir() + "/tokenizer" : a->tokenizer;
-    synthesize_model(a->config, tok, a->out);
+    synthesize_model(a->config, tok, a->out, a->dtype);
     std::cout << a->out << "\n";
     return 0;
   };

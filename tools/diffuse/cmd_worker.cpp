@@ -25,6 +25,7 @@ struct WorkerArgs {
   std::string queue, models_dir, config_dir, backend = "cpu";
   std::vector<std::string> preload;
   int threads = 0, max_loaded = 1, concurrency = 1;
+  std::string precision = "f32";
   serve::WorkerConfig worker;
 };
 
@@ -67,6 +68,7 @@ int run_worker(WorkerArgs a) {
   lo.assets_dir = assets_dir();
   lo.backend = a.backend;
   // --concurrency N: N consumers in this process, sharing the cores unless --threads says.
+  lo.precision = a.precision;
   lo.threads =
       a.threads > 0
           ? a.threads
@@ -130,7 +132,7 @@ Command add_worker(CLI::App& app) {
   c->add_option("--max-loaded-models", a->max_loaded, "models kept in memory at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  add_backend_options(*c, a->backend, a->threads);
+  add_backend_options(*c, a->backend, a->threads, a->precision);
   return [a] { return run_worker(*a); };
 }
 

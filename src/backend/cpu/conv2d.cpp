@@ -17,9 +17,9 @@ namespace {
 constexpr int64_t kColumnBudgetFloats = 4 << 20;  // 16 MB of im2col per tile
 }
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p) {
+Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const Conv2dParams& p) {
   require_f32_contiguous(x, "conv2d input");
-  require_f32_contiguous(w, "conv2d weight");
+  const Tensor w = widened(weight);
   int64_t OH = 0, OW = 0;
   op_checks::conv2d(x, w, bias, p, &OH, &OW);
   const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);

@@ -11,6 +11,10 @@
 #include <omp.h>
 #include <oneapi/dnnl/dnnl.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <new>
+
 #include "backend/cpu/kernels.h"
 #include "backend/op_checks.h"
 #include "core/thread_pool.h"
@@ -58,9 +62,37 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   }
 }
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
+Tensor widened(const Weight& w) {
+  if (w.dtype() == DType::F32 && !w.quantized()) {
+    require_f32_contiguous(w.values, "weight");
+    return w.values;
+  }
+  // A transient F32 copy for this call, widened in parallel; the model keeps the compact form.
+  // (Widening inside the GEMM's packing would save the copy's memory traffic; oneDNN's sgemm
+  // takes only F32.) The copy lives in one scratch block per calling thread, grown to the
+  // largest matrix: from the activation pool, every matrix size would stay cached there.
+  thread_local Buffer scratch;
+  thread_local size_t scratch_bytes = 0;
+  const size_t bytes = static_cast<size_t>(w.values.numel()) * sizeof(float);
+  if (scratch_bytes < bytes || scratch.use_count() > 1) {
+    scratch = Buffer(
+        static_cast<std::byte*>(std::aligned_alloc(kTensorAlignment, (bytes + 63) / 64 * 64)),
+        [](std::byte* p) { std::free(p); });
+    if (!scratch) throw std::bad_alloc();
+    scratch_bytes = bytes;
+  }
+  Tensor out = Tensor::view_of(scratch, scratch.get(), w.shape(), DType::F32).on(w.device());
+  float* dst = out.f32();
+  const int64_t cols = w.row_size();
+  parallel_for(
+      w.dim(0), [&](int64_t r0, int64_t r1) { w.widen_rows(r0, r1, dst + r0 * cols); },
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)));
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Weight& weight, const Tensor* bias) {
   require_f32_contiguous(x, "linear input");
-  require_f32_contiguous(w, "linear weight");
+  const Tensor w = widened(weight);
   op_checks::linear(x, w, bias);
   const int64_t k = w.dim(1), n = w.dim(0), m = x.numel() / k;
   Shape out_shape = x.shape();

@@ -10,8 +10,9 @@
 
 namespace diffuse::ref {
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
+Tensor linear(const Tensor& x, const Weight& weight, const Tensor* bias) {
   require_f32_contiguous(x, "linear input");
+  const Tensor w = weight.to_f32();
   op_checks::linear(x, w, bias);
   const int64_t k = w.dim(1), n = w.dim(0), m = x.numel() / k;
   Shape s = x.shape();
@@ -28,8 +29,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
   return out;
 }
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dParams& p) {
+Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const Conv2dParams& p) {
   require_f32_contiguous(x, "conv2d input");
+  const Tensor w = weight.to_f32();
   int64_t OH = 0, OW = 0;
   op_checks::conv2d(x, w, bias, p, &OH, &OW);
   const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);

@@ -7,7 +7,7 @@ nn::Linear load_projection(const WeightStore& w, const std::string& prefix, int6
   if (!as_conv) return nn::Linear::load(w, prefix, in, out, has_bias);
   nn::Linear l;
   // A contiguous [out, in, 1, 1] view reshapes to [out, in] without copying.
-  l.weight = w.get(nn::join(prefix, "weight"), {out, in, 1, 1}).reshape({out, in});
+  l.weight = w.get_weight(nn::join(prefix, "weight"), {out, in, 1, 1}).reshape({out, in});
   if (has_bias) l.bias = w.get(nn::join(prefix, "bias"), {out});
   return l;
 }
