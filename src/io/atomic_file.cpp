@@ -19,7 +19,9 @@ std::string create_unique_sibling(const std::string& path, int mkdir_mode, int* 
   fs::path p(path);
   if (!p.has_filename()) p = p.parent_path();  // "out/" names the folder "out"
   const fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-  const std::string base = "." + p.filename().string() + ".";
+  std::string base = ".";
+  base += p.filename().string();
+  base += '.';
   static constexpr char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
   std::random_device rd;
   std::mt19937_64 rng((static_cast<uint64_t>(rd()) << 32) ^ rd() ^ static_cast<uint64_t>(getpid()));
