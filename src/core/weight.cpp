@@ -100,13 +100,16 @@ Weight quantize_int8(const Tensor& w) {
 
 }  // namespace
 
+namespace {
+constexpr std::pair<std::string_view, WeightPrecision> kPrecisionNames[] = {
+    {"f32", WeightPrecision::F32},
+    {"f16", WeightPrecision::F16},
+    {"bf16", WeightPrecision::BF16},
+    {"int8", WeightPrecision::Int8}};
+}  // namespace
+
 bool parse_weight_precision(std::string_view name, WeightPrecision* out) {
-  static constexpr std::pair<std::string_view, WeightPrecision> kNames[] = {
-      {"f32", WeightPrecision::F32},
-      {"f16", WeightPrecision::F16},
-      {"bf16", WeightPrecision::BF16},
-      {"int8", WeightPrecision::Int8}};
-  for (const auto& [n, p] : kNames)
+  for (const auto& [n, p] : kPrecisionNames)
     if (n == name) {
       *out = p;
       return true;
@@ -115,16 +118,8 @@ bool parse_weight_precision(std::string_view name, WeightPrecision* out) {
 }
 
 std::string_view weight_precision_name(WeightPrecision p) {
-  switch (p) {
-    case WeightPrecision::F32:
-      return "f32";
-    case WeightPrecision::F16:
-      return "f16";
-    case WeightPrecision::BF16:
-      return "bf16";
-    case WeightPrecision::Int8:
-      return "int8";
-  }
+  for (const auto& [n, q] : kPrecisionNames)
+    if (q == p) return n;
   return "?";
 }
 

@@ -45,11 +45,11 @@ Tensor WeightStore::checked(const std::string& name, const Shape& expected) cons
   return t;
 }
 
-void WeightStore::release_if_copied(const Entry& e, const std::string& name,
+void WeightStore::release_if_copied(const Entry& e, const std::string& name, const Tensor& stored,
                                     const void* result) const {
   // A converted copy no longer needs the file's pages: without this, converting a float32 file to
   // int8 would keep both the copy and every page it was read from resident.
-  if (e.file && result != e.file->get(name).raw()) e.file->release(name);
+  if (e.file && result != stored.raw()) e.file->release(name);
 }
 
 Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
@@ -57,7 +57,7 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   Entry& e = entries_.at(name);
   if (!e.converted.defined()) {
     e.converted = t.to(DType::F32).contiguous();
-    release_if_copied(e, name, e.converted.raw());
+    release_if_copied(e, name, t, e.converted.raw());
   }
   return e.converted;
 }
@@ -72,7 +72,7 @@ Weight WeightStore::get_weight(const std::string& name, const Shape& expected) c
       throw FileError(source() + ": weight '" + name + "': " + err.what());
     }
     e.matrix_precision = precision_;
-    release_if_copied(e, name, e.matrix.values.raw());
+    release_if_copied(e, name, t, e.matrix.values.raw());
   }
   return e.matrix;
 }

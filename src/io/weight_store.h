@@ -64,8 +64,10 @@ class WeightStore {
   std::string source_;
   WeightPrecision precision_ = WeightPrecision::F32;
 
-  /// Drops the resident file pages of `name` when `result` (its conversion) is a copy.
-  void release_if_copied(const Entry& e, const std::string& name, const void* result) const;
+  /// Drops the resident file pages of `name` when `result` (the conversion of `stored`, its
+  /// tensor as raw() gave it) is a copy.
+  void release_if_copied(const Entry& e, const std::string& name, const Tensor& stored,
+                         const void* result) const;
   /// get()'s lookup, synthesis and shape check, without conversion.
   Tensor checked(const std::string& name, const Shape& expected) const;
 };

@@ -75,9 +75,10 @@ Tensor widened(const Weight& w) {
   thread_local size_t scratch_bytes = 0;
   const size_t bytes = static_cast<size_t>(w.values.numel()) * sizeof(float);
   if (scratch_bytes < bytes || scratch.use_count() > 1) {
-    scratch = Buffer(
-        static_cast<std::byte*>(std::aligned_alloc(kTensorAlignment, (bytes + 63) / 64 * 64)),
-        [](std::byte* p) { std::free(p); });
+    scratch = Buffer(static_cast<std::byte*>(std::aligned_alloc(
+                         kTensorAlignment,
+                         (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment)),
+                     [](std::byte* p) { std::free(p); });
     if (!scratch) throw std::bad_alloc();
     scratch_bytes = bytes;
   }
