@@ -49,8 +49,10 @@ GenerateOptions a1111_options(const std::string& prompt, int steps, uint64_t see
   return o;
 }
 
+// One folder per test: ctest runs the tests of this file in parallel processes.
 std::string fresh_dir(const std::string& name) {
-  const fs::path dir = fs::path(diffuse::test::temp_dir()) / name;
+  const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  const fs::path dir = fs::path(diffuse::test::temp_dir()) / (name + "-" + test);
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir.string();
