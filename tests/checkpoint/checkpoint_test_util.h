@@ -30,10 +30,9 @@ inline std::string raw_deflate(const std::string& in) {
   return out;
 }
 
-/// Writes a ZIP with the given (name, bytes) entries, stored or deflated.
-inline void write_zip(const std::string& path,
-                      const std::vector<std::pair<std::string, std::string>>& entries,
-                      bool deflate = false) {
+/// The bytes of a ZIP with the given (name, bytes) entries, stored or deflated.
+inline std::string zip_bytes(const std::vector<std::pair<std::string, std::string>>& entries,
+                             bool deflate = false) {
   std::string out, central;
   for (const auto& [name, data] : entries) {
     const std::string body = deflate ? raw_deflate(data) : data;
@@ -78,7 +77,35 @@ inline void write_zip(const std::string& path,
   put_le(out, central.size(), 4);
   put_le(out, cd_offset, 4);
   put_le(out, 0, 2);
-  std::ofstream(path, std::ios::binary).write(out.data(), static_cast<std::streamsize>(out.size()));
+  return out;
+}
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// Writes a ZIP with the given (name, bytes) entries, stored or deflated.
+inline void write_zip(const std::string& path,
+                      const std::vector<std::pair<std::string, std::string>>& entries,
+                      bool deflate = false) {
+  write_file(path, zip_bytes(entries, deflate));
+}
+
+// Central directory fields (offsets within an entry's central header).
+constexpr size_t kCentralCompressedSize = 20, kCentralSize = 24, kCentralLocalOffset = 42;
+
+/// Overwrites the 4-byte little-endian field at `field` of `name`'s central directory entry
+/// (e.g. to make it lie about its sizes).
+inline void patch_central(std::string& zip, const std::string& name, size_t field, uint32_t value) {
+  for (size_t p = zip.find("PK\x01\x02"); p != std::string::npos;
+       p = zip.find("PK\x01\x02", p + 4)) {
+    if (zip.compare(p + 46, name.size(), name) != 0) continue;
+    std::string v;
+    put_le(v, value, 4);
+    zip.replace(p + field, 4, v);
+    return;
+  }
 }
 
 // Pickle opcodes, protocol 2.
@@ -97,6 +124,16 @@ struct PickleWriter {
   PickleWriter& integer(int v) {  // BININT
     s.push_back('J');
     put_le(s, static_cast<uint32_t>(v), 4);
+    return *this;
+  }
+  PickleWriter& put(uint32_t memo) {  // LONG_BINPUT
+    s.push_back('r');
+    put_le(s, memo, 4);
+    return *this;
+  }
+  PickleWriter& get(uint32_t memo) {  // LONG_BINGET
+    s.push_back('j');
+    put_le(s, memo, 4);
     return *this;
   }
   PickleWriter& global(const std::string& module, const std::string& name) {

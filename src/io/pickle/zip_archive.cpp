@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "diffuse/error.hpp"
+#include "io/pickle/pickle_reader.h"
 
 namespace diffuse {
 
@@ -46,6 +47,22 @@ class Reader {
   size_t size_;
   const std::string& path_;
 };
+
+// A member name that would leave the folder it were extracted into: absolute ("/x", "\\x",
+// "C:x"), or with a ".." component. torch.save never writes one; such an archive is refused.
+bool unsafe_member_name(const std::string& name) {
+  if (name.empty() || name[0] == '/' || name[0] == '\\') return true;
+  if (name.size() >= 2 && name[1] == ':') return true;
+  if (name.find('\0') != std::string::npos) return true;
+  size_t start = 0;
+  for (;;) {
+    const size_t end = name.find_first_of("/\\", start);
+    const std::string part = name.substr(start, end == std::string::npos ? end : end - start);
+    if (part == "..") return true;
+    if (end == std::string::npos) return false;
+    start = end + 1;
+  }
+}
 
 }  // namespace
 
@@ -109,7 +126,9 @@ ZipArchive ZipArchive::open(const std::string& path) {
     uint64_t local = r.u32(p + 42, "central directory");
     r.need(p + 46, uint64_t{name_len} + extra_len + comment_len, "central directory entry");
     e.name.assign(reinterpret_cast<const char*>(r.data() + p + 46), name_len);
-    if (flags & 1) throw fail("entry '" + e.name + "' is encrypted");
+    if (unsafe_member_name(e.name))
+      throw fail("entry '" + printable(e.name) + "' has an unsafe path (absolute or with '..')");
+    if (flags & 1) throw fail("entry '" + printable(e.name) + "' is encrypted");
     // ZIP64 extra field: the 64-bit values of the fields saturated above, in this order.
     for (uint64_t x = p + 46 + name_len; x + 4 <= p + 46 + name_len + extra_len;) {
       const uint16_t id = r.u16(x, "extra field"), len = r.u16(x + 2, "extra field");
@@ -117,7 +136,8 @@ ZipArchive ZipArchive::open(const std::string& path) {
       if (id == 0x0001) {
         uint64_t q = x + 4;
         auto take = [&](uint64_t& field) {
-          if (q + 8 > x + 4 + len) throw fail("short zip64 extra field for '" + e.name + "'");
+          if (q + 8 > x + 4 + len)
+            throw fail("short zip64 extra field for '" + printable(e.name) + "'");
           field = r.u64(q, "zip64 extra field");
           q += 8;
         };
@@ -128,15 +148,15 @@ ZipArchive ZipArchive::open(const std::string& path) {
       x += 4 + uint64_t{len};
     }
     if (e.method != 0 && e.method != 8)
-      throw fail("entry '" + e.name + "' uses compression method " + std::to_string(e.method) +
-                 " (only stored and deflate are supported)");
+      throw fail("entry '" + printable(e.name) + "' uses compression method " +
+                 std::to_string(e.method) + " (only stored and deflate are supported)");
     if (e.method == 0 && e.size != e.compressed_size)
-      throw fail("stored entry '" + e.name + "' has different sizes");
+      throw fail("stored entry '" + printable(e.name) + "' has different sizes");
     if (r.u32(local, "local header") != kLocalHeaderSig)
-      throw fail("bad local header for '" + e.name + "'");
+      throw fail("bad local header for '" + printable(e.name) + "'");
     e.data_offset =
         local + 30 + r.u16(local + 26, "local header") + r.u16(local + 28, "local header");
-    r.need(e.data_offset, e.compressed_size, ("data of '" + e.name + "'").c_str());
+    r.need(e.data_offset, e.compressed_size, ("data of '" + printable(e.name) + "'").c_str());
     z.index_.emplace(e.name, z.entries_.size());
     z.entries_.push_back(std::move(e));
     p += 46 + uint64_t{name_len} + extra_len + comment_len;
@@ -154,11 +174,12 @@ ZipArchive::Bytes ZipArchive::read(const Entry& e) const {
   if (e.method == 0) return {file_.buffer(), src, static_cast<size_t>(e.size)};
   // Deflate can expand at most ~1032:1; a larger claim is corrupt (and would exhaust memory).
   if (e.size / 1100 > e.compressed_size + 1)
-    throw FileError(path() + ": corrupt zip: entry '" + e.name + "' claims an impossible size");
+    throw FileError(path() + ": corrupt zip: entry '" + printable(e.name) +
+                    "' claims an impossible size");
   Buffer out = allocate_buffer(static_cast<size_t>(e.size) + 1);
   z_stream zs{};
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK)
-    throw FileError(path() + ": cannot inflate '" + e.name + "'");
+    throw FileError(path() + ": cannot inflate '" + printable(e.name) + "'");
   uint64_t in_left = e.compressed_size, out_done = 0;
   const Bytef* in = reinterpret_cast<const Bytef*>(src);
   int rc = Z_OK;
@@ -177,8 +198,8 @@ ZipArchive::Bytes ZipArchive::read(const Entry& e) const {
   }
   inflateEnd(&zs);
   if (rc != Z_STREAM_END || out_done != e.size)
-    throw FileError(path() + ": corrupt zip: entry '" + e.name + "' does not inflate to " +
-                    std::to_string(e.size) + " bytes");
+    throw FileError(path() + ": corrupt zip: entry '" + printable(e.name) +
+                    "' does not inflate to " + std::to_string(e.size) + " bytes");
   return {out, out.get(), static_cast<size_t>(e.size)};
 }
 
