@@ -49,6 +49,12 @@ diffuse_status diffuse_load_options_set_threads(diffuse_load_options* o, int thr
 /* How layer weights are held: "f32" (default, exact; 16-bit files stay 16-bit), "f16", "bf16",
  * "int8" (LoadOptions::precision); an unknown name fails at load time with DIFFUSE_ERROR_CONFIG. */
 diffuse_status diffuse_load_options_set_precision(diffuse_load_options* o, const char* precision);
+/* diffusers' weight-file variant ("fp16": diffusion_pytorch_model.fp16.safetensors where present);
+ * "" = the plain files (LoadOptions::variant). */
+diffuse_status diffuse_load_options_set_variant(diffuse_load_options* o, const char* variant);
+/* Replaces the model's VAE: a VAE folder, a model folder or a single file (LoadOptions::vae);
+ * "" = the model's own. */
+diffuse_status diffuse_load_options_set_vae(diffuse_load_options* o, const char* vae);
 diffuse_status diffuse_pipeline_load_with_options(const char* model_dir,
                                                   const diffuse_load_options* options,
                                                   diffuse_pipeline** out);

@@ -250,6 +250,17 @@ struct LoadOptions {
   ///   "int8": every matrix quantized to int8 with one scale per output channel (a quarter).
   /// Activations, norms, biases and embeddings stay float32. Anything else is a ConfigError.
   std::string precision = "f32";
+  /// diffusers' weight-file variant: "fp16" loads `diffusion_pytorch_model.fp16.safetensors` (and
+  /// the like) where a component has it and its plain files where it has not, as diffusers'
+  /// from_pretrained(variant=...). Empty (default): the plain files, or a component's only
+  /// variant when it has no plain ones. Letters, digits, '_' and '-' only (a ConfigError
+  /// otherwise). A variant names files, never a precision (see `precision`).
+  std::string variant;
+  /// Replaces the model's VAE: a diffusers AutoencoderKL folder (config.json + weights), a model
+  /// folder (its vae/), or one file (.safetensors, .ckpt, .pt, .bin) in diffusers' or the original
+  /// LDM layout (e.g. A1111's vae-ft-mse-840000-ema-pruned.safetensors), read with the model's
+  /// own VAE config. Empty (default): the model's VAE.
+  std::string vae;
   /// Threads this pipeline's kernels use (0 = all cores). Each pipeline has its own pool, so two
   /// pipelines in one process run side by side without sharing or serialising threads.
   int threads = 0;

@@ -109,6 +109,16 @@ diffuse_status diffuse_load_options_set_precision(diffuse_load_options* o, const
   DIFFUSE_REQUIRE(precision);
   return guarded([&] { o->impl.precision = precision; });
 }
+diffuse_status diffuse_load_options_set_variant(diffuse_load_options* o, const char* variant) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(variant);
+  return guarded([&] { o->impl.variant = variant; });
+}
+diffuse_status diffuse_load_options_set_vae(diffuse_load_options* o, const char* vae) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(vae);
+  return guarded([&] { o->impl.vae = vae; });
+}
 diffuse_status diffuse_pipeline_load_with_options(const char* model_dir,
                                                   const diffuse_load_options* options,
                                                   diffuse_pipeline** out) {

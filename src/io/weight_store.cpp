@@ -1,11 +1,10 @@
 #include "io/weight_store.h"
 
 #include <filesystem>
-#include <nlohmann/json.hpp>
-#include <set>
 
 #include "core/mapped_file.h"
 #include "diffuse/error.hpp"
+#include "io/pickle/torch_checkpoint.h"
 
 namespace fs = std::filesystem;
 
@@ -20,6 +19,17 @@ void WeightStore::add_file(const std::string& path) {
       throw FileError(path + ": tensor '" + k + "' also present in " +
                       (it->second.file ? it->second.file->path() : std::string("memory")));
   }
+}
+
+void WeightStore::add_torch_file(const std::string& path) {
+  // Tensors read from a pickle are views of the file's mapping (or copies): either way in memory.
+  for (auto& [name, tensor] : read_torch_checkpoint(path)) {
+    auto [it, inserted] = entries_.emplace(name, Entry{nullptr, std::move(tensor), {}, {}, {}});
+    if (!inserted)
+      throw FileError(path + ": tensor '" + name + "' also present in " +
+                      (it->second.file ? it->second.file->path() : std::string("another file")));
+  }
+  pickle_paths_.push_back(path);
 }
 
 void WeightStore::add(const std::string& name, Tensor t) {
@@ -85,55 +95,12 @@ std::vector<std::string> WeightStore::keys() const {
 
 std::string WeightStore::source() const {
   if (!source_.empty()) return source_;
-  if (files_.empty()) return "weights";
-  if (files_.size() == 1) return files_[0]->path();
-  return fs::path(files_[0]->path()).parent_path().string() + " (" + std::to_string(files_.size()) +
+  std::vector<std::string> paths = pickle_paths_;
+  for (const auto& f : files_) paths.push_back(f->path());
+  if (paths.empty()) return "weights";
+  if (paths.size() == 1) return paths[0];
+  return fs::path(paths[0]).parent_path().string() + " (" + std::to_string(paths.size()) +
          " shards)";
-}
-
-WeightStore load_component_weights(const std::string& dir) {
-  if (!fs::is_directory(dir)) throw FileError(dir + ": component folder not found");
-  WeightStore store;
-  for (const char* stem : {"diffusion_pytorch_model", "model"}) {
-    const fs::path single = fs::path(dir) / (std::string(stem) + ".safetensors");
-    const fs::path index = fs::path(dir) / (std::string(stem) + ".safetensors.index.json");
-    if (fs::exists(single)) {
-      store.add_file(single.string());
-      return store;
-    }
-    if (fs::exists(index)) {
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(read_text_file(index.string()));
-      } catch (const nlohmann::json::exception& e) {
-        throw FileError(index.string() + ": invalid JSON: " + e.what());
-      }
-      if (!j.contains("weight_map") || !j["weight_map"].is_object())
-        throw FileError(index.string() + ": missing 'weight_map'");
-      std::set<std::string> shards;
-      for (auto& [key, file] : j["weight_map"].items()) {
-        if (!file.is_string())
-          throw FileError(index.string() + ": weight_map." + key + " is not a file name");
-        const std::string name = file.get<std::string>();
-        if (name.find('/') != std::string::npos || name.find("..") != std::string::npos)
-          throw FileError(index.string() + ": shard name '" + name + "' escapes the folder");
-        shards.insert(name);
-      }
-      for (const auto& s : shards) store.add_file((fs::path(dir) / s).string());
-      for (auto& [key, file] : j["weight_map"].items())
-        if (!store.contains(key))
-          throw FileError(index.string() + ": '" + key + "' is listed but missing from " +
-                          file.get<std::string>());
-      return store;
-    }
-  }
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".bin")
-      throw FileError(
-          dir + ": only PyTorch .bin weights found; diffuse reads .safetensors (convert first)");
-  throw FileError(
-      dir +
-      ": no diffusion_pytorch_model.safetensors or model.safetensors (or sharded index) found");
 }
 
 }  // namespace diffuse

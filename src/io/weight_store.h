@@ -20,6 +20,9 @@ class WeightStore {
   /// Adds every tensor of a safetensors file (later files do not override earlier keys: a
   /// duplicate key is an error naming both files).
   void add_file(const std::string& path);
+  /// Adds every tensor of a PyTorch pickle (.bin / .ckpt, torch.save's zip format), read without
+  /// running pickle code; a duplicate key is an error as in add_file().
+  void add_torch_file(const std::string& path);
   /// Adds an in-memory tensor (converted checkpoints, synthetic weights), replacing any weight
   /// of that name.
   void add(const std::string& name, Tensor t);
@@ -59,6 +62,7 @@ class WeightStore {
     WeightPrecision matrix_precision = WeightPrecision::F32;
   };
   std::vector<std::shared_ptr<const SafetensorsFile>> files_;
+  std::vector<std::string> pickle_paths_;  // add_torch_file()'s, for source()
   mutable std::map<std::string, Entry> entries_;
   Synthesizer synthesize_;
   std::string source_;
@@ -72,9 +76,13 @@ class WeightStore {
   Tensor checked(const std::string& name, const Shape& expected) const;
 };
 
-/// Loads a diffusers component's weights from `dir`: `<stem>.safetensors`, or a sharded
-/// `<stem>.safetensors.index.json`, for the conventional stems (model, diffusion_pytorch_model).
-/// Throws FileError naming the folder when none is present (and says if only .bin files exist).
-WeightStore load_component_weights(const std::string& dir);
+/// Loads a diffusers/transformers component's weights from `dir` (component_weights.cpp), as
+/// from_pretrained picks them: `<stem>[.<variant>].safetensors`, or a sharded
+/// `<stem>.safetensors.index[.<variant>].json`, else the same as PyTorch `.bin` pickles, for the
+/// stems diffusion_pytorch_model, model and pytorch_model. A requested `variant` ("fp16") falls
+/// back to the plain files for a component that has none (as diffusers does); without one, a
+/// component whose only weights are one variant's loads those. FileError naming the folder
+/// otherwise (and listing the variants when several would fit).
+WeightStore load_component_weights(const std::string& dir, const std::string& variant = {});
 
 }  // namespace diffuse

@@ -1,11 +1,13 @@
 #include "pipeline/model_folder.h"
 
+#include <cctype>
 #include <filesystem>
 
 #include "core/mapped_file.h"
 #include "diffuse/error.hpp"
 #include "io/json_config.h"
 #include "pipeline/synthetic_weights.h"
+#include "pipeline/vae_loader.h"
 
 namespace fs = std::filesystem;
 
@@ -60,23 +62,35 @@ ClipTokenizer load_tokenizer(const fs::path& dir, const std::string& fallback) {
   return ClipTokenizer::load(dir.string());
 }
 
+// Where components read their weights from: LoadOptions, checked once.
+struct WeightSource {
+  bool synthetic = false;
+  WeightPrecision precision = WeightPrecision::F32;
+  std::string variant;
+  std::string vae;  // LoadOptions::vae
+};
+
+WeightSource weight_source(const LoadOptions& options) {
+  return {options.synthetic_weights, weight_precision(options), weight_variant(options),
+          options.vae};
+}
+
 // A component's weights: the given ones (a converted checkpoint), rule weights, or the weight
-// files in its folder, holding layer matrices at `precision`. The text encoder and UNet keep
-// theirs (LoRAs patch copies of them).
-WeightStore component_store(const fs::path& dir, bool synthetic, const WeightStore* w,
-                            WeightPrecision precision, const std::string& rule_prefix = {}) {
-  WeightStore store = w           ? *w
-                      : synthetic ? synthetic_weight_store(rule_prefix)
-                                  : load_component_weights(dir.string());
-  store.set_precision(precision);
+// files in its folder, holding layer matrices at the source's precision. The text encoder and
+// UNet keep theirs (LoRAs patch copies of them).
+WeightStore component_store(const fs::path& dir, const WeightSource& source, const WeightStore* w,
+                            const std::string& rule_prefix = {}) {
+  WeightStore store = w                  ? *w
+                      : source.synthetic ? synthetic_weight_store(rule_prefix)
+                                         : load_component_weights(dir.string(), source.variant);
+  store.set_precision(source.precision);
   return store;
 }
-std::shared_ptr<const WeightStore> component_weights(const fs::path& dir, bool synthetic,
+std::shared_ptr<const WeightStore> component_weights(const fs::path& dir,
+                                                     const WeightSource& source,
                                                      const WeightStore* w,
-                                                     WeightPrecision precision,
                                                      const std::string& rule_prefix = {}) {
-  return std::make_shared<const WeightStore>(
-      component_store(dir, synthetic, w, precision, rule_prefix));
+  return std::make_shared<const WeightStore>(component_store(dir, source, w, rule_prefix));
 }
 // The rule keys drop "text_model."; text_projection sits outside it and keeps its name.
 const char* const kTextEncoderRulePrefix = "text_model.";
@@ -89,11 +103,17 @@ ClipTextModel load_text_encoder(const fs::path& dir, const WeightStore& w,
 UNet2DConditionModel load_unet(const fs::path& dir, const WeightStore& w) {
   return UNet2DConditionModel::from_weights(UNetConfig::load((dir / "config.json").string()), w);
 }
-AutoencoderKL load_vae(const fs::path& dir, bool synthetic, const WeightStore* w,
-                       WeightPrecision precision) {
+// The model's VAE, or LoadOptions::vae's in its place (with its own config when it has one).
+AutoencoderKL load_vae(const fs::path& dir, const WeightSource& source, const WeightStore* w) {
   VaeConfig config = VaeConfig::load((dir / "config.json").string());
+  if (source.vae.empty())
+    return AutoencoderKL::from_weights(std::move(config), component_store(dir, source, w));
+  VaeReplacement replacement = read_vae_replacement(source.vae, config, source.variant);
+  if (!replacement.config_path.empty()) config = VaeConfig::load(replacement.config_path);
+  WeightSource own = source;
+  own.synthetic = false;
   return AutoencoderKL::from_weights(std::move(config),
-                                     component_store(dir, synthetic, w, precision));
+                                     component_store(dir, own, &replacement.weights));
 }
 
 /// The UNet's cross-attention width must be the text conditioning's width.
@@ -120,6 +140,14 @@ void check_latent_channels(const StableDiffusionModel& m, const fs::path& root) 
 }
 
 }  // namespace
+
+std::string weight_variant(const LoadOptions& options) {
+  for (char c : options.variant)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-')
+      throw ConfigError("variant: '" + options.variant +
+                        "' is not a variant name (letters, digits, '_' and '-', e.g. fp16)");
+  return options.variant;
+}
 
 WeightPrecision weight_precision(const LoadOptions& options) {
   WeightPrecision p{};
@@ -153,20 +181,18 @@ StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
   require_component(index, index_path, "vae", "diffusers", {"AutoencoderKL"});
 
   const fs::path root(dir);
-  const bool synthetic = options.synthetic_weights;
-  const WeightPrecision precision = weight_precision(options);
+  const WeightSource source = weight_source(options);
   auto text_encoder_weights =
-      component_weights(root / "text_encoder", synthetic, weights ? weights->text_encoder : nullptr,
-                        precision, kTextEncoderRulePrefix);
-  auto unet_weights =
-      component_weights(root / "unet", synthetic, weights ? weights->unet : nullptr, precision);
+      component_weights(root / "text_encoder", source, weights ? weights->text_encoder : nullptr,
+                        kTextEncoderRulePrefix);
+  auto unet_weights = component_weights(root / "unet", source, weights ? weights->unet : nullptr);
   StableDiffusionModel m{
       folder_name(root),
       "",
       load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
       load_text_encoder(root / "text_encoder", *text_encoder_weights),
       load_unet(root / "unet", *unet_weights),
-      load_vae(root / "vae", synthetic, weights ? weights->vae : nullptr, precision),
+      load_vae(root / "vae", source, weights ? weights->vae : nullptr),
       load_scheduler_config(root),
       std::move(unet_weights),
       std::move(text_encoder_weights),
@@ -240,13 +266,12 @@ StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
                       component + "')");
   check_xl_configs(root);
 
-  const bool synthetic = options.synthetic_weights;
-  const WeightPrecision precision = weight_precision(options);
-  auto text_encoder_weights = component_weights(root / "text_encoder", synthetic, nullptr,
-                                                precision, kTextEncoderRulePrefix);
-  auto text_encoder_2_weights = component_weights(root / "text_encoder_2", synthetic, nullptr,
-                                                  precision, kTextEncoderRulePrefix);
-  auto unet_weights = component_weights(root / "unet", synthetic, nullptr, precision);
+  const WeightSource source = weight_source(options);
+  auto text_encoder_weights =
+      component_weights(root / "text_encoder", source, nullptr, kTextEncoderRulePrefix);
+  auto text_encoder_2_weights =
+      component_weights(root / "text_encoder_2", source, nullptr, kTextEncoderRulePrefix);
+  auto unet_weights = component_weights(root / "unet", source, nullptr);
   StableDiffusionXLModel m{
       StableDiffusionModel{
           folder_name(root),
@@ -254,7 +279,7 @@ StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
           load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
           load_text_encoder(root / "text_encoder", *text_encoder_weights),
           load_unet(root / "unet", *unet_weights),
-          load_vae(root / "vae", synthetic, nullptr, precision),
+          load_vae(root / "vae", source, nullptr),
           load_scheduler_config(root),
           std::move(unet_weights),
           std::move(text_encoder_weights),

@@ -52,6 +52,8 @@ struct ComponentWeights {
   const WeightStore* vae = nullptr;
 };
 
+/// LoadOptions::variant, checked to be a plain name; a ConfigError naming the option otherwise.
+std::string weight_variant(const LoadOptions& options);
 /// LoadOptions::precision parsed; a ConfigError naming the option and the choices otherwise.
 WeightPrecision weight_precision(const LoadOptions& options);
 

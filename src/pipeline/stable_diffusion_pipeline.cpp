@@ -602,7 +602,8 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
   if (options.threads < 0)
     throw ConfigError("threads must be >= 0 (0 = all cores), got " +
                       std::to_string(options.threads));
-  weight_precision(options);  // an unknown name fails before anything is read
+  weight_precision(options);  // unknown names fail before anything is read
+  weight_variant(options);
   const DeviceChoice choice = resolve_device(options.backend);
   StableDiffusionPipeline::Runtime runtime{choice.device,
                                            std::make_unique<ThreadPool>(options.threads),

@@ -76,7 +76,7 @@ TEST(weight_store, shard_missing_from_index_is_an_error) {
   EXPECT_THROW(load_component_weights(d), FileError);
 }
 
-TEST(weight_store, folder_without_weights_is_named) {
+TEST(weight_store, a_corrupt_pickle_is_named) {
   const std::string d = fresh_dir("empty");
   std::ofstream(d + "/pytorch_model.bin") << "x";
   try {

@@ -1,29 +1,35 @@
 // Options shared by the commands that load models: where the math runs, with how many threads,
-// and how the weights are held.
+// how the weights are held, and which weight files (variant, VAE) are read.
 #include <iostream>
 
 #include "commands.h"
 
 namespace diffuse::cli {
 
-void add_backend_options(CLI::App& cmd, std::string& backend, int& threads,
-                         std::string& precision) {
-  auto* b = cmd.add_option("--backend", backend,
+void add_backend_options(CLI::App& cmd, LoadOptions& load) {
+  auto* b = cmd.add_option("--backend", load.backend,
                            "where the math runs: cpu (optimised kernels), reference (plain loops, "
                            "slow; for checking), or a Core ML compute-unit name (see "
                            "--compute-units)")
                 ->capture_default_str();
-  auto* cu = cmd.add_option("--compute-units", backend,
+  auto* cu = cmd.add_option("--compute-units", load.backend,
                             "Core ML's spelling of --backend: cpuOnly (= cpu), cpuAndGPU or cuda "
                             "(the GPU backend), all (the GPU backend where usable, else cpu); "
                             "plain backend names work too");
   b->excludes(cu);
-  cmd.add_option("--threads", threads, "CPU threads for this pipeline (default: all cores)");
-  cmd.add_option("--precision", precision,
+  cmd.add_option("--threads", load.threads, "CPU threads for this pipeline (default: all cores)");
+  cmd.add_option("--precision", load.precision,
                  "how layer weights are held: f32 (as stored, exact; an fp16 model stays 16-bit "
                  "in memory), f16 or bf16 (half the memory of f32), int8 (a quarter; per-channel "
                  "scales)")
       ->capture_default_str();
+  cmd.add_option("--variant", load.variant,
+                 "diffusers weight-file variant to load, e.g. fp16 "
+                 "(diffusion_pytorch_model.fp16.safetensors; components without it load their "
+                 "plain files)");
+  cmd.add_option("--vae", load.vae,
+                 "replace the model's VAE: a VAE folder, a model folder, or a .safetensors/.ckpt "
+                 "file (diffusers or original layout, e.g. vae-ft-mse-840000-ema-pruned)");
 }
 
 std::string backend_flag(const CLI::App& cmd) {

@@ -13,9 +13,9 @@ namespace diffuse::cli {
 
 Command add_bench(CLI::App& app) {
   struct Args {
-    std::string model, config, scheduler = "euler", backend = "cpu";
-    int width = 512, height = 512, steps = 2, threads = 0;
-    std::string precision = "f32";
+    std::string model, config, scheduler = "euler";
+    int width = 512, height = 512, steps = 2;
+    LoadOptions load;
     float guidance = 7.5f;
     bool json = false;
   };
@@ -32,15 +32,12 @@ Command add_bench(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--scheduler", a->scheduler, "sampler (one UNet call per step)")
       ->capture_default_str();
-  add_backend_options(*c, a->backend, a->threads, a->precision);
+  add_backend_options(*c, a->load);
   c->add_flag("--json", a->json, "print JSON");
   return [a, c] {
-    LoadOptions lo;
+    LoadOptions lo = a->load;
     lo.synthetic_weights = !a->config.empty();
     lo.tokenizer_fallback_dir = assets_dir() + "/tokenizer";
-    lo.backend = a->backend;
-    lo.precision = a->precision;
-    lo.threads = a->threads;
     auto pipe = load_pipeline(a->config.empty() ? a->model : a->config, lo, backend_flag(*c));
     GenerateOptions o;
     o.prompt = "a photograph of an astronaut riding a horse on mars, highly detailed";
@@ -73,7 +70,7 @@ Command add_bench(CLI::App& app) {
                        {"height", a->height},
                        {"unet_batch", batch},
                        {"threads", threads},
-                       {"precision", a->precision},
+                       {"precision", a->load.precision},
                        {"load_s", r.times.load_s},
                        {"text_encoder_s", r.times.text_encoder_s},
                        {"unet_step_s", step_s},
@@ -85,7 +82,8 @@ Command add_bench(CLI::App& app) {
     } else {
       std::printf("model %s%s, %dx%d, UNet batch %d, backend %s, %d threads, %s weights\n",
                   r.model_name.c_str(), lo.synthetic_weights ? " (synthetic weights)" : "",
-                  a->width, a->height, batch, r.backend.c_str(), threads, a->precision.c_str());
+                  a->width, a->height, batch, r.backend.c_str(), threads,
+                  a->load.precision.c_str());
       std::printf("load %.3f s | text encoder %.3f s | UNet step best %.3f s | VAE decode %.3f s\n",
                   r.times.load_s, r.times.text_encoder_s, best, r.times.vae_s);
       std::printf("peak RSS %.0f MiB | peak activations %.0f MiB\n", rss, act);

@@ -30,10 +30,10 @@ void on_sigint(int) {
 struct GenerateArgs {
   std::string model, config_dir, prompt, negative_prompt, scheduler, timestep_spacing, image,
       rng = "torch";
-  std::string backend = "cpu", output = "output.png";
+  std::string output = "output.png";
   std::string original_size, target_size, crop_coords, negative_original_size;
-  int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0, threads = 0;
-  std::string precision = "f32";
+  int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0;
+  LoadOptions load;
   int mask_blur = 0;
   std::string mask;
   std::vector<std::string> loras, embeddings;
@@ -254,12 +254,9 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
                  "For real images pass --model <diffusers folder>, e.g. a download of "
                  "stable-diffusion-v1-5.\n";
   }
-  LoadOptions lo;
+  LoadOptions lo = a.load;
   lo.config_dir = a.config_dir;
   lo.assets_dir = assets_dir();
-  lo.backend = a.backend;
-  lo.precision = a.precision;
-  lo.threads = a.threads;
   auto pipe = load_pipeline(model_dir, lo, backend_flag(cmd));
   if (!a.json) std::cerr << "seed: " << o.seed << "\n";
   std::signal(SIGINT, on_sigint);
@@ -382,7 +379,7 @@ Command add_generate(CLI::App& app) {
                 "SDXL: crop top-left TOP,LEFT conditioning the image (default: 0,0)");
   c->add_option("--negative-original-size", a->negative_original_size,
                 "SDXL: original size WxH for the negative (unconditional) half");
-  add_backend_options(*c, a->backend, a->threads, a->precision);
+  add_backend_options(*c, a->load);
   c->add_option("--output,-o", a->output, "output PNG (with --image-count K: <stem>-0.png ...)")
       ->capture_default_str();
   c->add_flag("--json", a->json, "print a JSON summary on stdout");

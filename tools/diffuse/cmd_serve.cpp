@@ -20,9 +20,9 @@ namespace diffuse::cli {
 namespace {
 
 struct ServeArgs {
-  std::string model, models_dir, api_key, api_key_file, config_dir, backend = "cpu";
-  int threads = 0, max_loaded = 1, max_body_mb = 64;
-  std::string precision = "f32";
+  std::string model, models_dir, api_key, api_key_file, config_dir;
+  int max_loaded = 1, max_body_mb = 64;
+  LoadOptions load;
   serve::ServerConfig server;
 };
 
@@ -117,12 +117,9 @@ int run_serve(ServeArgs a, const CLI::App& cmd) {
     if (!dir->empty()) *dir = fs::absolute(*dir).lexically_normal().string();
   std::string current;
   std::vector<serve::ModelEntry> entries = model_entries(a, current);
-  LoadOptions lo;
+  LoadOptions lo = a.load;
   lo.config_dir = a.config_dir;
   lo.assets_dir = assets_dir();
-  lo.backend = a.backend;
-  lo.precision = a.precision;
-  lo.threads = a.threads;
   serve::ModelRegistry models(entries, lo, current, static_cast<size_t>(a.max_loaded));
   if (a.server.queue_url.empty()) {
     std::cerr << "diffuse serve: loading " << current << "\n";
@@ -217,7 +214,7 @@ Command add_serve(CLI::App& app) {
                 "requests name")
       ->check(CLI::ExistingDirectory);
   c->add_flag("!--no-access-log", a->server.access_log, "do not log requests on stderr");
-  add_backend_options(*c, a->backend, a->threads, a->precision);
+  add_backend_options(*c, a->load);
   return [a, c] { return run_serve(*a, *c); };
 }
 

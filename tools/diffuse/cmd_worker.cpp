@@ -22,10 +22,10 @@ void on_stop_signal(int) {
 }
 
 struct WorkerArgs {
-  std::string queue, models_dir, config_dir, backend = "cpu";
+  std::string queue, models_dir, config_dir;
   std::vector<std::string> preload;
-  int threads = 0, max_loaded = 1, concurrency = 1;
-  std::string precision = "f32";
+  int max_loaded = 1, concurrency = 1;
+  LoadOptions load;
   serve::WorkerConfig worker;
 };
 
@@ -63,15 +63,13 @@ int run_worker(WorkerArgs a) {
   serve::ModelRegistry check(entries, {}, entries.front().name);
   for (const auto& name : a.preload)
     if (!check.find(name)) throw ConfigError("--model " + name + ": not an entry of --models");
-  LoadOptions lo;
+  LoadOptions lo = a.load;
   lo.config_dir = a.config_dir;
   lo.assets_dir = assets_dir();
-  lo.backend = a.backend;
   // --concurrency N: N consumers in this process, sharing the cores unless --threads says.
-  lo.precision = a.precision;
   lo.threads =
-      a.threads > 0
-          ? a.threads
+      a.load.threads > 0
+          ? a.load.threads
           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / a.concurrency);
   // SIGTERM/SIGINT: the running jobs stop within one step and go back on the queue.
   struct sigaction sa = {};
@@ -132,7 +130,7 @@ Command add_worker(CLI::App& app) {
   c->add_option("--max-loaded-models", a->max_loaded, "models kept in memory at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  add_backend_options(*c, a->backend, a->threads, a->precision);
+  add_backend_options(*c, a->load);
   return [a] { return run_worker(*a); };
 }
 

@@ -29,9 +29,9 @@ std::string demo_model_dir(bool announce);
 std::string assets_dir();
 
 /// --backend NAME and --compute-units NAME (Core ML's spelling of the same choice; both set
-/// `backend`, for LoadOptions::backend), --threads N (LoadOptions::threads) and --precision NAME
-/// (LoadOptions::precision).
-void add_backend_options(CLI::App& cmd, std::string& backend, int& threads, std::string& precision);
+/// LoadOptions::backend), --threads N, --precision NAME, --variant NAME and --vae PATH: the
+/// LoadOptions fields of the same names.
+void add_backend_options(CLI::App& cmd, LoadOptions& load);
 /// The spelling the user typed: "--compute-units" when given, else "--backend".
 std::string backend_flag(const CLI::App& cmd);
 /// Pipeline::load; a backend the library rejects is reported with the flag that chose it.
