@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
+#include "hub/hub_cache.h"
 #include "serve/http_error.h"
 #include "serve/prompt_loras.h"
 
@@ -246,7 +247,13 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     o.seed = std::random_device{}();
   }
 
-  std::string model_dir = a.model;
+  std::string model_dir = a.model, hub_name;
+  // org/name: the snapshot `diffuse pull` put in the Hugging Face cache (a local path wins); the
+  // PNG names it "name", as the folder of a clone of the repository.
+  if (auto cached = hub::resolve_cached_model(model_dir, hub_options_from_environment())) {
+    model_dir = *cached;
+    hub_name = a.model.substr(a.model.find('/') + 1);
+  }
   if (model_dir.empty()) {
     model_dir = demo_model_dir(true);
     std::cerr << "No --model given: using the built-in demo model (random weights, its images are "
@@ -262,6 +269,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   std::signal(SIGINT, on_sigint);
   ProgressPrinter printer(a.json);
   GenerationResult r = pipe->generate(o, [&](const Progress& p) { return printer(p); });
+  if (!hub_name.empty()) r.model_name = hub_name;
   std::signal(SIGINT, SIG_DFL);
   print_warnings(r.warnings);
 
@@ -305,8 +313,9 @@ Command add_generate(CLI::App& app) {
   CLI::App* c = app.add_subcommand("generate",
                                    "Generate images from a prompt (and optionally an init image)");
   c->add_option("--model,-m", a->model,
-                "diffusers model folder, or a single-file checkpoint (.safetensors/.ckpt, original "
-                "SD layout) (default: the built-in demo model)");
+                "diffusers model folder, a single-file checkpoint (.safetensors/.ckpt, original "
+                "SD layout), or org/name pulled with `diffuse pull` (default: the built-in demo "
+                "model)");
   c->add_option("--config-dir", a->config_dir,
                 "for a single-file checkpoint: diffusers folder whose configs describe it "
                 "(default: bundled SD 1.5, or SD 2.1 768-v for SD 2.x checkpoints)");

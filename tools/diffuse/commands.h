@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "diffuse/diffuse.hpp"
+#include "hub/hub_options.h"
 
 namespace diffuse::cli {
 
@@ -22,6 +23,7 @@ Command add_bench(CLI::App& app);
 Command add_serve(CLI::App& app);
 Command add_worker(CLI::App& app);
 Command add_batch(CLI::App& app);
+Command add_pull(CLI::App& app);
 
 /// The demo model folder, created on first use under the user's cache directory.
 std::string demo_model_dir(bool announce);
@@ -39,6 +41,10 @@ std::unique_ptr<Pipeline> load_pipeline(const std::string& model, const LoadOpti
                                         const std::string& flag);
 /// GenerationResult::warnings as "warning: ..." lines on stderr.
 void print_warnings(const std::vector<std::string>& warnings);
+
+/// The Hub's settings from the environment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token), HF_HOME,
+/// HF_HUB_CACHE, HF_HUB_OFFLINE (the Python tools' variables).
+hub::HubOptions hub_options_from_environment();
 
 /// "error: <message>" on stderr; returns the exit code 1.
 int report_error(const std::string& message);
