@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -284,6 +285,39 @@ class Pipeline {
   /// Token ids (padded to the model's max length) and the untruncated token count for a prompt.
   virtual std::vector<int64_t> tokenize(const std::string& text, size_t* token_count) const = 0;
 };
+
+/// One component's weights as stored (ModelDescription).
+struct ComponentDescription {
+  std::string name;        // "unet", "text_encoder", "text_encoder_2", "vae"
+  std::string class_name;  // "UNet2DConditionModel", ... (model_index.json; inferred for files)
+  std::string source;      // the weight file(s) read
+  int64_t parameters = 0;  // elements of every stored tensor
+  int64_t bytes = 0;       // their stored size
+  /// Parameters per stored dtype name ("F32", "F16", "BF16", ...).
+  std::map<std::string, int64_t> parameters_by_dtype;
+};
+
+/// What a model path holds, read from its configs and tensor headers without building the model
+/// (weights stay memory-mapped; nothing is converted).
+struct ModelDescription {
+  std::string path;
+  std::string kind;      // "diffusers folder" or "single-file checkpoint"
+  std::string pipeline;  // model_index.json's _class_name (a checkpoint: the pipeline it loads as)
+  std::string family;    // "sd1", "sd2" or "sdxl"
+  /// "epsilon", "v_prediction" or "sample" from the scheduler config; for an SD 2.x checkpoint,
+  /// which the weights cannot tell, "v_prediction (assumed: 768-v)".
+  std::string prediction_type;
+  bool inpainting = false;  // a 9-channel UNet
+  int default_size = 0;     // pixels, from the UNet's sample_size (0 when unknown)
+  std::vector<ComponentDescription> components;
+  /// Tensors a single-file checkpoint holds outside the components (EMA copies, training state).
+  int64_t other_parameters = 0;
+  int64_t file_bytes = 0;  // size on disk of every file read
+};
+
+/// Inspects a diffusers folder (SD 1.x/2.x/XL, any layout LoadOptions::variant reads) or a
+/// single-file checkpoint. FileError/ConfigError naming the file when it is neither.
+ModelDescription inspect_model(const std::string& path, const LoadOptions& options = {});
 
 /// Names accepted by GenerateOptions::scheduler (presets), for help texts.
 std::vector<std::string> scheduler_names();

@@ -93,10 +93,16 @@ std::vector<std::string> WeightStore::keys() const {
   return k;
 }
 
+std::vector<std::string> WeightStore::paths() const {
+  std::vector<std::string> paths;
+  for (const auto& f : files_) paths.push_back(f->path());
+  paths.insert(paths.end(), pickle_paths_.begin(), pickle_paths_.end());
+  return paths;
+}
+
 std::string WeightStore::source() const {
   if (!source_.empty()) return source_;
-  std::vector<std::string> paths = pickle_paths_;
-  for (const auto& f : files_) paths.push_back(f->path());
+  const std::vector<std::string> paths = this->paths();
   if (paths.empty()) return "weights";
   if (paths.size() == 1) return paths[0];
   return fs::path(paths[0]).parent_path().string() + " (" + std::to_string(paths.size()) +

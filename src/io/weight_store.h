@@ -49,6 +49,8 @@ class WeightStore {
   std::vector<std::string> keys() const;
   /// Where the weights came from, for error messages.
   std::string source() const;
+  /// The files read (safetensors and pickles), in the order added.
+  std::vector<std::string> paths() const;
   /// Names the origin of in-memory weights (e.g. the checkpoint they were converted from).
   void set_source(std::string source) { source_ = std::move(source); }
   size_t size() const { return entries_.size(); }

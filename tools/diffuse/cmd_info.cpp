@@ -1,22 +1,132 @@
-// diffuse info: the generation parameters stored in a PNG (A1111 `parameters` chunk).
+// diffuse info PATH: what PATH is, told by itself. A PNG: the generation parameters it stores
+// (A1111 `parameters` chunk); a diffusers folder or a single-file checkpoint: family, pipeline,
+// prediction type, components with parameter counts, dtypes and sizes. --json for all of them.
+#include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
 
 namespace diffuse::cli {
 
+namespace {
+
+struct InfoArgs {
+  std::string path, variant;
+  bool json = false;
+};
+
+bool is_png(const std::string& path) {
+  static const char kSignature[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
+  std::ifstream in(path, std::ios::binary);
+  char head[8] = {};
+  return in.read(head, 8) && std::equal(head, head + 8, kSignature);
+}
+
+int show_png(const InfoArgs& a) {
+  const std::string p = read_png_parameters(a.path);
+  if (a.json) {
+    std::cout << nlohmann::json{{"kind", "png"}, {"path", a.path}, {"parameters", p}}.dump(2)
+              << "\n";
+    return 0;
+  }
+  if (p.empty()) return report_error(a.path + ": no generation parameters stored");
+  std::cout << p << "\n";
+  return 0;
+}
+
+std::string human(double v, const char* const units[], int count, double step) {
+  int u = 0;
+  while (v >= step && u + 1 < count) v /= step, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.1f%s", v, units[u]);
+  return buf;
+}
+std::string count_text(int64_t n) {
+  static const char* const units[] = {"", " K", " M", " G"};
+  return human(static_cast<double>(n), units, 4, 1000);
+}
+std::string bytes_text(int64_t n) {
+  static const char* const units[] = {" B", " KiB", " MiB", " GiB"};
+  return human(static_cast<double>(n), units, 4, 1024);
+}
+
+std::string dtypes_text(const ComponentDescription& c) {
+  std::string s;
+  for (const auto& [dtype, n] : c.parameters_by_dtype) {
+    if (!s.empty()) s.append(", ");
+    s.append(dtype);
+    if (c.parameters_by_dtype.size() > 1) s.append(" ").append(count_text(n));
+  }
+  return s;
+}
+
+nlohmann::json model_json(const ModelDescription& m) {
+  nlohmann::json components = nlohmann::json::array();
+  for (const auto& c : m.components)
+    components.push_back({{"name", c.name},
+                          {"class", c.class_name},
+                          {"source", c.source},
+                          {"parameters", c.parameters},
+                          {"bytes", c.bytes},
+                          {"parameters_by_dtype", c.parameters_by_dtype}});
+  return {{"kind", m.kind},
+          {"path", m.path},
+          {"pipeline", m.pipeline},
+          {"family", m.family},
+          {"prediction_type", m.prediction_type},
+          {"inpainting", m.inpainting},
+          {"default_size", m.default_size},
+          {"components", components},
+          {"other_parameters", m.other_parameters},
+          {"file_bytes", m.file_bytes}};
+}
+
+void print_model(const ModelDescription& m) {
+  if (m.pipeline.empty())
+    std::printf("%s: %s\n", m.path.c_str(), m.kind.c_str());
+  else
+    std::printf("%s: %s, %s (%s), %s prediction%s, %dx%d by default\n", m.path.c_str(),
+                m.kind.c_str(), m.pipeline.c_str(), m.family.c_str(), m.prediction_type.c_str(),
+                m.inpainting ? ", inpainting UNet" : "", m.default_size, m.default_size);
+  std::printf("  %-15s %-28s %11s %11s  %s\n", "component", "class", "parameters", "size",
+              "dtypes");
+  int64_t total = 0;
+  for (const auto& c : m.components) {
+    std::printf("  %-15s %-28s %11s %11s  %s\n", c.name.c_str(), c.class_name.c_str(),
+                count_text(c.parameters).c_str(), bytes_text(c.bytes).c_str(),
+                dtypes_text(c).c_str());
+    total += c.parameters;
+  }
+  if (m.other_parameters > 0)
+    std::printf("  other tensors (EMA, training state): %s parameters\n",
+                count_text(m.other_parameters).c_str());
+  std::printf("  total %s parameters, %s on disk\n", count_text(total).c_str(),
+              bytes_text(m.file_bytes).c_str());
+}
+
+}  // namespace
+
 Command add_info(CLI::App& app) {
-  auto path = std::make_shared<std::string>();
-  CLI::App* c = app.add_subcommand("info", "Print the generation parameters stored in a PNG");
-  c->add_option("image", *path, "PNG file")->required();
-  return [path] {
-    const std::string p = read_png_parameters(*path);
-    if (p.empty()) {
-      std::cerr << *path << ": no generation parameters stored\n";
-      return 1;
-    }
-    std::cout << p << "\n";
+  auto a = std::make_shared<InfoArgs>();
+  CLI::App* c = app.add_subcommand(
+      "info",
+      "Describe a PNG (its generation parameters), a model folder or a single-file checkpoint");
+  c->add_option("path", a->path, "PNG file, diffusers model folder or .safetensors/.ckpt file")
+      ->required();
+  c->add_option("--variant", a->variant, "for a model folder: the weight-file variant (fp16)");
+  c->add_flag("--json", a->json, "print JSON on stdout");
+  return [a] {
+    if (is_png(a->path)) return show_png(*a);
+    LoadOptions o;
+    o.variant = a->variant;
+    const ModelDescription m = inspect_model(a->path, o);
+    if (a->json)
+      std::cout << model_json(m).dump(2) << "\n";
+    else
+      print_model(m);
     return 0;
   };
 }

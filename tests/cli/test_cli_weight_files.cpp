@@ -1,0 +1,77 @@
+// `diffuse info` on models and `--variant` / `--vae` on generate: what a newcomer types.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/command.h"
+#include "common/fixtures.h"
+#include "common/reference_data.h"
+#include "diffuse/diffuse.hpp"
+
+namespace fs = std::filesystem;
+using diffuse::test::CommandResult;
+using diffuse::test::fixture;
+using diffuse::test::run_diffuse;
+
+namespace {
+
+std::string out_path(const std::string& name) {
+  const std::string p = diffuse::test::temp_dir() + "/" + name;
+  fs::remove(p);
+  return p;
+}
+
+}  // namespace
+
+TEST(cli_info, describes_folders_checkpoints_and_pngs_in_text_and_json) {
+  const CommandResult text = run_diffuse("info " + fixture("models/tiny-sdxl"));
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("StableDiffusionXLPipeline (sdxl)"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("text_encoder_2"), std::string::npos) << text.out;
+
+  const CommandResult json = run_diffuse("info --json " + fixture("models/tiny-sd1.ckpt"));
+  ASSERT_EQ(json.code, 0) << json.err;
+  const nlohmann::json j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j["kind"], "single-file checkpoint");
+  EXPECT_EQ(j["family"], "sd1");
+  EXPECT_EQ(j["components"].size(), 3u);
+
+  const std::string png = out_path("info.png");
+  ASSERT_EQ(run_diffuse("generate -m " + fixture("models/tiny-sd1") +
+                        " -p cat --steps 1 --seed 3 -o " + png)
+                .code,
+            0);
+  const CommandResult png_json = run_diffuse("info --json " + png);
+  ASSERT_EQ(png_json.code, 0) << png_json.err;
+  const nlohmann::json p = nlohmann::json::parse(png_json.out);
+  EXPECT_EQ(p["kind"], "png");
+  EXPECT_NE(p["parameters"].get<std::string>().find("Seed: 3"), std::string::npos);
+}
+
+TEST(cli_info, what_is_not_a_model_is_one_line_and_exit_1) {
+  const std::string missing = diffuse::test::temp_dir() + "/nothing-here";
+  const CommandResult r = run_diffuse("info " + missing);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "error: " + missing + ": not found\n");
+}
+
+TEST(cli_weight_files, vae_and_variant_flags_reach_the_library) {
+  const std::string plain = out_path("plain.png"), replaced = out_path("replaced.png");
+  const std::string args =
+      "generate -m " + fixture("models/tiny-sd1") + " -p cat --steps 2 --seed 4";
+  ASSERT_EQ(run_diffuse(args + " -o " + plain).code, 0);
+  const CommandResult r =
+      run_diffuse(args + " --variant fp16 --vae " +
+                  diffuse::test::reference("inputs/vae-fp16-variant") + " -o " + replaced);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(diffuse::load_png(plain).to_rgb8(), diffuse::load_png(replaced).to_rgb8());
+
+  const CommandResult bad = run_diffuse(args + " --vae /no/such/vae -o " + out_path("bad.png"));
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("error: /no/such/vae: VAE not found"), std::string::npos) << bad.err;
+  const CommandResult variant = run_diffuse(args + " --variant 'a/b' -o " + out_path("bad.png"));
+  EXPECT_EQ(variant.code, 1);
+  EXPECT_NE(variant.err.find("variant: 'a/b'"), std::string::npos) << variant.err;
+}
