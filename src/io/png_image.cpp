@@ -17,6 +17,10 @@ namespace {
 
 constexpr size_t kSignatureBytes = 8;
 constexpr png_uint_32 kMaxSide = 16384;
+// Deflate expands at most ~1032:1, so a file of n bytes holds at most this many times n bytes of
+// image rows; a header declaring more is truncated or lying, and is refused before the pixel
+// buffer is allocated.
+constexpr uint64_t kMaxDeflateRatio = 1032;
 
 // libpng reports errors through longjmp by default; we turn them into exceptions via this handler,
 // which is safe because no C++ objects with destructors live between png_* calls and the setjmp.
@@ -118,6 +122,9 @@ struct DecodeOutcome {
     outcome.width = w;
     outcome.height = h;
     outcome.too_large = mode == DecodeMode::Pixels && uint64_t{w} * h > max_pixels;
+    if (mode == DecodeMode::Pixels &&
+        uint64_t{h} * (png_get_rowbytes(png, info) + 1) > uint64_t{size} * kMaxDeflateRatio)
+      png_error(png, "image data too short for the size in its header (truncated?)");
     if (mode == DecodeMode::Pixels && !outcome.too_large) {
       request_rgb8(png, info);
       img.width = static_cast<int>(w);
@@ -160,6 +167,32 @@ void check_signature(const uint8_t* data, size_t size, const std::string& what) 
     throw FileError(what + ": not a PNG file");
 }
 
+// Walks the chunks libpng will read (all of them through IEND; only those before the first IDAT
+// for the text) and refuses one whose length runs past the end of the data. libpng allocates a
+// text chunk's declared length before reading it: a 300-byte file could claim 2 GB (found by
+// fuzz/fuzz_png.cpp). The outcome is the error libpng would reach anyway, without the allocation.
+void check_chunk_lengths(const uint8_t* data, size_t size, DecodeMode mode,
+                         const std::string& what) {
+  constexpr size_t kLengthBytes = 4, kTypeBytes = 4, kCrcBytes = 4;
+  auto be32 = [data](size_t at) {
+    return uint32_t{data[at]} << 24 | uint32_t{data[at + 1]} << 16 | uint32_t{data[at + 2]} << 8 |
+           uint32_t{data[at + 3]};
+  };
+  for (size_t pos = kSignatureBytes; size - pos >= kLengthBytes + kTypeBytes;) {
+    const uint64_t length = be32(pos);
+    const std::string type(reinterpret_cast<const char*>(data + pos + kLengthBytes), kTypeBytes);
+    if (mode == DecodeMode::TextOnly && type == "IDAT") return;
+    if (length + kLengthBytes + kTypeBytes + kCrcBytes > size - pos) {
+      std::string name;
+      for (char c : type) name += (c >= 0x20 && c < 0x7f) ? c : '?';
+      throw FileError(what + ": corrupt PNG: chunk '" + name + "' of " + std::to_string(length) +
+                      " bytes runs past the end of the data (truncated?)");
+    }
+    if (type == "IEND") return;
+    pos += static_cast<size_t>(length) + kLengthBytes + kTypeBytes + kCrcBytes;
+  }
+}
+
 }  // namespace
 
 std::vector<uint8_t> encode_png_bytes(const Rgb8Image& image,
@@ -200,6 +233,7 @@ std::vector<uint8_t> encode_png_bytes(const Rgb8Image& image,
 Rgb8Image decode_png_bytes(const uint8_t* data, size_t size, const std::string& what,
                            std::map<std::string, std::string>* text, const PngLimits& limits) {
   check_signature(data, size, what);
+  check_chunk_lengths(data, size, DecodeMode::Pixels, what);
   Rgb8Image img;
   std::string err;
   if (!decode(data, size, DecodeMode::Pixels, limits, img, text, err))
@@ -212,6 +246,7 @@ Rgb8Image decode_png_bytes(const uint8_t* data, size_t size, const std::string& 
 std::map<std::string, std::string> decode_png_text(const uint8_t* data, size_t size,
                                                    const std::string& what) {
   check_signature(data, size, what);
+  check_chunk_lengths(data, size, DecodeMode::TextOnly, what);
   Rgb8Image unused;
   std::map<std::string, std::string> text;
   std::string err;

@@ -76,7 +76,9 @@ constexpr uint64_t kMaxPickleBytes = uint64_t{256} << 20;
 // A storage's zip entry holds exactly its elements; a little slack is tolerated, not more.
 constexpr uint64_t kStorageSlackBytes = 4096;
 // Copies (non-contiguous or expanded tensors) may total this much beyond twice the storage bytes.
-constexpr uint64_t kCopySlackBytes = uint64_t{1} << 28;
+// (An expanded, stride-0, tensor may be larger than its storage, up to this size; a small file
+// cannot claim gigabytes that way.)
+constexpr uint64_t kCopySlackBytes = uint64_t{16} << 20;
 
 // What BINPERSID returns: one storage, described by its persistent id; its bytes are read only
 // once a tensor that is loaded uses it.
