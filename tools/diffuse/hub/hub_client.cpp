@@ -166,6 +166,7 @@ HttpResponse HttpClient::perform(const std::string& url, Transfer& t, bool nobod
   std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers(list, curl_slist_free_all);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
   const CURLcode rc = curl_easy_perform(c);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, nullptr);  // `error` ends with this call
   char* effective = nullptr;
   curl_easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &effective);
   t.response.url = effective ? effective : url;
