@@ -97,11 +97,7 @@ TEST(hub_cli, gated_repo_message_and_token_sources) {
 }
 
 TEST(hub_cli, offline_and_unreachable_errors_are_one_line) {
-  std::string endpoint;
-  {
-    FakeHub closed;  // a port that listened a moment ago: nothing answers it now
-    endpoint = closed.endpoint();
-  }
+  const std::string endpoint = "http://127.0.0.1:1";  // nothing listens on port 1 (tcpmux)
   const std::string home = fresh_dir("home");
   const std::string env = "env -u HF_TOKEN -u HF_HUB_CACHE -u HF_HUB_OFFLINE HF_HOME=" + home +
                           " HF_ENDPOINT=" + endpoint;

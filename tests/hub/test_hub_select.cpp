@@ -74,6 +74,17 @@ TEST(hub_select, null_components_and_nested_folders_are_skipped) {
   EXPECT_EQ(s.files, (std::vector<std::string>{"model_index.json", "unet/config.json"}));
 }
 
+TEST(hub_select, choices_say_what_each_component_gets) {
+  const auto s = select_pipeline_files(
+      {{"unet", {"diffusers", "UNet2DConditionModel"}},
+       {"scheduler", {"diffusers", "PNDMScheduler"}}},
+      {"unet/config.json", "unet/diffusion_pytorch_model.ckpt", "scheduler/scheduler_config.json"},
+      "");
+  EXPECT_EQ(s.choices,
+            (std::vector<std::string>{"scheduler: scheduler_config.json",
+                                      "unet: no safetensors or .bin weights + config.json"}));
+}
+
 TEST(hub_select, include_globs_match_as_fnmatch) {
   const std::vector<std::string> files = {"a.safetensors", "unet/b.safetensors", "unet/c.json"};
   EXPECT_EQ(diffuse::hub::select_matching(files, {"*.safetensors"}),

@@ -31,7 +31,10 @@ std::string first_line_of(const std::string& path) {
 
 std::string megabytes(uint64_t bytes) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  if (bytes < 1000000)
+    std::snprintf(buf, sizeof buf, "%.1f kB", static_cast<double>(bytes) / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
   return buf;
 }
 
@@ -68,7 +71,9 @@ void report(const hub::PullResult& r) {
               << (f.resumed ? ", resumed" : "") << ")\n";
   }
   std::cerr << "commit " << r.commit << ": " << r.files.size() << " files, " << count
-            << " downloaded (" << megabytes(downloaded) << "), the rest from the cache\n";
+            << " downloaded (" << megabytes(downloaded) << ")"
+            << (static_cast<size_t>(count) < r.files.size() ? ", the rest from the cache" : "")
+            << "\n";
 }
 
 }  // namespace
@@ -115,6 +120,7 @@ Command add_pull(CLI::App& app) {
     hub::HubOptions options = hub_options_from_environment();
     ProgressBar bar;
     options.progress = [&bar](const hub::TransferProgress& p) { bar(p); };
+    if (!a->out.empty()) hub::check_materialize_target(a->out);  // before any download
     const hub::PullRequest request{a->repo, a->revision, a->include, a->variant};
     if (!options.offline)
       std::cerr << "pulling " << a->repo << " from " << options.endpoint << "\n";

@@ -43,6 +43,8 @@ PullResult pull(const PullRequest& request, const HubOptions& options);
 /// system allows, copies otherwise), built under a hidden name next to it and renamed into place.
 /// An existing non-empty `dir` is an error.
 void materialize(const PullResult& result, const std::string& dir);
+/// HubError when materialize() would refuse `dir` (checked before downloading).
+void check_materialize_target(const std::string& dir);
 
 /// Lower-case hex SHA-256 of a file's contents.
 std::string sha256_file(const std::string& path);

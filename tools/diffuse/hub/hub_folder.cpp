@@ -24,11 +24,17 @@ void place(const fs::path& from, const fs::path& to) {
 
 }  // namespace
 
-void materialize(const PullResult& result, const std::string& dir) {
+void check_materialize_target(const std::string& dir) {
   const fs::path target = fs::absolute(dir).lexically_normal();
   std::error_code ec;
   if (fs::exists(target, ec) && !(fs::is_directory(target, ec) && fs::is_empty(target, ec)))
     throw HubError("-o " + dir + ": exists and is not an empty folder (nothing is overwritten)");
+}
+
+void materialize(const PullResult& result, const std::string& dir) {
+  check_materialize_target(dir);
+  const fs::path target = fs::absolute(dir).lexically_normal();
+  std::error_code ec;
   const fs::path parent = target.has_filename() ? target.parent_path() : target;
   fs::create_directories(parent);
   std::string tmpl = (parent / ("." + target.filename().string() + ".XXXXXX")).string();

@@ -62,6 +62,17 @@ std::vector<std::string> variants_present(const std::vector<std::string>& names,
   return out;
 }
 
+/// Whether a file name is a weight file of any format (the ones not taken included).
+bool looks_like_weights(const std::string& name) {
+  for (const char* ext :
+       {".safetensors", ".bin", ".ckpt", ".onnx", ".msgpack", ".h5", ".pt", ".pth"}) {
+    const std::string e = ext;
+    if (name.size() > e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0)
+      return true;
+  }
+  return false;
+}
+
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
@@ -130,8 +141,11 @@ Selection select_pipeline_files(const nlohmann::json& model_index,
     const std::vector<std::string> weights = choose_weights(names, variant, how);
     for (const auto& n : configs) s.files.push_back(prefix + n);
     for (const auto& n : weights) s.files.push_back(prefix + n);
-    s.choices.push_back(component + ": " + (weights.empty() ? "no weights" : join(weights) + how) +
-                        (configs.empty() ? "" : " + " + join(configs)));
+    std::string what = weights.empty() ? "" : join(weights) + how;
+    if (weights.empty() && std::any_of(names.begin(), names.end(), looks_like_weights))
+      what = "no safetensors or .bin weights";
+    if (!configs.empty()) what += (what.empty() ? "" : " + ") + join(configs);
+    s.choices.push_back(component + ": " + (what.empty() ? "nothing to download" : what));
   }
   return s;
 }
