@@ -13,7 +13,7 @@ CXX=${FUZZ_CXX:-clang++-14}
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-20}
 OUT=build-fuzz
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-FLAGS="-std=c++20 -O1 -g $SAN -Iinclude -Isrc -Itests -I. -DNDEBUG"
+FLAGS="-std=c++20 -O1 -gline-tables-only $SAN -Iinclude -Isrc -Itests -I. -DNDEBUG"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(safetensors png checkpoint)
 

@@ -293,6 +293,10 @@ TEST(pickle_checkpoint, reference_cycle_is_refused) {
   q.op(']').put(0).get(0).op('a').op('0').op('}');
   test::write_zip(path, {{"archive/data.pkl", q.done()}});
   expect_file_error(path, "reference cycle");
+  test::PickleWriter r;  // d = OrderedDict(); d["d"] = d: a dict the hooks built
+  r.global("collections", "OrderedDict").op(')').op('R').put(0).str("d").get(0).op('s');
+  test::write_zip(path, {{"archive/data.pkl", r.done()}});
+  expect_file_error(path, "reference cycle");
 }
 
 // --- Sizes are checked before anything is inflated

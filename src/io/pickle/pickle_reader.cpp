@@ -323,13 +323,16 @@ class Machine {
         if (!hooks_.reduce) fail(std::string(what) + " is not allowed here");
         PyRef r = hooks_.reduce(callable->s, args->items);
         if (!r) fail("cannot call " + printable(callable->s));
+        if (is_container(*r)) containers_.push_back(r);  // e.g. OrderedDict(): may join a cycle
         push(std::move(r));
         return true;
       }
       case op::BINPERSID: {
         PyRef pid = pop();
         if (!hooks_.persistent_load) fail("persistent ids are not allowed here");
-        push(hooks_.persistent_load(pid));
+        PyRef r = hooks_.persistent_load(pid);
+        if (is_container(*r)) containers_.push_back(r);
+        push(std::move(r));
         return true;
       }
       case op::BUILD: {  // state for dict subclasses (OrderedDict._metadata) and objects: dropped
