@@ -319,6 +319,56 @@ struct ModelDescription {
 /// single-file checkpoint. FileError/ConfigError naming the file when it is neither.
 ModelDescription inspect_model(const std::string& path, const LoadOptions& options = {});
 
+/// diffuse convert: a model re-written as a diffuse package (a diffusers-layout folder whose
+/// weights are stored at a chosen precision, plus diffuse.json: format version, source, family,
+/// per component its precision, files with sizes and SHA-256 checksums, and per tensor its
+/// encoding). Packages load with Pipeline::load like any folder, by mmap; compressed matrices stay
+/// compressed (int8) or expand to float16 at load (palettized).
+struct ConvertOptions {
+  /// How layer matrices are stored: "f32", "f16" (default), "bf16", "int8" (per-output-channel
+  /// scales), or "paletteN", N = 1..8 (a 2^N-entry float16 lookup table per tensor, found by 1-D
+  /// k-means over the tensor's weighted histogram; packed N-bit indices). Norms, biases and
+  /// embeddings stay float32.
+  std::string precision = "f16";
+  /// Per-component precision overriding `precision` ("vae" -> "f32").
+  std::map<std::string, std::string> component_precision;
+  /// Components to write (text_encoder, text_encoder_2, unet, vae); empty = all of them.
+  std::vector<std::string> components;
+  /// Largest weight file in MiB: components above it are split into shards with an index
+  /// (diffusers' sharded layout); 0 = one file per component.
+  int64_t chunk_mib = 0;
+  /// How the source is read: variant for folders; config_dir/assets_dir for single files.
+  LoadOptions load;
+};
+
+struct ConvertedComponent {
+  std::string name, precision;
+  int64_t parameters = 0;
+  int64_t disk_bytes = 0;    // its weight files
+  int64_t memory_bytes = 0;  // its tensors once loaded (palettized: expanded to float16)
+  int files = 0;
+};
+
+struct ConvertReport {
+  std::string path;
+  std::vector<ConvertedComponent> components;
+};
+
+/// Per component: (component name, tensors done, tensors in it); return false to cancel (the
+/// conversion then throws Cancelled and leaves nothing behind).
+using ConvertProgressCallback = std::function<bool(const std::string&, int, int)>;
+
+/// Converts `source` (a diffusers folder or a single-file checkpoint) into a package at `output`,
+/// which must not exist. Written under a temporary name next to it and renamed when complete: a
+/// failure leaves nothing behind. ConfigError for unknown precisions or components.
+ConvertReport convert_model(const std::string& source, const std::string& output,
+                            const ConvertOptions& options = {},
+                            const ConvertProgressCallback& progress = {});
+
+/// Checks every file a package's diffuse.json lists against its size and SHA-256; returns one
+/// line per problem (empty: intact). FileError when `path` has no readable diffuse.json.
+std::vector<std::string> verify_package(const std::string& path);
+
 /// Names accepted by GenerateOptions::scheduler (presets), for help texts.
 std::vector<std::string> scheduler_names();
 

@@ -3,12 +3,22 @@
 #include <filesystem>
 
 #include "core/mapped_file.h"
+#include "core/palette.h"
 #include "diffuse/error.hpp"
 #include "io/pickle/torch_checkpoint.h"
 
 namespace fs = std::filesystem;
 
 namespace diffuse {
+
+namespace {
+// Companion tensors of compressed weights (diffuse convert): "<weight>:scales" (int8), and
+// "<weight>:palette" + "<weight>:shape" (palettized). Model weight names never hold a ':'.
+constexpr char kCompanionMark = ':';
+constexpr const char* kScalesSuffix = ":scales";
+constexpr const char* kPaletteSuffix = ":palette";
+constexpr const char* kShapeSuffix = ":shape";
+}  // namespace
 
 void WeightStore::add_file(const std::string& path) {
   files_.push_back(std::make_shared<const SafetensorsFile>(SafetensorsFile::open(path)));
@@ -42,13 +52,42 @@ Tensor WeightStore::raw(const std::string& name) const {
   return it->second.file ? it->second.file->get(name) : it->second.tensor;
 }
 
+Tensor WeightStore::decoded(const std::string& name) const {
+  const Tensor t = raw(name);
+  const std::string palette_key = name + kPaletteSuffix;
+  if (t.dtype() != DType::U8 || !contains(palette_key)) return t;
+  // A palettized tensor (diffuse convert --precision paletteN): expanded to float16 once.
+  const Tensor palette = raw(palette_key).contiguous(),
+               shape = raw(name + kShapeSuffix).contiguous();
+  const int64_t entries = palette.numel();
+  int bits = 0;
+  while (bits < 9 && (int64_t{1} << bits) < entries) ++bits;
+  if (palette.dtype() != DType::F16 || shape.dtype() != DType::I64 || shape.ndim() != 1 ||
+      (int64_t{1} << bits) != entries)
+    throw FileError(source() + ": palettized weight '" + name +
+                    "' needs an F16 palette of 2^bits entries and an I64 shape");
+  const int64_t* dims = shape.data_as<int64_t>();
+  Tensor expanded;
+  try {
+    expanded =
+        expand_palette(palette.data_as<uint16_t>(), entries, t.contiguous().data_as<uint8_t>(),
+                       t.nbytes(), bits, Shape(dims, dims + shape.numel()));
+  } catch (const Error& err) {
+    throw FileError(source() + ": weight '" + name + "': " + err.what());
+  }
+  Entry& e = entries_.at(name);
+  if (e.file) e.file->release(name);
+  e = Entry{nullptr, expanded, {}, {}, {}};
+  return expanded;
+}
+
 Tensor WeightStore::checked(const std::string& name, const Shape& expected) const {
   if (synthesize_ && !contains(name)) {
     if (expected.ndim() == 0)
       throw FileError("synthetic weights: no shape given for '" + name + "'");
     entries_[name] = Entry{nullptr, synthesize_(name, expected), {}, {}, {}};
   }
-  Tensor t = raw(name);
+  Tensor t = decoded(name);
   if (expected.ndim() > 0 && t.shape() != expected)
     throw FileError(source() + ": weight '" + name + "' has shape " + t.shape().str() +
                     ", expected " + expected.str() + " (config and weights disagree)");
@@ -66,7 +105,8 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   const Tensor t = checked(name, expected);
   Entry& e = entries_.at(name);
   if (!e.converted.defined()) {
-    e.converted = t.to(DType::F32).contiguous();
+    e.converted =
+        t.dtype() == DType::I8 ? int8_weight(name, t).to_f32() : t.to(DType::F32).contiguous();
     release_if_copied(e, name, t, e.converted.raw());
   }
   return e.converted;
@@ -77,7 +117,12 @@ Weight WeightStore::get_weight(const std::string& name, const Shape& expected) c
   Entry& e = entries_.at(name);
   if (!e.matrix.defined() || e.matrix_precision != precision_) {
     try {
-      e.matrix = Weight::from_tensor(t, precision_);
+      if (t.dtype() != DType::I8)
+        e.matrix = Weight::from_tensor(t, precision_);
+      else if (precision_ == WeightPrecision::F32 || precision_ == WeightPrecision::Int8)
+        e.matrix = int8_weight(name, t);  // int8 as stored
+      else
+        e.matrix = Weight::from_tensor(int8_weight(name, t).to_f32(), precision_);
     } catch (const Error& err) {
       throw FileError(source() + ": weight '" + name + "': " + err.what());
     }
@@ -87,9 +132,17 @@ Weight WeightStore::get_weight(const std::string& name, const Shape& expected) c
   return e.matrix;
 }
 
+Weight WeightStore::int8_weight(const std::string& name, const Tensor& q) const {
+  if (!contains(name + kScalesSuffix))
+    throw FileError(source() + ": int8 weight '" + name + "' has no '" + name + kScalesSuffix +
+                    "' tensor");
+  return Weight(q.contiguous(), raw(name + kScalesSuffix).to(DType::F32).contiguous());
+}
+
 std::vector<std::string> WeightStore::keys() const {
   std::vector<std::string> k;
-  for (const auto& [name, e] : entries_) k.push_back(name);
+  for (const auto& [name, e] : entries_)
+    if (name.find(kCompanionMark) == std::string::npos) k.push_back(name);
   return k;
 }
 

@@ -46,6 +46,7 @@ class WeightStore {
   WeightPrecision precision() const { return precision_; }
   /// Stored dtype/shape without conversion.
   Tensor raw(const std::string& name) const;
+  /// Weight names (without the companion tensors of compressed weights: "<name>:scales", ...).
   std::vector<std::string> keys() const;
   /// Where the weights came from, for error messages.
   std::string source() const;
@@ -74,6 +75,10 @@ class WeightStore {
   /// tensor as raw() gave it) is a copy.
   void release_if_copied(const Entry& e, const std::string& name, const Tensor& stored,
                          const void* result) const;
+  /// raw(), with a palettized tensor expanded to float16 (once; the expansion replaces it).
+  Tensor decoded(const std::string& name) const;
+  /// An I8 tensor with its per-output-channel scales (FileError when they are missing).
+  Weight int8_weight(const std::string& name, const Tensor& q) const;
   /// get()'s lookup, synthesis and shape check, without conversion.
   Tensor checked(const std::string& name, const Shape& expected) const;
 };

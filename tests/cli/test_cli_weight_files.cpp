@@ -75,3 +75,48 @@ TEST(cli_weight_files, vae_and_variant_flags_reach_the_library) {
   EXPECT_EQ(variant.code, 1);
   EXPECT_NE(variant.err.find("variant: 'a/b'"), std::string::npos) << variant.err;
 }
+
+TEST(cli_convert, convert_verify_and_generate_from_the_package) {
+  const std::string pkg = diffuse::test::temp_dir() + "/cli-package";
+  fs::remove_all(pkg);
+  const CommandResult r = run_diffuse("convert " + fixture("models/tiny-sd1") + " -o " + pkg +
+                                      " --precision int8 --vae-precision f32 --chunk 2 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const nlohmann::json report = nlohmann::json::parse(r.out);
+  ASSERT_EQ(report["components"].size(), 3u);
+  for (const auto& c : report["components"])
+    EXPECT_EQ(c["precision"], c["name"] == "vae" ? "f32" : "int8") << c.dump();
+  EXPECT_NE(r.err.find("unet"), std::string::npos);  // the progress lines
+  const CommandResult verified = run_diffuse("verify " + pkg);
+  EXPECT_EQ(verified.code, 0) << verified.err;
+  const std::string png = out_path("from-package.png");
+  EXPECT_EQ(run_diffuse("generate -m " + pkg + " -p cat --steps 2 -o " + png).code, 0);
+  EXPECT_TRUE(fs::exists(png));
+
+  // A damaged file: verify names it and exits 1.
+  fs::resize_file(pkg + "/vae/diffusion_pytorch_model.safetensors", 64);
+  const CommandResult damaged = run_diffuse("verify " + pkg);
+  EXPECT_EQ(damaged.code, 1);
+  EXPECT_NE(
+      damaged.err.find("error: " + pkg + "/vae/diffusion_pytorch_model.safetensors: 64 bytes"),
+      std::string::npos)
+      << damaged.err;
+}
+
+TEST(cli_convert, bad_options_are_one_line_errors_and_leave_nothing) {
+  const std::string pkg = diffuse::test::temp_dir() + "/cli-bad-package";
+  fs::remove_all(pkg);
+  const CommandResult bad =
+      run_diffuse("convert " + fixture("models/tiny-sd1") + " -o " + pkg + " --precision fp8");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("error: precision: unknown precision 'fp8'"), std::string::npos)
+      << bad.err;
+  const CommandResult comp = run_diffuse("convert " + fixture("models/tiny-sd1") + " -o " + pkg +
+                                         " --components unet,safety_checker");
+  EXPECT_EQ(comp.code, 1);
+  EXPECT_NE(comp.err.find("safety_checker"), std::string::npos) << comp.err;
+  EXPECT_FALSE(fs::exists(pkg));
+  const CommandResult not_pkg = run_diffuse("verify " + fixture("models/tiny-sd1"));
+  EXPECT_EQ(not_pkg.code, 1);
+  EXPECT_NE(not_pkg.err.find("not a diffuse package"), std::string::npos) << not_pkg.err;
+}

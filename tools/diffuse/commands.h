@@ -24,6 +24,8 @@ Command add_serve(CLI::App& app);
 Command add_worker(CLI::App& app);
 Command add_batch(CLI::App& app);
 Command add_pull(CLI::App& app);
+Command add_convert(CLI::App& app);
+Command add_verify(CLI::App& app);
 
 /// The demo model folder, created on first use under the user's cache directory.
 std::string demo_model_dir(bool announce);

@@ -13,7 +13,8 @@ int main(int argc, char** argv) {
       diffuse::cli::add_info(app),     diffuse::cli::add_synth(app),
       diffuse::cli::add_bench(app),    diffuse::cli::add_serve(app),
       diffuse::cli::add_worker(app),   diffuse::cli::add_batch(app),
-      diffuse::cli::add_pull(app)};
+      diffuse::cli::add_pull(app),     diffuse::cli::add_convert(app),
+      diffuse::cli::add_verify(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,160 @@
+#include "core/palette.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "diffuse/error.hpp"
+
+namespace diffuse {
+
+namespace {
+
+constexpr int kHalfCodes = 1 << 16;
+
+struct WeightedValue {
+  float value;
+  double weight;
+  uint16_t code;
+};
+
+/// The tensor's distinct float16 values with their counts, ascending by value.
+std::vector<WeightedValue> half_histogram(const Tensor& t, std::vector<uint16_t>& codes) {
+  const Tensor h = t.to(DType::F16).contiguous();
+  const uint16_t* data = h.data_as<uint16_t>();
+  codes.assign(data, data + h.numel());
+  std::vector<uint64_t> counts(kHalfCodes, 0);
+  for (uint16_t c : codes) ++counts[c];
+  std::vector<WeightedValue> values;
+  for (int c = 0; c < kHalfCodes; ++c) {
+    if (counts[static_cast<size_t>(c)] == 0) continue;
+    const float v = half_to_float(static_cast<uint16_t>(c));
+    if (!std::isfinite(v)) throw ShapeError("palettize: the tensor holds a non-finite value");
+    values.push_back(
+        {v, static_cast<double>(counts[static_cast<size_t>(c)]), static_cast<uint16_t>(c)});
+  }
+  std::sort(values.begin(), values.end(),
+            [](const WeightedValue& a, const WeightedValue& b) { return a.value < b.value; });
+  return values;
+}
+
+/// Weighted 1-D k-means (Lloyd) over sorted values: centroids start at weighted quantiles; each
+/// pass assigns values to the nearest centroid in one sweep (boundaries are the midpoints).
+std::vector<double> kmeans_1d(const std::vector<WeightedValue>& values, size_t k) {
+  double total = 0;
+  for (const auto& v : values) total += v.weight;
+  std::vector<double> centroids(k);
+  double seen = 0;
+  size_t j = 0;
+  for (const auto& v : values) {
+    seen += v.weight;
+    while (j < k && seen >= total * (static_cast<double>(j) + 0.5) / static_cast<double>(k))
+      centroids[j++] = v.value;
+  }
+  for (; j < k; ++j) centroids[j] = values.back().value;
+  // A value heavier than 1/k of the total starts several centroids at once; move the repeats on to
+  // the next distinct values so that every entry of the table gets used (values.size() > k here).
+  size_t next = 0;
+  for (size_t c = 0; c < k; ++c) {
+    while (next < values.size() && values[next].value < centroids[c]) ++next;
+    if (c > 0 && centroids[c] <= centroids[c - 1]) {
+      while (next < values.size() && values[next].value <= centroids[c - 1]) ++next;
+      if (next == values.size()) break;
+      centroids[c] = values[next].value;
+    }
+  }
+  std::sort(centroids.begin(), centroids.end());
+  for (int pass = 0; pass < 50; ++pass) {
+    std::vector<double> sum(k, 0), weight(k, 0);
+    size_t c = 0;
+    for (const auto& v : values) {
+      while (c + 1 < k && v.value > 0.5 * (centroids[c] + centroids[c + 1])) ++c;
+      sum[c] += v.weight * v.value;
+      weight[c] += v.weight;
+    }
+    bool moved = false;
+    for (size_t i = 0; i < k; ++i) {
+      if (weight[i] == 0) continue;  // an empty cluster keeps its place
+      const double mean = sum[i] / weight[i];
+      moved |= mean != centroids[i];
+      centroids[i] = mean;
+    }
+    std::sort(centroids.begin(), centroids.end());
+    if (!moved) break;
+  }
+  return centroids;
+}
+
+void put_bits(std::vector<uint8_t>& packed, size_t index, int bits, uint32_t value) {
+  const size_t bit = index * static_cast<size_t>(bits);
+  for (int b = 0; b < bits; ++b)
+    if (value >> b & 1u)
+      packed[(bit + static_cast<size_t>(b)) / 8] |=
+          static_cast<uint8_t>(1u << ((bit + static_cast<size_t>(b)) % 8));
+}
+
+uint32_t get_bits(const uint8_t* packed, size_t index, int bits) {
+  const size_t bit = index * static_cast<size_t>(bits);
+  uint32_t v = 0;
+  for (int b = 0; b < bits; ++b) {
+    const size_t at = bit + static_cast<size_t>(b);
+    v |= static_cast<uint32_t>(packed[at / 8] >> (at % 8) & 1u) << b;
+  }
+  return v;
+}
+
+}  // namespace
+
+PalettizedTensor palettize(const Tensor& t, int bits) {
+  if (bits < 1 || bits > 8)
+    throw ConfigError("palettize: bits must be 1..8, got " + std::to_string(bits));
+  PalettizedTensor p;
+  p.bits = bits;
+  p.shape = t.shape();
+  std::vector<uint16_t> codes;
+  const std::vector<WeightedValue> values = half_histogram(t, codes);
+  const size_t k = size_t{1} << bits;
+  // Each distinct float16 value goes to its nearest table entry.
+  std::vector<uint8_t> index_of_code(kHalfCodes, 0);
+  if (values.size() <= k) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      p.palette.push_back(values[i].code);
+      index_of_code[values[i].code] = static_cast<uint8_t>(i);
+    }
+  } else {
+    for (double c : kmeans_1d(values, k)) p.palette.push_back(float_to_half(static_cast<float>(c)));
+    size_t c = 0;
+    for (const auto& v : values) {
+      // "<=": equal neighbouring entries (clusters that met) must not stop the sweep.
+      while (c + 1 < k && std::fabs(half_to_float(p.palette[c + 1]) - v.value) <=
+                              std::fabs(half_to_float(p.palette[c]) - v.value))
+        ++c;
+      index_of_code[v.code] = static_cast<uint8_t>(c);
+    }
+  }
+  p.packed.assign((codes.size() * static_cast<size_t>(bits) + 7) / 8, 0);
+  for (size_t i = 0; i < codes.size(); ++i) put_bits(p.packed, i, bits, index_of_code[codes[i]]);
+  return p;
+}
+
+Tensor expand_palette(const uint16_t* palette, int64_t palette_size, const uint8_t* packed,
+                      size_t packed_bytes, int bits, const Shape& shape) {
+  if (bits < 1 || bits > 8 || palette_size < 1 || palette_size > (int64_t{1} << bits))
+    throw FileError("palettized tensor: " + std::to_string(palette_size) + " entries for " +
+                    std::to_string(bits) + " bits");
+  const size_t n = static_cast<size_t>(shape.numel());
+  if (packed_bytes != (n * static_cast<size_t>(bits) + 7) / 8)
+    throw FileError("palettized tensor: " + std::to_string(packed_bytes) + " index bytes for " +
+                    std::to_string(n) + " values of " + std::to_string(bits) + " bits");
+  Tensor out = Tensor::empty(shape, DType::F16);
+  uint16_t* dst = out.data_as<uint16_t>();
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t idx = get_bits(packed, i, bits);
+    if (idx >= static_cast<uint32_t>(palette_size))
+      throw FileError("palettized tensor: index " + std::to_string(idx) + " past the palette");
+    dst[i] = palette[idx];
+  }
+  return out;
+}
+
+}  // namespace diffuse

@@ -1,0 +1,186 @@
+// convert_model / verify_package (diffuse convert, diffuse verify) on the tiny fixtures. A package
+// stored at f32 is the source bit for bit; f16 and int8 packages are exactly what loading the
+// source with that precision computes (the same rounding, done once on disk); palettized ones stay
+// within a PSNR of the float32 image, better with more bits.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/fixtures.h"
+#include "diffuse/diffuse.hpp"
+#include "diffuse/error.hpp"
+
+using namespace diffuse;
+namespace fs = std::filesystem;
+
+namespace {
+
+GenerateOptions small_generation() {
+  GenerateOptions o;
+  o.prompt = "a red cube on a table";
+  o.steps = 3;
+  o.seed = 9;
+  o.scheduler = "dpmpp-2m";
+  return o;
+}
+
+std::vector<uint8_t> image_of(const std::string& model, const LoadOptions& load = {}) {
+  return Pipeline::load(model, load)->generate(small_generation()).images.at(0).to_rgb8();
+}
+
+std::string tiny() {
+  return test::fixture("models/tiny-sd1");
+}
+
+const std::vector<uint8_t>& source_image() {
+  static const std::vector<uint8_t> image = image_of(tiny());
+  return image;
+}
+
+/// Converts tiny-sd1 into a fresh temp folder `name`.
+std::string converted(const std::string& name, ConvertOptions o = {},
+                      const std::string& source = tiny()) {
+  const std::string out = test::temp_dir() + "/pkg-" + name;
+  fs::remove_all(out);
+  convert_model(source, out, o);
+  return out;
+}
+
+ConvertOptions with_precision(const std::string& p) {
+  ConvertOptions o;
+  o.precision = p;
+  return o;
+}
+
+double psnr(const std::vector<uint8_t>& x, const std::vector<uint8_t>& y) {
+  double se = 0;
+  for (size_t i = 0; i < x.size(); ++i) se += std::pow(double(x[i]) - double(y[i]), 2);
+  return se == 0 ? INFINITY : 10 * std::log10(255.0 * 255.0 / (se / double(x.size())));
+}
+
+nlohmann::json manifest(const std::string& package) {
+  return nlohmann::json::parse(std::ifstream(package + "/diffuse.json"));
+}
+
+/// The UNet's weight files: nearly all layer matrices (the tiny text encoder is mostly its
+/// float32 token embedding, which no precision touches).
+int64_t unet_bytes(const std::string& package) {
+  return manifest(package)["components"]["unet"]["disk_bytes"].get<int64_t>();
+}
+
+/// Names in `dir` starting with '.', i.e. leftovers of a failed conversion.
+std::vector<std::string> hidden_entries(const std::string& dir) {
+  std::vector<std::string> hidden;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().rfind(".pkg-", 0) == 0) hidden.push_back(e.path().string());
+  return hidden;
+}
+
+}  // namespace
+
+TEST(model_converter, f32_packages_are_the_source_and_f16_int8_equal_load_time_rounding) {
+  EXPECT_EQ(image_of(converted("f32", with_precision("f32"))), source_image());
+  for (const char* precision : {"f16", "int8"}) {
+    LoadOptions load;
+    load.precision = precision;
+    EXPECT_EQ(image_of(converted(precision, with_precision(precision))), image_of(tiny(), load))
+        << precision;
+  }
+  const nlohmann::json m = manifest(test::temp_dir() + "/pkg-int8");
+  EXPECT_EQ(m["format"], "diffuse-package");
+  EXPECT_EQ(m["precision"], "int8");
+  EXPECT_EQ(m["components"]["unet"]["tensors"]["conv_in.weight"]["encoding"],
+            "int8 per-output-channel");
+  EXPECT_EQ(m["components"]["unet"]["tensors"]["conv_in.bias"]["encoding"], "F32");
+}
+
+TEST(model_converter, palettized_packages_shrink_and_stay_close) {
+  const int64_t f32 = unet_bytes(converted("size-f32", with_precision("f32")));
+  const std::string p8 = converted("palette8", with_precision("palette8"));
+  const std::string p4 = converted("palette4", with_precision("palette4"));
+  EXPECT_LT(unet_bytes(p8), f32 * 3 / 10);
+  EXPECT_LT(unet_bytes(p4), unet_bytes(p8) * 6 / 10);
+  EXPECT_LT(unet_bytes(converted("size-f16", with_precision("f16"))), f32 * 52 / 100);
+  std::printf("UNet on disk: f32 %lld, palette8 %lld, palette4 %lld bytes\n",
+              static_cast<long long>(f32), static_cast<long long>(unet_bytes(p8)),
+              static_cast<long long>(unet_bytes(p4)));
+  const double db8 = psnr(image_of(p8), source_image()), db4 = psnr(image_of(p4), source_image());
+  EXPECT_GE(db8, 35.0);
+  EXPECT_GT(db8, db4);
+  EXPECT_GE(db4, 20.0);
+  std::printf("PSNR vs float32: palette8 %.1f dB, palette4 %.1f dB\n", db8, db4);
+}
+
+TEST(model_converter, shards_components_checkpoints_and_per_component_precision) {
+  ConvertOptions chunked = with_precision("f16");
+  chunked.chunk_mib = 1;
+  const std::string sharded = converted("chunked", chunked);
+  EXPECT_TRUE(fs::exists(sharded + "/unet/diffusion_pytorch_model.safetensors.index.json"));
+  EXPECT_GT(manifest(sharded)["components"]["unet"]["files"].size(), 3u);
+  for (const auto& f : manifest(sharded)["components"]["unet"]["files"])
+    EXPECT_LE(f["bytes"].get<int64_t>(), (1 << 20) + (1 << 20));  // one tensor may overshoot
+  EXPECT_EQ(image_of(sharded), image_of(converted("unchunked", with_precision("f16"))));
+
+  ConvertOptions vae_f32 = with_precision("int8");
+  vae_f32.component_precision["vae"] = "f32";
+  const nlohmann::json m = manifest(converted("mixed", vae_f32));
+  EXPECT_EQ(m["components"]["vae"]["precision"], "f32");
+  EXPECT_EQ(m["components"]["unet"]["precision"], "int8");
+
+  ConvertOptions some = with_precision("f16");
+  some.components = {"unet", "vae"};
+  const std::string partial = converted("partial", some);
+  EXPECT_FALSE(manifest(partial)["components"].contains("text_encoder"));
+  EXPECT_FALSE(fs::exists(partial + "/text_encoder/model.safetensors"));
+  EXPECT_TRUE(fs::exists(partial + "/text_encoder/config.json"));
+
+  ConvertOptions from_file = with_precision("f32");
+  from_file.load.config_dir = tiny();
+  const std::string ckpt = converted("from-ckpt", from_file, test::fixture("models/tiny-sd1.ckpt"));
+  LoadOptions direct;
+  direct.config_dir = tiny();
+  EXPECT_EQ(image_of(ckpt), image_of(test::fixture("models/tiny-sd1.ckpt"), direct));
+}
+
+TEST(model_converter, verify_finds_changed_and_missing_files) {
+  const std::string pkg = converted("verify", with_precision("f16"));
+  EXPECT_TRUE(verify_package(pkg).empty());
+  const std::string vae = pkg + "/vae/diffusion_pytorch_model.safetensors";
+  {
+    std::fstream f(vae, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(-1, std::ios::end);
+    f.put('\x55');
+  }
+  auto problems = verify_package(pkg);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find(vae + ": SHA-256 differs"), std::string::npos) << problems[0];
+  fs::resize_file(vae, 100);
+  problems = verify_package(pkg);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("100 bytes, expected"), std::string::npos) << problems[0];
+  fs::remove(pkg + "/unet/diffusion_pytorch_model.safetensors");
+  EXPECT_EQ(verify_package(pkg).size(), 2u);
+  EXPECT_THROW(verify_package(tiny()), FileError);
+}
+
+TEST(model_converter, bad_options_and_failures_leave_nothing_behind) {
+  const std::string dir = test::temp_dir();
+  EXPECT_THROW(converted("bad-precision", with_precision("fp8")), ConfigError);
+  ConvertOptions bad_component;
+  bad_component.components = {"safety_checker"};
+  EXPECT_THROW(converted("bad-component", bad_component), ConfigError);
+  const std::string exists = converted("exists", with_precision("f16"));
+  EXPECT_THROW(convert_model(tiny(), exists), FileError);
+  const std::string cancelled = dir + "/pkg-cancelled";
+  fs::remove_all(cancelled);
+  EXPECT_THROW(
+      convert_model(tiny(), cancelled, {},
+                    [](const std::string& c, int done, int) { return c != "unet" || done < 5; }),
+      Cancelled);
+  EXPECT_FALSE(fs::exists(cancelled));
+  EXPECT_THROW(converted("missing-source", {}, dir + "/no-such-model"), FileError);
+  EXPECT_TRUE(hidden_entries(dir).empty());
+}
