@@ -47,7 +47,25 @@ ComponentDescription inspect_component(const fs::path& dir, const std::string& n
   ComponentDescription c{name, class_name, "", 0, 0, {}};
   const WeightStore store = load_component_weights(dir.string(), variant);
   c.source = store.source();
-  for (const auto& key : store.keys()) count_tensor(c, store.raw(key));
+  for (const auto& key : store.keys()) {
+    const Tensor stored = store.raw(key);
+    if (store.contains(key + ":palette")) {
+      // A package's palettized matrix: packed indices, its table and its logical shape.
+      const Tensor shape = store.raw(key + ":shape").contiguous();
+      const Tensor palette = store.raw(key + ":palette");
+      int64_t n = 1;
+      for (int64_t i = 0; i < shape.numel(); ++i) n *= shape.data_as<int64_t>()[i];
+      int bits = 0;
+      while ((int64_t{1} << bits) < palette.numel()) ++bits;
+      c.parameters += n;
+      c.bytes += static_cast<int64_t>(stored.nbytes() + palette.nbytes());
+      c.parameters_by_dtype["palette" + std::to_string(bits)] += n;
+      continue;
+    }
+    count_tensor(c, stored);
+    if (store.contains(key + ":scales"))
+      c.bytes += static_cast<int64_t>(store.raw(key + ":scales").nbytes());
+  }
   for (const auto& p : store.paths()) file_bytes += file_size_of(p);
   return c;
 }
@@ -86,10 +104,20 @@ ModelDescription inspect_folder(const std::string& path, const LoadOptions& opti
   m.kind = "diffusers folder";
   m.pipeline = index.value("_class_name", "");
   const std::string variant = weight_variant(options);
+  // A diffuse package says which components it holds (convert --components may leave some out).
+  const fs::path manifest_path = root / "diffuse.json";
+  nlohmann::json manifest;
+  if (fs::exists(manifest_path)) {
+    manifest = read_json(manifest_path);
+    m.kind = "diffuse package (" + manifest.value("precision", std::string("?")) + ")";
+  }
   for (const auto& [name, value] : index.items()) {
     if (!value.is_array() || value.size() != 2 || !value[1].is_string()) continue;
     const fs::path dir = root / name;
     if (!fs::exists(dir / "config.json") || name == "safety_checker") continue;
+    if (manifest.is_object() &&
+        !(manifest.contains("components") && manifest["components"].contains(name)))
+      continue;
     m.components.push_back(
         inspect_component(dir, name, value[1].get<std::string>(), variant, m.file_bytes));
   }

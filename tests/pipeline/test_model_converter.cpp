@@ -101,6 +101,14 @@ TEST(model_converter, palettized_packages_shrink_and_stay_close) {
   const int64_t f32 = unet_bytes(converted("size-f32", with_precision("f32")));
   const std::string p8 = converted("palette8", with_precision("palette8"));
   const std::string p4 = converted("palette4", with_precision("palette4"));
+  // diffuse info counts a package's palettized matrices by their logical shapes.
+  const ModelDescription described = inspect_model(p4);
+  EXPECT_EQ(described.kind, "diffuse package (palette4)");
+  const ModelDescription source = inspect_model(tiny());
+  for (size_t i = 0; i < source.components.size(); ++i) {
+    EXPECT_EQ(described.components.at(i).parameters, source.components[i].parameters);
+    EXPECT_GT(described.components[i].parameters_by_dtype.at("palette4"), 0);
+  }
   EXPECT_LT(unet_bytes(p8), f32 * 3 / 10);
   EXPECT_LT(unet_bytes(p4), unet_bytes(p8) * 6 / 10);
   EXPECT_LT(unet_bytes(converted("size-f16", with_precision("f16"))), f32 * 52 / 100);
@@ -134,6 +142,7 @@ TEST(model_converter, shards_components_checkpoints_and_per_component_precision)
   some.components = {"unet", "vae"};
   const std::string partial = converted("partial", some);
   EXPECT_FALSE(manifest(partial)["components"].contains("text_encoder"));
+  EXPECT_EQ(inspect_model(partial).components.size(), 2u);
   EXPECT_FALSE(fs::exists(partial + "/text_encoder/model.safetensors"));
   EXPECT_TRUE(fs::exists(partial + "/text_encoder/config.json"));
 

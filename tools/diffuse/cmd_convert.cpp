@@ -2,6 +2,8 @@
 // palettized, ...), and diffuse verify: a package's files checked against their checksums.
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -33,8 +35,16 @@ double mib(int64_t bytes) {
   return static_cast<double>(bytes) / (1024.0 * 1024.0);
 }
 
+std::atomic<bool> g_interrupted{false};
+void on_sigint(int) {
+  g_interrupted = true;
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C kills immediately
+}
+
 /// "unet      [##########          ]  343/686" on one stderr line, redrawn in place on a terminal.
+/// Returns false after Ctrl-C: the library then stops and removes what it had written.
 bool draw_progress(const std::string& component, int done, int total) {
+  if (g_interrupted) return false;
   static const bool tty = ::isatty(STDERR_FILENO) != 0;
   if (!tty && done != total) return true;
   const int width = 30, filled = total > 0 ? width * done / total : width;
@@ -107,7 +117,9 @@ Command add_convert(CLI::App& app) {
     o.components = split_commas(a->components);
     o.load.config_dir = a->config_dir;
     o.load.assets_dir = assets_dir();
+    std::signal(SIGINT, on_sigint);
     const ConvertReport r = convert_model(a->source, a->output, o, draw_progress);
+    std::signal(SIGINT, SIG_DFL);
     if (a->json)
       std::cout << report_json(r).dump(2) << "\n";
     else
