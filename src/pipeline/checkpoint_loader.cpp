@@ -16,11 +16,32 @@ bool is_single_file_checkpoint(const std::string& path) {
   return fs::is_regular_file(path, ec);
 }
 
+namespace {
+
+// No tensor of an SD 1.x/2.x/XL model is near this (the largest, SDXL's 49408 x 1280 token
+// embedding, has 63 M elements): a larger declared tensor is a corrupt or hostile file, refused
+// before its storage is read or inflated.
+constexpr int64_t kMaxCheckpointTensorElements = int64_t{1} << 28;
+
+void check_tensor_sizes(const std::string& path,
+                        const std::map<std::string, TorchTensorInfo>& tensors) {
+  for (const auto& [name, info] : tensors)
+    if (info.shape.numel() > kMaxCheckpointTensorElements)
+      throw FileError(path + ": tensor '" + name + "' declares " +
+                      std::to_string(info.shape.numel()) +
+                      " elements, more than any Stable Diffusion weight (corrupt file?)");
+}
+
+}  // namespace
+
 StateDict read_checkpoint_state_dict(const std::string& path) {
-  if (ZipArchive::looks_like_zip(path)) return read_torch_checkpoint(path);
+  const auto check = [&path](const std::map<std::string, TorchTensorInfo>& tensors) {
+    check_tensor_sizes(path, tensors);
+  };
+  if (ZipArchive::looks_like_zip(path)) return read_torch_checkpoint(path, check);
   const std::string ext = fs::path(path).extension().string();
   if (ext == ".ckpt" || ext == ".pt" || ext == ".pth" || ext == ".bin")
-    return read_torch_checkpoint(path);
+    return read_torch_checkpoint(path, check);
   const SafetensorsFile f = SafetensorsFile::open(path);
   StateDict sd;
   for (const auto& k : f.keys()) sd.emplace(k, f.get(k));  // views keep the mapping alive

@@ -14,7 +14,8 @@ namespace diffuse {
 bool is_single_file_checkpoint(const std::string& path);
 
 /// The LDM-layout state dict of a .safetensors file (zero-copy views) or a torch zip checkpoint
-/// (read without running pickle code), chosen by the file's content.
+/// (read without running pickle code), chosen by the file's content. A torch checkpoint declaring
+/// a tensor larger than any SD weight is refused before anything is inflated.
 StateDict read_checkpoint_state_dict(const std::string& path);
 
 /// The converted (diffusers-layout) weights of a checkpoint, for the architecture in `config_dir`.

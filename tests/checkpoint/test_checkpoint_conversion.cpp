@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "checkpoint/checkpoint_test_util.h"
 #include "common/fixtures.h"
 #include "common/pipeline_check.h"
 #include "pipeline/checkpoint_loader.h"
@@ -125,4 +126,25 @@ TEST(checkpoint_loading, cli_generates_from_a_single_file) {
                           "' --prompt 'a cat' --steps 2 --seed 1 -o '" + out + "' >/dev/null 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   EXPECT_TRUE(fs::exists(out));
+}
+
+TEST(checkpoint_loader, a_tensor_larger_than_any_sd_weight_is_refused_before_inflating) {
+  // 2^29 float32 elements (2 GiB) declared, with a zip entry that declares exactly that much
+  // but holds a few deflated bytes: refused from data.pkl alone, nothing is inflated.
+  const std::string path = test::temp_dir() + "/huge-tensor.ckpt";
+  const int numel = 1 << 29;
+  test::PickleWriter p;
+  p.op('}').op('(').str("model.diffusion_model.conv_in.weight");
+  p.float_tensor("0", numel, 0, {numel}, {1}).op('u');
+  std::string zip = test::zip_bytes(
+      {{"archive/data.pkl", p.done()}, {"archive/data/0", std::string(64, '\0')}}, true);
+  test::patch_central(zip, "archive/data/0", test::kCentralSize, 0x80000000u);
+  test::write_file(path, zip);
+  try {
+    read_checkpoint_state_dict(path);
+    FAIL() << "accepted";
+  } catch (const FileError& e) {
+    EXPECT_NE(std::string(e.what()).find("declares 536870912 elements"), std::string::npos)
+        << e.what();
+  }
 }
