@@ -347,6 +347,8 @@ struct ConvertedComponent {
   int64_t disk_bytes = 0;    // its weight files
   int64_t memory_bytes = 0;  // its tensors once loaded (palettized: expanded to float16)
   int files = 0;
+  /// ||loaded - source|| / ||source|| over the component's float tensors (0 for f32).
+  double relative_error = 0;
 };
 
 struct ConvertReport {

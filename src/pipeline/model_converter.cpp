@@ -162,11 +162,15 @@ ConvertReport convert_model(const std::string& source, const std::string& output
     const WrittenComponent w = write_package_component(
         store, dir.string(), stem, p, options.chunk_mib * 1024 * 1024,
         [&](int done, int total) { return !progress || progress(name, done, total); });
-    components[name] = {{"precision", p.name()},      {"parameters", w.parameters},
-                        {"disk_bytes", w.disk_bytes}, {"memory_bytes", w.memory_bytes},
-                        {"files", w.files},           {"tensors", w.tensors}};
+    components[name] = {{"precision", p.name()},
+                        {"parameters", w.parameters},
+                        {"disk_bytes", w.disk_bytes},
+                        {"memory_bytes", w.memory_bytes},
+                        {"relative_error", w.relative_error},
+                        {"files", w.files},
+                        {"tensors", w.tensors}};
     report.components.push_back({name, p.name(), w.parameters, w.disk_bytes, w.memory_bytes,
-                                 static_cast<int>(w.files.size())});
+                                 static_cast<int>(w.files.size()), w.relative_error});
   }
   const nlohmann::json manifest = {{"format", "diffuse-package"},
                                    {"version", kPackageVersion},

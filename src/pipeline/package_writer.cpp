@@ -1,5 +1,6 @@
 #include "pipeline/package_writer.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -59,7 +60,20 @@ struct Encoded {
   NamedTensors tensors;  // the weight and its companions ("<key>:scales", ...)
   std::string encoding;
   int64_t memory_bytes = 0;
+  Tensor decoded;  // what a load computes with, as F32 (undefined: the stored values exactly)
 };
+
+/// Adds sum((decoded - original)^2) and sum(original^2) over a tensor.
+void accumulate_error(const Tensor& original, const Tensor& decoded, double& error2,
+                      double& norm2) {
+  const Tensor a = original.to(DType::F32).contiguous(), b = decoded.to(DType::F32).contiguous();
+  const float *x = a.f32(), *y = b.f32();
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double d = double(y[i]) - double(x[i]);
+    error2 += d * d;
+    norm2 += double(x[i]) * double(x[i]);
+  }
+}
 
 Encoded encode(const std::string& key, const Tensor& stored, StoragePrecision p) {
   Encoded e;
@@ -72,10 +86,12 @@ Encoded encode(const std::string& key, const Tensor& stored, StoragePrecision p)
     const Tensor t = stored.to(p.kind == StoragePrecision::F16 ? DType::F16 : DType::BF16);
     e.tensors = {{key, t}};
     e.encoding = std::string(dtype_name(t.dtype()));
+    e.decoded = t;
   } else if (p.kind == StoragePrecision::Int8) {
     const Weight w = Weight::from_tensor(stored, WeightPrecision::Int8);
     e.tensors = {{key, w.values}, {key + ":scales", w.scales}};
     e.encoding = "int8 per-output-channel";
+    e.decoded = w.to_f32();
   } else {
     const PalettizedTensor pt = palettize(stored, p.bits);
     std::vector<uint16_t> palette = pt.palette;
@@ -89,6 +105,8 @@ Encoded encode(const std::string& key, const Tensor& stored, StoragePrecision p)
     e.tensors = {{key, packed}, {key + ":palette", table}, {key + ":shape", shape}};
     e.encoding = "palette " + std::to_string(p.bits) + "-bit";
     e.memory_bytes = stored.numel() * 2;  // expanded to float16 at load
+    e.decoded = expand_palette(pt.palette.data(), static_cast<int64_t>(pt.palette.size()),
+                               pt.packed.data(), pt.packed.size(), p.bits, stored.shape());
     return e;
   }
   for (const auto& [name, t] : e.tensors) e.memory_bytes += static_cast<int64_t>(t.nbytes());
@@ -115,7 +133,7 @@ WrittenComponent write_package_component(const WeightStore& store, const std::st
                                          const std::function<bool(int, int)>& progress) {
   WrittenComponent out;
   std::vector<NamedTensors> shards(1);
-  std::vector<std::string> shard_of_key;
+  double error2 = 0, norm2 = 0;
   const std::vector<std::string> keys = store.keys();
   for (size_t i = 0; i < keys.size(); ++i) {
     // Integer buffers (CLIP's position_ids) as they are; floats as F32, decoded from any form.
@@ -124,6 +142,12 @@ WrittenComponent write_package_component(const WeightStore& store, const std::st
     const Tensor stored = integer ? raw : store.get(keys[i]);
     Encoded e = encode(keys[i], stored, precision);
     out.parameters += stored.numel();
+    if (!integer) {
+      if (e.decoded.defined())
+        accumulate_error(stored, e.decoded, error2, norm2);
+      else
+        accumulate_error(stored, stored, error2, norm2);
+    }
     out.memory_bytes += e.memory_bytes;
     if (chunk_bytes > 0 && !shards.back().empty() &&
         bytes_of(shards.back()) + bytes_of(e.tensors) > chunk_bytes)
@@ -137,6 +161,7 @@ WrittenComponent write_package_component(const WeightStore& store, const std::st
     if (progress && !progress(static_cast<int>(i + 1), static_cast<int>(keys.size())))
       throw Cancelled();
   }
+  out.relative_error = norm2 > 0 ? std::sqrt(error2 / norm2) : 0.0;
   nlohmann::json weight_map = nlohmann::json::object();
   for (size_t s = 0; s < shards.size(); ++s) {
     const std::string name =

@@ -23,6 +23,8 @@ StoragePrecision parse_storage_precision(const std::string& name, const std::str
 
 struct WrittenComponent {
   int64_t parameters = 0, disk_bytes = 0, memory_bytes = 0;
+  /// ||loaded - source|| / ||source|| over the component's floating-point tensors.
+  double relative_error = 0;
   nlohmann::json files = nlohmann::json::array();     // [{name, bytes, sha256}]
   nlohmann::json tensors = nlohmann::json::object();  // name -> {dtype, shape, file, encoding}
 };

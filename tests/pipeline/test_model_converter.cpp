@@ -90,6 +90,10 @@ TEST(model_converter, f32_packages_are_the_source_and_f16_int8_equal_load_time_r
         << precision;
   }
   const nlohmann::json m = manifest(test::temp_dir() + "/pkg-int8");
+  EXPECT_EQ(manifest(test::temp_dir() + "/pkg-f32")["components"]["unet"]["relative_error"], 0.0);
+  const double int8_error = m["components"]["unet"]["relative_error"];
+  EXPECT_GT(int8_error, 0.0);
+  EXPECT_LT(int8_error, 0.01);  // int8 with per-channel scales: well under 1% of the weights' norm
   EXPECT_EQ(m["format"], "diffuse-package");
   EXPECT_EQ(m["precision"], "int8");
   EXPECT_EQ(m["components"]["unet"]["tensors"]["conv_in.weight"]["encoding"],
@@ -115,6 +119,10 @@ TEST(model_converter, palettized_packages_shrink_and_stay_close) {
   std::printf("UNet on disk: f32 %lld, palette8 %lld, palette4 %lld bytes\n",
               static_cast<long long>(f32), static_cast<long long>(unet_bytes(p8)),
               static_cast<long long>(unet_bytes(p4)));
+  const double e8 = manifest(p8)["components"]["unet"]["relative_error"];
+  const double e4 = manifest(p4)["components"]["unet"]["relative_error"];
+  EXPECT_LT(e8, e4);
+  EXPECT_LT(e4, 0.1);
   const double db8 = psnr(image_of(p8), source_image()), db4 = psnr(image_of(p4), source_image());
   EXPECT_GE(db8, 35.0);
   EXPECT_GT(db8, db4);

@@ -56,12 +56,13 @@ bool draw_progress(const std::string& component, int done, int total) {
 }
 
 void print_report(const ConvertReport& r) {
-  std::printf("%s\n  %-15s %-9s %11s %12s %12s\n", r.path.c_str(), "component", "precision",
-              "parameters", "on disk", "in memory");
+  std::printf("%s\n  %-15s %-9s %11s %12s %12s %10s\n", r.path.c_str(), "component", "precision",
+              "parameters", "on disk", "in memory", "rel. error");
   int64_t disk = 0, memory = 0;
   for (const auto& c : r.components) {
-    std::printf("  %-15s %-9s %11lld %9.1f MiB %9.1f MiB\n", c.name.c_str(), c.precision.c_str(),
-                static_cast<long long>(c.parameters), mib(c.disk_bytes), mib(c.memory_bytes));
+    std::printf("  %-15s %-9s %11lld %9.1f MiB %9.1f MiB %10.2e\n", c.name.c_str(),
+                c.precision.c_str(), static_cast<long long>(c.parameters), mib(c.disk_bytes),
+                mib(c.memory_bytes), c.relative_error);
     disk += c.disk_bytes;
     memory += c.memory_bytes;
   }
@@ -76,6 +77,7 @@ nlohmann::json report_json(const ConvertReport& r) {
                           {"parameters", c.parameters},
                           {"disk_bytes", c.disk_bytes},
                           {"memory_bytes", c.memory_bytes},
+                          {"relative_error", c.relative_error},
                           {"files", c.files}});
   return {{"path", r.path}, {"components", components}};
 }
