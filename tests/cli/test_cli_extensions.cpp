@@ -19,8 +19,11 @@ namespace {
 
 const std::string kPrompt = "'a photo of an astronaut riding a horse on mars'";
 
+// Per test: ctest runs this file's tests in parallel processes, two of which write one golden's
+// name.
 std::string out_path(const std::string& name) {
-  const std::string p = diffuse::test::temp_dir() + "/" + name;
+  const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  const std::string p = diffuse::test::temp_dir() + "/" + test + "-" + name;
   fs::remove(p);
   return p;
 }

@@ -136,7 +136,8 @@ TEST(model_converter, shards_components_checkpoints_and_per_component_precision)
   const std::string sharded = converted("chunked", chunked);
   EXPECT_TRUE(fs::exists(sharded + "/unet/diffusion_pytorch_model.safetensors.index.json"));
   EXPECT_GT(manifest(sharded)["components"]["unet"]["files"].size(), 3u);
-  for (const auto& f : manifest(sharded)["components"]["unet"]["files"])
+  const nlohmann::json sharded_manifest = manifest(sharded);
+  for (const auto& f : sharded_manifest["components"]["unet"]["files"])
     EXPECT_LE(f["bytes"].get<int64_t>(), (1 << 20) + (1 << 20));  // one tensor may overshoot
   EXPECT_EQ(image_of(sharded), image_of(converted("unchunked", with_precision("f16"))));
 
