@@ -46,6 +46,18 @@ TEST(hub_cli, pull_then_generate_by_repo_id_matches_the_local_folder) {
   const std::string a = read_bytes(out + "/hub.png"), b = read_bytes(out + "/local.png");
   EXPECT_FALSE(a.empty());
   EXPECT_TRUE(a == b) << "the image from the pulled model differs from the fixture folder's";
+
+  // info, bench and convert take the repo id too.
+  const std::string offline = env_for(hub, home, "HF_HUB_OFFLINE=1");
+  CommandResult info = run_diffuse("info org/tiny-sd1", offline);
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find(snapshot + ": diffusers folder"), std::string::npos) << info.out;
+  CommandResult bench = run_diffuse("bench -m org/tiny-sd1 -W 64 -H 64 --steps 1 --json", offline);
+  EXPECT_EQ(bench.code, 0) << bench.err;
+  CommandResult convert =
+      run_diffuse("convert org/tiny-sd1 --precision int8 -o " + out + "/pkg", offline);
+  ASSERT_EQ(convert.code, 0) << convert.err;
+  EXPECT_TRUE(fs::exists(out + "/pkg/diffuse.json"));
 }
 
 TEST(hub_cli, output_folder_is_a_plain_copy_of_the_snapshot) {

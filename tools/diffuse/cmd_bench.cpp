@@ -22,7 +22,9 @@ Command add_bench(CLI::App& app) {
   auto a = std::make_shared<Args>();
   CLI::App* c = app.add_subcommand("bench", "Time text encoding, UNet steps and VAE decoding");
   auto* src = c->add_option_group("source");
-  src->add_option("--model,-m", a->model, "diffusers model folder");
+  src->add_option(
+      "--model,-m", a->model,
+      "diffusers model folder, single-file checkpoint, or org/name pulled with `diffuse pull`");
   src->add_option("--config", a->config, "architecture folder (configs only): synthetic weights");
   src->require_option(1);
   c->add_option("--width,-W", a->width, "image width")->capture_default_str();
@@ -38,7 +40,8 @@ Command add_bench(CLI::App& app) {
     LoadOptions lo = a->load;
     lo.synthetic_weights = !a->config.empty();
     lo.tokenizer_fallback_dir = assets_dir() + "/tokenizer";
-    auto pipe = load_pipeline(a->config.empty() ? a->model : a->config, lo, backend_flag(*c));
+    auto pipe = load_pipeline(a->config.empty() ? resolve_model_argument(a->model) : a->config, lo,
+                              backend_flag(*c));
     GenerateOptions o;
     o.prompt = "a photograph of an astronaut riding a horse on mars, highly detailed";
     o.width = a->width;

@@ -88,7 +88,9 @@ Command add_convert(CLI::App& app) {
   auto a = std::make_shared<ConvertArgs>();
   CLI::App* c = app.add_subcommand(
       "convert", "Write a model as a diffuse package (f16, bf16, int8 or palettized weights)");
-  c->add_option("source", a->source, "diffusers model folder or single-file checkpoint")
+  c->add_option("source", a->source,
+                "diffusers model folder, single-file checkpoint, or org/name pulled with `diffuse "
+                "pull`")
       ->required();
   c->add_option("--output,-o", a->output, "package folder to create (must not exist)")->required();
   c->add_option("--precision", a->options.precision,
@@ -120,7 +122,8 @@ Command add_convert(CLI::App& app) {
     o.load.config_dir = a->config_dir;
     o.load.assets_dir = assets_dir();
     std::signal(SIGINT, on_sigint);
-    const ConvertReport r = convert_model(a->source, a->output, o, draw_progress);
+    const ConvertReport r =
+        convert_model(resolve_model_argument(a->source), a->output, o, draw_progress);
     std::signal(SIGINT, SIG_DFL);
     if (a->json)
       std::cout << report_json(r).dump(2) << "\n";

@@ -122,7 +122,7 @@ Command add_info(CLI::App& app) {
     if (is_png(a->path)) return show_png(*a);
     LoadOptions o;
     o.variant = a->variant;
-    const ModelDescription m = inspect_model(a->path, o);
+    const ModelDescription m = inspect_model(resolve_model_argument(a->path), o);
     if (a->json)
       std::cout << model_json(m).dump(2) << "\n";
     else

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "hub/hub_cache.h"
 #include "hub/hub_download.h"
 
 namespace diffuse::cli {
@@ -77,6 +78,11 @@ void report(const hub::PullResult& r) {
 }
 
 }  // namespace
+
+std::string resolve_model_argument(const std::string& model) {
+  if (model.empty()) return model;
+  return hub::resolve_cached_model(model, hub_options_from_environment()).value_or(model);
+}
 
 hub::HubOptions hub_options_from_environment() {
   hub::HubOptions o;

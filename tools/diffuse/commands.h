@@ -47,6 +47,9 @@ void print_warnings(const std::vector<std::string>& warnings);
 /// The Hub's settings from the environment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token), HF_HOME,
 /// HF_HUB_CACHE, HF_HUB_OFFLINE (the Python tools' variables).
 hub::HubOptions hub_options_from_environment();
+/// A --model / SRC argument: an existing path as given, else "org/name" as the snapshot `diffuse
+/// pull` cached (HubError saying to pull it when it is not there).
+std::string resolve_model_argument(const std::string& model);
 
 /// "error: <message>" on stderr; returns the exit code 1.
 int report_error(const std::string& message);
