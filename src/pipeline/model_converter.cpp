@@ -62,12 +62,14 @@ ConversionSource read_checkpoint(const std::string& path, const LoadOptions& loa
 /// The template's small files (model_index.json, configs, tokenizer, scheduler): everything but
 /// weights, in the same layout.
 void copy_non_weight_files(const fs::path& from, const fs::path& to) {
-  for (const auto& e : fs::recursive_directory_iterator(from)) {
+  for (const auto& e :
+       fs::recursive_directory_iterator(from, fs::directory_options::follow_directory_symlink)) {
     if (!e.is_regular_file()) continue;
     const std::string ext = e.path().extension().string();
     const std::string name = e.path().filename().string();
     if ((ext != ".json" && ext != ".txt") || name.find(".index") != std::string::npos) continue;
-    const fs::path target = to / fs::relative(e.path(), from);
+    // lexically: fs::relative would resolve symlinks (a Hub snapshot links every file to a blob).
+    const fs::path target = to / e.path().lexically_relative(from);
     fs::create_directories(target.parent_path());
     fs::copy_file(e.path(), target);
   }
