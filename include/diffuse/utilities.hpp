@@ -1,5 +1,6 @@
 // diffuse: helpers around the pipeline that tools need without loading a model: the CLIP tokenizer
-// of a model folder, model folders with synthetic weights, and the process's peak memory.
+// of a model folder, model folders with synthetic weights, the process's peak memory, and file
+// checksums.
 // Included by diffuse.hpp.
 #pragma once
 
@@ -59,5 +60,9 @@ void synthesize_model(const std::string& config_dir, const std::string& tokenize
 
 /// Peak resident set size of this process so far, in bytes (getrusage's ru_maxrss), for reports.
 size_t process_peak_rss_bytes();
+
+/// SHA-256 of a file's bytes as lowercase hex (package checksums, Hub downloads, the server's
+/// model hashes). FileError naming `path` when it cannot be read.
+std::string sha256_file(const std::string& path);
 
 }  // namespace diffuse

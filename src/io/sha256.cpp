@@ -1,5 +1,4 @@
-#include "io/sha256.h"
-
+// sha256_file (diffuse/utilities.hpp): OpenSSL libcrypto's SHA-256, streamed in 1 MiB blocks.
 #include <openssl/evp.h>
 
 #include <cstdio>
@@ -8,6 +7,7 @@
 #include <vector>
 
 #include "diffuse/error.hpp"
+#include "diffuse/utilities.hpp"
 
 namespace diffuse {
 

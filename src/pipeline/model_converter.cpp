@@ -8,7 +8,6 @@
 #include "diffuse/diffuse.hpp"
 #include "diffuse/error.hpp"
 #include "io/json_config.h"
-#include "io/sha256.h"
 #include "pipeline/checkpoint_loader.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/package_writer.h"

@@ -8,8 +8,8 @@
 #include "core/palette.h"
 #include "core/weight.h"
 #include "diffuse/error.hpp"
+#include "diffuse/utilities.hpp"
 #include "io/safetensors.h"
-#include "io/sha256.h"
 
 namespace fs = std::filesystem;
 

@@ -1,6 +1,5 @@
 #include "hub/hub_download.h"
 
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +12,7 @@
 #include <random>
 #include <system_error>
 
+#include "diffuse/utilities.hpp"
 #include "hub/hub_cache.h"
 #include "hub/hub_client.h"
 #include "hub/hub_select.h"
@@ -315,33 +315,6 @@ PullResult pull(const PullRequest& req, const HubOptions& options) {
   }
   c.cache.write_ref(req.revision, commit);
   return result;
-}
-
-}  // namespace diffuse::hub
-
-namespace diffuse::hub {
-
-std::string sha256_file(const std::string& path) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> in(std::fopen(path.c_str(), "rb"), std::fclose);
-  if (!in) throw HubError("cannot read " + path + ": " + strerror(errno));
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    throw HubError("cannot compute SHA-256");
-  std::vector<unsigned char> buf(1 << 20);
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), in.get())) > 0)
-    EVP_DigestUpdate(ctx.get(), buf.data(), n);
-  if (std::ferror(in.get())) throw HubError("cannot read " + path);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
 }
 
 }  // namespace diffuse::hub

@@ -46,7 +46,4 @@ void materialize(const PullResult& result, const std::string& dir);
 /// HubError when materialize() would refuse `dir` (checked before downloading).
 void check_materialize_target(const std::string& dir);
 
-/// Lower-case hex SHA-256 of a file's contents.
-std::string sha256_file(const std::string& path);
-
 }  // namespace diffuse::hub

@@ -2,10 +2,7 @@
 
 #include <openssl/evp.h>
 
-#include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <memory>
 
 #include "diffuse/error.hpp"
 #include "serve/http_error.h"
@@ -72,25 +69,6 @@ std::vector<uint8_t> base64_decode(std::string_view text, const std::string& fie
   if (n < 0) throw invalid_parameter(field + ": not valid base64");
   out.resize(static_cast<size_t>(n) - padding);
   return out;
-}
-
-std::string sha256_file_hex(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FileError(path + ": cannot open: " + std::strerror(errno));
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
-    throw Error("SHA-256 unavailable in libcrypto");
-  std::vector<char> buffer(size_t{1} << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (in.gcount() > 0)
-      EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<size_t>(in.gcount()));
-  }
-  if (in.bad()) throw FileError(path + ": read error");
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &size);
-  return to_hex(digest, size);
 }
 
 std::string sha256_hex(std::string_view bytes) {

@@ -16,7 +16,5 @@ std::vector<uint8_t> base64_decode(std::string_view text, const std::string& fie
 
 /// Lower-case hex SHA-256 of bytes.
 std::string sha256_hex(std::string_view bytes);
-/// Lower-case hex SHA-256 of a file's contents (FileError naming the path when unreadable).
-std::string sha256_file_hex(const std::string& path);
 
 }  // namespace diffuse::serve

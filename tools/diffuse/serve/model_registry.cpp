@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "diffuse/utilities.hpp"
 #include "serve/codec.h"
 #include "serve/http_error.h"
 
@@ -114,7 +115,7 @@ std::string ModelRegistry::full_hash(const std::string& name) {
   }
   std::string hash;
   try {
-    hash = sha256_file_hex(hashed_file(*e));
+    hash = sha256_file(hashed_file(*e));
   } catch (const FileError&) {
     hash = std::string(64, '0');  // unreadable: loading it will report the real error
   }
