@@ -33,6 +33,13 @@ std::string writable_model_copy(const std::string& model, const std::string& nam
   return dir;
 }
 
+double psnr_db(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  if (a.size() != b.size()) throw ShapeError("psnr: images of different sizes");
+  double se = 0;
+  for (size_t i = 0; i < a.size(); ++i) se += std::pow(double(a[i]) - double(b[i]), 2);
+  return se == 0 ? INFINITY : 10 * std::log10(255.0 * 255.0 / (se / double(a.size())));
+}
+
 static void check_same(const Tensor& a, const Tensor& b) {
   if (a.numel() != b.numel())
     throw ShapeError("compare: " + a.describe() + " vs reference " + b.describe());

@@ -25,6 +25,8 @@ std::string writable_model_copy(const std::string& model, const std::string& nam
 double rel_error(const Tensor& ours, const Tensor& ref);
 /// max|a - b|
 double abs_error(const Tensor& ours, const Tensor& ref);
+/// PSNR in dB of two 8-bit images of equal size (infinity when identical).
+double psnr_db(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b);
 
 /// Runs f() and checks that it throws E whose message contains every one of `needles`.
 template <typename E, typename F>

@@ -55,12 +55,6 @@ ConvertOptions with_precision(const std::string& p) {
   return o;
 }
 
-double psnr(const std::vector<uint8_t>& x, const std::vector<uint8_t>& y) {
-  double se = 0;
-  for (size_t i = 0; i < x.size(); ++i) se += std::pow(double(x[i]) - double(y[i]), 2);
-  return se == 0 ? INFINITY : 10 * std::log10(255.0 * 255.0 / (se / double(x.size())));
-}
-
 nlohmann::json manifest(const std::string& package) {
   return nlohmann::json::parse(std::ifstream(package + "/diffuse.json"));
 }
@@ -123,7 +117,8 @@ TEST(model_converter, palettized_packages_shrink_and_stay_close) {
   const double e4 = manifest(p4)["components"]["unet"]["relative_error"];
   EXPECT_LT(e8, e4);
   EXPECT_LT(e4, 0.1);
-  const double db8 = psnr(image_of(p8), source_image()), db4 = psnr(image_of(p4), source_image());
+  const double db8 = test::psnr_db(image_of(p8), source_image()),
+               db4 = test::psnr_db(image_of(p4), source_image());
   EXPECT_GE(db8, 35.0);
   EXPECT_GT(db8, db4);
   EXPECT_GE(db4, 20.0);

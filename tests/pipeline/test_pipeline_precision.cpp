@@ -28,13 +28,6 @@ GenerateOptions small_generation() {
   return o;
 }
 
-double psnr(const Image& a, const Image& b) {
-  const std::vector<uint8_t> x = a.to_rgb8(), y = b.to_rgb8();
-  double se = 0;
-  for (size_t i = 0; i < x.size(); ++i) se += std::pow(double(x[i]) - double(y[i]), 2);
-  return se == 0 ? INFINITY : 10 * std::log10(255.0 * 255.0 / (se / double(x.size())));
-}
-
 /// A copy of tiny-sd1 whose weight files store every float tensor as `dtype` (for F32: the values
 /// of `rounded_through` widened back, so that both copies hold the same numbers).
 std::string converted_copy(const std::string& name, DType dtype, DType rounded_through) {
@@ -80,7 +73,7 @@ TEST(precision, compact_matrices_stay_within_35_db_of_float32) {
                           ->generate(small_generation())
                           .images.at(0);
     EXPECT_NE(got.rgb, f32.rgb) << "the precision was not applied";
-    const double db = psnr(got, f32);
+    const double db = test::psnr_db(got.to_rgb8(), f32.to_rgb8());
     EXPECT_GE(db, 35.0);
     std::printf("[ measured ] %s: PSNR %.1f dB against f32\n", p, db);
   }
