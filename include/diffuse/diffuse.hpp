@@ -162,6 +162,17 @@ struct GenerateOptions {
   std::optional<SizeHW> target_size;
   std::optional<CropTopLeft> crop_coords;
   std::optional<SizeHW> negative_original_size;
+  /// SDXL refiners (model_index.json's requires_aesthetics_score): the aesthetic score the prompt
+  /// and the negative prompt are conditioned on; unset: diffusers' 6.0 and 2.5. Other models
+  /// ignore them with a warning.
+  std::optional<float> aesthetic_score, negative_aesthetic_score;
+  /// SDXL's ensemble of expert denoisers: a refiner model folder that denoises the last
+  /// (1 - high_noise_frac) of the schedule from this (base) model's latents and decodes them, as
+  /// diffusers' base(denoising_end=f, output_type="latent") then refiner(image=latents,
+  /// denoising_start=f) with one generator through both. Loaded on first use and kept, with the
+  /// base's load options. Empty: no refiner.
+  std::string refiner;
+  float high_noise_frac = 0.8f;  // in (0, 1): where the refiner takes over
 };
 
 struct Progress {

@@ -160,9 +160,11 @@ ConvertReport convert_model(const std::string& source, const std::string& output
     fs::create_directories(dir);
     const std::string stem =
         name.rfind("text_encoder", 0) == 0 ? "model" : "diffusion_pytorch_model";
-    const WrittenComponent w = write_package_component(
-        store, dir.string(), stem, p, options.chunk_mib * 1024 * 1024,
-        [&](int done, int total) { return !progress || progress(name, done, total); });
+    const WrittenComponent w =
+        write_package_component(store, dir.string(), stem, p, options.chunk_mib * 1024 * 1024,
+                                [&, &component = name](int done, int total) {
+                                  return !progress || progress(component, done, total);
+                                });
     components[name] = {{"precision", p.name()},
                         {"parameters", w.parameters},
                         {"disk_bytes", w.disk_bytes},

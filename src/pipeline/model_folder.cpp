@@ -208,33 +208,59 @@ bool is_stable_diffusion_xl_folder(const std::string& dir) {
   const fs::path index_path = fs::path(dir) / "model_index.json";
   if (!fs::is_regular_file(index_path)) return false;
   const nlohmann::json index = parse_json(read_text_file(index_path.string()), index_path.string());
-  return index.is_object() && index.value("_class_name", "") == "StableDiffusionXLPipeline";
+  if (!index.is_object()) return false;
+  const std::string cls = index.value("_class_name", "");
+  return cls == "StableDiffusionXLPipeline" || cls == "StableDiffusionXLImg2ImgPipeline";
 }
 
 namespace {
 
+/// Whether model_index.json lists `name`: diffusers writes [null, null] for a component a pipeline
+/// was saved without (SDXL's refiner has no first tokenizer and text encoder).
+bool lists_component(const nlohmann::json& index, const char* name) {
+  const auto it = index.find(name);
+  return it != index.end() &&
+         !(it->is_array() && it->size() == 2 && (*it)[0].is_null() && (*it)[1].is_null());
+}
+
+/// A boolean pipeline option of model_index.json (`fallback` when absent).
+bool index_flag(const nlohmann::json& index, const std::string& index_path, const char* key,
+                bool fallback) {
+  const auto it = index.find(key);
+  if (it == index.end()) return fallback;
+  if (!it->is_boolean()) throw ConfigError(index_path + ": " + key + " must be true or false");
+  return it->get<bool>();
+}
+
 // The checks that need only the configs, done before any weight is read: the UNet's context is
-// both encoders' hidden states side by side, and its added embedding takes text_encoder_2's
-// projection plus six time ids of addition_time_embed_dim each (diffusers' _get_add_time_ids).
-void check_xl_configs(const fs::path& root) {
-  const ClipTextConfig te1 = ClipTextConfig::load((root / "text_encoder" / "config.json").string());
+// the text encoders' hidden states side by side, and its added embedding takes text_encoder_2's
+// projection plus the time ids (diffusers' _get_add_time_ids: original size, crop and target size,
+// or with requires_aesthetics_score original size, crop and aesthetic score), each
+// addition_time_embed_dim wide.
+void check_xl_configs(const fs::path& root, bool first_encoder, bool aesthetics) {
   const ClipTextConfig te2 =
       ClipTextConfig::load((root / "text_encoder_2" / "config.json").string());
+  int context = te2.hidden_size;
+  if (first_encoder)
+    context += ClipTextConfig::load((root / "text_encoder" / "config.json").string()).hidden_size;
   const std::string unet_path = (root / "unet" / "config.json").string();
   const UNetConfig unet = UNetConfig::load(unet_path);
   if (!unet.text_time_embedding)
-    throw ConfigError(unet_path +
-                      ": addition_embed_type must be \"text_time\" for StableDiffusionXLPipeline");
-  check_context_width(unet, te1.hidden_size + te2.hidden_size, unet_path,
-                      "text_encoder + text_encoder_2 hidden sizes");
-  const int expected = te2.projection_dim + 6 * unet.addition_time_embed_dim;
+    throw ConfigError(unet_path + ": addition_embed_type must be \"text_time\" for SDXL");
+  check_context_width(unet, context, unet_path,
+                      first_encoder ? "text_encoder + text_encoder_2 hidden sizes"
+                                    : "text_encoder_2's hidden size");
+  const int time_ids = aesthetics ? kRefinerTimeIds : kBaseTimeIds;
+  const int expected = te2.projection_dim + time_ids * unet.addition_time_embed_dim;
   if (unet.projection_class_embeddings_input_dim != expected)
-    throw ConfigError(unet_path + ": projection_class_embeddings_input_dim " +
-                      std::to_string(unet.projection_class_embeddings_input_dim) +
-                      " does not match text_encoder_2's projection_dim " +
-                      std::to_string(te2.projection_dim) + " + 6 x addition_time_embed_dim " +
-                      std::to_string(unet.addition_time_embed_dim) + " = " +
-                      std::to_string(expected));
+    throw ConfigError(
+        unet_path + ": projection_class_embeddings_input_dim " +
+        std::to_string(unet.projection_class_embeddings_input_dim) +
+        " does not match text_encoder_2's projection_dim " + std::to_string(te2.projection_dim) +
+        " + " + std::to_string(time_ids) + " time ids x addition_time_embed_dim " +
+        std::to_string(unet.addition_time_embed_dim) + " = " + std::to_string(expected) +
+        " (model_index.json's requires_aesthetics_score is " +
+        (aesthetics ? "true: 5" : "false: 6") + " time ids)");
 }
 
 }  // namespace
@@ -244,51 +270,68 @@ StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
   std::string index_path;
   const nlohmann::json index = read_model_index(dir, index_path);
   const std::string cls = index.value("_class_name", "");
-  if (cls != "StableDiffusionXLPipeline")
+  if (cls != "StableDiffusionXLPipeline" && cls != "StableDiffusionXLImg2ImgPipeline")
     throw ConfigError(index_path + ": _class_name \"" + cls +
-                      "\" is not supported as SDXL (supported: StableDiffusionXLPipeline)");
-  require_component(index, index_path, "text_encoder", "transformers", {"CLIPTextModel"});
+                      "\" is not supported as SDXL (supported: StableDiffusionXLPipeline, "
+                      "StableDiffusionXLImg2ImgPipeline)");
+  // SDXL's refiner has text_encoder_2 only.
+  const bool first_encoder =
+      lists_component(index, "text_encoder") || lists_component(index, "tokenizer");
+  if (first_encoder) {
+    require_component(index, index_path, "text_encoder", "transformers", {"CLIPTextModel"});
+    require_component(index, index_path, "tokenizer", "transformers",
+                      {"CLIPTokenizer", "CLIPTokenizerFast"});
+  }
   require_component(index, index_path, "text_encoder_2", "transformers",
                     {"CLIPTextModelWithProjection"});
-  for (const char* tokenizer : {"tokenizer", "tokenizer_2"})
-    require_component(index, index_path, tokenizer, "transformers",
-                      {"CLIPTokenizer", "CLIPTokenizerFast"});
+  require_component(index, index_path, "tokenizer_2", "transformers",
+                    {"CLIPTokenizer", "CLIPTokenizerFast"});
   require_component(index, index_path, "unet", "diffusers", {"UNet2DConditionModel"});
   require_component(index, index_path, "vae", "diffusers", {"AutoencoderKL"});
-  const auto zeros = index.find("force_zeros_for_empty_prompt");
-  if (zeros != index.end() && !zeros->is_boolean())
-    throw ConfigError(index_path + ": force_zeros_for_empty_prompt must be true or false");
+  const bool zeros = index_flag(index, index_path, "force_zeros_for_empty_prompt", true);
+  const bool aesthetics = index_flag(index, index_path, "requires_aesthetics_score", false);
 
   const fs::path root(dir);
-  for (const char* component : {"text_encoder", "text_encoder_2", "unet", "vae"})
+  std::vector<std::string> folders = {"text_encoder_2", "unet", "vae"};
+  if (first_encoder) folders.insert(folders.begin(), "text_encoder");
+  for (const std::string& component : folders)
     if (!fs::is_directory(root / component))
       throw FileError((root / component).string() + ": missing (model_index.json lists '" +
                       component + "')");
-  check_xl_configs(root);
+  check_xl_configs(root, first_encoder, aesthetics);
 
   const WeightSource source = weight_source(options);
-  auto text_encoder_weights =
-      component_weights(root / "text_encoder", source, nullptr, kTextEncoderRulePrefix);
   auto text_encoder_2_weights =
       component_weights(root / "text_encoder_2", source, nullptr, kTextEncoderRulePrefix);
+  ClipTokenizer tokenizer_2 = load_tokenizer(root / "tokenizer_2", options.tokenizer_fallback_dir);
+  ClipTextModel text_encoder_2 =
+      load_text_encoder(root / "text_encoder_2", *text_encoder_2_weights, /*with_projection=*/true);
+  // Without a first encoder, text_encoder_2 stands in the base model's place (the views share
+  // their weights) and encodes alone.
+  auto text_encoder_weights = first_encoder ? component_weights(root / "text_encoder", source,
+                                                                nullptr, kTextEncoderRulePrefix)
+                                            : text_encoder_2_weights;
   auto unet_weights = component_weights(root / "unet", source, nullptr);
   StableDiffusionXLModel m{
       StableDiffusionModel{
           folder_name(root),
           "sdxl",
-          load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir),
-          load_text_encoder(root / "text_encoder", *text_encoder_weights),
+          first_encoder ? load_tokenizer(root / "tokenizer", options.tokenizer_fallback_dir)
+                        : tokenizer_2,
+          first_encoder ? load_text_encoder(root / "text_encoder", *text_encoder_weights)
+                        : text_encoder_2,
           load_unet(root / "unet", *unet_weights),
           load_vae(root / "vae", source, nullptr),
           load_scheduler_config(root),
           std::move(unet_weights),
           std::move(text_encoder_weights),
       },
-      load_tokenizer(root / "tokenizer_2", options.tokenizer_fallback_dir),
-      load_text_encoder(root / "text_encoder_2", *text_encoder_2_weights,
-                        /*with_projection=*/true),
-      zeros == index.end() || zeros->get<bool>(),
+      std::move(tokenizer_2),
+      std::move(text_encoder_2),
+      zeros,
       std::move(text_encoder_2_weights),
+      aesthetics,
+      !first_encoder,
   };
   check_latent_channels(m.base, root);
   return m;

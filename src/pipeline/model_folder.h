@@ -32,8 +32,14 @@ struct StableDiffusionModel {
   int default_size() const;      // unet sample_size * vae_scale_factor
 };
 
-/// StableDiffusionXLPipeline: the SD components (tokenizer and text_encoder being SDXL's first
-/// ones) plus the second tokenizer and text encoder (CLIPTextModelWithProjection).
+/// The time ids an SDXL UNet's added embedding takes (diffusers' _get_add_time_ids): original size,
+/// crop and target size (base models), or original size, crop and aesthetic score (refiners).
+constexpr int kBaseTimeIds = 6, kRefinerTimeIds = 5;
+
+/// StableDiffusionXLPipeline / StableDiffusionXLImg2ImgPipeline: the SD components (tokenizer and
+/// text_encoder being SDXL's first ones) plus the second tokenizer and text encoder
+/// (CLIPTextModelWithProjection). A refiner has the second only: then text_encoder_2_only is set
+/// and base.tokenizer / base.text_encoder are the second ones.
 struct StableDiffusionXLModel {
   StableDiffusionModel base;
   ClipTokenizer tokenizer_2;
@@ -42,6 +48,10 @@ struct StableDiffusionXLModel {
   /// negative prompt, the unconditional embeddings are zeros instead of the encoding of "".
   bool force_zeros_for_empty_prompt = true;
   std::shared_ptr<const WeightStore> text_encoder_2_weights;
+  /// model_index.json's requires_aesthetics_score (refiners): the UNet takes kRefinerTimeIds time
+  /// ids, the last one an aesthetic score.
+  bool requires_aesthetics_score = false;
+  bool text_encoder_2_only = false;
 };
 
 /// Component weights supplied from elsewhere (a converted single-file checkpoint): the folder's
@@ -64,12 +74,15 @@ StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
                                                   const LoadOptions& options = {},
                                                   const ComponentWeights* weights = nullptr);
 
-/// True when `dir` holds a model_index.json whose _class_name is StableDiffusionXLPipeline.
+/// True when `dir` holds a model_index.json whose _class_name is StableDiffusionXLPipeline or
+/// StableDiffusionXLImg2ImgPipeline.
 bool is_stable_diffusion_xl_folder(const std::string& dir);
 
-/// Loads a StableDiffusionXLPipeline folder. Every component folder is checked to exist before
-/// any weight is read; a missing one (text_encoder_2, ...) is a FileError naming it, and
-/// components that cannot work together (context width, added-embedding width) a ConfigError.
+/// Loads a StableDiffusionXLPipeline or StableDiffusionXLImg2ImgPipeline folder (a refiner's
+/// model_index.json lists no first tokenizer and text encoder). Every component folder is checked
+/// to exist before any weight is read; a missing one (text_encoder_2, ...) is a FileError naming
+/// it, and components that cannot work together (context width, added-embedding width) a
+/// ConfigError.
 StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
                                                        const LoadOptions& options = {});
 

@@ -181,6 +181,22 @@ void StableDiffusionPipeline::resolve_size_conditions(GenerateOptions& o) const 
   if (!o.crop_coords) o.crop_coords = CropTopLeft{0, 0};
 }
 
+void StableDiffusionPipeline::check_refinement(const GenerateOptions& o) const {
+  // The aesthetic classifier SDXL's refiner was conditioned on scores images from 0 to 10.
+  constexpr float kMaxAestheticScore = 100.f;
+  for (auto [name, score] :
+       {std::pair<const char*, std::optional<float>>{"aesthetic score", o.aesthetic_score},
+        {"negative aesthetic score", o.negative_aesthetic_score}})
+    if (score && !(std::isfinite(*score) && *score >= 0.f && *score <= kMaxAestheticScore))
+      throw ConfigError(std::string(name) + " must be between 0 and " + fmt(kMaxAestheticScore) +
+                        ", got " + fmt(*score));
+  if (o.refiner.empty()) return;
+  if (model_.family != "sdxl")
+    throw ConfigError("refiner " + o.refiner + ": a refiner finishes an SDXL base model's work; " +
+                      model_.name + " is an " + model_.family + " model");
+  check_fraction(o.high_noise_frac, "high noise fraction");
+}
+
 void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
   check_supported(o);
   const int unit = model_.vae_scale_factor();
@@ -199,7 +215,7 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
     if (!o.mask_image && o.width == 0) o.width = im.width - im.width % unit;
     if (!o.mask_image && o.height == 0) o.height = im.height - im.height % unit;
     // diffusers' defaults: StableDiffusionImg2ImgPipeline 0.8, StableDiffusionInpaintPipeline 1.
-    if (!o.strength) o.strength = o.mask_image ? 1.f : 0.8f;
+    if (!o.strength) o.strength = o.mask_image ? 1.f : default_img2img_strength();
     if (!(*o.strength > 0.f && *o.strength <= 1.f))
       throw ConfigError("strength must be in (0, 1], got " + fmt(*o.strength));
   } else if (o.mask_image) {
@@ -236,6 +252,7 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
                         fmt(kMaxLoraScale) + ", got " + fmt(l.scale));
   }
   resolve_size_conditions(o);
+  check_refinement(o);
   check_hires(o);
   // VaeImageProcessor.resize.
   if (o.init_image && (o.init_image->width != o.width || o.init_image->height != o.height))
@@ -275,6 +292,11 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
         "models only; " +
         model_.name + " ignores them");
 
+  if (!aesthetic_conditioned() && o.refiner.empty() &&
+      (o.aesthetic_score || o.negative_aesthetic_score))
+    result.warnings.push_back("aesthetic scores condition SDXL refiners only; " + model_.name +
+                              " ignores them");
+
   // 1. Text conditioning: [uncond x n, cond x n] as one batch when guidance is on.
   auto t0 = Clock::now();
   const bool cfg = o.guidance_scale > 1.f;
@@ -284,8 +306,7 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   // 2. Schedule(s), the conditioned UNet and initial latents.
   t0 = Clock::now();
   std::vector<double> timesteps = timesteps_for(o, *scheduler);
-  std::optional<HiresPass> hires;
-  if (o.hires) hires = plan_hires(o);
+  const FinishingPass finish = plan_finishing_pass(o, cond, cfg, timesteps);
   stages::NoisePredictor unet = stages::unet_predictor(
       model_.unet, cond, controls_for(o, cond, cfg, static_cast<int>(timesteps.size())));
   Start start = prepare(o, *scheduler, *rng, timesteps, std::move(unet));
@@ -297,8 +318,8 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
                            {},
                            std::move(start.adjust)};
   const auto loop_start = Clock::now();
-  const int total = static_cast<int>(loop.timesteps.size() + (hires ? hires->timesteps.size() : 0));
-  // Progress counts the model evaluations of both passes of a hires fix.
+  const int total = static_cast<int>(loop.timesteps.size()) + finish.evaluations;
+  // Progress counts the model evaluations of both passes.
   const auto report_from = [&](int offset) -> stages::StepHook {
     if (!progress) return {};
     return [&, offset](Tensor& x, int step, double t) {
@@ -308,14 +329,15 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   };
   loop.after_step = report_from(0);
   Tensor final_latents = stages::denoise(loop, std::move(start.latents));
-  if (hires)
-    final_latents = run_hires(o, cond, cfg, *hires, final_latents,
-                              report_from(static_cast<int>(loop.timesteps.size())));
+  if (finish.run)
+    final_latents =
+        finish.run(final_latents, *rng, report_from(static_cast<int>(loop.timesteps.size())));
   result.times.denoise_s = seconds_since(t0);
 
   // 4. Decode.
   t0 = Clock::now();
-  result.images = stages::tensor_to_images(stages::decode_latents(model_, final_latents));
+  result.images = stages::tensor_to_images(
+      stages::decode_latents(finish.decoder ? *finish.decoder : model_, final_latents));
   result.times.vae_s = seconds_since(t0);
   result.times.total_s = seconds_since(t_start);
   const MemoryStats after = runtime_.memory->stats();
@@ -329,6 +351,25 @@ std::vector<double> StableDiffusionPipeline::timesteps_for(const GenerateOptions
   scheduler.set_timesteps(o.steps);
   if (!o.init_image) return scheduler.timesteps();
   return cut_schedule(scheduler, o.steps, *o.strength);
+}
+
+StableDiffusionPipeline::FinishingPass StableDiffusionPipeline::plan_finishing_pass(
+    const GenerateOptions& o, const stages::Conditioning& cond, bool cfg,
+    std::vector<double>& timesteps) {
+  if (!o.hires) return {};
+  auto pass = std::make_shared<HiresPass>(plan_hires(o));
+  FinishingPass finish;
+  finish.evaluations = static_cast<int>(pass->timesteps.size());
+  finish.run = [this, &o, cond, cfg, pass](const Tensor& latents, RandomSource&,
+                                           stages::StepHook report) {
+    return run_hires(o, cond, cfg, *pass, latents, std::move(report));
+  };
+  return finish;
+}
+
+void StableDiffusionPipeline::check_fraction(float fraction, const std::string& what) {
+  if (!(fraction > 0.f && fraction < 1.f))
+    throw ConfigError(what + " must be between 0 and 1 (exclusive), got " + fmt(fraction));
 }
 
 StableDiffusionPipeline::HiresPass StableDiffusionPipeline::plan_hires(
@@ -606,8 +647,8 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
   weight_variant(options);
   const DeviceChoice choice = resolve_device(options.backend);
   StableDiffusionPipeline::Runtime runtime{choice.device,
-                                           std::make_unique<ThreadPool>(options.threads),
-                                           MemoryPool::create(), choice.warning};
+                                           std::make_shared<ThreadPool>(options.threads),
+                                           MemoryPool::create(), choice.warning, options};
   ThreadPoolScope threads(*runtime.threads);
   MemoryPoolScope memory(*runtime.memory);
   if (is_single_file_checkpoint(model_dir))

@@ -27,9 +27,10 @@ class StableDiffusionPipeline : public Pipeline {
   /// Where and with what a pipeline runs: its device, its own thread pool and activation pool.
   struct Runtime {
     Device device;
-    std::unique_ptr<ThreadPool> threads;
+    std::shared_ptr<ThreadPool> threads;
     std::shared_ptr<MemoryPool> memory;
-    std::string warning;  // from choosing the device (a fallback), reported with every result
+    std::string warning;       // from choosing the device (a fallback), reported with every result
+    LoadOptions load_options;  // as loaded: for the models it loads later (an SDXL refiner)
   };
   StableDiffusionPipeline(StableDiffusionModel model, double load_seconds, Runtime runtime);
 
@@ -49,9 +50,25 @@ class StableDiffusionPipeline : public Pipeline {
   /// Whether the UNet takes GenerateOptions' size conditions (SDXL); otherwise setting them is
   /// reported as a warning.
   virtual bool size_conditioned() const { return false; }
+  /// Whether the UNet takes GenerateOptions' aesthetic scores (SDXL refiners).
+  virtual bool aesthetic_conditioned() const { return false; }
   /// Refuses options this pipeline does not implement (ConfigError naming the option); called by
   /// resolve(), before any model runs.
   virtual void check_supported(const GenerateOptions&) const {}
+  /// img2img's strength when unset (diffusers' pipelines differ: SD 0.8, SDXL 0.3).
+  virtual float default_img2img_strength() const { return 0.8f; }
+  /// A pass after the denoising loop over its latents (hires fix, SDXL's refiner), and whose VAE
+  /// decodes the result.
+  struct FinishingPass {
+    int evaluations = 0;  // model evaluations it reports progress for
+    std::function<Tensor(const Tensor& latents, RandomSource& rng, stages::StepHook report)> run;
+    const StableDiffusionModel* decoder = nullptr;  // null: this pipeline's model
+  };
+  /// The finishing pass `o` asks for (`run` empty: none); it may cut the first pass's
+  /// `timesteps` where it takes over. Runs after the conditioning is encoded.
+  virtual FinishingPass plan_finishing_pass(const GenerateOptions& o,
+                                            const stages::Conditioning& cond, bool cfg,
+                                            std::vector<double>& timesteps);
   /// Builds the text encoders beyond the first (SDXL's text_encoder_2) with `loras` merged,
   /// counting per LoRA the modules that matched; returns what installs them (run only once every
   /// component is built).
@@ -63,6 +80,9 @@ class StableDiffusionPipeline : public Pipeline {
 
   const StableDiffusionModel& model() const { return model_; }
   Device device() const { return runtime_.device; }
+  const Runtime& runtime() const { return runtime_; }
+  /// ConfigError naming `what` unless `fraction` is in (0, 1).
+  static void check_fraction(float fraction, const std::string& what);
 
  private:
   /// [uncond x n, cond x n] conditioning when `cfg`, else [cond x n].
@@ -111,6 +131,8 @@ class StableDiffusionPipeline : public Pipeline {
   /// or an embedding of another width; nothing changes when one fails.
   void use_adapters(const std::vector<LoraSpec>& loras, const std::vector<std::string>& embeddings,
                     std::vector<std::string>& warnings);
+  /// The aesthetic scores and the refiner options (SDXL base models only).
+  void check_refinement(const GenerateOptions& o) const;
   /// Checks the SDXL size conditions; fills their defaults when size_conditioned().
   void resolve_size_conditions(GenerateOptions& o) const;
 

@@ -1,5 +1,7 @@
 #include "pipeline/stable_diffusion_xl_pipeline.h"
 
+#include <filesystem>
+
 #include "backend/ops.h"
 
 namespace diffuse {
@@ -10,6 +12,9 @@ std::array<int, 2> hw(const SizeHW& s) {
   return {s.height, s.width};
 }
 
+// diffusers' StableDiffusionXLImg2ImgPipeline defaults.
+constexpr float kAestheticScore = 6.f, kNegativeAestheticScore = 2.5f;
+
 }  // namespace
 
 StableDiffusionXLPipeline::StableDiffusionXLPipeline(StableDiffusionXLModel model,
@@ -18,10 +23,16 @@ StableDiffusionXLPipeline::StableDiffusionXLPipeline(StableDiffusionXLModel mode
       tokenizer_2_(std::move(model.tokenizer_2)),
       text_encoder_2_(std::move(model.text_encoder_2)),
       text_encoder_2_weights_(std::move(model.text_encoder_2_weights)),
-      force_zeros_for_empty_prompt_(model.force_zeros_for_empty_prompt) {}
+      force_zeros_for_empty_prompt_(model.force_zeros_for_empty_prompt),
+      requires_aesthetics_score_(model.requires_aesthetics_score),
+      text_encoder_2_only_(model.text_encoder_2_only) {}
 
 std::function<void()> StableDiffusionXLPipeline::loras_for_other_encoders(
     const std::vector<LoraApplication>& loras, std::vector<size_t>& matched) {
+  if (text_encoder_2_only_) {  // model()'s text encoder is text_encoder_2 (check_supported)
+    matched.assign(loras.size(), 0);
+    return [] {};
+  }
   auto encoder = std::make_shared<ClipTextModel>(ClipTextModel::from_weights(
       text_encoder_2_.config(),
       apply_loras(*text_encoder_2_weights_, "text_encoder_2", loras, matched),
@@ -30,53 +41,148 @@ std::function<void()> StableDiffusionXLPipeline::loras_for_other_encoders(
 }
 
 void StableDiffusionXLPipeline::check_supported(const GenerateOptions& o) const {
-  if (o.init_image)
-    throw ConfigError("image-to-image with SDXL (" + model().name + ") is not supported yet");
-  if (o.hires) throw ConfigError("hires fix with SDXL (" + model().name + ") is not supported yet");
+  const std::string& name = model().name;
+  if (requires_aesthetics_score_ && !o.init_image)
+    throw ConfigError(name +
+                      " is an SDXL refiner: it refines an image (give it one) or, as the refiner "
+                      "of an SDXL base model, the base's latents; it cannot start from noise");
+  if (o.mask_image) throw ConfigError("inpainting with SDXL (" + name + ") is not supported yet");
+  if (o.hires) throw ConfigError("hires fix with SDXL (" + name + ") is not supported yet");
   if (!o.embeddings.empty())
-    throw ConfigError("textual-inversion embeddings with SDXL (" + model().name +
+    throw ConfigError("textual-inversion embeddings with SDXL (" + name +
                       ") are not supported yet");
   if (!o.controlnets.empty())
-    throw ConfigError("ControlNet with SDXL (" + model().name + ") is not supported yet");
+    throw ConfigError("ControlNet with SDXL (" + name + ") is not supported yet");
+  if (text_encoder_2_only_ && !o.loras.empty())
+    throw ConfigError("LoRAs with an SDXL refiner (" + name + ") are not supported yet");
+}
+
+std::pair<Tensor, Tensor> StableDiffusionXLPipeline::time_ids(const GenerateOptions& o,
+                                                              bool img2img) const {
+  const Device dev = device();
+  // resolve() filled the size conditions' defaults.
+  const std::array<int, 2> original = hw(*o.original_size), target = hw(*o.target_size),
+                           crop = {o.crop_coords->top, o.crop_coords->left};
+  const std::array<int, 2> negative_original =
+      o.negative_original_size ? hw(*o.negative_original_size) : original;
+  if (requires_aesthetics_score_)  // negative_crops_coords_top_left defaults to (0, 0)
+    return {stages::aesthetic_time_ids(original, crop, o.aesthetic_score.value_or(kAestheticScore),
+                                       dev),
+            stages::aesthetic_time_ids(negative_original, {0, 0},
+                                       o.negative_aesthetic_score.value_or(kNegativeAestheticScore),
+                                       dev)};
+  const Tensor positive = stages::add_time_ids(original, crop, target, dev);
+  // diffusers' negative_target_size defaults to target_size. The img2img pipeline pairs the
+  // negative original size with the prompt's crop; the text-to-image one with (0, 0), and only
+  // when a negative original size is given.
+  if (img2img) return {positive, stages::add_time_ids(negative_original, crop, target, dev)};
+  if (!o.negative_original_size) return {positive, positive};
+  return {positive, stages::add_time_ids(negative_original, {0, 0}, target, dev)};
+}
+
+stages::Conditioning StableDiffusionXLPipeline::conditioning(const GenerateOptions& o, bool cfg,
+                                                             bool img2img_order) const {
+  const Device dev = device();
+  const int n = o.image_count;
+  const StableDiffusionModel* first = text_encoder_2_only_ ? nullptr : &model();
+  const stages::XLPromptEmbeds cond =
+      stages::encode_prompt_xl(first, tokenizer_2_, text_encoder_2_, o.prompt, o.clip_skip, dev);
+  const auto [positive_ids, negative_ids] = time_ids(o, img2img_order);
+  auto added = std::make_shared<UNetAddedConditions>();
+  Tensor context = ops::repeat_batch(cond.prompt_embeds, n);
+  added->text_embeds = ops::repeat_batch(cond.pooled_prompt_embeds, n);
+  added->time_ids = ops::repeat_batch(positive_ids, n);
+  if (!cfg) return {context, added};
+  stages::XLPromptEmbeds uncond;
+  if (!o.negative_prompt && force_zeros_for_empty_prompt_) {
+    uncond.prompt_embeds = Tensor::zeros(cond.prompt_embeds.shape()).on(dev);
+    uncond.pooled_prompt_embeds = Tensor::zeros(cond.pooled_prompt_embeds.shape()).on(dev);
+  } else {
+    uncond = stages::encode_prompt_xl(first, tokenizer_2_, text_encoder_2_,
+                                      o.negative_prompt.value_or(""), o.clip_skip, dev);
+  }
+  context = ops::concat(ops::repeat_batch(uncond.prompt_embeds, n), context, 0);
+  added->text_embeds =
+      ops::concat(ops::repeat_batch(uncond.pooled_prompt_embeds, n), added->text_embeds, 0);
+  // The img2img pipeline batches the time ids as the embeddings. The text-to-image one tiles
+  // [negative, positive] image_count times (uncond, cond, uncond, ...) while the embeddings are
+  // [uncond x n, cond x n]: with several images and a distinct negative_original_size, the halves
+  // pair up as diffusers pairs them, not as intended.
+  added->time_ids = img2img_order
+                        ? ops::concat(ops::repeat_batch(negative_ids, n), added->time_ids, 0)
+                        : ops::repeat_batch(ops::concat(negative_ids, positive_ids, 0),
+                                            2 * static_cast<int64_t>(n));
+  return {context, added};
 }
 
 stages::Conditioning StableDiffusionXLPipeline::encode_conditioning(const GenerateOptions& o,
                                                                     bool cfg) const {
-  const Device dev = device();
-  const int n = o.image_count;
-  const stages::XLPromptEmbeds cond =
-      stages::encode_prompt_xl(model(), tokenizer_2_, text_encoder_2_, o.prompt, o.clip_skip, dev);
-  // resolve() filled the size conditions' defaults.
-  const Tensor time_ids = stages::add_time_ids(
-      hw(*o.original_size), {o.crop_coords->top, o.crop_coords->left}, hw(*o.target_size), dev);
-  auto added = std::make_shared<UNetAddedConditions>();
-  Tensor context = ops::repeat_batch(cond.prompt_embeds, n);
-  added->text_embeds = ops::repeat_batch(cond.pooled_prompt_embeds, n);
-  added->time_ids = ops::repeat_batch(time_ids, n);
-  if (cfg) {
-    stages::XLPromptEmbeds uncond;
-    if (!o.negative_prompt && force_zeros_for_empty_prompt_) {
-      uncond.prompt_embeds = Tensor::zeros(cond.prompt_embeds.shape()).on(dev);
-      uncond.pooled_prompt_embeds = Tensor::zeros(cond.pooled_prompt_embeds.shape()).on(dev);
-    } else {
-      uncond = stages::encode_prompt_xl(model(), tokenizer_2_, text_encoder_2_,
-                                        o.negative_prompt.value_or(""), o.clip_skip, dev);
-    }
-    // diffusers' negative_crops_coords_top_left defaults to (0, 0) and we pass target_size as
-    // negative_target_size; without negative_original_size both halves share the time ids.
-    const Tensor negative_time_ids =
-        o.negative_original_size
-            ? stages::add_time_ids(hw(*o.negative_original_size), {0, 0}, hw(*o.target_size), dev)
-            : time_ids;
-    context = ops::concat(ops::repeat_batch(uncond.prompt_embeds, n), context, 0);
-    added->text_embeds =
-        ops::concat(ops::repeat_batch(uncond.pooled_prompt_embeds, n), added->text_embeds, 0);
-    // diffusers tiles [negative, positive] time ids image_count times, (uncond, cond, uncond,
-    // ...), while the embeddings are [uncond x n, cond x n]: with several images and a distinct
-    // negative_original_size, the halves pair up as diffusers pairs them, not as intended.
-    added->time_ids = ops::repeat_batch(ops::concat(negative_time_ids, time_ids, 0), 2 * n);
-  }
-  return {context, added};
+  return conditioning(o, cfg, o.init_image.has_value());
+}
+
+StableDiffusionPipeline::FinishingPass StableDiffusionXLPipeline::plan_finishing_pass(
+    const GenerateOptions& o, const stages::Conditioning& cond, bool cfg,
+    std::vector<double>& timesteps) {
+  if (o.refiner.empty())
+    return StableDiffusionPipeline::plan_finishing_pass(o, cond, cfg, timesteps);
+  const std::shared_ptr<StableDiffusionXLPipeline> expert = refiner(o.refiner);
+  timesteps = stages::timesteps_until(timesteps, o.high_noise_frac,
+                                      model().scheduler_config.value("num_train_timesteps", 1000));
+  FinishingPass pass = expert->plan_refinement(o, o.high_noise_frac);
+  // The refiner stays loaded (refiners_) while the pass runs.
+  return pass;
+}
+
+StableDiffusionPipeline::FinishingPass StableDiffusionXLPipeline::plan_refinement(
+    const GenerateOptions& o, double fraction) const {
+  std::shared_ptr<Scheduler> scheduler = make_scheduler_for(o, nullptr);
+  scheduler->set_timesteps(o.steps);
+  std::vector<double> timesteps = stages::timesteps_from(
+      *scheduler, fraction, model().scheduler_config.value("num_train_timesteps", 1000));
+  FinishingPass pass;
+  pass.evaluations = static_cast<int>(timesteps.size());
+  pass.decoder = &model();
+  // StableDiffusionXLImg2ImgPipeline(image=latents, denoising_start=fraction): the latents are
+  // taken as they are (no noise added), the prompts encoded with the refiner's encoder.
+  pass.run = [this, &o, scheduler, timesteps = std::move(timesteps)](
+                 const Tensor& latents, RandomSource& rng, stages::StepHook report) {
+    const bool cfg = o.guidance_scale > 1.f;
+    const stages::Conditioning cond = conditioning(o, cfg, /*img2img_order=*/true);
+    stages::DenoiseLoop loop{
+        *scheduler,
+        timesteps,
+        stages::with_guidance(stages::unet_predictor(model().unet, cond), cfg, o.guidance_scale),
+        &rng,
+        std::move(report),
+        {}};
+    return stages::denoise(loop, latents);
+  };
+  return pass;
+}
+
+std::shared_ptr<StableDiffusionXLPipeline> StableDiffusionXLPipeline::refiner(
+    const std::string& path) {
+  const auto it = refiners_.find(path);
+  if (it != refiners_.end()) return it->second;
+  if (!std::filesystem::is_directory(path))
+    throw FileError("refiner " + path + ": folder not found (a refiner is a diffusers folder)");
+  if (!is_stable_diffusion_xl_folder(path))
+    throw ConfigError("refiner " + path +
+                      ": not an SDXL model folder (its model_index.json names "
+                      "StableDiffusionXLImg2ImgPipeline or StableDiffusionXLPipeline)");
+  Runtime shared{device(), runtime().threads, runtime().memory, {}, runtime().load_options};
+  auto expert = std::make_shared<StableDiffusionXLPipeline>(
+      load_stable_diffusion_xl_folder(path, runtime().load_options), 0.0, std::move(shared));
+  const StableDiffusionModel& mine = model();
+  const StableDiffusionModel& theirs = expert->model();
+  if (theirs.unet.config().in_channels != mine.unet.config().out_channels ||
+      theirs.vae_scale_factor() != mine.vae_scale_factor())
+    throw ConfigError("refiner " + path + ": its UNet takes " +
+                      std::to_string(theirs.unet.config().in_channels) + "-channel latents, but " +
+                      mine.name + " makes " + std::to_string(mine.unet.config().out_channels) +
+                      "-channel ones");
+  refiners_.emplace(path, expert);
+  return expert;
 }
 
 }  // namespace diffuse

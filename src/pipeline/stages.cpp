@@ -1,5 +1,8 @@
 #include "pipeline/stages.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "backend/ops.h"
 #include "io/image_resize.h"
 
@@ -118,11 +121,9 @@ NoisePredictor unet_predictor(const UNet2DConditionModel& unet, Conditioning con
   };
 }
 
-XLPromptEmbeds encode_prompt_xl(const StableDiffusionModel& model, const ClipTokenizer& tokenizer_2,
+XLPromptEmbeds encode_prompt_xl(const StableDiffusionModel* first, const ClipTokenizer& tokenizer_2,
                                 const ClipTextModel& text_encoder_2, const std::string& text,
                                 int clip_skip, Device device) {
-  const Tensor hidden_1 = model.text_encoder.hidden_state_from_end(
-      token_ids(model.tokenizer, text, device), clip_skip + 2);
   // text_encoder_2 runs to the end for its pooled output; its conditioning is an earlier layer.
   const ClipTextOutput out_2 = text_encoder_2.forward(token_ids(tokenizer_2, text, device), true);
   const auto states = static_cast<int>(out_2.hidden_states.size());
@@ -130,6 +131,9 @@ XLPromptEmbeds encode_prompt_xl(const StableDiffusionModel& model, const ClipTok
     throw ConfigError("clip skip " + std::to_string(clip_skip) + " exceeds text_encoder_2's " +
                       std::to_string(states - 1) + " layers");
   const Tensor& hidden_2 = out_2.hidden_states[static_cast<size_t>(states - 2 - clip_skip)];
+  if (!first) return {hidden_2, out_2.text_embeds};
+  const Tensor hidden_1 = first->text_encoder.hidden_state_from_end(
+      token_ids(first->tokenizer, text, device), clip_skip + 2);
   return {ops::concat(hidden_1, hidden_2, 2), out_2.text_embeds};
 }
 
@@ -140,6 +144,44 @@ Tensor add_time_ids(const std::array<int, 2>& original_size,
                         float(crops_coords_top_left[0]), float(crops_coords_top_left[1]),
                         float(target_size[0]),           float(target_size[1])};
   return Tensor::from_floats(ids, {1, 6}).on(device);
+}
+
+Tensor aesthetic_time_ids(const std::array<int, 2>& original_size,
+                          const std::array<int, 2>& crops_coords_top_left, float aesthetic_score,
+                          Device device) {
+  const float ids[5] = {float(original_size[0]), float(original_size[1]),
+                        float(crops_coords_top_left[0]), float(crops_coords_top_left[1]),
+                        aesthetic_score};
+  return Tensor::from_floats(ids, {1, 5}).on(device);
+}
+
+namespace {
+
+/// int(round(T - fraction * T)) as Python computes it (round half to even).
+double handover_cutoff(double fraction, int num_train_timesteps) {
+  const double t = static_cast<double>(num_train_timesteps);
+  return static_cast<double>(static_cast<int64_t>(std::nearbyint(t - fraction * t)));
+}
+
+}  // namespace
+
+std::vector<double> timesteps_until(const std::vector<double>& timesteps, double fraction,
+                                    int num_train_timesteps) {
+  const double cutoff = handover_cutoff(fraction, num_train_timesteps);
+  const auto kept =
+      std::count_if(timesteps.begin(), timesteps.end(), [&](double t) { return t >= cutoff; });
+  return {timesteps.begin(), timesteps.begin() + kept};
+}
+
+std::vector<double> timesteps_from(Scheduler& scheduler, double fraction, int num_train_timesteps) {
+  const double cutoff = handover_cutoff(fraction, num_train_timesteps);
+  const std::vector<double>& all = scheduler.timesteps();
+  auto count = std::count_if(all.begin(), all.end(), [&](double t) { return t < cutoff; });
+  if (scheduler.order() == 2 && count % 2 == 0) ++count;
+  const auto start = static_cast<int>(
+      std::max<std::ptrdiff_t>(static_cast<std::ptrdiff_t>(all.size()) - count, 0));
+  scheduler.set_begin_index(start);
+  return {all.begin() + start, all.end()};
 }
 
 Tensor decode_latents(const StableDiffusionModel& model, const Tensor& latents) {

@@ -108,14 +108,31 @@ struct XLPromptEmbeds {
 /// StableDiffusionXLPipeline.encode_prompt for one text (used for both encoders, as prompt_2
 /// defaults to prompt): each encoder's hidden_states[-(clip_skip + 2)] concatenated on the last
 /// axis, and the pooled output of text_encoder_2.
-/// `model` holds the first tokenizer and encoder.
-XLPromptEmbeds encode_prompt_xl(const StableDiffusionModel& model, const ClipTokenizer& tokenizer_2,
+/// `model` holds the first tokenizer and encoder; without one (`first` null: SDXL's refiner),
+/// text_encoder_2's hidden state alone.
+XLPromptEmbeds encode_prompt_xl(const StableDiffusionModel* first, const ClipTokenizer& tokenizer_2,
                                 const ClipTextModel& text_encoder_2, const std::string& text,
                                 int clip_skip, Device device);
 /// _get_add_time_ids: [1, 6] F32 = original (h, w), crop (top, left), target (h, w).
 Tensor add_time_ids(const std::array<int, 2>& original_size,
                     const std::array<int, 2>& crops_coords_top_left,
                     const std::array<int, 2>& target_size, Device device);
+/// _get_add_time_ids with requires_aesthetics_score (refiners): [1, 5] F32 = original (h, w), crop
+/// (top, left), aesthetic score.
+Tensor aesthetic_time_ids(const std::array<int, 2>& original_size,
+                          const std::array<int, 2>& crops_coords_top_left, float aesthetic_score,
+                          Device device);
+
+// ---- ensemble of experts (SDXL base + refiner)
+// --------------------------------------------------------------
+/// diffusers' denoising_end: the leading timesteps at or above the cutoff
+/// round(T - fraction * T) (T = num_train_timesteps), where the base hands over.
+std::vector<double> timesteps_until(const std::vector<double>& timesteps, double fraction,
+                                    int num_train_timesteps);
+/// diffusers' get_timesteps with denoising_start: the trailing timesteps below the same cutoff
+/// (one more for a second-order scheduler when the count is even, so that the last step is
+/// whole), with the scheduler's begin index set where they start.
+std::vector<double> timesteps_from(Scheduler& scheduler, double fraction, int num_train_timesteps);
 
 // ---- decode
 // ---------------------------------------------------------------------------------------

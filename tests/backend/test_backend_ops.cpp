@@ -119,8 +119,8 @@ std::vector<OpCase> op_cases() {
                0});
   for (auto [oh, ow] : {std::pair<int64_t, int64_t>{9, 17}, {7, 3}, {11, 30}})
     c.push_back({"upsample_nearest/" + std::to_string(oh) + "x" + std::to_string(ow),
-                 [=](Device d) {
-                   return ops::upsample_nearest(R({2, 3, 5, 9}, 41, d), oh, ow);
+                 [=, h = oh, w = ow](Device d) {
+                   return ops::upsample_nearest(R({2, 3, 5, 9}, 41, d), h, w);
                  },
                  0});
   // ---- normalisation
@@ -152,9 +152,9 @@ std::vector<OpCase> op_cases() {
                                                          {"softmax_", ops::softmax_}};
   for (auto [name, fn] : activations)
     c.push_back({name,
-                 [=](Device d) {
+                 [=, op = fn](Device d) {
                    Tensor x = copy_of(R({4, 1003}, 30, d, 3.f));
-                   fn(x);
+                   op(x);
                    return x;
                  },
                  kAccumulating});

@@ -71,11 +71,12 @@ TEST(sdxl, encode_prompt_matches_diffusers) {
   EXPECT_EQ(m.tokenizer_2.encode_padded("").input_ids, row(ids_2, 1));
 
   const auto cond =
-      stages::encode_prompt_xl(m.base, m.tokenizer_2, m.text_encoder_2, kPrompt, 0, kCpu);
+      stages::encode_prompt_xl(&m.base, m.tokenizer_2, m.text_encoder_2, kPrompt, 0, kCpu);
   const double e_embeds = test::rel_error(cond.prompt_embeds, g.get("prompt_embeds"));
   const double e_pooled = test::rel_error(cond.pooled_prompt_embeds, g.get("pooled_prompt_embeds"));
   // An explicit "" is encoded (no zeros): both encoders' penultimate states of "", side by side.
-  const auto empty = stages::encode_prompt_xl(m.base, m.tokenizer_2, m.text_encoder_2, "", 0, kCpu);
+  const auto empty =
+      stages::encode_prompt_xl(&m.base, m.tokenizer_2, m.text_encoder_2, "", 0, kCpu);
   const Tensor expected_empty = ops::concat(penultimate(g.get("te1_hidden_states"), 1),
                                             penultimate(g.get("te2_hidden_states"), 1), 2);
   const double e_empty = test::rel_error(empty.prompt_embeds, expected_empty);
@@ -89,7 +90,7 @@ TEST(sdxl, encode_prompt_matches_diffusers) {
   EXPECT_LT(e_empty_pooled, 1e-4);
   // clip skip 1 conditions on one layer earlier: hidden_states[-3].
   const auto skipped =
-      stages::encode_prompt_xl(m.base, m.tokenizer_2, m.text_encoder_2, kPrompt, 1, kCpu);
+      stages::encode_prompt_xl(&m.base, m.tokenizer_2, m.text_encoder_2, kPrompt, 1, kCpu);
   const Tensor te1 = g.get("te1_hidden_states");
   EXPECT_LT(test::rel_error(skipped.prompt_embeds.narrow(2, 0, 32).contiguous(),
                             te1.narrow(0, 1, 1).contiguous().reshape({2, 77, 32}).narrow(0, 0, 1)),
@@ -184,8 +185,8 @@ TEST(sdxl, bad_options_are_named_before_generating) {
   o.crop_coords = CropTopLeft{-8, 0};
   expect_error(o, {"crop coordinates"});
   o = quick_options();
-  o.init_image = Image::from_rgb8(128, 128, std::vector<uint8_t>(128 * 128 * 3, 100));
-  expect_error(o, {"image-to-image", "SDXL"});
+  o.hires = HiresFix{};
+  expect_error(o, {"hires", "SDXL"});
   EXPECT_EQ(steps, 0);
 }
 

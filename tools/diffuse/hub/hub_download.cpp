@@ -296,7 +296,11 @@ PullResult pull(const PullRequest& req, const HubOptions& options) {
   std::string endpoint = options.endpoint;
   while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
   Context c{req, options, endpoint, RepoCache(options.cache_dir, req.repo_id), HttpClient(options)};
-  const auto [commit, files] = fetch_repo_info(c);
+  // Named members, not a structured binding: lambdas below capture them (clang 14, which builds
+  // the sanitizer suite, cannot capture bindings).
+  const auto repo_info = fetch_repo_info(c);
+  const std::string& commit = repo_info.first;
+  const std::vector<RepoFile>& files = repo_info.second;
   auto find = [&](const std::string& name) -> const RepoFile& {
     for (const auto& f : files)
       if (f.name == name) return f;
