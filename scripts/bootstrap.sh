@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(build-essential cmake ninja-build pkg-config libdnnl-dev nlohmann-json3-dev
           libcli11-dev libpng-dev zlib1g-dev libgtest-dev libgmock-dev libbenchmark-dev
           libcpp-httplib-dev libssl-dev clang-format libhiredis-dev redis-server
-          libcurl4-openssl-dev clang-14 libclang-rt-14-dev)
+          libcurl4-openssl-dev clang-14 libclang-rt-14-dev libomp-14-dev)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -95,6 +95,23 @@ diffuse_status diffuse_options_add_controlnet(diffuse_options* o, const char* mo
 diffuse_status diffuse_options_set_hires(diffuse_options* o, float scale, int steps, float strength,
                                          const char* upscaler);
 
+/* SDXL micro-conditioning (diffusers' original_size, target_size, crops_coords_top_left,
+   negative_original_size; here sizes are width, height). Unset: the generated size, crop 0,0.
+   Other models ignore them with a warning. */
+diffuse_status diffuse_options_set_original_size(diffuse_options* o, int width, int height);
+diffuse_status diffuse_options_set_target_size(diffuse_options* o, int width, int height);
+diffuse_status diffuse_options_set_crop_coords(diffuse_options* o, int top, int left);
+diffuse_status diffuse_options_set_negative_original_size(diffuse_options* o, int width,
+                                                          int height);
+/* SDXL refiners: the aesthetic scores of the prompt and the negative prompt (diffusers' defaults
+   6.0 and 2.5). */
+diffuse_status diffuse_options_set_aesthetic_scores(diffuse_options* o, float score,
+                                                    float negative_score);
+/* SDXL ensemble of experts: the refiner folder that denoises the rest of the schedule after the
+   base model's first `high_noise_frac` (in (0, 1), e.g. 0.8), and decodes; "" = none. */
+diffuse_status diffuse_options_set_refiner(diffuse_options* o, const char* refiner_dir,
+                                           float high_noise_frac);
+
 diffuse_status diffuse_generate(diffuse_pipeline* p, const diffuse_options* o,
                                 diffuse_progress_fn progress, void* user_data,
                                 diffuse_result** out);

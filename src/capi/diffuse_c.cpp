@@ -244,6 +244,44 @@ diffuse_status diffuse_options_set_hires(diffuse_options* o, float scale, int st
   return guarded([&] { o->impl.hires = diffuse::HiresFix{scale, steps, strength, upscaler}; });
 }
 
+diffuse_status diffuse_options_set_original_size(diffuse_options* o, int width, int height) {
+  DIFFUSE_REQUIRE(o);
+  o->impl.original_size = diffuse::SizeHW{height, width};
+  return DIFFUSE_OK;
+}
+diffuse_status diffuse_options_set_target_size(diffuse_options* o, int width, int height) {
+  DIFFUSE_REQUIRE(o);
+  o->impl.target_size = diffuse::SizeHW{height, width};
+  return DIFFUSE_OK;
+}
+diffuse_status diffuse_options_set_crop_coords(diffuse_options* o, int top, int left) {
+  DIFFUSE_REQUIRE(o);
+  o->impl.crop_coords = diffuse::CropTopLeft{top, left};
+  return DIFFUSE_OK;
+}
+diffuse_status diffuse_options_set_negative_original_size(diffuse_options* o, int width,
+                                                          int height) {
+  DIFFUSE_REQUIRE(o);
+  o->impl.negative_original_size = diffuse::SizeHW{height, width};
+  return DIFFUSE_OK;
+}
+diffuse_status diffuse_options_set_aesthetic_scores(diffuse_options* o, float score,
+                                                    float negative_score) {
+  DIFFUSE_REQUIRE(o);
+  o->impl.aesthetic_score = score;
+  o->impl.negative_aesthetic_score = negative_score;
+  return DIFFUSE_OK;
+}
+diffuse_status diffuse_options_set_refiner(diffuse_options* o, const char* refiner_dir,
+                                           float high_noise_frac) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(refiner_dir);
+  return guarded([&] {
+    o->impl.refiner = refiner_dir;
+    o->impl.high_noise_frac = high_noise_frac;
+  });
+}
+
 diffuse_status diffuse_generate(diffuse_pipeline* p, const diffuse_options* o,
                                 diffuse_progress_fn progress, void* user_data,
                                 diffuse_result** out) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -52,22 +53,51 @@ std::optional<std::string> unet_attention(const std::string& t) {
 
 [[noreturn]] void unknown_key(const std::string& path, const std::string& key) {
   throw FileError(path + ": unrecognised checkpoint key '" + key +
-                  "' (not an SD 1.x/2.x checkpoint, or a variant diffuse does not support)");
+                  "' (not an SD 1.x/2.x/XL checkpoint, or a variant diffuse does not support)");
+}
+
+/// A contiguous [cols, rows] copy of the 2-D tensor `t`, of any dtype.
+Tensor transposed(const Tensor& t) {
+  const Tensor src = t.contiguous();
+  const int64_t rows = src.dim(0), cols = src.dim(1);
+  Tensor out = Tensor::empty({cols, rows}, src.dtype());
+  const size_t size = dtype_size(src.dtype());
+  const auto* from = static_cast<const unsigned char*>(src.raw());
+  auto* to = static_cast<unsigned char*>(out.raw());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      std::memcpy(to + static_cast<size_t>(c * rows + r) * size,
+                  from + static_cast<size_t>(r * cols + c) * size, size);
+  return out;
 }
 
 }  // namespace
 
 std::string detect_checkpoint_family(const StateDict& sd, const std::string& path) {
-  bool unet = false, clip = false, openclip = false, sdxl = false;
+  bool unet = false, clip = false, openclip = false, xl_clip = false, xl_openclip = false,
+       refiner_openclip = false;
   for (const auto& [k, t] : sd) {
     unet |= starts_with(k, "model.diffusion_model.");
     clip |= starts_with(k, "cond_stage_model.transformer.");
     openclip |= starts_with(k, "cond_stage_model.model.");
-    sdxl |= starts_with(k, "conditioner.embedders.");
+    xl_clip |= starts_with(k, kSdxlClipPrefix);
+    xl_openclip |= starts_with(k, kSdxlOpenClipPrefix);
+    refiner_openclip |= starts_with(k, kSdxlRefinerOpenClipPrefix);
   }
-  if (sdxl) throw ConfigError(path + ": SDXL checkpoints are not supported yet");
   if (!unet)
     throw FileError(path + ": not a Stable Diffusion checkpoint (no model.diffusion_model.* keys)");
+  // As diffusers' infer_diffusers_model_type: SDXL base by its OpenCLIP ViT-bigG at embedders.1,
+  // the refiner by its only embedder being OpenCLIP.
+  if (xl_openclip) {
+    if (!xl_clip)
+      throw FileError(path + ": SDXL checkpoint without its first text encoder (" +
+                      kSdxlClipPrefix + "*)");
+    return "sdxl";
+  }
+  if (refiner_openclip) return "sdxl-refiner";
+  if (xl_clip)
+    throw FileError(path + ": SDXL checkpoint without its second text encoder (" +
+                    kSdxlOpenClipPrefix + "*)");
   if (openclip) return "sd2";
   if (clip) return "sd1";
   throw FileError(path + ": no text encoder weights (cond_stage_model.*) in the checkpoint");
@@ -134,7 +164,11 @@ WeightStore convert_ldm_unet(const StateDict& sd, const UNetConfig& c, const std
     if (!starts_with(key, prefix)) continue;
     const std::string k = key.substr(prefix.size());
     std::optional<std::string> name =
-        rename_prefix(k, {{"out.0.", "conv_norm_out."}, {"out.2.", "conv_out."}});
+        rename_prefix(k, {{"out.0.", "conv_norm_out."},
+                          {"out.2.", "conv_out."},
+                          // SDXL's added (text_time) embedding.
+                          {"label_emb.0.0.", "add_embedding.linear_1."},
+                          {"label_emb.0.2.", "add_embedding.linear_2."}});
     if (!name) name = encoder(k);
     if (!name && starts_with(k, "output_blocks.")) {
       const auto bi = split_index(k.substr(14));
@@ -219,36 +253,43 @@ WeightStore convert_ldm_vae(const StateDict& sd, const VaeConfig& c, const std::
   return w;
 }
 
-WeightStore convert_ldm_text_encoder(const StateDict& sd, const std::string& family,
-                                     const std::string& path) {
+WeightStore convert_clip_text_encoder(const StateDict& sd, const std::string& prefix,
+                                      const std::string& path) {
   WeightStore w;
   w.set_source(path);
-  if (family == "sd1") {
-    const std::string prefix = "cond_stage_model.transformer.";
-    for (const auto& [key, t] : sd) {
-      if (!starts_with(key, prefix)) continue;
-      std::string k = key.substr(prefix.size());
-      if (!starts_with(k, "text_model.")) k = "text_model." + k;  // older transformers layout
-      if (k.size() >= 13 && k.compare(k.size() - 13, 13, ".position_ids") == 0)
-        continue;  // a buffer
-      w.add(k, t);
-    }
-    if (w.size() == 0) throw FileError(path + ": no text encoder weights");
-    return w;
+  for (const auto& [key, t] : sd) {
+    if (!starts_with(key, prefix)) continue;
+    std::string k = key.substr(prefix.size());
+    if (!starts_with(k, "text_model.")) k = "text_model." + k;  // older transformers layout
+    if (k.size() >= 13 && k.compare(k.size() - 13, 13, ".position_ids") == 0) continue;  // a buffer
+    w.add(k, t);
   }
-  // OpenCLIP (SD 2.x).
-  const std::string prefix = "cond_stage_model.model.", blocks = "transformer.resblocks.";
+  if (w.size() == 0) throw FileError(path + ": no text encoder weights (" + prefix + "*)");
+  return w;
+}
+
+WeightStore convert_open_clip_text_encoder(const StateDict& sd, const std::string& prefix,
+                                           bool with_projection, const std::string& path) {
+  const std::string blocks = "transformer.resblocks.";
   int last_block = -1;
   for (const auto& [key, t] : sd)
     if (starts_with(key, prefix + blocks))
       if (const auto bi = split_index(key.substr(prefix.size() + blocks.size())))
         last_block = std::max(last_block, bi->first);
   if (last_block < 1)
-    throw FileError(path + ": OpenCLIP text encoder has fewer than two resblocks");
+    throw FileError(path + ": OpenCLIP text encoder (" + prefix +
+                    "*) has fewer than two resblocks");
+  WeightStore w;
+  w.set_source(path);
   for (const auto& [key, t] : sd) {
     if (!starts_with(key, prefix)) continue;
     const std::string k = key.substr(prefix.size());
-    if (k == "text_projection" || k == "logit_scale") continue;  // CLIPTextModel has neither
+    if (k == "logit_scale") continue;  // contrastive training only
+    if (k == "text_projection") {
+      // x @ P in OpenCLIP, a Linear (weight P^T) in transformers.
+      if (with_projection) w.add("text_projection.weight", transposed(t));
+      continue;
+    }
     if (auto r = rename_prefix(k, {{"token_embedding.", "text_model.embeddings.token_embedding."},
                                    {"ln_final.", "text_model.final_layer_norm."}})) {
       w.add(*r, t);
@@ -260,7 +301,9 @@ WeightStore convert_ldm_text_encoder(const StateDict& sd, const std::string& fam
     }
     const auto bi = starts_with(k, blocks) ? split_index(k.substr(blocks.size())) : std::nullopt;
     if (!bi) unknown_key(path, key);
-    if (bi->first == last_block) continue;  // SD 2.x uses the penultimate layer
+    // SD 2.x conditions on the penultimate layer, which its diffusers text encoder stores as the
+    // last; SDXL keeps every layer (and takes hidden_states[-2]).
+    if (!with_projection && bi->first == last_block) continue;
     const std::string layer = "text_model.encoder.layers." + std::to_string(bi->first) + ".";
     const std::string& r = bi->second;
     if (r == "attn.in_proj_weight" || r == "attn.in_proj_bias") {
@@ -282,7 +325,16 @@ WeightStore convert_ldm_text_encoder(const StateDict& sd, const std::string& fam
     if (!n) unknown_key(path, key);
     w.add(layer + *n, t);
   }
+  if (with_projection && !w.contains("text_projection.weight"))
+    throw FileError(path + ": no " + prefix + "text_projection in the checkpoint");
   return w;
+}
+
+WeightStore convert_ldm_text_encoder(const StateDict& sd, const std::string& family,
+                                     const std::string& path) {
+  if (family == "sd1") return convert_clip_text_encoder(sd, "cond_stage_model.transformer.", path);
+  return convert_open_clip_text_encoder(sd, "cond_stage_model.model.", /*with_projection=*/false,
+                                        path);
 }
 
 }  // namespace diffuse

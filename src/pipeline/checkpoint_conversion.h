@@ -19,8 +19,14 @@ namespace diffuse {
 
 using StateDict = std::map<std::string, Tensor>;
 
-/// "sd1" (CLIP ViT-L text encoder: cond_stage_model.transformer.*) or "sd2" (OpenCLIP:
-/// cond_stage_model.model.*). SDXL and other layouts are a ConfigError/FileError naming `path`.
+// Where SDXL checkpoints (Stability AI's "sgm" layout) keep their text encoders.
+inline constexpr const char* kSdxlClipPrefix = "conditioner.embedders.0.transformer.";
+inline constexpr const char* kSdxlOpenClipPrefix = "conditioner.embedders.1.model.";
+inline constexpr const char* kSdxlRefinerOpenClipPrefix = "conditioner.embedders.0.model.";
+
+/// "sd1" (CLIP ViT-L text encoder: cond_stage_model.transformer.*), "sd2" (OpenCLIP:
+/// cond_stage_model.model.*), "sdxl" (CLIP ViT-L and OpenCLIP ViT-bigG under conditioner.*) or
+/// "sdxl-refiner" (OpenCLIP ViT-bigG only). Other layouts are a FileError naming `path`.
 std::string detect_checkpoint_family(const StateDict& sd, const std::string& path);
 
 /// Splits "12.rest" into 12 and "rest"; nullopt when `key` does not start with "<int>.".
@@ -49,10 +55,19 @@ WeightStore convert_ldm_unet(const StateDict& sd, const UNetConfig& config,
                              const std::string& path);
 /// first_stage_model.* -> AutoencoderKL keys (loss.* weights are ignored).
 WeightStore convert_ldm_vae(const StateDict& sd, const VaeConfig& config, const std::string& path);
-/// cond_stage_model.* -> CLIPTextModel keys ("text_model.*"). For OpenCLIP (SD 2.x) the fused
-/// in_proj is split into q/k/v and the last resblock is dropped: SD 2.x conditions on the
-/// penultimate layer, which the diffusers layout stores as the last one.
+/// cond_stage_model.* -> CLIPTextModel keys ("text_model.*"), for "sd1" or "sd2" (see
+/// convert_open_clip_text_encoder).
 WeightStore convert_ldm_text_encoder(const StateDict& sd, const std::string& family,
                                      const std::string& path);
+/// A transformers CLIP text model stored under `prefix` (SD 1.x, SDXL's first encoder).
+WeightStore convert_clip_text_encoder(const StateDict& sd, const std::string& prefix,
+                                      const std::string& path);
+/// An OpenCLIP text tower under `prefix` -> CLIPTextModel(WithProjection) keys: the fused in_proj
+/// split into q/k/v. Without projection (SD 2.x) the last resblock is dropped (SD 2.x conditions on
+/// the penultimate layer, which its diffusers layout stores as the last one) and text_projection
+/// ignored; with it (SDXL's ViT-bigG) every layer is kept and text_projection becomes
+/// text_projection.weight (transposed), as diffusers' convert_open_clip_checkpoint.
+WeightStore convert_open_clip_text_encoder(const StateDict& sd, const std::string& prefix,
+                                           bool with_projection, const std::string& path);
 
 }  // namespace diffuse

@@ -55,7 +55,14 @@ ConvertedCheckpoint convert_checkpoint(const StateDict& sd, const std::string& p
   const fs::path root(config_dir);
   c.unet = convert_ldm_unet(sd, UNetConfig::load((root / "unet" / "config.json").string()), path);
   c.vae = convert_ldm_vae(sd, VaeConfig::load((root / "vae" / "config.json").string()), path);
-  c.text_encoder = convert_ldm_text_encoder(sd, c.family, path);
+  if (c.family == "sdxl") {
+    c.text_encoder = convert_clip_text_encoder(sd, kSdxlClipPrefix, path);
+    c.text_encoder_2 = convert_open_clip_text_encoder(sd, kSdxlOpenClipPrefix, true, path);
+  } else if (c.family == "sdxl-refiner") {
+    c.text_encoder_2 = convert_open_clip_text_encoder(sd, kSdxlRefinerOpenClipPrefix, true, path);
+  } else {
+    c.text_encoder = convert_ldm_text_encoder(sd, c.family, path);
+  }
   return c;
 }
 
@@ -66,30 +73,61 @@ std::string checkpoint_config_dir(const std::string& family, const std::string& 
     throw ConfigError(path +
                       ": a single-file checkpoint needs a config folder (LoadOptions::config_dir, "
                       "CLI --config-dir) or diffuse's assets (LoadOptions::assets_dir)");
-  const fs::path dir =
-      fs::path(options.assets_dir) / "configs" / (family == "sd2" ? "sd21-768v" : "sd15");
+  const char* bundled = family == "sd2"            ? "sd21-768v"
+                        : family == "sdxl"         ? "sdxl-base"
+                        : family == "sdxl-refiner" ? "sdxl-refiner"
+                                                   : "sd15";
+  const fs::path dir = fs::path(options.assets_dir) / "configs" / bundled;
   if (!fs::is_directory(dir)) throw FileError(dir.string() + ": bundled config folder not found");
   return dir.string();
 }
 
-StableDiffusionModel load_stable_diffusion_checkpoint(const std::string& path,
-                                                      const LoadOptions& options) {
+namespace {
+
+const char* family_title(const std::string& family) {
+  return family == "sd2"            ? "SD 2.x"
+         : family == "sdxl"         ? "SDXL"
+         : family == "sdxl-refiner" ? "an SDXL refiner"
+                                    : "SD 1.x";
+}
+
+}  // namespace
+
+std::variant<StableDiffusionModel, StableDiffusionXLModel> load_checkpoint_model(
+    const std::string& path, const LoadOptions& options) {
   if (options.synthetic_weights)
     throw ConfigError(path + ": synthetic weights need a model folder, not a checkpoint file");
   const StateDict sd = read_checkpoint_state_dict(path);
-  const std::string config_dir =
-      checkpoint_config_dir(detect_checkpoint_family(sd, path), path, options);
+  const std::string family = detect_checkpoint_family(sd, path);
+  const std::string config_dir = checkpoint_config_dir(family, path, options);
+  const bool xl = family == "sdxl" || family == "sdxl-refiner";
+  if (xl != is_stable_diffusion_xl_folder(config_dir))
+    throw ConfigError(path + ": the checkpoint is " + family_title(family) +
+                      " but the config folder " + config_dir + " is " +
+                      (xl ? "not an SDXL pipeline" : "an SDXL pipeline"));
   const ConvertedCheckpoint c = convert_checkpoint(sd, path, config_dir);
   LoadOptions o = options;
   if (o.tokenizer_fallback_dir.empty() && !o.assets_dir.empty())
     o.tokenizer_fallback_dir = (fs::path(o.assets_dir) / "tokenizer").string();
-  const ComponentWeights weights{&c.text_encoder, &c.unet, &c.vae};
+  const std::string name = fs::path(path).stem().string();
+  if (xl) {
+    const ComponentWeights weights{family == "sdxl" ? &c.text_encoder : nullptr, &c.text_encoder_2,
+                                   &c.unet, &c.vae};
+    StableDiffusionXLModel m = load_stable_diffusion_xl_folder(config_dir, o, &weights);
+    if (m.text_encoder_2_only != (family == "sdxl-refiner"))
+      throw ConfigError(path + ": the checkpoint is " + family_title(family) +
+                        " but the config folder " + config_dir + " describes " +
+                        (m.text_encoder_2_only ? "a refiner" : "an SDXL base model"));
+    m.base.name = name;
+    return m;
+  }
+  const ComponentWeights weights{&c.text_encoder, nullptr, &c.unet, &c.vae};
   StableDiffusionModel m = load_stable_diffusion_folder(config_dir, o, &weights);
   if (m.family != c.family)
-    throw ConfigError(path + ": the checkpoint is " + (c.family == "sd2" ? "SD 2.x" : "SD 1.x") +
+    throw ConfigError(path + ": the checkpoint is " + family_title(c.family) +
                       " but the config folder " + config_dir + " describes " +
-                      (m.family == "sd2" ? "SD 2.x" : "SD 1.x"));
-  m.name = fs::path(path).stem().string();
+                      family_title(m.family));
+  m.name = name;
   return m;
 }
 

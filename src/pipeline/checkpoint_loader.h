@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <variant>
 
 #include "diffuse/diffuse.hpp"
 #include "pipeline/checkpoint_conversion.h"
@@ -20,19 +21,22 @@ StateDict read_checkpoint_state_dict(const std::string& path);
 
 /// The converted (diffusers-layout) weights of a checkpoint, for the architecture in `config_dir`.
 struct ConvertedCheckpoint {
-  std::string family;  // "sd1" or "sd2", from the keys
+  std::string family;  // detect_checkpoint_family's
   WeightStore text_encoder, unet, vae;
+  WeightStore text_encoder_2;  // SDXL (a refiner has only this one; text_encoder stays empty)
 };
 ConvertedCheckpoint convert_checkpoint(const StateDict& sd, const std::string& path,
                                        const std::string& config_dir);
 
 /// The config folder to use for `family`: options.config_dir, else
-/// options.assets_dir/configs/{sd15|sd21-768v}; ConfigError when neither is set.
+/// options.assets_dir/configs/{sd15|sd21-768v|sdxl-base|sdxl-refiner}; ConfigError when neither is
+/// set.
 std::string checkpoint_config_dir(const std::string& family, const std::string& path,
                                   const LoadOptions& options);
 
-/// Reads, converts and instantiates the checkpoint at `path`.
-StableDiffusionModel load_stable_diffusion_checkpoint(const std::string& path,
-                                                      const LoadOptions& options);
+/// Reads, converts and instantiates the checkpoint at `path`: an SD 1.x/2.x model or an SDXL one
+/// (base or refiner), by its keys.
+std::variant<StableDiffusionModel, StableDiffusionXLModel> load_checkpoint_model(
+    const std::string& path, const LoadOptions& options);
 
 }  // namespace diffuse

@@ -94,6 +94,15 @@ std::string GenerationResult::parameters_text(size_t i) const {
                   static_cast<double>(h.scale), h.steps, upscaler, static_cast<double>(h.strength));
     s << ", Hires upscale: " << buf;
   }
+  if (!options.refiner.empty()) {
+    // A1111's names: the refiner checkpoint (here its folder's name) and the switch point.
+    std::string folder = options.refiner;
+    while (folder.size() > 1 && folder.back() == '/') folder.pop_back();
+    char at[32];
+    std::snprintf(at, sizeof at, "%g", static_cast<double>(options.high_noise_frac));
+    s << ", Refiner: " << folder.substr(folder.find_last_of('/') + 1)
+      << ", Refiner switch at: " << at;
+  }
   if (options.clip_skip > 0) s << ", Clip skip: " << options.clip_skip + 1;
   if (options.rng != "torch") s << ", RNG: " << (options.rng == "numpy" ? "NumPy" : "NV");
   if (images.size() > 1) s << ", Batch size: " << images.size() << ", Batch pos: " << i;

@@ -50,7 +50,9 @@ ConversionSource read_checkpoint(const std::string& path, const LoadOptions& loa
   s.family = detect_checkpoint_family(sd, path);
   s.template_dir = checkpoint_config_dir(s.family, path, load);
   ConvertedCheckpoint c = convert_checkpoint(sd, path, s.template_dir.string());
-  s.weights.emplace("text_encoder", std::move(c.text_encoder));
+  if (s.family == "sdxl-refiner") s.family = "sdxl";  // the template's index tells which
+  if (c.text_encoder.size() > 0) s.weights.emplace("text_encoder", std::move(c.text_encoder));
+  if (c.text_encoder_2.size() > 0) s.weights.emplace("text_encoder_2", std::move(c.text_encoder_2));
   s.weights.emplace("unet", std::move(c.unet));
   s.weights.emplace("vae", std::move(c.vae));
   if (!load.assets_dir.empty())

@@ -57,8 +57,11 @@ nlohmann::json load_scheduler_config(const fs::path& root) {
   return parse_json(read_text_file(sched_path), sched_path);
 }
 
+// A tokenizer folder without a vocabulary (a bundled config's) takes `fallback`'s vocabulary and
+// keeps its own configuration (SD 2.x's and SDXL's tokenizer_2 pad with "!").
 ClipTokenizer load_tokenizer(const fs::path& dir, const std::string& fallback) {
-  if (!fallback.empty() && !fs::exists(dir / "vocab.json")) return ClipTokenizer::load(fallback);
+  if (!fallback.empty() && !fs::exists(dir / "vocab.json"))
+    return ClipTokenizer::load(fallback, dir.string());
   return ClipTokenizer::load(dir.string());
 }
 
@@ -266,7 +269,8 @@ void check_xl_configs(const fs::path& root, bool first_encoder, bool aesthetics)
 }  // namespace
 
 StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
-                                                       const LoadOptions& options) {
+                                                       const LoadOptions& options,
+                                                       const ComponentWeights* weights) {
   std::string index_path;
   const nlohmann::json index = read_model_index(dir, index_path);
   const std::string cls = index.value("_class_name", "");
@@ -302,16 +306,19 @@ StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
 
   const WeightSource source = weight_source(options);
   auto text_encoder_2_weights =
-      component_weights(root / "text_encoder_2", source, nullptr, kTextEncoderRulePrefix);
+      component_weights(root / "text_encoder_2", source,
+                        weights ? weights->text_encoder_2 : nullptr, kTextEncoderRulePrefix);
   ClipTokenizer tokenizer_2 = load_tokenizer(root / "tokenizer_2", options.tokenizer_fallback_dir);
   ClipTextModel text_encoder_2 =
       load_text_encoder(root / "text_encoder_2", *text_encoder_2_weights, /*with_projection=*/true);
   // Without a first encoder, text_encoder_2 stands in the base model's place (the views share
   // their weights) and encodes alone.
-  auto text_encoder_weights = first_encoder ? component_weights(root / "text_encoder", source,
-                                                                nullptr, kTextEncoderRulePrefix)
-                                            : text_encoder_2_weights;
-  auto unet_weights = component_weights(root / "unet", source, nullptr);
+  auto text_encoder_weights =
+      first_encoder
+          ? component_weights(root / "text_encoder", source,
+                              weights ? weights->text_encoder : nullptr, kTextEncoderRulePrefix)
+          : text_encoder_2_weights;
+  auto unet_weights = component_weights(root / "unet", source, weights ? weights->unet : nullptr);
   StableDiffusionXLModel m{
       StableDiffusionModel{
           folder_name(root),
@@ -321,7 +328,7 @@ StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
           first_encoder ? load_text_encoder(root / "text_encoder", *text_encoder_weights)
                         : text_encoder_2,
           load_unet(root / "unet", *unet_weights),
-          load_vae(root / "vae", source, nullptr),
+          load_vae(root / "vae", source, weights ? weights->vae : nullptr),
           load_scheduler_config(root),
           std::move(unet_weights),
           std::move(text_encoder_weights),

@@ -58,6 +58,7 @@ struct StableDiffusionXLModel {
 /// component subfolders then only need their config.json.
 struct ComponentWeights {
   const WeightStore* text_encoder = nullptr;
+  const WeightStore* text_encoder_2 = nullptr;  // SDXL
   const WeightStore* unet = nullptr;
   const WeightStore* vae = nullptr;
 };
@@ -83,7 +84,9 @@ bool is_stable_diffusion_xl_folder(const std::string& dir);
 /// to exist before any weight is read; a missing one (text_encoder_2, ...) is a FileError naming
 /// it, and components that cannot work together (context width, added-embedding width) a
 /// ConfigError.
+/// With `weights`, the components take their weights from it instead of their folders.
 StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
-                                                       const LoadOptions& options = {});
+                                                       const LoadOptions& options = {},
+                                                       const ComponentWeights* weights = nullptr);
 
 }  // namespace diffuse

@@ -148,6 +148,8 @@ const CheckpointPart kCheckpointParts[] = {
     {"cond_stage_model.", "text_encoder", "CLIPTextModel"},
     {"conditioner.embedders.0.", "text_encoder", "CLIPTextModel"},
     {"conditioner.embedders.1.", "text_encoder_2", "CLIPTextModelWithProjection"},
+    // SDXL's refiner: its only (OpenCLIP) encoder at embedders.0; the last matching prefix wins.
+    {"conditioner.embedders.0.model.", "text_encoder_2", "CLIPTextModelWithProjection"},
 };
 
 ModelDescription inspect_checkpoint(const std::string& path) {
@@ -177,7 +179,8 @@ ModelDescription inspect_checkpoint(const std::string& path) {
   m.inpainting = in != sd.end() && in->second.ndim() == 4 && in->second.dim(1) == 9;
   if (parts.count("text_encoder_2")) {
     m.family = "sdxl";
-    m.pipeline = "StableDiffusionXLPipeline";
+    m.pipeline = parts.count("text_encoder") ? "StableDiffusionXLPipeline"
+                                             : "StableDiffusionXLImg2ImgPipeline";
     m.prediction_type = "epsilon";
     m.default_size = 1024;
     return m;

@@ -651,10 +651,14 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
                                            MemoryPool::create(), choice.warning, options};
   ThreadPoolScope threads(*runtime.threads);
   MemoryPoolScope memory(*runtime.memory);
-  if (is_single_file_checkpoint(model_dir))
+  if (is_single_file_checkpoint(model_dir)) {
+    auto model = load_checkpoint_model(model_dir, options);
+    if (auto* xl = std::get_if<StableDiffusionXLModel>(&model))
+      return std::make_unique<StableDiffusionXLPipeline>(std::move(*xl), seconds_since(t0),
+                                                         std::move(runtime));
     return std::make_unique<StableDiffusionPipeline>(
-        load_stable_diffusion_checkpoint(model_dir, options), seconds_since(t0),
-        std::move(runtime));
+        std::move(std::get<StableDiffusionModel>(model)), seconds_since(t0), std::move(runtime));
+  }
   if (is_stable_diffusion_xl_folder(model_dir)) {
     StableDiffusionXLModel model = load_stable_diffusion_xl_folder(model_dir, options);
     return std::make_unique<StableDiffusionXLPipeline>(std::move(model), seconds_since(t0),

@@ -84,9 +84,15 @@ void read_config(const nlohmann::json& j, const std::string& path, Config& c) {
 }  // namespace
 
 ClipTokenizer ClipTokenizer::load(const std::string& dir) {
-  const std::filesystem::path root(dir);
+  return load(dir, dir);
+}
+
+ClipTokenizer ClipTokenizer::load(const std::string& vocabulary_dir,
+                                  const std::string& config_dir) {
+  const std::filesystem::path vocabulary(vocabulary_dir), root(config_dir);
   ClipTokenizer t;
-  t.bpe_ = BpeModel::load((root / "vocab.json").string(), (root / "merges.txt").string());
+  t.bpe_ =
+      BpeModel::load((vocabulary / "vocab.json").string(), (vocabulary / "merges.txt").string());
 
   Config config;
   const std::string config_path = (root / "tokenizer_config.json").string();
@@ -99,7 +105,7 @@ ClipTokenizer ClipTokenizer::load(const std::string& dir) {
     read_token(*j, "unk_token", map_path, config.unk);
   }
 
-  const std::string vocab_path = (root / "vocab.json").string();
+  const std::string vocab_path = (vocabulary / "vocab.json").string();
   auto id_of = [&](const std::string& token, const char* role) {
     const auto id = t.bpe_.token_id(token);
     if (!id)

@@ -30,6 +30,10 @@ class ClipTokenizer {
   /// config files are optional (CLIP's defaults apply; special_tokens_map.json wins where both
   /// set a token). Missing or malformed files: throws FileError naming the file (one line).
   static ClipTokenizer load(const std::string& dir);
+  /// The vocabulary (vocab.json, merges.txt) of one folder with the configuration of another: a
+  /// bundled config folder's tokenizer/ (its pad token, e.g. SD 2.x's and SDXL's "!") with the
+  /// shared CLIP vocabulary.
+  static ClipTokenizer load(const std::string& vocabulary_dir, const std::string& config_dir);
 
   /// bos + BPE ids + eos, no truncation, no padding (transformers' untruncated ids).
   std::vector<int64_t> encode(std::string_view text) const;

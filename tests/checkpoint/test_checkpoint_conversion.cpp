@@ -11,6 +11,7 @@
 #include "common/fixtures.h"
 #include "common/pipeline_check.h"
 #include "pipeline/checkpoint_loader.h"
+#include "tokenizer/clip_tokenizer.h"
 
 using namespace diffuse;
 namespace fs = std::filesystem;
@@ -83,11 +84,33 @@ TEST(checkpoint_pipeline, sd2_safetensors_txt2img_v_prediction) {
   check_golden("tiny-sd2.safetensors", "tiny-sd2", "txt2img-sd2-dpmpp-v");
 }
 
+TEST(checkpoint_loading, bundled_tokenizers_keep_their_configured_pad_token) {
+  // The bundled config folders hold tokenizer configs only; the vocabulary is shared. SD 2.x and
+  // SDXL's second tokenizer pad with "!" (id 0), SD 1.x with <|endoftext|>.
+  const fs::path assets = assets_dir();
+  const std::string vocabulary = (assets / "tokenizer").string();
+  const auto pad_of = [&](const char* config) {
+    return ClipTokenizer::load(vocabulary, (assets / "configs" / config).string()).pad_id();
+  };
+  EXPECT_EQ(pad_of("sd15/tokenizer"), 49407);
+  EXPECT_EQ(pad_of("sd21-768v/tokenizer"), 0);
+  EXPECT_EQ(pad_of("sdxl-base/tokenizer"), 49407);
+  EXPECT_EQ(pad_of("sdxl-base/tokenizer_2"), 0);
+  EXPECT_EQ(pad_of("sdxl-refiner/tokenizer_2"), 0);
+}
+
 TEST(checkpoint_loading, default_configs_follow_the_detected_family) {
   LoadOptions o;
   o.assets_dir = assets_dir();
   EXPECT_EQ(fs::path(checkpoint_config_dir("sd1", "x", o)).filename(), "sd15");
   EXPECT_EQ(fs::path(checkpoint_config_dir("sd2", "x", o)).filename(), "sd21-768v");
+  EXPECT_EQ(fs::path(checkpoint_config_dir("sdxl", "x", o)).filename(), "sdxl-base");
+  EXPECT_EQ(fs::path(checkpoint_config_dir("sdxl-refiner", "x", o)).filename(), "sdxl-refiner");
+  for (const char* f : {"sdxl-base", "sdxl-refiner"})
+    for (const char* c :
+         {"model_index.json", "unet/config.json", "vae/config.json", "text_encoder_2/config.json",
+          "scheduler/scheduler_config.json", "tokenizer_2/tokenizer_config.json"})
+      EXPECT_TRUE(fs::exists(fs::path(o.assets_dir) / "configs" / f / c)) << f << "/" << c;
   for (const char* f : {"sd15", "sd21-768v"})
     for (const char* c :
          {"model_index.json", "unet/config.json", "vae/config.json", "text_encoder/config.json",

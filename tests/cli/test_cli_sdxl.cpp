@@ -1,5 +1,5 @@
 // `diffuse generate` on an SDXL folder: the golden image from the command line, the SDXL
-// micro-conditioning flags, and their errors.
+// micro-conditioning flags, the refiner flags, and their errors.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +14,7 @@
 
 #include "common/command.h"
 #include "common/fixtures.h"
+#include "common/reference_data.h"
 #include "diffuse/diffuse.hpp"
 
 namespace fs = std::filesystem;
@@ -107,4 +108,30 @@ TEST(cli_sdxl, bad_sizes_and_folders_are_one_line_errors) {
   const std::string dir = diffuse::test::writable_model_copy("tiny-sdxl", "cli-sdxl-no-te2");
   fs::remove_all(dir + "/text_encoder_2");
   expect_failure("generate --model " + dir + " --prompt x --steps 1", {"text_encoder_2"}, out);
+}
+
+TEST(cli_sdxl, refiner_flags_run_the_ensemble_and_the_refiner) {
+  const std::string refiner = diffuse::test::assemble_tiny_sdxl_refiner(
+      fs::path(diffuse::test::temp_dir()) / "cli-tiny-refiner");
+  const std::string refined = out_path("sdxl-refined.png");
+  CommandResult r =
+      run("generate --model " + tiny_sdxl() + " --refiner " + refiner +
+          " --high-noise-frac 0.7 --prompt horse --steps 4 -W 64 -H 64 --seed 5 -o " + refined);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const CommandResult info = run("info " + refined);
+  ASSERT_EQ(info.code, 0) << info.err;
+  EXPECT_NE(info.out.find("Refiner: cli-tiny-refiner, Refiner switch at: 0.7"), std::string::npos)
+      << info.out;
+  // The refiner alone refines an image, with aesthetic scores; from noise it cannot start.
+  r = run("generate --model " + refiner + " --image " + refined +
+          " --prompt horse --steps 4 --aesthetic-score 7 --negative-aesthetic-score 2 -o " +
+          out_path("sdxl-refiner-only.png"));
+  EXPECT_EQ(r.code, 0) << r.err;
+  const std::string out = out_path("sdxl-refiner-bad.png");
+  expect_failure("generate --model " + refiner + " --prompt horse --steps 2", {"refiner", "noise"},
+                 out);
+  expect_failure(golden_args() + " --high-noise-frac 0.5", {"--high-noise-frac", "--refiner"}, out);
+  expect_failure(golden_args() + " --refiner " + refiner + " --high-noise-frac 1.5",
+                 {"high noise fraction"}, out);
+  expect_failure(golden_args() + " --refiner " + refiner + "-missing", {"-missing"}, out);
 }

@@ -36,4 +36,19 @@ inline std::string reference_input(const nlohmann::json& meta, const std::string
                          meta.at(key + "_root").get<std::string>());
 }
 
+/// The tiny SDXL refiner of make_sdxl_refiner_references.py assembled as that script assembles it:
+/// model_index.json and unet/ from tests/data/reference/tiny-sdxl-refiner, the other components
+/// the fixture tiny-sdxl's (linked). Made afresh as `dir` (one per test: tests run as parallel
+/// processes).
+inline std::string assemble_tiny_sdxl_refiner(const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  fs::remove_all(dir);
+  fs::create_directories(dir.parent_path());
+  fs::copy(reference("tiny-sdxl-refiner"), dir, fs::copy_options::recursive);
+  for (const char* component : {"text_encoder_2", "tokenizer_2", "vae", "scheduler"})
+    fs::create_directory_symlink(
+        fs::absolute(fixture(std::string("models/tiny-sdxl/") + component)), dir / component);
+  return dir.string();
+}
+
 }  // namespace diffuse::test

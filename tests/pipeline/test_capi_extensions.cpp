@@ -1,7 +1,8 @@
-// The C API's inpainting, LoRA, embedding, ControlNet and hires-fix setters: each run through
+// The C API's inpainting, LoRA, embedding, ControlNet, hires-fix and SDXL setters: each run through
 // diffuse.h gives the image the C++ API gives for the same options.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -101,5 +102,40 @@ TEST(c_api_extensions, setters_give_the_cpp_api_images) {
                         }),
             cpp_api_image(sd1, [&](GenerateOptions& o) {
               o.hires = HiresFix{1.5f, 2, 0.5f, "latent-bilinear"};
+            }));
+}
+
+TEST(c_api_extensions, sdxl_setters_give_the_cpp_api_images) {
+  const std::string base = test::fixture("models/tiny-sdxl");
+  const std::string refiner = test::assemble_tiny_sdxl_refiner(
+      std::filesystem::path(DIFFUSE_TEST_TMP) / "c-api-sdxl-refiner");
+  const Image init = load_png(test::fixture("golden/img2img-init.png"));
+  const std::vector<uint8_t> init8 = init.to_rgb8();
+  EXPECT_EQ(c_api_image(base,
+                        [&](diffuse_options* o) {
+                          diffuse_options_set_original_size(o, 96, 80);
+                          diffuse_options_set_target_size(o, 64, 48);
+                          diffuse_options_set_crop_coords(o, 8, 4);
+                          diffuse_options_set_negative_original_size(o, 32, 40);
+                          diffuse_options_set_refiner(o, refiner.c_str(), 0.6f);
+                        }),
+            cpp_api_image(base, [&](GenerateOptions& o) {
+              o.original_size = SizeHW{80, 96};
+              o.target_size = SizeHW{48, 64};
+              o.crop_coords = CropTopLeft{8, 4};
+              o.negative_original_size = SizeHW{40, 32};
+              o.refiner = refiner;
+              o.high_noise_frac = 0.6f;
+            }));
+  EXPECT_EQ(c_api_image(refiner,
+                        [&](diffuse_options* o) {
+                          diffuse_options_set_init_image(o, init8.data(), 128, 128, 0.5f);
+                          diffuse_options_set_aesthetic_scores(o, 8.f, 1.f);
+                        }),
+            cpp_api_image(refiner, [&](GenerateOptions& o) {
+              o.init_image = init;
+              o.strength = 0.5f;
+              o.aesthetic_score = 8.f;
+              o.negative_aesthetic_score = 1.f;
             }));
 }

@@ -18,19 +18,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The tiny refiner as the reference script assembled it: model_index.json and unet/ from
-// tests/data/reference/tiny-sdxl-refiner, the other components tiny-sdxl's. One folder per test
-// (the tests run as parallel processes).
+// The tiny refiner, in a folder of this test's own.
 std::string tiny_refiner() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::path(DIFFUSE_TEST_TMP) / (std::string("refiner-") + info->name());
-  fs::remove_all(dir);
-  fs::create_directories(dir.parent_path());
-  fs::copy(test::reference("tiny-sdxl-refiner"), dir, fs::copy_options::recursive);
-  for (const char* component : {"text_encoder_2", "tokenizer_2", "vae", "scheduler"})
-    fs::create_directory_symlink(
-        fs::absolute(test::fixture(std::string("models/tiny-sdxl/") + component)), dir / component);
-  return dir.string();
+  return test::assemble_tiny_sdxl_refiner(fs::path(DIFFUSE_TEST_TMP) /
+                                          (std::string("refiner-") + info->name()));
 }
 
 GenerateOptions options_of(const nlohmann::json& m) {

@@ -20,11 +20,14 @@ namespace diffuse::test {
 
 class TestServer {
  public:
-  explicit TestServer(serve::ServerConfig config = {}) {
+  /// Serves tiny-sd1 (current) and tiny-sd2, plus `extra_models`.
+  explicit TestServer(serve::ServerConfig config = {},
+                      const std::vector<serve::ModelEntry>& extra_models = {}) {
     config.port = 0;
     config.access_log = false;
     std::vector<serve::ModelEntry> entries = {{"tiny-sd1", fixture("models/tiny-sd1"), false},
                                               {"tiny-sd2", fixture("models/tiny-sd2"), false}};
+    entries.insert(entries.end(), extra_models.begin(), extra_models.end());
     models_ = std::make_unique<serve::ModelRegistry>(entries, LoadOptions{}, "tiny-sd1");
     server_ = std::make_unique<serve::Server>(config, *models_);
     if (!server_->bind()) throw std::runtime_error("cannot bind a loopback port");

@@ -4,6 +4,7 @@
 #include <future>
 #include <iterator>
 
+#include "common/reference_data.h"
 #include "io/png_image.h"
 #include "serve/a1111_params.h"
 #include "server_fixture.h"
@@ -256,3 +257,46 @@ TEST(a1111_api, infotext_parser_follows_a1111) {
 }
 
 }  // namespace
+
+TEST(a1111_api, refiner_checkpoint_runs_the_sdxl_ensemble) {
+  const std::string refiner = diffuse::test::assemble_tiny_sdxl_refiner(
+      std::filesystem::path(diffuse::test::temp_dir()) / "a1111-tiny-sdxl-refiner");
+  TestServer s({}, {{"tiny-sdxl", diffuse::test::fixture("models/tiny-sdxl"), false},
+                    {"tiny-sdxl-refiner", refiner, false}});
+  nlohmann::json body = {{"prompt", "a horse"},
+                         {"steps", 6},
+                         {"cfg_scale", 5},
+                         {"seed", 9},
+                         {"width", 64},
+                         {"height", 64},
+                         {"sampler_name", "Euler"},
+                         {"override_settings", {{"sd_model_checkpoint", "tiny-sdxl"}}},
+                         {"refiner_checkpoint", "tiny-sdxl-refiner"},
+                         {"refiner_switch_at", 0.7}};
+  auto [status, r] = s.post("/sdapi/v1/txt2img", body);
+  ASSERT_EQ(status, 200) << r.dump();
+  diffuse::GenerateOptions o;
+  o.prompt = "a horse";
+  o.negative_prompt = "";  // A1111 sends its empty negative prompt
+  o.steps = 6;
+  o.guidance_scale = 5.f;
+  o.seed = 9;
+  o.width = o.height = 64;
+  o.scheduler = "euler";
+  o.refiner = refiner;
+  o.high_noise_frac = 0.7f;
+  EXPECT_EQ(decode_b64_png(r["images"][0]).to_rgb8(), library_image("tiny-sdxl", o));
+  const std::string infotext = nlohmann::json::parse(r["info"].get<std::string>())["infotexts"][0];
+  EXPECT_NE(infotext.find("Refiner: a1111-tiny-sdxl-refiner, Refiner switch at: 0.7"),
+            std::string::npos)
+      << infotext;
+
+  body["refiner_checkpoint"] = "no-such-refiner";
+  std::tie(status, r) = s.post("/sdapi/v1/txt2img", body);
+  EXPECT_EQ(status, 422) << r.dump();
+  EXPECT_NE(r.dump().find("refiner_checkpoint"), std::string::npos) << r.dump();
+  body["refiner_checkpoint"] = "tiny-sd1";  // not an SDXL refiner
+  std::tie(status, r) = s.post("/sdapi/v1/txt2img", body);
+  EXPECT_GE(status, 400) << r.dump();
+  EXPECT_LT(status, 500) << r.dump();
+}

@@ -33,6 +33,8 @@ struct GenerateArgs {
       rng = "torch";
   std::string output = "output.png";
   std::string original_size, target_size, crop_coords, negative_original_size;
+  std::string refiner;
+  float high_noise_frac = 0.8f, aesthetic_score = 6.f, negative_aesthetic_score = 2.5f;
   int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0;
   LoadOptions load;
   int mask_blur = 0;
@@ -188,6 +190,21 @@ void set_size_conditions(const GenerateArgs& a, const CLI::App& cmd, GenerateOpt
   if (cmd.count("--crop-coords")) o.crop_coords = parse_crop("--crop-coords", a.crop_coords);
   if (cmd.count("--negative-original-size"))
     o.negative_original_size = parse_size("--negative-original-size", a.negative_original_size);
+  if (cmd.count("--aesthetic-score")) o.aesthetic_score = a.aesthetic_score;
+  if (cmd.count("--negative-aesthetic-score"))
+    o.negative_aesthetic_score = a.negative_aesthetic_score;
+}
+
+/// --refiner (a folder, or a pulled org/name as --model) and where it takes over.
+void set_refiner(const GenerateArgs& a, const CLI::App& cmd, GenerateOptions& o) {
+  if (a.refiner.empty()) {
+    if (cmd.count("--high-noise-frac")) throw ConfigError("--high-noise-frac needs --refiner");
+    return;
+  }
+  o.refiner = a.refiner;
+  if (auto cached = hub::resolve_cached_model(a.refiner, hub_options_from_environment()))
+    o.refiner = *cached;
+  o.high_noise_frac = a.high_noise_frac;
 }
 
 int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
@@ -241,6 +258,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   o.rng = a.rng;
   o.clip_skip = a.clip_skip;
   set_size_conditions(a, cmd, o);
+  set_refiner(a, cmd, o);
   if (cmd.count("--seed")) {
     o.seed = a.seed;
   } else {
@@ -337,7 +355,8 @@ Command add_generate(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--image,-i", a->image, "init image (PNG) for image-to-image");
   c->add_option("--strength", a->strength,
-                "fraction of the schedule re-noised, (0, 1] (default 0.8; 1.0 with --mask)");
+                "fraction of the schedule re-noised, (0, 1] (default 0.8, SDXL 0.3; 1.0 with "
+                "--mask)");
   c->add_option("--mask", a->mask,
                 "inpainting mask (PNG, white = repaint) for --image; any size, resized");
   c->add_option("--mask-blur", a->mask_blur, "blur the mask by N pixels first (0 = off)")
@@ -388,6 +407,18 @@ Command add_generate(CLI::App& app) {
                 "SDXL: crop top-left TOP,LEFT conditioning the image (default: 0,0)");
   c->add_option("--negative-original-size", a->negative_original_size,
                 "SDXL: original size WxH for the negative (unconditional) half");
+  c->add_option("--refiner", a->refiner,
+                "SDXL: refiner folder (or pulled org/name) that finishes the base model's "
+                "denoising (ensemble of experts)");
+  c->add_option("--high-noise-frac", a->high_noise_frac,
+                "SDXL: fraction of the schedule the base denoises before --refiner takes over")
+      ->capture_default_str();
+  c->add_option("--aesthetic-score", a->aesthetic_score,
+                "SDXL refiner: aesthetic score conditioning the prompt")
+      ->capture_default_str();
+  c->add_option("--negative-aesthetic-score", a->negative_aesthetic_score,
+                "SDXL refiner: aesthetic score conditioning the negative prompt")
+      ->capture_default_str();
   add_backend_options(*c, a->load);
   c->add_option("--output,-o", a->output, "output PNG (with --image-count K: <stem>-0.png ...)")
       ->capture_default_str();

@@ -106,7 +106,6 @@ const Unimplemented kUnimplemented[] = {
     {"s_tmax", "0"},
     {"s_tmin", "0"},
     {"s_noise", "1"},
-    {"refiner_checkpoint", "\"\""},
     {"hr_resize_x", "0"},
     {"hr_resize_y", "0"},
     {"script_name", "\"\""},
@@ -137,7 +136,6 @@ const char* const kNoEffect[] = {"do_not_save_samples",
                                  "hr_scheduler",
                                  "hr_prompt",
                                  "hr_negative_prompt",
-                                 "refiner_switch_at",
                                  "sampler_index"};
 
 bool is_default(const nlohmann::json& value, const nlohmann::json& fallback) {
@@ -190,6 +188,19 @@ void read_hires(JsonFields& f, GenerateOptions& o) {
     throw invalid_parameter("denoising_strength must be above 0 with enable_hr");
   o.hires = HiresFix{static_cast<float>(scale), static_cast<int>(steps),
                      static_cast<float>(strength), it->second};
+}
+
+// A1111's SDXL refiner: refiner_checkpoint (a model of this server, by name or title) finishes
+// the schedule after refiner_switch_at (diffusers' ensemble of experts).
+void read_refiner(JsonFields& f, GenerateOptions& o, Server& server) {
+  const double switch_at = f.number("refiner_switch_at", 0.8, 0.0, 1.0);
+  const nlohmann::json* checkpoint = f.raw("refiner_checkpoint");
+  if (!checkpoint || is_default(*checkpoint, "")) return;
+  if (!checkpoint->is_string()) throw invalid_parameter("refiner_checkpoint must be a model name");
+  const std::string name =
+      resolve_model(server.models(), checkpoint->get<std::string>(), "refiner_checkpoint");
+  o.refiner = server.models().find(name)->path;
+  o.high_noise_frac = static_cast<float>(switch_at);
 }
 
 // override_settings: the options a request may change for itself.
@@ -303,6 +314,7 @@ GenerateOptions parse_common(JsonFields& f, A1111Route route, Server& server, st
                             std::to_string(server.config().max_images));
   image_total = static_cast<int>(batch * iterations);
   if (route == A1111Route::Txt2Img) read_hires(f, o);
+  read_refiner(f, o, server);
   if (route == A1111Route::Img2Img) {
     o.strength = static_cast<float>(f.number("denoising_strength", 0.75, 0, 1));
     const nlohmann::json* images = f.raw("init_images");

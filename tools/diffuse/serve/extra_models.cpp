@@ -135,6 +135,8 @@ void check_queue_support(const GenerateOptions& o, const ServerConfig& config) {
         "server's --controlnet-dir)");
   if (o.hires)
     throw invalid_parameter("enable_hr (the hires fix) is not supported by a --queue front yet");
+  if (!o.refiner.empty())
+    throw invalid_parameter("refiner_checkpoint is not supported by a --queue front yet");
 }
 
 }  // namespace diffuse::serve
