@@ -58,6 +58,19 @@ TEST(hub_cli, pull_then_generate_by_repo_id_matches_the_local_folder) {
       run_diffuse("convert org/tiny-sd1 --precision int8 -o " + out + "/pkg", offline);
   ASSERT_EQ(convert.code, 0) << convert.err;
   EXPECT_TRUE(fs::exists(out + "/pkg/diffuse.json"));
+
+  // org/name@revision: pull and generate name a revision (here the commit and the branch).
+  CommandResult by_commit =
+      run_diffuse("pull org/tiny-sd1@" + tiny_repo().commit, env_for(hub, home));
+  ASSERT_EQ(by_commit.code, 0) << by_commit.err;
+  EXPECT_EQ(by_commit.out, snapshot + "\n");
+  CommandResult at_main =
+      run_diffuse("generate --model org/tiny-sd1@main" + args + out + "/at-main.png", offline);
+  ASSERT_EQ(at_main.code, 0) << at_main.err;
+  EXPECT_TRUE(read_bytes(out + "/at-main.png") == b);
+  CommandResult clash = run_diffuse("pull org/tiny-sd1@main --revision v2", env_for(hub, home));
+  EXPECT_EQ(clash.code, 1);
+  EXPECT_NE(clash.err.find("--revision v2"), std::string::npos) << clash.err;
 }
 
 TEST(hub_cli, output_folder_is_a_plain_copy_of_the_snapshot) {
@@ -87,6 +100,9 @@ TEST(hub_cli, generate_with_an_uncached_repo_id_says_to_pull) {
   EXPECT_NE(r.err.find("error: "), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("diffuse pull org/absent"), std::string::npos) << r.err;
   EXPECT_EQ(hub.requests().size(), 0u) << "generate never goes to the network";
+  r = run_diffuse("serve --model org/absent --port 0", env_for(hub, home));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("diffuse pull org/absent"), std::string::npos) << r.err;
 }
 
 TEST(hub_cli, gated_repo_message_and_token_sources) {

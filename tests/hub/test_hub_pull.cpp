@@ -238,6 +238,13 @@ TEST(hub_pull, cached_model_resolution_for_generate) {
   EXPECT_EQ(diffuse::hub::resolve_cached_model(fixture("models/tiny-sd1"), options), std::nullopt);
   EXPECT_EQ(diffuse::hub::resolve_cached_model("some/local/folder", options), std::nullopt);
   EXPECT_EQ(diffuse::hub::resolve_cached_model("", options), std::nullopt);
+  // org/name@revision: a branch or a commit of the cache; one not pulled is named.
+  EXPECT_EQ(diffuse::hub::resolve_cached_model("org/tiny@main", options), r.snapshot_dir);
+  EXPECT_EQ(diffuse::hub::resolve_cached_model("org/tiny@" + r.commit, options), r.snapshot_dir);
+  expect_error_mentioning<HubError>(
+      [&] { diffuse::hub::resolve_cached_model("org/tiny@v2", options); },
+      {"org/tiny@v2", "--revision v2"});
+  EXPECT_EQ(diffuse::hub::resolve_cached_model("org/tiny@", options), std::nullopt);
 }
 
 TEST(hub_pull, include_patterns_take_just_the_matches) {

@@ -40,10 +40,11 @@ const std::vector<uint8_t>& source_image() {
   return image;
 }
 
-/// Converts tiny-sd1 into a fresh temp folder `name`.
+/// Converts tiny-sd1 into a fresh folder `name` under `parent` (default: the temp folder).
 std::string converted(const std::string& name, ConvertOptions o = {},
-                      const std::string& source = tiny()) {
-  const std::string out = test::temp_dir() + "/pkg-" + name;
+                      const std::string& source = tiny(),
+                      const std::string& parent = test::temp_dir()) {
+  const std::string out = parent + "/pkg-" + name;
   fs::remove_all(out);
   convert_model(source, out, o);
   return out;
@@ -180,12 +181,15 @@ TEST(model_converter, verify_finds_changed_and_missing_files) {
 }
 
 TEST(model_converter, bad_options_and_failures_leave_nothing_behind) {
-  const std::string dir = test::temp_dir();
-  EXPECT_THROW(converted("bad-precision", with_precision("fp8")), ConfigError);
+  // A folder of its own: other tests convert beside the shared temp folder at the same time.
+  const std::string dir = test::temp_dir() + "/leave-nothing-behind";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  EXPECT_THROW(converted("bad-precision", with_precision("fp8"), tiny(), dir), ConfigError);
   ConvertOptions bad_component;
   bad_component.components = {"safety_checker"};
-  EXPECT_THROW(converted("bad-component", bad_component), ConfigError);
-  const std::string exists = converted("exists", with_precision("f16"));
+  EXPECT_THROW(converted("bad-component", bad_component, tiny(), dir), ConfigError);
+  const std::string exists = converted("exists", with_precision("f16"), tiny(), dir);
   EXPECT_THROW(convert_model(tiny(), exists), FileError);
   const std::string cancelled = dir + "/pkg-cancelled";
   fs::remove_all(cancelled);
@@ -194,6 +198,6 @@ TEST(model_converter, bad_options_and_failures_leave_nothing_behind) {
                     [](const std::string& c, int done, int) { return c != "unet" || done < 5; }),
       Cancelled);
   EXPECT_FALSE(fs::exists(cancelled));
-  EXPECT_THROW(converted("missing-source", {}, dir + "/no-such-model"), FileError);
+  EXPECT_THROW(converted("missing-source", {}, dir + "/no-such-model", dir), FileError);
   EXPECT_TRUE(hidden_entries(dir).empty());
 }

@@ -149,3 +149,33 @@ TEST(sdxl_single_file, layouts_and_config_folders_that_do_not_fit_are_named) {
   test::expect_error_mentioning<FileError>([&] { Pipeline::load(cut, load); },
                                            {"second text encoder", "conditioner.embedders.1"});
 }
+
+TEST(sdxl_single_file, info_and_convert_take_sdxl_files) {
+  const std::string folder = test::fixture("models/tiny-sdxl");
+  const std::string file = scratch("tiny-sdxl.safetensors");
+  write_checkpoint("sdxl-single-file-keymap-base.json", folder, file);
+  const ModelDescription d = inspect_model(file);
+  EXPECT_EQ(d.family, "sdxl");
+  EXPECT_EQ(d.pipeline, "StableDiffusionXLPipeline");
+  const std::string refiner_folder =
+      test::assemble_tiny_sdxl_refiner(fs::path(scratch("tiny-sdxl-refiner")));
+  const std::string refiner_file = scratch("tiny-refiner.safetensors");
+  write_checkpoint("sdxl-single-file-keymap-refiner.json", refiner_folder, refiner_file);
+  EXPECT_EQ(inspect_model(refiner_file).pipeline, "StableDiffusionXLImg2ImgPipeline");
+
+  // A package converted from the file generates what the file does.
+  ConvertOptions convert;
+  convert.precision = "f32";
+  convert.load.config_dir = folder;
+  const std::string package = scratch("package");
+  fs::remove_all(package);
+  convert_model(file, package, convert);
+  GenerateOptions o;
+  o.prompt = "a horse";
+  o.steps = 2;
+  o.width = o.height = 64;
+  LoadOptions load;
+  load.config_dir = folder;
+  EXPECT_EQ(Pipeline::load(package)->generate(o).images.at(0).rgb,
+            Pipeline::load(file, load)->generate(o).images.at(0).rgb);
+}

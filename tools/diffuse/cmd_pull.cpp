@@ -114,7 +114,9 @@ Command add_pull(CLI::App& app) {
   auto a = std::make_shared<Args>();
   CLI::App* c = app.add_subcommand(
       "pull", "Download a model from the Hugging Face Hub into its cache (shared with Python)");
-  c->add_option("repo", a->repo, "repository id, e.g. stable-diffusion-v1-5/stable-diffusion-v1-5")
+  c->add_option("repo", a->repo,
+                "repository id, e.g. stable-diffusion-v1-5/stable-diffusion-v1-5 (org/name@REV "
+                "names a revision too)")
       ->required();
   c->add_option("--revision", a->revision, "branch, tag or commit")->capture_default_str();
   c->add_option("--include", a->include,
@@ -122,7 +124,15 @@ Command add_pull(CLI::App& app) {
   c->add_option("--variant", a->variant, "weight variant to prefer, e.g. fp16");
   c->add_option("--output,-o", a->out,
                 "also make a plain folder here holding the files (hard links into the cache)");
-  return [a] {
+  return [a, c] {
+    if (const auto ref = hub::parse_repo_reference(a->repo);
+        ref && a->repo.find('@') != std::string::npos) {
+      if (c->count("--revision") && a->revision != ref->revision)
+        throw ConfigError("pull " + a->repo + ": --revision " + a->revision +
+                          " differs from the revision in the repository id");
+      a->repo = ref->repo_id;
+      a->revision = ref->revision;
+    }
     hub::HubOptions options = hub_options_from_environment();
     ProgressBar bar;
     options.progress = [&bar](const hub::TransferProgress& p) { bar(p); };

@@ -10,6 +10,7 @@
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
+#include "hub/hub_cache.h"
 #include "serve/redis_client.h"
 #include "serve/server.h"
 
@@ -40,10 +41,17 @@ std::string read_key_file(const std::string& path) {
 std::vector<serve::ModelEntry> model_entries(const ServeArgs& a, std::string& current) {
   std::vector<serve::ModelEntry> entries;
   if (!a.models_dir.empty()) entries = serve::scan_model_folder(a.models_dir);
-  if (!a.model.empty() && fs::exists(a.model)) {
-    const fs::path p = fs::absolute(a.model);
+  // org/name[@revision]: the snapshot `diffuse pull` put in the cache, served as "name".
+  std::string model = a.model, name;
+  if (auto cached = hub::resolve_cached_model(model, hub_options_from_environment())) {
+    name = hub::parse_repo_reference(model)->repo_id;
+    name = name.substr(name.find('/') + 1);
+    model = *cached;
+  }
+  if (!model.empty() && fs::exists(model)) {
+    const fs::path p = fs::absolute(model);
     const bool file = fs::is_regular_file(p);
-    current = file ? p.stem().string() : p.filename().string();
+    current = !name.empty() ? name : file ? p.stem().string() : p.filename().string();
     bool listed = false;
     for (const auto& e : entries) listed = listed || e.name == current;
     if (!listed) entries.insert(entries.begin(), {current, p.string(), file});

@@ -159,15 +159,25 @@ FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);  // releases the lock
 }
 
+std::optional<RepoReference> parse_repo_reference(const std::string& s) {
+  const size_t at = s.find('@');
+  RepoReference r{s.substr(0, at), at == std::string::npos ? "main" : s.substr(at + 1)};
+  if (!looks_like_repo_id(r.repo_id) || r.revision.empty()) return std::nullopt;
+  return r;
+}
+
 std::optional<std::string> resolve_cached_model(const std::string& model,
                                                 const HubOptions& options) {
   std::error_code ec;
-  if (model.empty() || fs::exists(model, ec) || !looks_like_repo_id(model)) return std::nullopt;
-  const std::string hint = "run `diffuse pull " + model + "` to download it";
+  const std::optional<RepoReference> ref = parse_repo_reference(model);
+  if (model.empty() || fs::exists(model, ec) || !ref) return std::nullopt;
+  const std::string hint = "run `diffuse pull " + ref->repo_id +
+                           (ref->revision == "main" ? "" : " --revision " + ref->revision) +
+                           "` to download it";
   if (options.cache_dir.empty())
     throw HubError(model + " is not a local path, and no Hugging Face cache is known: " + hint);
-  const RepoCache cache(options.cache_dir, model);
-  const auto commit = cache.cached_commit("main");
+  const RepoCache cache(options.cache_dir, ref->repo_id);
+  const auto commit = cache.cached_commit(ref->revision);
   const fs::path snapshot = commit ? cache.snapshot_dir(*commit) : fs::path();
   if (!commit || !fs::is_regular_file(snapshot / "model_index.json", ec))
     throw HubError(model + " is not a local path, and not in the Hugging Face cache (" +

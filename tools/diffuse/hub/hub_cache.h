@@ -70,9 +70,16 @@ class FileLock {
   int fd_ = -1;
 };
 
+/// A repository and revision as users write them: "org/name" (revision "main") or
+/// "org/name@revision" (a branch, tag or commit); nullopt for anything else.
+struct RepoReference {
+  std::string repo_id, revision;
+};
+std::optional<RepoReference> parse_repo_reference(const std::string& s);
+
 /// `model` as `generate --model` means it: nullopt when it is an existing path or not shaped like
-/// "org/name" (the caller uses it as given); the cached snapshot folder of its revision "main" when
-/// pulled; otherwise HubError saying to run `diffuse pull org/name`.
+/// "org/name[@revision]" (the caller uses it as given); the cached snapshot folder of its revision
+/// ("main" by default) when pulled; otherwise HubError saying to run `diffuse pull`.
 std::optional<std::string> resolve_cached_model(const std::string& model,
                                                 const HubOptions& options);
 

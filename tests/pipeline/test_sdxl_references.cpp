@@ -1,6 +1,7 @@
-// SDXL image-to-image, the refiner and the ensemble of expert denoisers against diffusers
-// (tests/data/reference, made by tools/reference/make_sdxl_refiner_references.py), and the errors
-// their options can produce.
+// SDXL image-to-image, the refiner, the ensemble of expert denoisers and few-step (Turbo,
+// Lightning) generation against diffusers (tests/data/reference, made by
+// tools/reference/make_sdxl_refiner_references.py and make_sdxl_few_step_references.py), and the
+// errors their options can produce.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -36,6 +37,7 @@ GenerateOptions options_of(const nlohmann::json& m) {
   if (m.contains("negative_aesthetic_score"))
     o.negative_aesthetic_score = m.at("negative_aesthetic_score").get<float>();
   if (m.contains("high_noise_frac")) o.high_noise_frac = m.at("high_noise_frac").get<float>();
+  if (m.contains("timestep_spacing")) o.timestep_spacing = m.at("timestep_spacing");
   return o;
 }
 
@@ -85,6 +87,14 @@ TEST(sdxl_refiner, ensemble_of_experts_matches_diffusers) {
     o.refiner = refiner;
     check_case(*pipe, o, name);
   }
+}
+
+TEST(sdxl_few_step, turbo_and_lightning_settings_match_diffusers) {
+  // As the model cards run them: trailing timesteps, guidance 0 (no unconditional half).
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
+  for (const std::string name :
+       {"sdxl-turbo-eulera-1step", "sdxl-lightning-euler-4step", "sdxl-turbo-img2img-eulera"})
+    check_case(*pipe, options_of(test::reference_metadata(name)), name);
 }
 
 TEST(sdxl_refiner, ensemble_progress_counts_both_experts) {
