@@ -103,6 +103,12 @@ struct HiresFix {
 
 struct GenerateOptions {
   std::string prompt;
+  /// How prompts are read: "plain" (diffusers: the text as written, truncated to the text
+  /// encoder's 77 tokens) or "a1111" (AUTOMATIC1111's web UI: "(word)", "(word:1.3)", "[word]",
+  /// "\(" emphasis, BREAK, and any length as 75-token chunks; SD 1.x/2.x). With "a1111" a prompt
+  /// and negative prompt of different chunk counts run the UNet on each half on its own, as
+  /// A1111 does.
+  std::string prompt_syntax = "plain";
   /// Unset and set-to-"" differ as in diffusers: SD encodes "" either way, but an SDXL model whose
   /// folder sets force_zeros_for_empty_prompt (SDXL base) conditions on zeros when it is unset.
   std::optional<std::string> negative_prompt;

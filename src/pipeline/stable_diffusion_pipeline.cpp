@@ -11,6 +11,7 @@
 #include "core/allocator.h"
 #include "core/thread_pool.h"
 #include "io/image_resize.h"
+#include "pipeline/a1111_prompt_encoding.h"
 #include "pipeline/checkpoint_loader.h"
 #include "pipeline/controlnet_conversion.h"
 #include "pipeline/hires_fix.h"
@@ -20,6 +21,7 @@
 #include "pipeline/stages.h"
 #include "pipeline/textual_inversion.h"
 #include "random/random_source.h"
+#include "tokenizer/a1111_prompt.h"
 
 namespace diffuse {
 
@@ -88,13 +90,48 @@ Tensor StableDiffusionPipeline::encode_prompts(const GenerateOptions& o, bool cf
 
 stages::Conditioning StableDiffusionPipeline::encode_conditioning(const GenerateOptions& o,
                                                                   bool cfg) const {
-  return {encode_prompts(o, cfg), nullptr};
+  if (o.prompt_syntax != "a1111") return {encode_prompts(o, cfg), nullptr, {}};
+  const Device device = runtime_.device;
+  stages::Conditioning c;
+  c.context = ops::repeat_batch(
+      stages::encode_prompt_a1111(model_, o.prompt, o.clip_skip, device).context, o.image_count);
+  if (!cfg) return c;
+  // A1111 encodes "" when there is no negative prompt, as diffusers.
+  const Tensor uncond = ops::repeat_batch(
+      stages::encode_prompt_a1111(model_, o.negative_prompt.value_or(""), o.clip_skip, device)
+          .context,
+      o.image_count);
+  if (uncond.dim(1) == c.context.dim(1))
+    c.context = ops::concat(uncond, c.context, 0);
+  else
+    c.uncond_context = uncond;
+  return c;
+}
+
+void StableDiffusionPipeline::warn_about_prompts(const GenerateOptions& o,
+                                                 std::vector<std::string>& warnings) const {
+  if (o.prompt_syntax != "a1111") return;
+  if (!a1111_prompts_supported()) {
+    warnings.push_back("A1111 prompt syntax is not implemented for " + model_.family + " (" +
+                       model_.name + ") yet: the prompts are read as plain text");
+    return;
+  }
+  for (const auto& [what, text] : {std::pair<const char*, std::string>{"prompt", o.prompt},
+                                   {"negative prompt", o.negative_prompt.value_or("")}})
+    if (a1111::parse_prompt_attention(text).unbalanced)
+      warnings.push_back(std::string(what) +
+                         ": a bracket without its partner; A1111 syntax weighs everything after "
+                         "an unclosed ( or [ (write \\( for a literal bracket)");
 }
 
 stages::ResidualSource StableDiffusionPipeline::controls_for(const GenerateOptions& o,
                                                              const stages::Conditioning& cond,
                                                              bool cfg, int evaluations) {
   if (o.controlnets.empty()) return {};
+  if (cond.split())
+    throw ConfigError(
+        "ControlNet with A1111 prompts of different lengths (the prompt and the negative prompt "
+        "take different numbers of 75-token chunks) is not supported yet");
   std::vector<stages::ControlUnit> units;
   for (const ControlNetSpec& c : o.controlnets)
     units.push_back({controlnet(c.model),
@@ -239,6 +276,8 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
                       std::to_string(o.image_count));
   if (!std::isfinite(o.guidance_scale) || o.guidance_scale < 0.f || o.guidance_scale > 100.f)
     throw ConfigError("guidance scale must be between 0 and 100, got " + fmt(o.guidance_scale));
+  if (o.prompt_syntax != "plain" && o.prompt_syntax != "a1111")
+    throw ConfigError("prompt syntax '" + o.prompt_syntax + "' is not one of plain, a1111");
   if (o.clip_skip < 0 || o.clip_skip >= model_.text_encoder.config().num_hidden_layers)
     throw ConfigError("clip skip must be between 0 and " +
                       std::to_string(model_.text_encoder.config().num_hidden_layers - 1));
@@ -292,6 +331,7 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
         "models only; " +
         model_.name + " ignores them");
 
+  warn_about_prompts(o, result.warnings);
   if (!aesthetic_conditioned() && o.refiner.empty() &&
       (o.aesthetic_score || o.negative_aesthetic_score))
     result.warnings.push_back("aesthetic scores condition SDXL refiners only; " + model_.name +

@@ -50,6 +50,8 @@ class StableDiffusionPipeline : public Pipeline {
   /// Whether the UNet takes GenerateOptions' size conditions (SDXL); otherwise setting them is
   /// reported as a warning.
   virtual bool size_conditioned() const { return false; }
+  /// Whether encode_conditioning() reads GenerateOptions::prompt_syntax "a1111".
+  virtual bool a1111_prompts_supported() const { return true; }
   /// Whether the UNet takes GenerateOptions' aesthetic scores (SDXL refiners).
   virtual bool aesthetic_conditioned() const { return false; }
   /// Refuses options this pipeline does not implement (ConfigError naming the option); called by
@@ -131,6 +133,8 @@ class StableDiffusionPipeline : public Pipeline {
   /// or an embedding of another width; nothing changes when one fails.
   void use_adapters(const std::vector<LoraSpec>& loras, const std::vector<std::string>& embeddings,
                     std::vector<std::string>& warnings);
+  /// Warnings about the prompts (unbalanced A1111 brackets, a syntax the model does not read).
+  void warn_about_prompts(const GenerateOptions& o, std::vector<std::string>& warnings) const;
   /// The aesthetic scores and the refiner options (SDXL base models only).
   void check_refinement(const GenerateOptions& o) const;
   /// Checks the SDXL size conditions; fills their defaults when size_conditioned().

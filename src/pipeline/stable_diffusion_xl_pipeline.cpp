@@ -92,7 +92,7 @@ stages::Conditioning StableDiffusionXLPipeline::conditioning(const GenerateOptio
   Tensor context = ops::repeat_batch(cond.prompt_embeds, n);
   added->text_embeds = ops::repeat_batch(cond.pooled_prompt_embeds, n);
   added->time_ids = ops::repeat_batch(positive_ids, n);
-  if (!cfg) return {context, added};
+  if (!cfg) return {context, added, {}};
   stages::XLPromptEmbeds uncond;
   if (!o.negative_prompt && force_zeros_for_empty_prompt_) {
     uncond.prompt_embeds = Tensor::zeros(cond.prompt_embeds.shape()).on(dev);
@@ -112,7 +112,7 @@ stages::Conditioning StableDiffusionXLPipeline::conditioning(const GenerateOptio
                         ? ops::concat(ops::repeat_batch(negative_ids, n), added->time_ids, 0)
                         : ops::repeat_batch(ops::concat(negative_ids, positive_ids, 0),
                                             2 * static_cast<int64_t>(n));
-  return {context, added};
+  return {context, added, {}};
 }
 
 stages::Conditioning StableDiffusionXLPipeline::encode_conditioning(const GenerateOptions& o,

@@ -115,6 +115,13 @@ NoisePredictor unet_predictor(const UNet2DConditionModel& unet, Conditioning con
                               ResidualSource controls) {
   return [&unet, cond = std::move(cond), controls = std::move(controls)](const Tensor& x, double t,
                                                                          int step) {
+    if (cond.split()) {  // [uncond x n; cond x n], each half with its own context
+      const int64_t n = x.dim(0) / 2;
+      const std::vector<double> ts(static_cast<size_t>(n), t);
+      const Tensor uncond = unet.forward(x.narrow(0, 0, n).contiguous(), ts, cond.uncond_context);
+      const Tensor conditioned = unet.forward(x.narrow(0, n, n).contiguous(), ts, cond.context);
+      return ops::concat(uncond, conditioned, 0);
+    }
     const std::vector<double> ts(static_cast<size_t>(x.dim(0)), t);
     const std::optional<UNetResiduals> residuals = controls ? controls(x, t, step) : std::nullopt;
     return unet.forward(x, ts, cond.context, cond.added.get(), residuals ? &*residuals : nullptr);

@@ -66,6 +66,11 @@ using NoisePredictor = std::function<Tensor(const Tensor& latents, double t, int
 struct Conditioning {
   Tensor context;                                    // encoder_hidden_states
   std::shared_ptr<const UNetAddedConditions> added;  // SDXL's text_time conditions, else null
+  /// Set when the unconditional half's context is of another length than the conditional half's
+  /// (A1111 prompts of different chunk counts): the unconditional half's, `context` then holding
+  /// the conditional half only. The UNet runs on each half on its own.
+  Tensor uncond_context;
+  bool split() const { return uncond_context.ndim() > 0; }
 };
 /// ControlNet residuals for the UNet call on `x` at evaluation `step` (nullopt: none this step).
 using ResidualSource =

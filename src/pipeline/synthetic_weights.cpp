@@ -76,19 +76,24 @@ void write_synthetic_model(const std::string& config_dir, const std::string& tok
   copy_into(in / "model_index.json", out / "model_index.json");
   copy_into(in / "scheduler" / "scheduler_config.json",
             out / "scheduler" / "scheduler_config.json");
-  for (const char* f : {"vocab.json", "merges.txt"})
-    copy_into(fs::path(tokenizer_dir) / f, out / "tokenizer" / f);
-  for (const char* f : {"tokenizer_config.json", "special_tokens_map.json"}) {
-    const fs::path src =
-        fs::exists(in / "tokenizer" / f) ? in / "tokenizer" / f : fs::path(tokenizer_dir) / f;
-    if (fs::exists(src)) copy_into(src, out / "tokenizer" / f);
+  // Every tokenizer and text encoder the config folder has (SDXL: two; a refiner: the second).
+  for (const char* tokenizer : {"tokenizer", "tokenizer_2"}) {
+    if (!fs::is_directory(in / tokenizer)) continue;
+    for (const char* f : {"vocab.json", "merges.txt"})
+      copy_into(fs::path(tokenizer_dir) / f, out / tokenizer / f);
+    for (const char* f : {"tokenizer_config.json", "special_tokens_map.json"}) {
+      const fs::path src =
+          fs::exists(in / tokenizer / f) ? in / tokenizer / f : fs::path(tokenizer_dir) / f;
+      if (fs::exists(src)) copy_into(src, out / tokenizer / f);
+    }
   }
-  {
-    copy_into(in / "text_encoder" / "config.json", out / "text_encoder" / "config.json");
+  for (const char* encoder : {"text_encoder", "text_encoder_2"}) {
+    if (!fs::is_directory(in / encoder)) continue;
+    copy_into(in / encoder / "config.json", out / encoder / "config.json");
     WeightStore w = synthetic_weight_store("text_model.");
-    ClipTextModel::from_weights(
-        ClipTextConfig::load((in / "text_encoder" / "config.json").string()), w);
-    write_store(w, (out / "text_encoder" / "model.safetensors").string(), dtype);
+    ClipTextModel::from_weights(ClipTextConfig::load((in / encoder / "config.json").string()), w,
+                                /*with_projection=*/std::string(encoder) == "text_encoder_2");
+    write_store(w, (out / encoder / "model.safetensors").string(), dtype);
   }
   {
     copy_into(in / "unet" / "config.json", out / "unet" / "config.json");

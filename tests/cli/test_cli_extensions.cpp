@@ -122,3 +122,17 @@ TEST(cli_extensions, lora_tags_in_the_prompt_with_lora_dir) {
                      " --prompt 'x <lora:absent:0.5>' --steps 1 -W 64 -H 64 --lora-dir " + dir,
                  {"<lora:absent:0.5>", "absent.safetensors"});
 }
+
+TEST(cli_extensions, prompt_syntax_flag_reads_a1111_prompts) {
+  const std::string base = "generate --model " + fixture("models/tiny-sd1") +
+                           " --steps 1 -W 64 -H 64 --seed 4 --prompt '(red:1.3) cube, [table'";
+  const std::string a1111 = out_path("a1111.png"), plain = out_path("plain.png");
+  CommandResult r = diffuse::test::run_diffuse(base + " --prompt-syntax a1111 -o " + a1111);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning: prompt: a bracket without its partner"), std::string::npos)
+      << r.err;
+  r = diffuse::test::run_diffuse(base + " -o " + plain);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(diffuse::load_png(a1111).to_rgb8(), diffuse::load_png(plain).to_rgb8());
+  expect_failure(base + " --prompt-syntax comfy", {"prompt syntax", "comfy"});
+}

@@ -135,3 +135,16 @@ TEST(cli_sdxl, refiner_flags_run_the_ensemble_and_the_refiner) {
                  {"high noise fraction"}, out);
   expect_failure(golden_args() + " --refiner " + refiner + "-missing", {"-missing"}, out);
 }
+
+TEST(cli_sdxl, synth_writes_both_text_encoders) {
+  const std::string out = diffuse::test::temp_dir() + "/synth-sdxl";
+  fs::remove_all(out);
+  CommandResult r = run("synth --config " + tiny_sdxl() + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* f : {"text_encoder_2/model.safetensors", "tokenizer_2/vocab.json",
+                        "tokenizer_2/tokenizer_config.json"})
+    EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+  r = run("generate --model " + out + " --prompt x --steps 1 -W 64 -H 64 -o " +
+          out_path("synth-sdxl.png"));
+  EXPECT_EQ(r.code, 0) << r.err;
+}

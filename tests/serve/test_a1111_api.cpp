@@ -300,3 +300,24 @@ TEST(a1111_api, refiner_checkpoint_runs_the_sdxl_ensemble) {
   EXPECT_GE(status, 400) << r.dump();
   EXPECT_LT(status, 500) << r.dump();
 }
+
+TEST(a1111_api, prompts_are_read_with_a1111_syntax) {
+  TestServer s;
+  const std::string prompt = "a (red:1.3) cube BREAK on a [table]";
+  const nlohmann::json body = {{"prompt", prompt}, {"steps", 2},
+                               {"seed", 5},        {"width", 64},
+                               {"height", 64},     {"sampler_name", "Euler"},
+                               {"cfg_scale", 7},   {"negative_prompt", "(blurry)"}};
+  auto [status, r] = s.post("/sdapi/v1/txt2img", body);
+  ASSERT_EQ(status, 200) << r.dump();
+  diffuse::GenerateOptions o;
+  o.prompt = prompt;
+  o.negative_prompt = "(blurry)";
+  o.prompt_syntax = "a1111";
+  o.steps = 2;
+  o.seed = 5;
+  o.width = o.height = 64;
+  o.guidance_scale = 7.f;
+  o.scheduler = "euler";
+  EXPECT_EQ(decode_b64_png(r["images"][0]).to_rgb8(), library_image("tiny-sd1", o));
+}

@@ -33,7 +33,7 @@ struct GenerateArgs {
       rng = "torch";
   std::string output = "output.png";
   std::string original_size, target_size, crop_coords, negative_original_size;
-  std::string refiner;
+  std::string refiner, prompt_syntax = "plain";
   float high_noise_frac = 0.8f, aesthetic_score = 6.f, negative_aesthetic_score = 2.5f;
   int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0;
   LoadOptions load;
@@ -243,6 +243,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     throw ConfigError("--hires-steps/--hires-strength/--hires-upscaler need --hires-scale");
   }
   o.prompt = a.prompt;
+  o.prompt_syntax = a.prompt_syntax;
   // An explicit --negative-prompt "" differs from none for SDXL (force_zeros_for_empty_prompt).
   if (cmd.count("--negative-prompt")) o.negative_prompt = a.negative_prompt;
   apply_prompt_lora_tags(a.lora_dir, o);
@@ -340,6 +341,10 @@ Command add_generate(CLI::App& app) {
                 "(default: bundled SD 1.5, or SD 2.1 768-v for SD 2.x checkpoints)");
   c->add_option("--prompt,-p", a->prompt, "what to draw");
   c->add_option("--negative-prompt,-n", a->negative_prompt, "what to avoid");
+  c->add_option("--prompt-syntax", a->prompt_syntax,
+                "plain (diffusers: as written, 77 tokens) or a1111 ((word:1.2) emphasis, BREAK, "
+                "prompts of any length, as AUTOMATIC1111's web UI)")
+      ->capture_default_str();
   c->add_option("--steps", a->steps, "denoising steps")->capture_default_str();
   c->add_option("--guidance-scale,--cfg", a->guidance, "classifier-free guidance (<= 1 disables)")
       ->capture_default_str();

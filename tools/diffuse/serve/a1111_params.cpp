@@ -287,6 +287,7 @@ void read_mask(JsonFields& f, GenerateOptions& o, const ServerConfig& config) {
 GenerateOptions parse_common(JsonFields& f, A1111Route route, Server& server, std::string& model,
                              int& image_total, std::vector<std::string>& warnings) {
   GenerateOptions o;
+  o.prompt_syntax = "a1111";  // emphasis, BREAK and long prompts as the web UI reads them
   o.prompt = f.string("prompt", "");
   o.negative_prompt = f.string("negative_prompt", "");
   o.steps = static_cast<int>(f.integer("steps", 50, 1, 100000));

@@ -53,6 +53,10 @@ GenerateOptions read_generation_fields(JsonFields& f, int default_steps) {
   o.image_count = static_cast<int>(f.integer("image_count", 1, 1, 1 << 16));
   o.rng = f.string("rng", "torch");
   o.clip_skip = static_cast<int>(f.integer("clip_skip", 0, 0, 11));
+  o.prompt_syntax = f.string("prompt_syntax", "plain");
+  if (o.prompt_syntax != "plain" && o.prompt_syntax != "a1111")
+    throw invalid_parameter("prompt_syntax must be \"plain\" or \"a1111\", got \"" +
+                            o.prompt_syntax + "\"");
   return o;
 }
 

@@ -36,7 +36,8 @@ nlohmann::json queue_json(const std::string& id, const std::string& model,
                       {"height", o.height},
                       {"image_count", o.image_count},
                       {"rng", o.rng},
-                      {"clip_skip", o.clip_skip}};
+                      {"clip_skip", o.clip_skip},
+                      {"prompt_syntax", o.prompt_syntax}};
   // Absent means "no negative prompt" (zeros on SDXL models that force them), not "".
   if (o.negative_prompt) j["negative_prompt"] = *o.negative_prompt;
   if (o.karras_sigmas) j["karras_sigmas"] = *o.karras_sigmas;

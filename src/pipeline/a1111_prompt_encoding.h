@@ -1,0 +1,25 @@
+// The text conditioning AUTOMATIC1111's web UI computes for a prompt (SD 1.x/2.x): each 75-token
+// chunk of tokenizer/a1111_prompt.h encoded on its own, its hidden states multiplied by the
+// emphasis weights and scaled back to their original mean (A1111's "Original" emphasis,
+// modules/sd_emphasis.py), the chunks side by side.
+#pragma once
+
+#include <string>
+
+#include "core/tensor.h"
+#include "pipeline/model_folder.h"
+
+namespace diffuse::stages {
+
+struct A1111Conditioning {
+  Tensor context;           // [1, 77 x chunks, H]
+  bool unbalanced = false;  // the prompt has brackets without their partner
+};
+
+/// As modules/sd_hijack_clip.py's forward: tokens after a chunk's first end-of-text token become
+/// the tokenizer's pad token where it differs (SD 2.x pads with "!"); `clip_skip` skips the last
+/// layers as for plain prompts.
+A1111Conditioning encode_prompt_a1111(const StableDiffusionModel& model, const std::string& prompt,
+                                      int clip_skip, Device device);
+
+}  // namespace diffuse::stages
