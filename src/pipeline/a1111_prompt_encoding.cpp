@@ -29,13 +29,12 @@ Tensor apply_emphasis(const Tensor& z, const std::vector<float>& multipliers) {
 
 }  // namespace
 
-A1111Conditioning encode_prompt_a1111(const StableDiffusionModel& model, const std::string& prompt,
-                                      int clip_skip, Device device) {
+Tensor encode_prompt_a1111(const StableDiffusionModel& model, const std::string& prompt,
+                           int clip_skip, Device device) {
   const a1111::ParsedPrompt parsed = a1111::parse_prompt_attention(prompt);
   const std::vector<a1111::PromptChunk> chunks = a1111::tokenize_chunks(model.tokenizer, parsed);
   const int64_t eos = model.tokenizer.eos_id(), pad = model.tokenizer.pad_id();
-  A1111Conditioning out;
-  out.unbalanced = parsed.unbalanced;
+  Tensor context;
   bool first = true;
   for (const a1111::PromptChunk& chunk : chunks) {
     std::vector<int64_t> ids = chunk.tokens;
@@ -47,10 +46,10 @@ A1111Conditioning encode_prompt_a1111(const StableDiffusionModel& model, const s
     std::copy(ids.begin(), ids.end(), input.data_as<int64_t>());
     const Tensor z =
         apply_emphasis(model.text_encoder.encode(input.on(device), clip_skip), chunk.multipliers);
-    out.context = first ? z : ops::concat(out.context, z, 1);
+    context = first ? z : ops::concat(context, z, 1);
     first = false;
   }
-  return out;
+  return context;
 }
 
 }  // namespace diffuse::stages

@@ -11,15 +11,10 @@
 
 namespace diffuse::stages {
 
-struct A1111Conditioning {
-  Tensor context;           // [1, 77 x chunks, H]
-  bool unbalanced = false;  // the prompt has brackets without their partner
-};
-
-/// As modules/sd_hijack_clip.py's forward: tokens after a chunk's first end-of-text token become
-/// the tokenizer's pad token where it differs (SD 2.x pads with "!"); `clip_skip` skips the last
-/// layers as for plain prompts.
-A1111Conditioning encode_prompt_a1111(const StableDiffusionModel& model, const std::string& prompt,
-                                      int clip_skip, Device device);
+/// [1, 77 x chunks, H], as modules/sd_hijack_clip.py's forward: tokens after a chunk's first
+/// end-of-text token become the tokenizer's pad token where it differs (SD 2.x pads with "!");
+/// `clip_skip` skips the last layers as for plain prompts.
+Tensor encode_prompt_a1111(const StableDiffusionModel& model, const std::string& prompt,
+                           int clip_skip, Device device);
 
 }  // namespace diffuse::stages

@@ -44,6 +44,12 @@ constexpr int kMaxSide = 4096;
 constexpr int kMaxSteps = 1000;
 constexpr int kMaxImages = 64;
 
+/// ConfigError naming `what` unless `fraction` is in (0, 1).
+void check_fraction(float fraction, const std::string& what) {
+  if (!(fraction > 0.f && fraction < 1.f))
+    throw ConfigError(what + " must be between 0 and 1 (exclusive), got " + fmt(fraction));
+}
+
 /// ConfigError naming `what` unless `im` has a size and width x height x 3 values.
 void check_pixels(const Image& im, const std::string& what) {
   if (im.width <= 0 || im.height <= 0 || im.rgb.size() != size_t(im.width) * size_t(im.height) * 3)
@@ -76,31 +82,22 @@ std::vector<int64_t> StableDiffusionPipeline::tokenize(const std::string& text,
   return e.input_ids;
 }
 
-Tensor StableDiffusionPipeline::encode_prompts(const GenerateOptions& o, bool cfg) const {
-  const Device device = runtime_.device;
-  Tensor context = ops::repeat_batch(stages::encode_prompt(model_, o.prompt, o.clip_skip, device),
-                                     o.image_count);
-  if (!cfg) return context;
-  // diffusers encodes "" when there is no negative prompt.
-  const Tensor uncond = ops::repeat_batch(
-      stages::encode_prompt(model_, o.negative_prompt.value_or(""), o.clip_skip, device),
-      o.image_count);
-  return ops::concat(uncond, context, 0);
-}
-
 stages::Conditioning StableDiffusionPipeline::encode_conditioning(const GenerateOptions& o,
                                                                   bool cfg) const {
-  if (o.prompt_syntax != "a1111") return {encode_prompts(o, cfg), nullptr, {}};
   const Device device = runtime_.device;
+  const bool a1111 = o.prompt_syntax == "a1111";
+  const auto encode = [&](const std::string& text) {
+    return ops::repeat_batch(a1111 ? stages::encode_prompt_a1111(model_, text, o.clip_skip, device)
+                                   : stages::encode_prompt(model_, text, o.clip_skip, device),
+                             o.image_count);
+  };
   stages::Conditioning c;
-  c.context = ops::repeat_batch(
-      stages::encode_prompt_a1111(model_, o.prompt, o.clip_skip, device).context, o.image_count);
+  c.context = encode(o.prompt);
   if (!cfg) return c;
-  // A1111 encodes "" when there is no negative prompt, as diffusers.
-  const Tensor uncond = ops::repeat_batch(
-      stages::encode_prompt_a1111(model_, o.negative_prompt.value_or(""), o.clip_skip, device)
-          .context,
-      o.image_count);
+  // diffusers and A1111 encode "" when there is no negative prompt.
+  const Tensor uncond = encode(o.negative_prompt.value_or(""));
+  // Plain prompts are always 77 tokens; A1111 prompts of different chunk counts guide each half
+  // on its own.
   if (uncond.dim(1) == c.context.dim(1))
     c.context = ops::concat(uncond, c.context, 0);
   else
@@ -405,11 +402,6 @@ StableDiffusionPipeline::FinishingPass StableDiffusionPipeline::plan_finishing_p
     return run_hires(o, cond, cfg, *pass, latents, std::move(report));
   };
   return finish;
-}
-
-void StableDiffusionPipeline::check_fraction(float fraction, const std::string& what) {
-  if (!(fraction > 0.f && fraction < 1.f))
-    throw ConfigError(what + " must be between 0 and 1 (exclusive), got " + fmt(fraction));
 }
 
 StableDiffusionPipeline::HiresPass StableDiffusionPipeline::plan_hires(

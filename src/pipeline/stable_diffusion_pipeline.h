@@ -83,12 +83,8 @@ class StableDiffusionPipeline : public Pipeline {
   const StableDiffusionModel& model() const { return model_; }
   Device device() const { return runtime_.device; }
   const Runtime& runtime() const { return runtime_; }
-  /// ConfigError naming `what` unless `fraction` is in (0, 1).
-  static void check_fraction(float fraction, const std::string& what);
 
  private:
-  /// [uncond x n, cond x n] conditioning when `cfg`, else [cond x n].
-  Tensor encode_prompts(const GenerateOptions& o, bool cfg) const;
   /// Sets the scheduler's schedule; img2img cuts it by strength (and sets the begin index).
   std::vector<double> timesteps_for(const GenerateOptions& o, Scheduler& scheduler) const;
   /// Where the denoising loop starts and what runs in it.

@@ -26,7 +26,7 @@ TEST(a1111_prompts, conditioning_matches_a1111s_code) {
       if (!cases[i].contains(name)) continue;
       const std::string prompt = cases[i].at("prompt");
       const Tensor ours =
-          stages::encode_prompt_a1111(model, prompt, cases[i].at("clip_skip"), kCpu).context;
+          stages::encode_prompt_a1111(model, prompt, cases[i].at("clip_skip"), kCpu);
       const Tensor expected = ref.get(std::string(name) + "/" + std::to_string(i));
       ASSERT_EQ(ours.shape(), expected.shape()) << name << ": " << prompt;
       EXPECT_LT(test::rel_error(ours, expected), 1e-4) << name << ": " << prompt;

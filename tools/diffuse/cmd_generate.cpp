@@ -271,8 +271,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   // PNG names it "name", as the folder of a clone of the repository.
   if (auto cached = hub::resolve_cached_model(model_dir, hub_options_from_environment())) {
     model_dir = *cached;
-    const std::string repo_id = hub::parse_repo_reference(a.model)->repo_id;
-    hub_name = repo_id.substr(repo_id.find('/') + 1);
+    hub_name = hub::parse_repo_reference(a.model)->name();
   }
   if (model_dir.empty()) {
     model_dir = demo_model_dir(true);

@@ -44,8 +44,7 @@ std::vector<serve::ModelEntry> model_entries(const ServeArgs& a, std::string& cu
   // org/name[@revision]: the snapshot `diffuse pull` put in the cache, served as "name".
   std::string model = a.model, name;
   if (auto cached = hub::resolve_cached_model(model, hub_options_from_environment())) {
-    name = hub::parse_repo_reference(model)->repo_id;
-    name = name.substr(name.find('/') + 1);
+    name = hub::parse_repo_reference(model)->name();
     model = *cached;
   }
   if (!model.empty() && fs::exists(model)) {

@@ -74,6 +74,9 @@ class FileLock {
 /// "org/name@revision" (a branch, tag or commit); nullopt for anything else.
 struct RepoReference {
   std::string repo_id, revision;
+  /// The repository's name without its owner: what a model pulled from it is called (as the
+  /// folder of a clone would be).
+  std::string name() const { return repo_id.substr(repo_id.find('/') + 1); }
 };
 std::optional<RepoReference> parse_repo_reference(const std::string& s);
 
