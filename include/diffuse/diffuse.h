@@ -81,6 +81,10 @@ diffuse_status diffuse_options_set_init_image(diffuse_options* o, const uint8_t*
    repaint; any size, resized), blurred by `blur` pixels first (0 = off). */
 diffuse_status diffuse_options_set_mask(diffuse_options* o, const uint8_t* rgb, int width,
                                         int height, int blur);
+/* VAE decoding in overlapping tiles: mode "auto" (default; only when an image would need more
+   than ~4 GiB to decode whole), "on" or "off"; tile_size in pixels (a multiple of 32), 0 = the
+   VAE's sample_size. */
+diffuse_status diffuse_options_set_vae_tiling(diffuse_options* o, const char* mode, int tile_size);
 /* Adds a LoRA (.safetensors, kohya/A1111 or diffusers layout) applied with `scale`. */
 diffuse_status diffuse_options_add_lora(diffuse_options* o, const char* path, float scale);
 /* Adds a textual-inversion embedding (.safetensors); write its token in the prompt. */

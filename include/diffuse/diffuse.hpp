@@ -159,6 +159,13 @@ struct GenerateOptions {
   /// their residuals ramped from 0.1x (first skip) to 1x (mid block).
   bool control_guess_mode = false;
   bool preview = false;  // fill Progress::preview (cheap latent->RGB estimate)
+  /// VAE decoding in overlapping tiles blended at the seams (diffusers' vae.enable_tiling()):
+  /// "off"; "on" (whenever the latents are larger than one tile); "auto" (the default): images are
+  /// decoded one at a time when the batch would not fit, and tiled only when decoding one image
+  /// whole would need more than about 4 GiB of activations (SD 1.5 above ~1400x1400 pixels).
+  /// Tiled images differ slightly from whole ones near the seams.
+  std::string vae_tiling = "auto";
+  int vae_tile_size = 0;  // tile side in pixels, a multiple of 32; 0 = the VAE's sample_size
   /// SDXL micro-conditioning (diffusers' original_size, target_size, crops_coords_top_left,
   /// negative_original_size; other models ignore them with a warning). Unset: original and
   /// target size (height, width) of the image generated, crop (0, 0), and the unconditional half

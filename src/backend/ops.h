@@ -73,7 +73,8 @@ void clamp_(Tensor& x, float lo, float hi);
 void add_broadcast_(Tensor& x, const Tensor& rows);
 /// dst = src (same shape; dst keeps its memory).
 void copy_(Tensor& dst, const Tensor& src);
-/// Concatenate along `dim` (0: batch, 1: channels); the other dimensions must match.
+/// Concatenate along `dim` (0: batch, 1: channels, 2/3: rows/columns of NCHW); the other
+/// dimensions must match.
 Tensor concat(const Tensor& a, const Tensor& b, int dim);
 inline Tensor concat_channels(const Tensor& a, const Tensor& b) {
   return concat(a, b, 1);

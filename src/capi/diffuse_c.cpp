@@ -213,6 +213,15 @@ diffuse_status diffuse_options_set_mask(diffuse_options* o, const uint8_t* rgb, 
   });
 }
 
+diffuse_status diffuse_options_set_vae_tiling(diffuse_options* o, const char* mode, int tile_size) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(mode);
+  return guarded([&] {
+    o->impl.vae_tiling = mode;
+    o->impl.vae_tile_size = tile_size;
+  });
+}
+
 diffuse_status diffuse_options_add_lora(diffuse_options* o, const char* path, float scale) {
   DIFFUSE_REQUIRE(o);
   DIFFUSE_REQUIRE(path);

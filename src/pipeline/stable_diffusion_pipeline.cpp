@@ -32,6 +32,15 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// "auto" VAE tiling decodes a batch one image at a time, then in tiles, beyond this much memory.
+constexpr size_t kDecodeBudgetBytes = size_t{4} << 30;
+
+stages::DecodePlan decode_plan(const GenerateOptions& o, const StableDiffusionModel& model,
+                               const Tensor& latents) {
+  return stages::plan_decode(model.vae, o.vae_tiling, o.vae_tile_size, latents.shape(),
+                             kDecodeBudgetBytes);
+}
+
 /// A float as a user wrote it ("0.05", not "0.050000").
 std::string fmt(double v) {
   char buf[32];
@@ -287,6 +296,9 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
       throw ConfigError(l.path + ": LoRA scale must be between -" + fmt(kMaxLoraScale) + " and " +
                         fmt(kMaxLoraScale) + ", got " + fmt(l.scale));
   }
+  if (o.vae_tiling != "auto" && o.vae_tiling != "on" && o.vae_tiling != "off")
+    throw ConfigError("VAE tiling '" + o.vae_tiling + "' is not one of auto, on, off");
+  if (o.vae_tile_size != 0) model_.vae.tile_size(VaeTiling{true, o.vae_tile_size});
   resolve_size_conditions(o);
   check_refinement(o);
   check_hires(o);
@@ -373,8 +385,9 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
 
   // 4. Decode.
   t0 = Clock::now();
+  const StableDiffusionModel& decoder = finish.decoder ? *finish.decoder : model_;
   result.images = stages::tensor_to_images(
-      stages::decode_latents(finish.decoder ? *finish.decoder : model_, final_latents));
+      stages::decode_latents(decoder, final_latents, decode_plan(o, decoder, final_latents)));
   result.times.vae_s = seconds_since(t0);
   result.times.total_s = seconds_since(t_start);
   const MemoryStats after = runtime_.memory->stats();
@@ -427,7 +440,8 @@ Tensor StableDiffusionPipeline::run_hires(const GenerateOptions& o,
   const int unit = model_.vae_scale_factor();
   Tensor start;
   if (o.hires->upscaler == "lanczos") {
-    std::vector<Image> images = stages::tensor_to_images(stages::decode_latents(model_, latents));
+    std::vector<Image> images = stages::tensor_to_images(
+        stages::decode_latents(model_, latents, decode_plan(o, model_, latents)));
     Tensor batch;
     for (size_t i = 0; i < images.size(); ++i) {
       // A1111 resizes the 8-bit image.

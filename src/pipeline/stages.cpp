@@ -191,9 +191,39 @@ std::vector<double> timesteps_from(Scheduler& scheduler, double fraction, int nu
   return {all.begin() + start, all.end()};
 }
 
-Tensor decode_latents(const StableDiffusionModel& model, const Tensor& latents) {
+DecodePlan plan_decode(const AutoencoderKL& vae, const std::string& mode, int tile_size,
+                       const Shape& latents, size_t budget_bytes) {
+  DecodePlan plan;
+  plan.tiling.tile_size = tile_size;
+  if (mode == "on") {
+    plan.tiling.enabled = true;
+  } else if (mode == "auto") {
+    // The decoder's peak is a handful of float32 maps of its widest full-resolution level
+    // (measured: 654 MiB for SD 1.5 at 512x512 = 5.1 maps of 128 channels); 6 leaves a margin.
+    const VaeConfig& c = vae.config();
+    const double f = c.downsample_factor();
+    const double one_image = 6.0 * c.block_out_channels.front() * (double(latents[2]) * f) *
+                             (double(latents[3]) * f) * sizeof(float);
+    plan.one_image_at_a_time = one_image * double(latents[0]) > double(budget_bytes);
+    plan.tiling.enabled = one_image > double(budget_bytes);
+  }
+  if (plan.tiling.enabled) vae.tile_size(plan.tiling);  // a bad tile size fails before decoding
+  return plan;
+}
+
+Tensor decode_latents(const StableDiffusionModel& model, const Tensor& latents,
+                      const DecodePlan& plan) {
   const float scaling = static_cast<float>(model.vae.config().scaling_factor);
-  const Tensor decoded = model.vae.decode(ops::evaluate(in(0) * (1.f / scaling), {latents}));
+  const Tensor scaled = ops::evaluate(in(0) * (1.f / scaling), {latents});
+  Tensor decoded;
+  if (plan.one_image_at_a_time && scaled.dim(0) > 1) {
+    for (int64_t i = 0; i < scaled.dim(0); ++i) {
+      const Tensor image = model.vae.decode(scaled.narrow(0, i, 1).contiguous(), plan.tiling);
+      decoded = i == 0 ? image : ops::concat(decoded, image, 0);
+    }
+  } else {
+    decoded = model.vae.decode(scaled, plan.tiling);
+  }
   check_finite(decoded, "decoded image");
   return decoded;
 }

@@ -141,7 +141,18 @@ std::vector<double> timesteps_from(Scheduler& scheduler, double fraction, int nu
 
 // ---- decode
 // ---------------------------------------------------------------------------------------
-/// latents / scaling_factor through the VAE decoder, checked finite.
-Tensor decode_latents(const StableDiffusionModel& model, const Tensor& latents);
+/// How decode_latents spends memory: GenerateOptions::vae_tiling resolved against a size.
+struct DecodePlan {
+  bool one_image_at_a_time = false;  // diffusers' enable_slicing (same images)
+  VaeTiling tiling;                  // diffusers' enable_tiling
+};
+/// The plan for `mode` ("off", "on", "auto"; GenerateOptions::vae_tiling) and latents [B, C, h,
+/// w]: "auto" slices a batch whose decode would need more than `budget_bytes` of activations and
+/// tiles an image that alone would.
+DecodePlan plan_decode(const AutoencoderKL& vae, const std::string& mode, int tile_size,
+                       const Shape& latents, size_t budget_bytes);
+/// latents / scaling_factor through the VAE decoder as `plan` says, checked finite.
+Tensor decode_latents(const StableDiffusionModel& model, const Tensor& latents,
+                      const DecodePlan& plan = {});
 
 }  // namespace diffuse::stages

@@ -12,6 +12,7 @@
 #include "backend/backend.h"
 #include "backend/ops.h"
 #include "common/fixtures.h"
+#include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
 using namespace diffuse;
@@ -100,6 +101,17 @@ std::vector<OpCase> op_cases() {
       {"conv2d/pointwise", {1, 4, 8, 6}, {6, 4, 1, 1}, {}},
       {"conv2d/stride2", {2, 3, 9, 8}, {4, 3, 3, 3}, ops::Conv2dParams::same(1, 2)},
       {"conv2d/vae_downsample_pad_br", {1, 3, 8, 8}, {5, 3, 3, 3}, {2, 0, 0, 1, 1}},
+      // Maps of 64x64 and more take the CPU backend's direct kernels, cut into bands of rows:
+      // channel counts off its 8-wide blocks, several bands with a short last one, a batch of 2,
+      // stride 2 with the VAE encoder's bottom/right padding, and the VAE decoder's conv_out.
+      {"conv2d/direct_odd_channels_67x70",
+       {1, 13, 67, 70},
+       {11, 13, 3, 3},
+       ops::Conv2dParams::same(1)},
+      {"conv2d/direct_bands_batch2", {2, 32, 150, 64}, {24, 32, 3, 3}, ops::Conv2dParams::same(1)},
+      {"conv2d/direct_stride2_pad_br", {1, 16, 160, 130}, {16, 16, 3, 3}, {2, 0, 0, 1, 1}},
+      {"conv2d/direct_vae_conv_out", {1, 128, 96, 64}, {3, 128, 3, 3}, ops::Conv2dParams::same(1)},
+      {"conv2d/direct_unpadded_5x5", {1, 8, 70, 68}, {9, 8, 5, 5}, {}},
   };
   uint32_t seed = 10;
   for (const Conv& v : convs) {
@@ -215,6 +227,17 @@ std::vector<OpCase> op_cases() {
                  return ops::concat(R({2, 640, 8, 8}, 46, d), R({2, 320, 8, 8}, 47, d), 1);
                },
                0});
+  // Tiled VAE decoding stitches image tiles along rows and columns.
+  c.push_back({"concat/rows",
+               [=](Device d) {
+                 return ops::concat(R({2, 3, 96, 40}, 48, d), R({2, 3, 17, 40}, 49, d), 2);
+               },
+               0});
+  c.push_back({"concat/columns",
+               [=](Device d) {
+                 return ops::concat(R({1, 3, 33, 96}, 50, d), R({1, 3, 33, 7}, 51, d), 3);
+               },
+               0});
   c.push_back({"repeat_batch",
                [=](Device d) {
                  return ops::repeat_batch(R({2, 5, 3}, 48, d), 5);
@@ -324,6 +347,25 @@ TEST_P(BackendOps, compact_weights_compute_as_their_float32_widening) {
                               ops::conv2d(img, cw.to_f32(), nullptr, same)),
               0.0);
   }
+}
+
+// Kernels split work over the thread pool by fixed tiles, never by the thread count, so a result
+// is the same bit for bit at any --threads (here: the direct convolution's bands and the GEMM).
+TEST_P(BackendOps, results_do_not_depend_on_the_thread_count) {
+  const Device device = resolve_device(GetParam()).device;
+  const Tensor x = random_tensor({2, 24, 130, 66}, 90, device);
+  const Tensor w = random_tensor({16, 24, 3, 3}, 91, device), b = random_tensor({16}, 92, device);
+  const Tensor small = random_tensor({2, 24, 9, 7}, 93, device);
+  auto run = [&](int threads) {
+    ThreadPool pool(threads);
+    ThreadPoolScope scope(pool);
+    return std::pair{ops::conv2d(x, w, &b, ops::Conv2dParams::same(1)),
+                     ops::conv2d(small, w, &b, ops::Conv2dParams::same(1))};
+  };
+  const auto [one_big, one_small] = run(1);
+  const auto [three_big, three_small] = run(3);
+  EXPECT_EQ(test::abs_error(one_big, three_big), 0.0);
+  EXPECT_EQ(test::abs_error(one_small, three_small), 0.0);
 }
 
 TEST_P(BackendOps, count_nonfinite_counts_nan_and_inf) {

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -111,6 +112,8 @@ TEST(cli, bad_input_is_a_clear_error) {
   expect_failure(m + "--compute-units gpu", "gpu", out);
   expect_failure(m + "--backend quantum-abacus", "quantum-abacus", out);
   expect_failure(m + "--precision fp8", "precision: unknown 'fp8'", out);
+  expect_failure(m + "--vae-tiling sometimes", "VAE tiling 'sometimes'", out);
+  expect_failure(m + "--vae-tiling on --vae-tile-size 100", "VAE tile size 100", out);
   expect_failure("generate --model /nonexistent/model -p x -o " + out, "/nonexistent/model", out);
   expect_failure("info /nonexistent.png", "/nonexistent.png", out);
   // Not a PNG.
@@ -123,6 +126,24 @@ TEST(cli, bad_input_is_a_clear_error) {
   std::ofstream(bomb, std::ios::binary)
       .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
   expect_failure(m + "--image " + bomb, "16000x16000", out);
+}
+
+// --vae-tiling on decodes a 256x192 image of the tiny model (VAE sample_size 128) in tiles, so
+// its pixels differ near the seams from the whole decode (off, and auto at this size), and the
+// tiled decode itself matches diffusers (tests/models: vae.tiled_decode_matches_diffusers).
+TEST(cli, vae_tiling_decodes_in_tiles_only_when_asked_or_needed) {
+  const std::string m = "generate --model " + tiny() +
+                        " -p fox --steps 2 --seed 3 -W 256 -H 192 --json --vae-tiling ";
+  std::map<std::string, std::vector<char>> png;
+  for (const std::string mode : {"on", "off", "auto"}) {
+    const std::string out = out_path("tiling-" + mode + ".png");
+    CommandResult r = run(m + mode + " -o " + out);
+    ASSERT_EQ(r.code, 0) << r.err;
+    std::ifstream f(out, std::ios::binary);
+    png[mode] = std::vector<char>(std::istreambuf_iterator<char>(f), {});
+  }
+  EXPECT_NE(png["on"], png["off"]);
+  EXPECT_EQ(png["auto"], png["off"]);
 }
 
 TEST(cli, corrupt_weights_name_the_file) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fixtures.h"
+#include "common/reference_data.h"
 #include "core/mapped_file.h"
 #include "diffuse/error.hpp"
 #include "models/vae/autoencoder_kl.h"
@@ -89,6 +90,41 @@ TEST(vae, tiny_sd1_matches_diffusers) {
 
 TEST(vae, tiny_sd2_matches_diffusers) {
   check_model("tiny-sd2");
+}
+
+// diffusers' enable_tiling() on the tiny VAE (tools/reference/make_vae_tiling_references.py): the
+// config's tile size over a 24x40 latent (3x4 tiles, batch 2), tiles a user set to 64 pixels over
+// a 13x21 latent (short edge tiles), and a latent no larger than one tile, decoded whole.
+TEST(vae, tiled_decode_matches_diffusers) {
+  const AutoencoderKL vae = AutoencoderKL::load(test::fixture("models/tiny-sd1/vae"));
+  const std::string path = test::reference("vae-tiling.safetensors");
+  const SafetensorsFile ref = SafetensorsFile::open(path);
+  const nlohmann::json cases = parse_json(ref.metadata().at("json"), path).at("cases");
+  for (const std::string name : {"default_tiles", "small_tiles", "untiled_fits"}) {
+    SCOPED_TRACE(name);
+    const int tile = cases.at(name).at("tile_sample_min_size").get<int>();
+    VaeTiling tiling{true, tile == vae.config().sample_size ? 0 : tile};
+    const Tensor decoded = vae.decode(ref.get(name + ".latents"), tiling);
+    EXPECT_LT(report("tiled_" + name, decoded, ref.get(name + ".decoded"), 0), 1e-4);
+  }
+  // Tiling really changes the result (the seams are blended), so the test above checks it.
+  const Tensor latents = ref.get("default_tiles.latents");
+  EXPECT_GT(test::rel_error(vae.decode(latents), ref.get("default_tiles.decoded")), 1e-3);
+}
+
+TEST(vae, tile_sizes_that_do_not_line_up_are_config_errors) {
+  const AutoencoderKL vae = AutoencoderKL::load(test::fixture("models/tiny-sd1/vae"));
+  const Tensor latents = Tensor::zeros({1, 4, 20, 20});
+  test::expect_error_mentioning<ConfigError>(
+      [&] {
+        vae.decode(latents, VaeTiling{true, 40});
+      },
+      {"VAE tile size 40", "multiple of 32"});
+  test::expect_error_mentioning<ConfigError>(
+      [&] {
+        vae.decode(latents, VaeTiling{true, -64});
+      },
+      {"VAE tile size -64"});
 }
 
 TEST(vae, legacy_attention_names_load_identically) {

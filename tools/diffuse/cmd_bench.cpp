@@ -13,8 +13,8 @@ namespace diffuse::cli {
 
 Command add_bench(CLI::App& app) {
   struct Args {
-    std::string model, config, scheduler = "euler";
-    int width = 512, height = 512, steps = 2;
+    std::string model, config, scheduler = "euler", vae_tiling = "auto";
+    int width = 512, height = 512, steps = 2, vae_tile_size = 0;
     LoadOptions load;
     float guidance = 7.5f;
     bool json = false;
@@ -34,6 +34,10 @@ Command add_bench(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--scheduler", a->scheduler, "sampler (one UNet call per step)")
       ->capture_default_str();
+  c->add_option("--vae-tiling", a->vae_tiling, "VAE decode in tiles: auto, on, off")
+      ->capture_default_str();
+  c->add_option("--vae-tile-size", a->vae_tile_size,
+                "VAE tile side in pixels (multiple of 32; default: the VAE's sample_size)");
   add_backend_options(*c, a->load);
   c->add_flag("--json", a->json, "print JSON");
   return [a, c] {
@@ -50,6 +54,8 @@ Command add_bench(CLI::App& app) {
     o.guidance_scale = a->guidance;
     o.scheduler = a->scheduler;
     o.seed = 1;
+    o.vae_tiling = a->vae_tiling;
+    o.vae_tile_size = a->vae_tile_size;
     std::vector<double> step_s;
     double last = 0;
     auto r = pipe->generate(o, [&](const Progress& p) {
@@ -74,6 +80,7 @@ Command add_bench(CLI::App& app) {
                        {"unet_batch", batch},
                        {"threads", threads},
                        {"precision", a->load.precision},
+                       {"vae_tiling", a->vae_tiling},
                        {"load_s", r.times.load_s},
                        {"text_encoder_s", r.times.text_encoder_s},
                        {"unet_step_s", step_s},

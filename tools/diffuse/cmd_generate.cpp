@@ -37,8 +37,8 @@ struct GenerateArgs {
   float high_noise_frac = 0.8f, aesthetic_score = 6.f, negative_aesthetic_score = 2.5f;
   int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0;
   LoadOptions load;
-  int mask_blur = 0;
-  std::string mask;
+  int mask_blur = 0, vae_tile_size = 0;
+  std::string mask, vae_tiling = "auto";
   std::vector<std::string> loras, embeddings;
   std::string embeddings_dir, lora_dir;
   float hires_scale = 2.f, hires_strength = 0.7f;
@@ -218,6 +218,8 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     // Unset, the library picks diffusers' default (0.8 img2img, 1.0 inpainting).
     if (cmd.count("--strength")) o.strength = a.strength;
   }
+  o.vae_tiling = a.vae_tiling;
+  o.vae_tile_size = a.vae_tile_size;
   if (!a.mask.empty()) {
     o.mask_image = load_png(a.mask);
     o.mask_blur = a.mask_blur;
@@ -362,6 +364,13 @@ Command add_generate(CLI::App& app) {
   c->add_option("--strength", a->strength,
                 "fraction of the schedule re-noised, (0, 1] (default 0.8, SDXL 0.3; 1.0 with "
                 "--mask)");
+  c->add_option("--vae-tiling", a->vae_tiling,
+                "decode in overlapping tiles (diffusers' enable_tiling): auto (only when the image "
+                "would need more than ~4 GiB to decode whole), on, off")
+      ->capture_default_str();
+  c->add_option("--vae-tile-size", a->vae_tile_size,
+                "VAE tile side in pixels, a multiple of 32 (default: the VAE's sample_size, 512 "
+                "for SD 1.5)");
   c->add_option("--mask", a->mask,
                 "inpainting mask (PNG, white = repaint) for --image; any size, resized");
   c->add_option("--mask-blur", a->mask_blur, "blur the mask by N pixels first (0 = off)")

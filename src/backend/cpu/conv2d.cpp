@@ -1,11 +1,12 @@
-// 2-D convolution as im2col + GEMM, tiled over output rows so the column buffer stays small
-// (a 512x512 VAE layer would otherwise need a 1 GB column matrix). 1x1 stride-1 convolutions skip
-// im2col entirely. Winograd / direct kernels slot in here later behind the same signature.
+// 2-D convolution: oneDNN's direct kernels on large maps (conv2d_direct.cpp), else im2col + GEMM,
+// tiled over output rows so the column buffer stays small (a 512x512 VAE layer would otherwise
+// need a 1 GB column matrix). 1x1 stride-1 convolutions skip im2col entirely.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "backend/cpu/conv2d_direct.h"
 #include "backend/cpu/kernels.h"
 #include "backend/op_checks.h"
 #include "core/thread_pool.h"
@@ -29,6 +30,8 @@ Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const C
   const float* wp = w.f32();
   const bool pointwise = KH == 1 && KW == 1 && S == 1 && p.pad_top == 0 && p.pad_left == 0 &&
                          p.pad_bottom == 0 && p.pad_right == 0;
+  if (!pointwise && direct_conv2d_pays(OH, OW, KH, KW) && direct_conv2d(x, w, bias, p, out))
+    return out;
   const int64_t rows_per_tile =
       std::clamp<int64_t>(kColumnBudgetFloats / std::max<int64_t>(K * OW, 1), 1, OH);
   Tensor col = pointwise ? Tensor() : Tensor::empty({K, rows_per_tile * OW});

@@ -5,6 +5,7 @@
 #include "diffuse/error.hpp"
 #include "models/vae/vae_decoder.h"
 #include "models/vae/vae_encoder.h"
+#include "models/vae/vae_tiling.h"
 
 namespace diffuse {
 
@@ -58,6 +59,34 @@ Tensor AutoencoderKL::decode(const Tensor& latents) const {
                      ", h, w], got " + latents.shape().str());
   if (m.post_quant_conv) return m.decoder((*m.post_quant_conv)(latents));
   return m.decoder(latents);
+}
+
+int AutoencoderKL::tile_size(const VaeTiling& tiling) const {
+  const VaeConfig& c = loaded().config;
+  const int unit = 4 * c.downsample_factor();
+  if (tiling.tile_size == 0) {
+    if (c.sample_size < c.downsample_factor())
+      throw ConfigError(
+          "VAE tiling: the VAE config has no sample_size to take the tile size "
+          "from; give a tile size (a multiple of " +
+          std::to_string(unit) + " pixels)");
+    return c.sample_size;
+  }
+  if (tiling.tile_size < unit || tiling.tile_size % unit != 0)
+    throw ConfigError("VAE tile size " + std::to_string(tiling.tile_size) +
+                      " must be a positive multiple of " + std::to_string(unit) + " pixels");
+  return tiling.tile_size;
+}
+
+Tensor AutoencoderKL::decode(const Tensor& latents, const VaeTiling& tiling) const {
+  if (!tiling.enabled) return decode(latents);
+  const int tile = tile_size(tiling);
+  // diffusers: tile_latent_min_size = int(sample_size / 2 ** (len(block_out_channels) - 1))
+  const vae::TileGrid grid{tile / config().downsample_factor(), tile, 0.25f};
+  if (latents.ndim() != 4 ||
+      (latents.dim(2) <= grid.tile_latent && latents.dim(3) <= grid.tile_latent))
+    return decode(latents);
+  return vae::tiled_decode(latents, grid, [this](const Tensor& z) { return decode(z); });
 }
 
 AutoencoderKL::LatentDist AutoencoderKL::encode(const Tensor& image) const {

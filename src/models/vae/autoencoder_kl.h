@@ -12,6 +12,15 @@
 
 namespace diffuse {
 
+/// diffusers' AutoencoderKL.enable_tiling(): decode in overlapping tiles blended at the seams
+/// (models/vae/vae_tiling.h), so that memory stays that of one tile's decode.
+struct VaeTiling {
+  bool enabled = false;
+  /// Tile side in pixels; 0: the config's sample_size, as diffusers (tile_sample_min_size).
+  /// Others must be multiples of 4 latents (32 pixels for SD), so that the tiles line up.
+  int tile_size = 0;
+};
+
 class AutoencoderKL {
  public:
   /// Loads `<dir>/config.json` and the weights in `dir` (diffusers layout).
@@ -25,6 +34,11 @@ class AutoencoderKL {
   /// latents [B, latent_channels, h, w] (any h, w >= 1)  ->  image [B, out_channels, h*f, w*f],
   /// f = config().downsample_factor() (8 for SD); no scaling_factor applied.
   Tensor decode(const Tensor& latents) const;
+  /// decode() in tiles when `tiling.enabled` and the latents are larger than one tile (as
+  /// diffusers' _decode with use_tiling); ConfigError for a tile size that cannot be used.
+  Tensor decode(const Tensor& latents, const VaeTiling& tiling) const;
+  /// The tile side in pixels that `tiling` resolves to for this model (checked as decode() does).
+  int tile_size(const VaeTiling& tiling) const;
 
   /// The diagonal Gaussian posterior: mean and log-variance, each [B, latent_channels, H/f, W/f],
   /// logvar clamped to [-30, 20] as diffusers' DiagonalGaussianDistribution does.

@@ -48,6 +48,8 @@ VaeConfig VaeConfig::parse(const nlohmann::json& j, const std::string& source) {
 
   if (auto it = j.find("sample_size"); it != j.end() && it->is_number_integer())
     v.sample_size = it->get<int>();
+  else if (it != j.end() && it->is_array() && !it->empty() && (*it)[0].is_number_integer())
+    v.sample_size = (*it)[0].get<int>();  // [h, w]: diffusers tiles by the first
   c.ignore({"sample_size"});
   // force_upcast only says fp16 decoding overflows; we decode in fp32.
   c.ignore({"force_upcast"});

@@ -57,6 +57,11 @@ GenerateOptions read_generation_fields(JsonFields& f, int default_steps) {
   if (o.prompt_syntax != "plain" && o.prompt_syntax != "a1111")
     throw invalid_parameter("prompt_syntax must be \"plain\" or \"a1111\", got \"" +
                             o.prompt_syntax + "\"");
+  o.vae_tiling = f.string("vae_tiling", "auto");
+  if (o.vae_tiling != "auto" && o.vae_tiling != "on" && o.vae_tiling != "off")
+    throw invalid_parameter("vae_tiling must be \"auto\", \"on\" or \"off\", got \"" +
+                            o.vae_tiling + "\"");
+  o.vae_tile_size = static_cast<int>(f.integer("vae_tile_size", 0, 0, 1 << 16));
   return o;
 }
 

@@ -37,7 +37,9 @@ nlohmann::json queue_json(const std::string& id, const std::string& model,
                       {"image_count", o.image_count},
                       {"rng", o.rng},
                       {"clip_skip", o.clip_skip},
-                      {"prompt_syntax", o.prompt_syntax}};
+                      {"prompt_syntax", o.prompt_syntax},
+                      {"vae_tiling", o.vae_tiling},
+                      {"vae_tile_size", o.vae_tile_size}};
   // Absent means "no negative prompt" (zeros on SDXL models that force them), not "".
   if (o.negative_prompt) j["negative_prompt"] = *o.negative_prompt;
   if (o.karras_sigmas) j["karras_sigmas"] = *o.karras_sigmas;
