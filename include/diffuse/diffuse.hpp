@@ -213,12 +213,19 @@ struct StageTimes {
   double load_s = 0, text_encoder_s = 0, denoise_s = 0, vae_s = 0, total_s = 0;
 };
 
+/// Arithmetic of each stage: 2 x the multiply-adds of its linear layers, convolutions and
+/// attention (element-wise ops, norms and softmax not counted), for throughput reports.
+struct StageFlops {
+  double text_encoder = 0, denoise = 0, vae = 0;
+};
+
 struct GenerationResult {
   std::vector<Image> images;
   uint64_t seed = 0;
   std::string scheduler_class;  // what actually ran, e.g. "DPMSolverMultistepScheduler"
   std::string sampler_name;     // A1111's name, e.g. "DPM++ 2M Karras"
   StageTimes times;
+  StageFlops flops;
   size_t peak_activation_bytes =
       0;  // activation high-water mark during this call (weights excluded)
   /// Activation blocks this call took from the system allocator rather than the pipeline's pool

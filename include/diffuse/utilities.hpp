@@ -61,6 +61,12 @@ void synthesize_model(const std::string& config_dir, const std::string& tokenize
 /// Peak resident set size of this process so far, in bytes (getrusage's ru_maxrss), for reports.
 size_t process_peak_rss_bytes();
 
+/// This machine's float32 matrix-multiply rate in GFLOP/s, as the CPU backend's kernels reach it
+/// (a [4096 x 2880] x [2880 x 320] product: the im2col GEMM of a 3x3 convolution at the SD UNet's
+/// first level, 512x512 image): the best of repeated runs on `threads` threads (0: all cores)
+/// over about `seconds`. The yardstick `diffuse bench` divides model throughput by.
+double measure_sgemm_gflops(int threads = 0, double seconds = 1.0);
+
 /// SHA-256 of a file's bytes as lowercase hex (package checksums, Hub downloads, the server's
 /// model hashes). FileError naming `path` when it cannot be read.
 std::string sha256_file(const std::string& path);

@@ -3,6 +3,7 @@
 #include "backend/ops.h"
 
 #include "backend/backend.h"
+#include "backend/op_costs.h"
 
 namespace diffuse::ops {
 
@@ -25,10 +26,16 @@ struct Finish<Tensor> {
 
 }  // namespace
 
+// (a, b, c) -> , a, b, c: the tag goes before an op's arguments.
+#define DIFFUSE_COMMA_ARGS(...) , __VA_ARGS__
+
+// Counting happens before the call: in-place ops may change their arguments.
 #define DIFFUSE_DISPATCH(ret, op, params, args, primary)                          \
   ret op params {                                                                 \
     const Tensor& primary_ = primary;                                             \
     const Backend& backend_ = backend_for(primary_.device());                     \
+    if (FlopCounter* counter_ = current_flop_counter())                           \
+      counter_->flops += op_flops(op_tags::op {} DIFFUSE_COMMA_ARGS args);        \
     return Finish<ret>::run(primary_, [&]() -> ret { return backend_.op args; }); \
   }
 DIFFUSE_BACKEND_OPS(DIFFUSE_DISPATCH)

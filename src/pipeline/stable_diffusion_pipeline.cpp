@@ -6,8 +6,10 @@
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "backend/backend.h"
+#include "backend/op_costs.h"
 #include "core/allocator.h"
 #include "core/thread_pool.h"
 #include "io/image_resize.h"
@@ -314,6 +316,8 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   std::lock_guard<std::mutex> serial(generate_mu_);
   ThreadPoolScope threads(*runtime_.threads);
   MemoryPoolScope memory(*runtime_.memory);
+  ops::FlopCounter flops;
+  ops::FlopCounterScope count_flops(flops);
   const auto t_start = Clock::now();
   GenerationResult result;
   result.options = options;
@@ -351,6 +355,7 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   const bool cfg = o.guidance_scale > 1.f;
   const stages::Conditioning cond = encode_conditioning(o, cfg);
   result.times.text_encoder_s = seconds_since(t0);
+  result.flops.text_encoder = std::exchange(flops.flops, 0.0);
 
   // 2. Schedule(s), the conditioned UNet and initial latents.
   t0 = Clock::now();
@@ -382,6 +387,7 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
     final_latents =
         finish.run(final_latents, *rng, report_from(static_cast<int>(loop.timesteps.size())));
   result.times.denoise_s = seconds_since(t0);
+  result.flops.denoise = std::exchange(flops.flops, 0.0);
 
   // 4. Decode.
   t0 = Clock::now();
@@ -389,6 +395,7 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   result.images = stages::tensor_to_images(
       stages::decode_latents(decoder, final_latents, decode_plan(o, decoder, final_latents)));
   result.times.vae_s = seconds_since(t0);
+  result.flops.vae = std::exchange(flops.flops, 0.0);
   result.times.total_s = seconds_since(t_start);
   const MemoryStats after = runtime_.memory->stats();
   result.peak_activation_bytes = after.peak_bytes - before.live_bytes;

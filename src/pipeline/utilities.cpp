@@ -7,9 +7,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
+#include "backend/ops.h"
+#include "core/thread_pool.h"
 #include "io/atomic_file.h"
 #include "pipeline/synthetic_weights.h"
 #include "tokenizer/clip_tokenizer.h"
@@ -78,6 +81,28 @@ void synthesize_model(const std::string& config_dir, const std::string& tokenize
     fs::remove_all(tmp, ec);
     throw;
   }
+}
+
+}  // namespace diffuse
+
+namespace diffuse {
+
+double measure_sgemm_gflops(int threads, double seconds) {
+  ThreadPool pool(threads);
+  ThreadPoolScope scope(pool);
+  constexpr int64_t kRows = 4096, kInner = 2880, kCols = 320;
+  const Tensor x = Tensor::full({kRows, kInner}, 0.5f);
+  const Tensor w = Tensor::full({kCols, kInner}, 0.25f);
+  const double flops = 2.0 * kRows * kInner * kCols;
+  double best = 0, spent = 0;
+  for (int run = 0; run < 3 || (spent < seconds && run < 100); ++run) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ops::linear(x, w, nullptr);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spent += s;
+    best = std::max(best, flops / s / 1e9);
+  }
+  return best;
 }
 
 }  // namespace diffuse

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "backend/backend.h"
+#include "backend/op_costs.h"
 #include "backend/ops.h"
 #include "common/fixtures.h"
 #include "core/thread_pool.h"
@@ -366,6 +367,33 @@ TEST_P(BackendOps, results_do_not_depend_on_the_thread_count) {
   const auto [three_big, three_small] = run(3);
   EXPECT_EQ(test::abs_error(one_big, three_big), 0.0);
   EXPECT_EQ(test::abs_error(one_small, three_small), 0.0);
+}
+
+// The op seam counts the arithmetic of the ops that carry it into the caller's FlopCounter.
+TEST_P(BackendOps, flops_are_counted_at_the_op_seam) {
+  const Device device = resolve_device(GetParam()).device;
+  ops::FlopCounter counter;
+  {
+    ops::FlopCounterScope scope(counter);
+    ops::linear(random_tensor({2, 7, 33}, 1, device), random_tensor({19, 33}, 2, device), nullptr);
+    EXPECT_EQ(counter.flops, 2.0 * 14 * 33 * 19);
+    counter.flops = 0;
+    // 3x3, stride 2, padding 1: 9x8 -> 5x4 outputs.
+    ops::conv2d(random_tensor({2, 3, 9, 8}, 3, device), random_tensor({4, 3, 3, 3}, 4, device),
+                nullptr, ops::Conv2dParams::same(1, 2));
+    EXPECT_EQ(counter.flops, 2.0 * 2 * 4 * (5 * 4) * (3 * 9));
+    counter.flops = 0;
+    const Tensor q = random_tensor({2, 10, 16}, 5, device),
+                 kv = random_tensor({2, 77, 16}, 6, device);
+    ops::attention(q, kv, kv, 2, false);
+    EXPECT_EQ(counter.flops, 4.0 * 2 * 10 * 77 * 16);
+    counter.flops = 0;
+    Tensor x = random_tensor({4, 4}, 7, device);
+    ops::silu_(x);
+    EXPECT_EQ(counter.flops, 0.0);
+  }
+  ops::linear(random_tensor({2, 33}, 8, device), random_tensor({19, 33}, 9, device), nullptr);
+  EXPECT_EQ(counter.flops, 0.0) << "counted after its scope ended";
 }
 
 TEST_P(BackendOps, count_nonfinite_counts_nan_and_inf) {

@@ -196,6 +196,16 @@ TEST(cli, bench_reports_stage_times_with_synthetic_weights) {
   EXPECT_GT(j["vae_decode_s"].get<double>(), 0.0);
   EXPECT_GT(j["peak_rss_mib"].get<double>(), 0.0);
   EXPECT_EQ(j["precision"], "f32");
+  // Throughput: counted FLOPs over time, and the machine's own GEMM rate as the yardstick.
+  for (const char* key :
+       {"unet_step_gflop", "vae_decode_gflop", "unet_gflops", "vae_gflops", "sgemm_gflops"})
+    EXPECT_GT(j[key].get<double>(), 0.0) << key;
+  CommandResult one = run("bench --config " + tiny() +
+                          " --width 128 --height 128 --steps 1 --guidance-scale 1 --json");
+  ASSERT_EQ(one.code, 0) << one.err;
+  // Without guidance the UNet runs on batch 1: exactly half the arithmetic.
+  EXPECT_DOUBLE_EQ(nlohmann::json::parse(one.out)["unet_step_gflop"].get<double>() * 2,
+                   j["unet_step_gflop"].get<double>());
   CommandResult bad = run("bench --width 128");
   EXPECT_EQ(bad.code, 1);
   CommandResult int8 = run("bench --config " + tiny() +

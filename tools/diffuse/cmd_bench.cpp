@@ -70,6 +70,12 @@ Command add_bench(CLI::App& app) {
     const double rss = double(process_peak_rss_bytes()) / (1 << 20);
     const double act = double(r.peak_activation_bytes) / (1 << 20);
     const int batch = a->guidance > 1.f ? 2 : 1;
+    // Throughput per stage, and the machine's own GEMM rate measured now on the same threads,
+    // so that numbers from a shared, noisy machine can be read as fractions of what it gives.
+    const double unet_flops = r.flops.denoise / double(step_s.size());
+    const double unet_gflops = unet_flops / best / 1e9;
+    const double vae_gflops = r.times.vae_s > 0 ? r.flops.vae / r.times.vae_s / 1e9 : 0;
+    const double sgemm = measure_sgemm_gflops(pipe->info().threads);
     // The pipeline's own pool when the library reports it, else the default pool's size.
     const int threads = pipe->info().threads;
     if (a->json) {
@@ -87,7 +93,12 @@ Command add_bench(CLI::App& app) {
                        {"unet_step_best_s", best},
                        {"vae_decode_s", r.times.vae_s},
                        {"peak_rss_mib", rss},
-                       {"peak_activation_mib", act}};
+                       {"peak_activation_mib", act},
+                       {"unet_step_gflop", unet_flops / 1e9},
+                       {"vae_decode_gflop", r.flops.vae / 1e9},
+                       {"unet_gflops", unet_gflops},
+                       {"vae_gflops", vae_gflops},
+                       {"sgemm_gflops", sgemm}};
       std::cout << j.dump(2) << "\n";
     } else {
       std::printf("model %s%s, %dx%d, UNet batch %d, backend %s, %d threads, %s weights\n",
@@ -97,6 +108,11 @@ Command add_bench(CLI::App& app) {
       std::printf("load %.3f s | text encoder %.3f s | UNet step best %.3f s | VAE decode %.3f s\n",
                   r.times.load_s, r.times.text_encoder_s, best, r.times.vae_s);
       std::printf("peak RSS %.0f MiB | peak activations %.0f MiB\n", rss, act);
+      std::printf(
+          "UNet step %.0f GFLOP at %.1f GFLOP/s (%.0f%% of sgemm) | VAE decode %.0f GFLOP at %.1f "
+          "GFLOP/s (%.0f%%) | sgemm %.1f GFLOP/s\n",
+          unet_flops / 1e9, unet_gflops, 100 * unet_gflops / sgemm, r.flops.vae / 1e9, vae_gflops,
+          100 * vae_gflops / sgemm, sgemm);
     }
     return 0;
   };

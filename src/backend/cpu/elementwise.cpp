@@ -4,6 +4,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/softmax_row.h"
+#include "backend/cpu/vector_math.h"
 #include "backend/op_checks.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
@@ -38,13 +39,13 @@ void require_same(const Tensor& a, const Tensor& b, const char* what) {
 }  // namespace
 
 void silu_(Tensor& x) {
-  map_(x, "silu", [](float v) { return v / (1.f + std::exp(-v)); });
+  map_(x, "silu", silu_f32);
 }
 void gelu_(Tensor& x) {
   map_(x, "gelu", gelu);
 }
 void quick_gelu_(Tensor& x) {
-  map_(x, "quick_gelu", [](float v) { return v / (1.f + std::exp(-1.702f * v)); });
+  map_(x, "quick_gelu", [](float v) { return v / (1.f + exp_f32(-1.702f * v)); });
 }
 void scale_(Tensor& x, float s) {
   map_(x, "scale", [s](float v) { return v * s; });

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/vector_math.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -21,11 +22,9 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
       [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           const float* row = xp + r * d;
-          double sum = 0, sq = 0;
-          for (int64_t i = 0; i < d; ++i) sum += row[i];
-          const double mean = sum / double(d);
-          for (int64_t i = 0; i < d; ++i) sq += (row[i] - mean) * (row[i] - mean);
-          const float inv = static_cast<float>(1.0 / std::sqrt(sq / double(d) + eps));
+          const double mean = sum_f64(row, d) / double(d);
+          const float inv =
+              static_cast<float>(1.0 / std::sqrt(sum_sq_dev_f64(row, d, mean) / double(d) + eps));
           const float m = static_cast<float>(mean);
           float* o = op + r * d;
           for (int64_t i = 0; i < d; ++i) o[i] = (row[i] - m) * inv * g[i] + bt[i];
@@ -52,11 +51,8 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t b = p / groups, gi = p % groups;
       const float* src = xp + (b * C + gi * cpg) * spatial;
-      double sum = 0, sq = 0;
-      for (int64_t i = 0; i < n; ++i) sum += src[i];
-      const double mean = sum / double(n);
-      for (int64_t i = 0; i < n; ++i) sq += (src[i] - mean) * (src[i] - mean);
-      const double inv = 1.0 / std::sqrt(sq / double(n) + eps);
+      const double mean = sum_f64(src, n) / double(n);
+      const double inv = 1.0 / std::sqrt(sum_sq_dev_f64(src, n, mean) / double(n) + eps);
       for (int64_t c = 0; c < cpg; ++c) {
         const int64_t ch = gi * cpg + c;
         // y = (x - mean) * inv * gamma + beta  ==  x * a + b
@@ -65,10 +61,7 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
         const float* s = src + c * spatial;
         float* o = op + (b * C + ch) * spatial;
         if (fuse_silu) {
-          for (int64_t i = 0; i < spatial; ++i) {
-            const float y = s[i] * a + bb;
-            o[i] = y / (1.f + std::exp(-y));
-          }
+          for (int64_t i = 0; i < spatial; ++i) o[i] = silu_f32(s[i] * a + bb);
         } else {
           for (int64_t i = 0; i < spatial; ++i) o[i] = s[i] * a + bb;
         }

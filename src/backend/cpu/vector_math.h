@@ -1,0 +1,107 @@
+// Element-wise math written so that the compiler vectorizes it (no library calls, and selects
+// as bit masks: GCC 12 does not if-convert `c ? a : b` between float expressions), for the CPU
+// kernels' hot loops: GroupNorm+SiLU, softmax and SiLU called libm's expf once per
+// element, and summed in one double accumulator (one dependent add per element).
+//
+// Results do not depend on the instruction set: no FMA contraction (ISO C++ mode), fixed
+// summation orders, so a scalar, SSE or AVX build computes the same bits.
+#pragma once
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+
+namespace diffuse::cpu {
+
+/// c ? a : b, branch-free.
+inline float select(bool c, float a, float b) {
+  const uint32_t mask = 0u - static_cast<uint32_t>(c);
+  return std::bit_cast<float>((std::bit_cast<uint32_t>(a) & mask) |
+                              (std::bit_cast<uint32_t>(b) & ~mask));
+}
+
+/// e^x in float32 to within 2 ulp of the correctly rounded value (Cephes' expf: x = n ln2 + r
+/// with |r| <= ln2/2, a degree-6 polynomial for e^r, scaled by 2^n through the exponent bits).
+/// Overflows to +inf above 88.72, flushes to 0 below -87.33 (the smallest normal result); NaN
+/// stays NaN.
+inline float exp_f32(float x) {
+  constexpr float kHi = 88.72283935546875f, kLo = -87.33654022216797f;
+  const float at_least_lo = select(x < kLo, kLo, x);
+  const float clamped = select(at_least_lo > kHi, kHi, at_least_lo);
+  // Round to nearest by adding and removing 1.5 * 2^23 (no library call, so it vectorizes;
+  // exact for |x * log2 e| < 2^22).
+  constexpr float kRound = 12582912.f;
+  const float n = (clamped * 1.44269504088896341f + kRound) - kRound;
+  // ln2 split in two so that n * ln2_hi is exact.
+  float r = clamped - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float er = p * (r * r) + r + 1.f;
+  // 2^n in two factors: near the top of the range n = 128 has no float of its own. (A NaN x
+  // gives a NaN polynomial; n is zeroed only so that its conversion to int is defined.)
+  const auto k = static_cast<int32_t>(select(n > -200.f, n, 0.f));
+  const int32_t k1 = k / 2, k2 = k - k1;
+  const float result = er * std::bit_cast<float>(static_cast<uint32_t>(k1 + 127) << 23) *
+                       std::bit_cast<float>(static_cast<uint32_t>(k2 + 127) << 23);
+  return select(x > kHi, INFINITY, select(x < kLo, 0.f, result));
+}
+
+/// x * sigmoid(x) (torch.nn.functional.silu).
+inline float silu_f32(float x) {
+  return x / (1.f + exp_f32(-x));
+}
+
+/// Sum of p[0, n) in double, in eight interleaved partial sums (added pairwise at the end) so
+/// the additions vectorize; the order is fixed, so the result is too.
+inline double sum_f64(const float* p, int64_t n) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) acc[k] += static_cast<double>(p[i + k]);
+  for (int k = 0; i < n; ++i, ++k) acc[k] += static_cast<double>(p[i]);
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/// Sum of (p[i] - mean)^2 over [0, n) in double, ordered as sum_f64.
+inline double sum_sq_dev_f64(const float* p, int64_t n, double mean) {
+  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) {
+      const double d = static_cast<double>(p[i + k]) - mean;
+      acc[k] += d * d;
+    }
+  for (int k = 0; i < n; ++i, ++k) {
+    const double d = static_cast<double>(p[i]) - mean;
+    acc[k] += d * d;
+  }
+  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+/// Largest of p[0, n) (n >= 1; NaN if any element is NaN, as torch.max).
+inline float max_f32(const float* p, int64_t n) {
+  float acc[8];
+  for (int k = 0; k < 8; ++k) acc[k] = p[0];
+  bool nan = false;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) {
+      const float v = p[i + k];
+      nan |= v != v;
+      acc[k] = v > acc[k] ? v : acc[k];
+    }
+  for (; i < n; ++i) {
+    nan |= p[i] != p[i];
+    acc[0] = p[i] > acc[0] ? p[i] : acc[0];
+  }
+  float m = acc[0];
+  for (int k = 1; k < 8; ++k) m = acc[k] > m ? acc[k] : m;
+  return nan ? NAN : m;
+}
+
+}  // namespace diffuse::cpu
