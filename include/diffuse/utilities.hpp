@@ -61,6 +61,18 @@ void synthesize_model(const std::string& config_dir, const std::string& tokenize
 /// Peak resident set size of this process so far, in bytes (getrusage's ru_maxrss), for reports.
 size_t process_peak_rss_bytes();
 
+/// What this machine offers the library and what the library chose for it (`diffuse info
+/// --system`): the CPU and the kernels picked at run time from its features.
+struct SystemInfo {
+  std::string cpu;                        // model name ("" where the OS does not tell)
+  int hardware_threads = 0;               // what --threads 0 uses
+  std::vector<std::string> cpu_features;  // those the kernels could use (avx2, fma, f16c, ...)
+  std::string vector_kernels;             // the element-wise kernel set: "avx2", "baseline"
+  std::string gemm;                       // GEMM/convolution library and its kernels
+  std::vector<std::string> backends;      // built in: "cpu", "reference"
+};
+SystemInfo system_info();
+
 /// This machine's float32 matrix-multiply rate in GFLOP/s, as the CPU backend's kernels reach it
 /// (a [4096 x 2880] x [2880 x 320] product: the im2col GEMM of a 3x3 convolution at the SD UNet's
 /// first level, 512x512 image): the best of repeated runs on `threads` threads (0: all cores)

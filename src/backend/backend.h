@@ -51,7 +51,14 @@ DeviceChoice resolve_device(const std::string& name);
 
 namespace cpu {
 const Backend& backend();
-}
+/// Which kernels the CPU backend runs on this machine, chosen at run time from its features.
+struct KernelChoice {
+  std::string vector_kernels;             // the element-wise kernel set: "avx2", "baseline"
+  std::string gemm;                       // e.g. "oneDNN 2.6.3, avx2"
+  std::vector<std::string> cpu_features;  // those the kernels could use, as the CPU reports
+};
+KernelChoice kernel_choice();
+}  // namespace cpu
 namespace ref {
 const Backend& backend();
 }

@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
+#include "backend/backend.h"
 #include "backend/ops.h"
 #include "core/thread_pool.h"
 #include "io/atomic_file.h"
@@ -86,6 +88,23 @@ void synthesize_model(const std::string& config_dir, const std::string& tokenize
 }  // namespace diffuse
 
 namespace diffuse {
+
+SystemInfo system_info() {
+  SystemInfo info;
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);)
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+      info.cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  info.hardware_threads = hardware_threads();
+  const cpu::KernelChoice k = cpu::kernel_choice();
+  info.cpu_features = k.cpu_features;
+  info.vector_kernels = k.vector_kernels;
+  info.gemm = k.gemm;
+  info.backends = backend_names();
+  return info;
+}
 
 double measure_sgemm_gflops(int threads, double seconds) {
   ThreadPool pool(threads);

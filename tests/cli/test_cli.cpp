@@ -146,6 +146,25 @@ TEST(cli, vae_tiling_decodes_in_tiles_only_when_asked_or_needed) {
   EXPECT_EQ(png["auto"], png["off"]);
 }
 
+// `diffuse info --system` says which kernels this CPU gets; the element-wise set is one this CPU
+// runs (tests/backend checks that every set computes the same bits).
+TEST(cli, info_system_names_the_kernels_chosen_for_this_cpu) {
+  CommandResult r = run("info --system --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_GT(j["hardware_threads"].get<int>(), 0);
+  const std::string isa = j["vector_kernels"];
+  EXPECT_TRUE(isa == "avx2" || isa == "baseline") << isa;
+  EXPECT_NE(j["gemm"].get<std::string>().find("oneDNN"), std::string::npos);
+  EXPECT_NE(j["backends"].dump().find("cpu"), std::string::npos);
+  CommandResult text = run("info --system");
+  ASSERT_EQ(text.code, 0) << text.err;
+  EXPECT_NE(text.out.find("element-wise kernels: " + isa), std::string::npos) << text.out;
+  CommandResult neither = run("info");
+  EXPECT_EQ(neither.code, 1);
+  EXPECT_NE(neither.err.find("--system"), std::string::npos) << neither.err;
+}
+
 TEST(cli, corrupt_weights_name_the_file) {
   const std::string dir = diffuse::test::writable_model_copy("tiny-sd1", "corrupt-model");
   const std::string weights = dir + "/unet/diffusion_pytorch_model.safetensors";

@@ -7,6 +7,7 @@
 #include <limits>
 #include <random>
 
+#include "core/dtype.h"
 #include "core/weight.h"
 #include "diffuse/error.hpp"
 
@@ -66,6 +67,35 @@ TEST(weight, widening_equals_the_tensor_conversion_for_every_16_bit_value_kind) 
       EXPECT_EQ(std::signbit(got[i]), std::signbit(want[i])) << i;
     EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * sizeof(float)));
   }
+}
+
+// The F16C path (taken at run time where the CPU has it) and the portable one agree on every
+// half-precision value, and on rounding float32 values that fall between two halves.
+TEST(weight, f16_conversions_agree_with_the_portable_ones_for_every_value) {
+  Tensor halves = Tensor::empty({256, 256}, DType::F16);
+  auto* h = halves.data_as<uint16_t>();
+  for (int i = 0; i < 65536; ++i) h[i] = static_cast<uint16_t>(i);
+  const std::vector<float> widened =
+      Weight::from_tensor(halves, WeightPrecision::F32).to_f32().to_vector();
+  for (int i = 0; i < 65536; ++i) {
+    const float want = half_to_float(static_cast<uint16_t>(i));
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(widened[size_t(i)])) << i;
+    } else {
+      EXPECT_EQ(0, std::memcmp(&widened[size_t(i)], &want, 4)) << i;
+    }
+  }
+  // Midpoints and near-midpoints between neighbouring halves (ties go to even).
+  Tensor between = Tensor::empty({1024, 63});
+  for (int64_t i = 0; i < between.numel(); ++i) {
+    const float lo = half_to_float(static_cast<uint16_t>(i * 31 % 0x7c00));
+    const float hi = half_to_float(static_cast<uint16_t>(i * 31 % 0x7c00 + 1));
+    between.f32()[i] = lo + (hi - lo) * (i % 3 == 0 ? 0.5f : (i % 3 == 1 ? 0.4999f : 0.5001f));
+  }
+  const Weight narrowed = Weight::from_tensor(between, WeightPrecision::F16);
+  const auto* got = narrowed.values.data_as<uint16_t>();
+  for (int64_t i = 0; i < between.numel(); ++i)
+    EXPECT_EQ(got[i], float_to_half(between.f32()[i])) << i;
 }
 
 TEST(weight, f16_and_bf16_precisions_round_float32_matrices_to_nearest_even) {

@@ -15,7 +15,7 @@ namespace {
 
 struct InfoArgs {
   std::string path, variant;
-  bool json = false;
+  bool json = false, system = false;
 };
 
 bool is_png(const std::string& path) {
@@ -107,6 +107,32 @@ void print_model(const ModelDescription& m) {
               bytes_text(m.file_bytes).c_str());
 }
 
+int show_system(const InfoArgs& a) {
+  const SystemInfo s = system_info();
+  if (a.json) {
+    std::cout << nlohmann::json{{"cpu", s.cpu},
+                                {"hardware_threads", s.hardware_threads},
+                                {"cpu_features", s.cpu_features},
+                                {"vector_kernels", s.vector_kernels},
+                                {"gemm", s.gemm},
+                                {"backends", s.backends},
+                                {"gpus", nlohmann::json::array()}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  std::string features, backends;
+  for (const auto& f : s.cpu_features) features += (features.empty() ? "" : " ") + f;
+  for (const auto& b : s.backends) backends += (backends.empty() ? "" : ", ") + b;
+  std::printf("CPU: %s, %d threads\n", s.cpu.empty() ? "unknown" : s.cpu.c_str(),
+              s.hardware_threads);
+  std::printf("  features: %s\n", features.empty() ? "(baseline only)" : features.c_str());
+  std::printf("  element-wise kernels: %s\n", s.vector_kernels.c_str());
+  std::printf("  GEMM and convolutions: %s\n", s.gemm.c_str());
+  std::printf("backends: %s\nGPUs: none (this build has no GPU backend)\n", backends.c_str());
+  return 0;
+}
+
 }  // namespace
 
 Command add_info(CLI::App& app) {
@@ -114,11 +140,15 @@ Command add_info(CLI::App& app) {
   CLI::App* c = app.add_subcommand(
       "info",
       "Describe a PNG (its generation parameters), a model folder or a single-file checkpoint");
-  c->add_option("path", a->path, "PNG file, diffusers model folder or .safetensors/.ckpt file")
-      ->required();
+  c->add_option("path", a->path, "PNG file, diffusers model folder or .safetensors/.ckpt file");
+  c->add_flag("--system", a->system,
+              "describe this machine instead: CPU, its features and the kernels chosen for it");
   c->add_option("--variant", a->variant, "for a model folder: the weight-file variant (fp16)");
   c->add_flag("--json", a->json, "print JSON on stdout");
   return [a] {
+    if (a->system) return show_system(*a);
+    if (a->path.empty())
+      throw ConfigError("info: give a PATH (PNG, model folder or file) or --system");
     if (is_png(a->path)) return show_png(*a);
     LoadOptions o;
     o.variant = a->variant;

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "backend/cpu/kernels.h"
-#include "backend/cpu/softmax_row.h"
+#include "backend/cpu/vector_kernels.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -37,6 +37,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
   std::vector<Tensor> scratch;
   for (int64_t i = 0; i < workers; ++i)
     scratch.push_back(Tensor::empty({std::min(kBlock, Lq), Lk}));
+  const VectorKernels& vk = vector_kernels();
   parallel_for(workers, [&](int64_t w0, int64_t w1) {
     for (int64_t wi = w0; wi < w1; ++wi) {
       Tensor& scores = scratch[static_cast<size_t>(wi)];
@@ -49,7 +50,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
         float* s = scores.f32();
         gemm(false, true, rows, Lk, D, scale, qp, C, kp, C, 0.f, s, Lk);
         for (int64_t r = 0; r < rows; ++r)
-          cpu::softmax_row(s + r * Lk, causal ? std::min(Lk, r0 + r + 1) : Lk, Lk);
+          vk.softmax_row(s + r * Lk, causal ? std::min(Lk, r0 + r + 1) : Lk, Lk);
         gemm(false, false, rows, D, Lk, 1.f, s, Lk, vp, C, 0.f,
              out.f32() + (b * Lq + r0) * C + h * D, C);
       }

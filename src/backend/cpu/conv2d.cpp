@@ -66,10 +66,17 @@ Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const C
                   continue;
                 }
                 const float* srow = xb + (c * H + ih) * W;
-                for (int64_t ow = 0; ow < OW; ++ow) {
-                  const int64_t iw = ow * S + kw - p.pad_left;
-                  drow[ow] = (iw >= 0 && iw < W) ? srow[iw] : 0.f;
+                // Columns whose input lies inside the row: [lo, hi); zeros either side.
+                const int64_t shift = kw - p.pad_left;
+                const int64_t lo = std::clamp<int64_t>((-shift + S - 1) / S, 0, OW);
+                const int64_t hi = std::clamp<int64_t>((W - shift + S - 1) / S, lo, OW);
+                std::fill(drow, drow + lo, 0.f);
+                if (S == 1) {
+                  std::memcpy(drow + lo, srow + lo + shift, sizeof(float) * size_t(hi - lo));
+                } else {
+                  for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[ow * S + shift];
                 }
+                std::fill(drow + hi, drow + OW, 0.f);
               }
             }
           },

@@ -3,8 +3,7 @@
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
-#include "backend/cpu/softmax_row.h"
-#include "backend/cpu/vector_math.h"
+#include "backend/cpu/vector_kernels.h"
 #include "backend/op_checks.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
@@ -36,16 +35,25 @@ void require_same(const Tensor& a, const Tensor& b, const char* what) {
   if (a.shape() != b.shape())
     throw ShapeError(std::string(what) + ": shapes " + a.shape().str() + " and " + b.shape().str());
 }
+/// p = p * sigmoid(k p) over x, in parallel chunks.
+void sigmoid_gate_(Tensor& x, const char* what, float k) {
+  require_f32_contiguous(x, what);
+  float* p = x.f32();
+  const VectorKernels& vk = vector_kernels();
+  parallel_for(
+      x.numel(), [&](int64_t b, int64_t e) { vk.sigmoid_gate(p + b, e - b, k); }, kGrain);
+}
+
 }  // namespace
 
 void silu_(Tensor& x) {
-  map_(x, "silu", silu_f32);
+  sigmoid_gate_(x, "silu", 1.f);
 }
 void gelu_(Tensor& x) {
   map_(x, "gelu", gelu);
 }
 void quick_gelu_(Tensor& x) {
-  map_(x, "quick_gelu", [](float v) { return v / (1.f + exp_f32(-1.702f * v)); });
+  sigmoid_gate_(x, "quick_gelu", 1.702f);
 }
 void scale_(Tensor& x, float s) {
   map_(x, "scale", [s](float v) { return v * s; });
@@ -78,10 +86,11 @@ void softmax_(Tensor& x) {
   require_f32_contiguous(x, "softmax");
   const int64_t d = x.dim(-1), rows = x.numel() / d;
   float* p = x.f32();
+  const VectorKernels& vk = vector_kernels();
   parallel_for(
       rows,
       [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r) cpu::softmax_row(p + r * d, d, d);
+        for (int64_t r = r0; r < r1; ++r) vk.softmax_row(p + r * d, d, d);
       },
       16);
 }

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "backend/cpu/kernels.h"
-#include "backend/cpu/vector_math.h"
+#include "backend/cpu/vector_kernels.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -17,17 +17,16 @@ Tensor layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, floa
   Tensor out = Tensor::empty(x.shape());
   const float *xp = x.f32(), *g = gamma.f32(), *bt = beta.f32();
   float* op = out.f32();
+  const VectorKernels& vk = vector_kernels();
   parallel_for(
       rows,
       [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r) {
           const float* row = xp + r * d;
-          const double mean = sum_f64(row, d) / double(d);
+          const double mean = vk.sum(row, d) / double(d);
           const float inv =
-              static_cast<float>(1.0 / std::sqrt(sum_sq_dev_f64(row, d, mean) / double(d) + eps));
-          const float m = static_cast<float>(mean);
-          float* o = op + r * d;
-          for (int64_t i = 0; i < d; ++i) o[i] = (row[i] - m) * inv * g[i] + bt[i];
+              static_cast<float>(1.0 / std::sqrt(vk.sum_sq_dev(row, d, mean) / double(d) + eps));
+          vk.normalize(row, op + r * d, d, static_cast<float>(mean), inv, g, bt);
         }
       },
       4);
@@ -47,24 +46,19 @@ Tensor group_norm(const Tensor& x, int groups, const Tensor& gamma, const Tensor
   const int64_t cpg = C / groups, n = cpg * spatial;
   const float *xp = x.f32(), *g = gamma.f32(), *bt = beta.f32();
   float* op = out.f32();
+  const VectorKernels& vk = vector_kernels();
   parallel_for(B * groups, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t b = p / groups, gi = p % groups;
       const float* src = xp + (b * C + gi * cpg) * spatial;
-      const double mean = sum_f64(src, n) / double(n);
-      const double inv = 1.0 / std::sqrt(sum_sq_dev_f64(src, n, mean) / double(n) + eps);
+      const double mean = vk.sum(src, n) / double(n);
+      const double inv = 1.0 / std::sqrt(vk.sum_sq_dev(src, n, mean) / double(n) + eps);
       for (int64_t c = 0; c < cpg; ++c) {
         const int64_t ch = gi * cpg + c;
         // y = (x - mean) * inv * gamma + beta  ==  x * a + b
         const float a = static_cast<float>(inv * g[ch]);
         const float bb = static_cast<float>(bt[ch] - mean * inv * g[ch]);
-        const float* s = src + c * spatial;
-        float* o = op + (b * C + ch) * spatial;
-        if (fuse_silu) {
-          for (int64_t i = 0; i < spatial; ++i) o[i] = silu_f32(s[i] * a + bb);
-        } else {
-          for (int64_t i = 0; i < spatial; ++i) o[i] = s[i] * a + bb;
-        }
+        vk.affine(src + c * spatial, op + (b * C + ch) * spatial, spatial, a, bb, fuse_silu);
       }
     }
   });

@@ -3,21 +3,25 @@
 // kernels' hot loops: GroupNorm+SiLU, softmax and SiLU called libm's expf once per
 // element, and summed in one double accumulator (one dependent add per element).
 //
-// Results do not depend on the instruction set: no FMA contraction (ISO C++ mode), fixed
-// summation orders, so a scalar, SSE or AVX build computes the same bits.
+// Included only by the vector kernel sets (vector_kernels_impl.inl), which are compiled without
+// FMA contraction: with fixed summation orders, every instruction set computes the same bits.
 #pragma once
 
-#include <bit>
 #include <cmath>
 #include <cstdint>
 
 namespace diffuse::cpu {
+// File-local in every including file: each instruction-set file compiles its own copy (a shared
+// inline definition would let the linker hand the AVX2 one to the baseline kernels). For the
+// same reason nothing here instantiates a library template (__builtin_bit_cast, not
+// std::bit_cast).
+namespace {
 
 /// c ? a : b, branch-free.
 inline float select(bool c, float a, float b) {
   const uint32_t mask = 0u - static_cast<uint32_t>(c);
-  return std::bit_cast<float>((std::bit_cast<uint32_t>(a) & mask) |
-                              (std::bit_cast<uint32_t>(b) & ~mask));
+  return __builtin_bit_cast(
+      float, (__builtin_bit_cast(uint32_t, a) & mask) | (__builtin_bit_cast(uint32_t, b) & ~mask));
 }
 
 /// e^x in float32 to within 2 ulp of the correctly rounded value (Cephes' expf: x = n ln2 + r
@@ -46,8 +50,8 @@ inline float exp_f32(float x) {
   // gives a NaN polynomial; n is zeroed only so that its conversion to int is defined.)
   const auto k = static_cast<int32_t>(select(n > -200.f, n, 0.f));
   const int32_t k1 = k / 2, k2 = k - k1;
-  const float result = er * std::bit_cast<float>(static_cast<uint32_t>(k1 + 127) << 23) *
-                       std::bit_cast<float>(static_cast<uint32_t>(k2 + 127) << 23);
+  const float result = er * __builtin_bit_cast(float, static_cast<uint32_t>(k1 + 127) << 23) *
+                       __builtin_bit_cast(float, static_cast<uint32_t>(k2 + 127) << 23);
   return select(x > kHi, INFINITY, select(x < kLo, 0.f, result));
 }
 
@@ -104,4 +108,5 @@ inline float max_f32(const float* p, int64_t n) {
   return nan ? NAN : m;
 }
 
+}  // namespace
 }  // namespace diffuse::cpu
