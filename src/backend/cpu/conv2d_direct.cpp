@@ -179,6 +179,31 @@ Tensor pack_weights(const Tensor& w, const memory::desc& layout) {
   return packed;
 }
 
+/// The distinct kinds of band for bands of `rows_per_band` output rows (kind_of[i]: band i's).
+/// They differ only in padding and height: the first band (top padding), the last (bottom
+/// padding, maybe shorter) and the ones between. All share the first kind's weight layout.
+std::vector<BandKind> plan_band_kinds(const Geometry& g, int64_t rows_per_band, bool has_bias,
+                                      std::vector<size_t>& kind_of) {
+  std::vector<BandKind> kinds;
+  for (size_t i = 0; i < kind_of.size(); ++i) {
+    const int64_t r0 = int64_t(i) * rows_per_band, r1 = std::min(g.OH, r0 + rows_per_band);
+    const auto [in_lo, in_hi] = g.input_rows(r0, r1);
+    const int64_t pad_top = std::max<int64_t>(0, -in_lo);
+    const int64_t pad_bottom = std::max<int64_t>(0, in_hi - g.H);
+    size_t found = 0;
+    while (found < kinds.size() &&
+           !(kinds[found].rows == r1 - r0 && kinds[found].pad_top == pad_top &&
+             kinds[found].pad_bottom == pad_bottom))
+      ++found;
+    if (found == kinds.size()) {
+      const memory::desc layout = kinds.empty() ? memory::desc() : kinds.front().pd.weights_desc();
+      kinds.push_back(make_band_kind(g, r0, r1, has_bias, kinds.empty() ? nullptr : &layout));
+    }
+    kind_of[i] = found;
+  }
+  return kinds;
+}
+
 }  // namespace
 
 bool direct_conv2d_pays(int64_t out_h, int64_t out_w, int64_t kernel_h, int64_t kernel_w) {
@@ -193,29 +218,10 @@ bool direct_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const o
   const int64_t band_floats = std::max(g.C * g.W, g.O * g.OW) * g.B;
   const int64_t rows_per_band = std::clamp<int64_t>(kBandFloats / band_floats, 1, g.OH);
   const int64_t bands = (g.OH + rows_per_band - 1) / rows_per_band;
-  // Band kinds differ only in their padding and height: the first band (top padding), the
-  // last (bottom padding, maybe shorter) and the ones between. All share one weight layout.
-  std::vector<BandKind> kinds;
   std::vector<size_t> kind_of(static_cast<size_t>(bands));
+  std::vector<BandKind> kinds;
   try {
-    for (int64_t i = 0; i < bands; ++i) {
-      const int64_t r0 = i * rows_per_band, r1 = std::min(g.OH, r0 + rows_per_band);
-      const auto [in_lo, in_hi] = g.input_rows(r0, r1);
-      const int64_t pad_top = std::max<int64_t>(0, -in_lo);
-      const int64_t pad_bottom = std::max<int64_t>(0, in_hi - g.H);
-      size_t found = 0;
-      while (found < kinds.size() &&
-             !(kinds[found].rows == r1 - r0 && kinds[found].pad_top == pad_top &&
-               kinds[found].pad_bottom == pad_bottom))
-        ++found;
-      if (found == kinds.size()) {
-        const memory::desc layout =
-            kinds.empty() ? memory::desc() : kinds.front().pd.weights_desc();
-        kinds.push_back(
-            make_band_kind(g, r0, r1, bias != nullptr, kinds.empty() ? nullptr : &layout));
-      }
-      kind_of[static_cast<size_t>(i)] = found;
-    }
+    kinds = plan_band_kinds(g, rows_per_band, bias != nullptr, kind_of);
   } catch (const dnnl::error&) {
     return false;  // no direct kernel for this shape on this CPU: the caller uses im2col
   }
