@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -20,11 +21,6 @@ namespace {
 // where the CPU has it (every x86-64 CPU since 2012), chosen once at run time. Both paths round
 // the same way (IEEE nearest-even), so the results are identical.
 #if defined(__x86_64__)
-bool has_f16c() {
-  static const bool yes = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-  return yes;
-}
-
 __attribute__((target("avx,f16c"))) int64_t widen_half_f16c(const uint16_t* src, int64_t n,
                                                             float* dst) {
   int64_t i = 0;
@@ -49,7 +45,7 @@ __attribute__((target("avx,f16c"))) int64_t narrow_to_half_f16c(const float* src
 void widen_half(const uint16_t* src, int64_t n, float* dst) {
   int64_t i = 0;
 #if defined(__x86_64__)
-  if (has_f16c()) i = widen_half_f16c(src, n, dst);
+  if (cpu_has_f16c()) i = widen_half_f16c(src, n, dst);
 #endif
   for (; i < n; ++i) dst[i] = half_to_float(src[i]);
 }
@@ -68,7 +64,7 @@ void dequantize_row(const int8_t* q, int64_t n, float scale, float* dst) {
 void narrow_to_half(const float* src, int64_t n, uint16_t* dst) {
   int64_t i = 0;
 #if defined(__x86_64__)
-  if (has_f16c()) i = narrow_to_half_f16c(src, n, dst);
+  if (cpu_has_f16c()) i = narrow_to_half_f16c(src, n, dst);
 #endif
   for (; i < n; ++i) dst[i] = float_to_half(src[i]);
 }

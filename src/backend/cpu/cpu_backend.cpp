@@ -2,6 +2,7 @@
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/vector_kernels.h"
+#include "core/cpu_features.h"
 
 namespace diffuse::cpu {
 
@@ -51,7 +52,7 @@ KernelChoice kernel_choice() {
       {"avx", __builtin_cpu_supports("avx")},
       {"avx2", __builtin_cpu_supports("avx2")},
       {"fma", __builtin_cpu_supports("fma")},
-      {"f16c", __builtin_cpu_supports("f16c")},
+      {"f16c", cpu_has_f16c()},
       {"avx512f", __builtin_cpu_supports("avx512f")},
       {"avx512vnni", __builtin_cpu_supports("avx512vnni")},
       {"avx512bf16", __builtin_cpu_supports("avx512bf16")},
