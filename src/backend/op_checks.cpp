@@ -12,14 +12,18 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias) {
                      w.shape().str());
 }
 
+int64_t conv_output_size(int64_t in, int64_t kernel, int stride, int pad_before, int pad_after) {
+  return (in + pad_before + pad_after - kernel) / stride + 1;
+}
+
 void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const ops::Conv2dParams& p,
             int64_t* out_h, int64_t* out_w) {
   if (x.ndim() != 4 || w.ndim() != 4 || x.dim(1) != w.dim(1) || p.stride < 1)
     throw ShapeError("conv2d: input " + x.shape().str() + " does not match weight " +
                      w.shape().str());
   if (bias) require_shape(*bias, {w.dim(0)}, "conv2d bias");
-  *out_h = (x.dim(2) + p.pad_top + p.pad_bottom - w.dim(2)) / p.stride + 1;
-  *out_w = (x.dim(3) + p.pad_left + p.pad_right - w.dim(3)) / p.stride + 1;
+  *out_h = conv_output_size(x.dim(2), w.dim(2), p.stride, p.pad_top, p.pad_bottom);
+  *out_w = conv_output_size(x.dim(3), w.dim(3), p.stride, p.pad_left, p.pad_right);
   if (*out_h <= 0 || *out_w <= 0)
     throw ShapeError("conv2d: input " + x.shape().str() + " too small for kernel");
 }

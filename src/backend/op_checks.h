@@ -17,6 +17,9 @@ void linear(const Tensor& x, const Tensor& w, const Tensor* bias);
 /// out_h/out_w (ShapeError when the input is too small for the kernel).
 void conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const ops::Conv2dParams& p,
             int64_t* out_h, int64_t* out_w);
+/// Output length of a convolution along one axis (torch.nn.Conv2d's formula); may be <= 0 for an
+/// input too small for the kernel, which conv2d() reports.
+int64_t conv_output_size(int64_t in, int64_t kernel, int stride, int pad_before, int pad_after);
 /// rows' shape is the trailing shape of x (and not empty).
 void broadcast_rows(const Tensor& x, const Tensor& rows);
 /// a and b agree except along `dim`; returns the concatenated shape.

@@ -1,5 +1,7 @@
 #include "backend/op_costs.h"
 
+#include "backend/op_checks.h"
+
 namespace diffuse::ops {
 
 namespace {

@@ -16,13 +16,12 @@
 // whatever band it falls in, so results are identical at any --threads.
 #include "backend/cpu/conv2d_direct.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
 #include <vector>
 
+#include "backend/cpu/kernels.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -57,9 +56,15 @@ struct Geometry {
   int64_t B, C, H, W, O, KH, KW, S, OH, OW;
   int64_t pad_top, pad_bottom, pad_left, pad_right;
 
-  /// Input rows [first, last) that output rows [r0, r1) read, before clipping to the map.
-  std::pair<int64_t, int64_t> input_rows(int64_t r0, int64_t r1) const {
-    return {r0 * S - pad_top, (r1 - 1) * S - pad_top + KH};
+  /// What output rows [r0, r1) read: input rows [first_row, first_row + in_rows) of the map,
+  /// and the zero rows the kernel sees above and below them.
+  struct Band {
+    int64_t first_row, in_rows, pad_top, pad_bottom;
+  };
+  Band band(int64_t r0, int64_t r1) const {
+    const int64_t lo = r0 * S - pad_top, hi = (r1 - 1) * S - pad_top + KH;
+    const int64_t first = std::max<int64_t>(lo, 0);
+    return {first, std::min(hi, H) - first, first - lo, std::max<int64_t>(0, hi - H)};
   }
 };
 
@@ -86,12 +91,12 @@ struct BandKind {
 
 BandKind make_band_kind(const Geometry& g, int64_t r0, int64_t r1, bool has_bias,
                         const memory::desc* weights_layout) {
-  const auto [in_lo, in_hi] = g.input_rows(r0, r1);
+  const Geometry::Band band = g.band(r0, r1);
   BandKind k;
   k.rows = r1 - r0;
-  k.pad_top = std::max<int64_t>(0, -in_lo);
-  k.pad_bottom = std::max<int64_t>(0, in_hi - g.H);
-  k.in_rows = std::min(in_hi, g.H) - std::max<int64_t>(in_lo, 0);
+  k.pad_top = band.pad_top;
+  k.pad_bottom = band.pad_bottom;
+  k.in_rows = band.in_rows;
   const auto any = memory::format_tag::any;
   const memory::desc src(Dims{g.B, g.C, k.in_rows, g.W}, memory::data_type::f32, any);
   const memory::desc dst(Dims{g.B, g.O, k.rows, g.OW}, memory::data_type::f32, any);
@@ -124,30 +129,34 @@ struct BandBuffers {
   Tensor src, dst, scratch;
 };
 
-/// Runs one band, output rows [r0, r1) of every image.
+using Args = std::unordered_map<int, memory>;
+
+/// `args` plus the scratchpad `layout` asks for (none when it asks for 0 bytes) in `buffer`.
+Args with_scratchpad(Args args, const memory::desc& layout, const dnnl::engine& engine,
+                     Tensor& buffer) {
+  if (layout.get_size() > 0)
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(layout, engine, buffer.f32()));
+  return args;
+}
+
+/// Runs one band, output rows [r0, r0 + k.rows) of every image.
 void run_band(const Geometry& g, const BandKind& k, int64_t r0, const float* x,
               const memory& weights, const float* bias, float* out, BandBuffers& buf) {
-  thread_local bool limited = false;
-  if (!limited) {  // our pool splits the work; oneDNN's OpenMP team stays at one thread
-    omp_set_num_threads(1);
-    limited = true;
-  }
+  keep_onednn_on_this_thread();
   // The primitives were made on the calling thread's engine; they run on a stream of that engine.
   const dnnl::engine engine = k.pd.get_engine();
   dnnl::stream stream(engine);
-  const int64_t in_lo = std::max<int64_t>(0, g.input_rows(r0, r0 + 1).first);
-  memory src_view(k.load_pd.src_desc(), engine, const_cast<float*>(x + in_lo * g.W));
+  const int64_t first_row = g.band(r0, r0 + k.rows).first_row;
+  memory src_view(k.load_pd.src_desc(), engine, const_cast<float*>(x + first_row * g.W));
   memory dst_view(k.store_pd.dst_desc(), engine, out + r0 * g.OW);
   memory src(k.pd.src_desc(), engine, buf.src.f32());
   memory dst(k.pd.dst_desc(), engine, buf.dst.f32());
-  auto with_scratch = [&](const memory::desc& d, std::unordered_map<int, memory> args) {
-    if (d.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(d, engine, buf.scratch.f32()));
-    return args;
+  auto with_scratch = [&](const memory::desc& layout, Args args) {
+    return with_scratchpad(std::move(args), layout, engine, buf.scratch);
   };
   k.load.execute(stream, with_scratch(k.load_pd.scratchpad_desc(),
                                       {{DNNL_ARG_FROM, src_view}, {DNNL_ARG_TO, src}}));
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
+  Args args{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}};
   if (bias) args.emplace(DNNL_ARG_BIAS, memory(k.pd.bias_desc(), engine, const_cast<float*>(bias)));
   k.conv.execute(stream, with_scratch(k.pd.scratchpad_desc(), std::move(args)));
   k.store.execute(stream, with_scratch(k.store_pd.scratchpad_desc(),
@@ -161,6 +170,7 @@ Tensor floats_for(size_t bytes) {
 
 /// The weights in the layout the band kernels read, reordered once per call.
 Tensor pack_weights(const Tensor& w, const memory::desc& layout) {
+  keep_onednn_on_this_thread();
   dnnl::engine& engine = cpu_engine();
   dnnl::stream stream(engine);
   Tensor packed = floats_for(layout.get_size());
@@ -171,10 +181,8 @@ Tensor pack_weights(const Tensor& w, const memory::desc& layout) {
   const dnnl::reorder::primitive_desc pd(engine, plain.get_desc(), engine, layout,
                                          own_scratchpad());
   Tensor scratch = floats_for(pd.scratchpad_desc().get_size());
-  std::unordered_map<int, memory> args{{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, to}};
-  if (pd.scratchpad_desc().get_size() > 0)
-    args.emplace(DNNL_ARG_SCRATCHPAD, memory(pd.scratchpad_desc(), engine, scratch.f32()));
-  dnnl::reorder(pd).execute(stream, args);
+  dnnl::reorder(pd).execute(stream, with_scratchpad({{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, to}},
+                                                    pd.scratchpad_desc(), engine, scratch));
   stream.wait();
   return packed;
 }
@@ -187,13 +195,11 @@ std::vector<BandKind> plan_band_kinds(const Geometry& g, int64_t rows_per_band, 
   std::vector<BandKind> kinds;
   for (size_t i = 0; i < kind_of.size(); ++i) {
     const int64_t r0 = int64_t(i) * rows_per_band, r1 = std::min(g.OH, r0 + rows_per_band);
-    const auto [in_lo, in_hi] = g.input_rows(r0, r1);
-    const int64_t pad_top = std::max<int64_t>(0, -in_lo);
-    const int64_t pad_bottom = std::max<int64_t>(0, in_hi - g.H);
+    const Geometry::Band band = g.band(r0, r1);
     size_t found = 0;
     while (found < kinds.size() &&
-           !(kinds[found].rows == r1 - r0 && kinds[found].pad_top == pad_top &&
-             kinds[found].pad_bottom == pad_bottom))
+           !(kinds[found].rows == r1 - r0 && kinds[found].pad_top == band.pad_top &&
+             kinds[found].pad_bottom == band.pad_bottom))
       ++found;
     if (found == kinds.size()) {
       const memory::desc layout = kinds.empty() ? memory::desc() : kinds.front().pd.weights_desc();

@@ -22,16 +22,20 @@
 
 namespace diffuse::cpu {
 
-namespace {
-
-void single_threaded_sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha,
-                           const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
-                           float* c, int64_t ldc) {
+void keep_onednn_on_this_thread() {
   thread_local bool limited = false;
   if (!limited) {
     omp_set_num_threads(1);  // per calling thread (an OpenMP ICV of this thread)
     limited = true;
   }
+}
+
+namespace {
+
+void single_threaded_sgemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                           float* c, int64_t ldc) {
+  keep_onednn_on_this_thread();
   const dnnl_status_t st = dnnl_sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   if (st != dnnl_success)
     throw ShapeError("gemm: oneDNN rejected " + std::to_string(m) + "x" + std::to_string(n) + "x" +
