@@ -81,6 +81,10 @@ diffuse_status diffuse_options_set_init_image(diffuse_options* o, const uint8_t*
    repaint; any size, resized), blurred by `blur` pixels first (0 = off). */
 diffuse_status diffuse_options_set_mask(diffuse_options* o, const uint8_t* rgb, int width,
                                         int height, int blur);
+/* Inpainting only the region around the mask, with `padding` pixels of context (diffusers'
+   padding_mask_crop, A1111's "only masked"); -1 turns it off (the default). The mask must have
+   the init image's size; the result has it too. */
+diffuse_status diffuse_options_set_mask_crop(diffuse_options* o, int padding);
 /* VAE decoding in overlapping tiles: mode "auto" (default; only when an image would need more
    than ~4 GiB to decode whole), "on" or "off"; tile_size in pixels (a multiple of 32), 0 = the
    VAE's sample_size. */

@@ -142,6 +142,12 @@ struct GenerateOptions {
   /// Blurs the mask by this many pixels first (diffusers' mask_processor.blur: PIL GaussianBlur),
   /// which softens the seam; 0 = off.
   int mask_blur = 0;
+  /// Inpaints only the region around the mask (diffusers' padding_mask_crop, A1111's "only
+  /// masked" with this padding in pixels): the mask's bounding box grown by the padding and to
+  /// the width:height aspect is cut out of the image and the mask, generated at width x height,
+  /// resized back and laid over the original outside the mask. The result has the init image's
+  /// size; the mask must have it too.
+  std::optional<int> mask_crop;
   /// LoRAs merged into the UNet and text encoder(s) for this generation, as diffusers'
   /// load_lora_weights + set_adapters(names, scales) computes them. The pipeline keeps the base
   /// weights: the next generation with other LoRAs (or none) only rebuilds the adapted tensors.

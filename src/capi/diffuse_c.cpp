@@ -213,6 +213,14 @@ diffuse_status diffuse_options_set_mask(diffuse_options* o, const uint8_t* rgb, 
   });
 }
 
+diffuse_status diffuse_options_set_mask_crop(diffuse_options* o, int padding) {
+  DIFFUSE_REQUIRE(o);
+  return guarded([&] {
+    if (padding < -1) throw diffuse::ConfigError("mask crop padding must be -1 (off) or >= 0");
+    o->impl.mask_crop = padding < 0 ? std::nullopt : std::optional<int>(padding);
+  });
+}
+
 diffuse_status diffuse_options_set_vae_tiling(diffuse_options* o, const char* mode, int tile_size) {
   DIFFUSE_REQUIRE(o);
   DIFFUSE_REQUIRE(mode);

@@ -1,5 +1,6 @@
 #include "io/image_resize.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numbers>
@@ -16,7 +17,6 @@ constexpr int kMaxResizeSide = 16384;
 // Pillow's PRECISION_BITS for 8-bit images: 32 - 8 bits of result - 2 bits of headroom, because
 // Lanczos coefficients can be negative and partial sums can exceed 1.
 constexpr int kPrecisionBits = 32 - 8 - 2;
-constexpr double kLanczosSupport = 3.0;
 
 double sinc(double x) {
   if (x == 0.0) return 1.0;
@@ -28,6 +28,24 @@ double lanczos(double x) {
   // Truncated sinc, as Pillow's lanczos_filter (including its half-open window).
   if (-3.0 <= x && x < 3.0) return sinc(x) * sinc(x / 3);
   return 0.0;
+}
+
+double bicubic(double x) {
+  // Pillow's bicubic_filter (Keys, a = -0.5).
+  constexpr double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+
+struct Filter {
+  double (*weight)(double);
+  double support;
+};
+
+Filter filter_of(ResizeFilter f) {
+  return f == ResizeFilter::bicubic ? Filter{bicubic, 2.0} : Filter{lanczos, 3.0};
 }
 
 /// The filter window of one output pixel along one axis: source pixels [first, first + count)
@@ -42,19 +60,20 @@ struct Coefficients {
   std::vector<int32_t> k;  // windows.size() * ksize, fixed point with kPrecisionBits
 };
 
-/// Pillow's precompute_coeffs + normalize_coeffs_8bpc for the box [0, in_size) -> out_size.
-Coefficients precompute(int in_size, int out_size) {
-  // Pillow computes the scale from float box coordinates; whole-image boxes are exact in float.
-  const double scale = static_cast<double>(static_cast<float>(in_size) - 0.0f) / out_size;
+/// Pillow's precompute_coeffs + normalize_coeffs_8bpc for the source span [in0, in1) of a side of
+/// in_size pixels -> out_size pixels. An empty span (in0 == in1) gives every output pixel the
+/// filter's window around in0 (what Pillow does; diffusers' "fill" resize relies on it).
+Coefficients precompute(int in_size, double in0, double in1, int out_size, Filter filter) {
+  const double scale = (in1 - in0) / out_size;
   const double filterscale = scale < 1.0 ? 1.0 : scale;
-  const double support = kLanczosSupport * filterscale;
+  const double support = filter.support * filterscale;
   Coefficients c;
   c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
   c.windows.resize(static_cast<size_t>(out_size));
   c.k.assign(static_cast<size_t>(out_size) * static_cast<size_t>(c.ksize), 0);
   std::vector<double> w(static_cast<size_t>(c.ksize));
   for (int xx = 0; xx < out_size; ++xx) {
-    const double center = 0.0 + (xx + 0.5) * scale;
+    const double center = in0 + (xx + 0.5) * scale;
     const double ss = 1.0 / filterscale;
     // (int) truncates toward zero, as Pillow's C cast does.
     int xmin = static_cast<int>(center - support + 0.5);
@@ -64,7 +83,7 @@ Coefficients precompute(int in_size, int out_size) {
     xmax -= xmin;
     double ww = 0.0;
     for (int x = 0; x < xmax; ++x) {
-      const double v = lanczos((x + xmin - center + 0.5) * ss);
+      const double v = filter.weight((x + xmin - center + 0.5) * ss);
       w[static_cast<size_t>(x)] = v;
       ww += v;
     }
@@ -141,6 +160,12 @@ void check_side(const char* name, int v) {
 }  // namespace
 
 Rgb8Image resize_lanczos(const Rgb8Image& in, int width, int height) {
+  return resize(in, width, height, ResizeBox{0, 0, in.width, in.height}, ResizeFilter::lanczos);
+}
+
+Rgb8Image resize(const Rgb8Image& in, int width, int height, const ResizeBox& box,
+                 ResizeFilter filter_kind) {
+  const Filter filter = filter_of(filter_kind);
   check_side("width", width);
   check_side("height", height);
   check_side("source width", in.width);
@@ -148,12 +173,26 @@ Rgb8Image resize_lanczos(const Rgb8Image& in, int width, int height) {
   if (in.pixels.size() != static_cast<size_t>(in.width) * static_cast<size_t>(in.height) * 3)
     throw ConfigError("resize: the source pixel buffer does not match its " +
                       std::to_string(in.width) + "x" + std::to_string(in.height) + " size");
-  // Image.resize returns a copy when the size is unchanged.
-  if (width == in.width && height == in.height) return in;
+  if (box.x0 < 0 || box.y0 < 0 || box.x1 > in.width || box.y1 > in.height || box.x1 < box.x0 ||
+      box.y1 < box.y0)
+    throw ConfigError("resize: the source box lies outside the " + std::to_string(in.width) + "x" +
+                      std::to_string(in.height) + " image");
+  const bool whole = box.x0 == 0 && box.y0 == 0 && box.x1 == in.width && box.y1 == in.height;
+  // Image.resize returns a copy when the size is unchanged; a box of the output's size is a crop.
+  if (whole && width == in.width && height == in.height) return in;
+  if (box.x1 - box.x0 == width && box.y1 - box.y0 == height) {
+    Rgb8Image out{width, height, {}};
+    out.pixels.resize(static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
+    for (int y = 0; y < height; ++y)
+      std::copy_n(&in.pixels[(static_cast<size_t>(box.y0 + y) * in.width + box.x0) * 3],
+                  static_cast<size_t>(width) * 3, &out.pixels[static_cast<size_t>(y) * width * 3]);
+    return out;
+  }
 
-  const bool need_horizontal = width != in.width;
-  const bool need_vertical = height != in.height;
-  const Coefficients vert = precompute(in.height, height);
+  // Pillow's ImagingResampleInner compares the box's far edge with the output size.
+  const bool need_horizontal = width != in.width || box.x0 != 0 || box.x1 != width;
+  const bool need_vertical = height != in.height || box.y0 != 0 || box.y1 != height;
+  const Coefficients vert = precompute(in.height, box.y0, box.y1, height, filter);
   // Like Pillow, the horizontal pass only computes the source rows the vertical pass reads.
   const int row_first = vert.windows.front().first;
   const int row_last = vert.windows.back().first + vert.windows.back().count;
@@ -164,7 +203,7 @@ Rgb8Image resize_lanczos(const Rgb8Image& in, int width, int height) {
   std::vector<uint8_t> temp;
   if (need_horizontal) {
     temp = horizontal(in.pixels, in.width, row_first, row_last - row_first,
-                      precompute(in.width, width), width);
+                      precompute(in.width, box.x0, box.x1, width, filter), width);
     src = &temp;
     row_shift = row_first;
     out.height = row_last - row_first;

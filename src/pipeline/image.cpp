@@ -82,6 +82,9 @@ std::string GenerationResult::parameters_text(size_t i) const {
     s << ", Denoising strength: " << st;
   }
   if (options.mask_image && options.mask_blur > 0) s << ", Mask blur: " << options.mask_blur;
+  // A1111's infotext for "only masked".
+  if (options.mask_image && options.mask_crop)
+    s << ", Inpaint area: Only masked, Masked area padding: " << *options.mask_crop;
   if (options.hires) {
     // A1111's names; its "Latent" upscaler is the bilinear one.
     const HiresFix& h = *options.hires;

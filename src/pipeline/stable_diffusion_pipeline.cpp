@@ -19,6 +19,7 @@
 #include "pipeline/hires_fix.h"
 #include "pipeline/inpainting.h"
 #include "pipeline/latent_preview.h"
+#include "pipeline/mask_crop.h"
 #include "pipeline/stable_diffusion_xl_pipeline.h"
 #include "pipeline/stages.h"
 #include "pipeline/textual_inversion.h"
@@ -259,8 +260,8 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
     // as StableDiffusionInpaintPipeline (an explicit size is checked below like any other).
     if (!o.mask_image && o.width == 0) o.width = im.width - im.width % unit;
     if (!o.mask_image && o.height == 0) o.height = im.height - im.height % unit;
-    // diffusers' defaults: StableDiffusionImg2ImgPipeline 0.8, StableDiffusionInpaintPipeline 1.
-    if (!o.strength) o.strength = o.mask_image ? 1.f : default_img2img_strength();
+    if (!o.strength)
+      o.strength = o.mask_image ? default_inpaint_strength() : default_img2img_strength();
     if (!(*o.strength > 0.f && *o.strength <= 1.f))
       throw ConfigError("strength must be in (0, 1], got " + fmt(*o.strength));
   } else if (o.mask_image) {
@@ -304,8 +305,9 @@ void StableDiffusionPipeline::resolve(GenerateOptions& o) const {
   resolve_size_conditions(o);
   check_refinement(o);
   check_hires(o);
-  // VaeImageProcessor.resize.
-  if (o.init_image && (o.init_image->width != o.width || o.init_image->height != o.height))
+  // VaeImageProcessor.resize ("only masked" cuts and resizes its region in generate()).
+  if (o.init_image && !o.mask_crop &&
+      (o.init_image->width != o.width || o.init_image->height != o.height))
     o.init_image = stages::resize_image(*o.init_image, o.width, o.height);
 }
 
@@ -357,13 +359,23 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   result.times.text_encoder_s = seconds_since(t0);
   result.flops.text_encoder = std::exchange(flops.flops, 0.0);
 
-  // 2. Schedule(s), the conditioned UNet and initial latents.
+  // 2. Schedule(s), the conditioned UNet and initial latents ("only masked": of the region).
   t0 = Clock::now();
+  std::optional<stages::MaskedRegion> region;
+  GenerateOptions region_options;
+  if (o.mask_crop) {
+    region = stages::cut_masked_region(*o.init_image, *o.mask_image, o.mask_blur, o.width, o.height,
+                                       *o.mask_crop);
+    region_options = o;
+    region_options.init_image = region->image;
+    region_options.mask_image = region->region_mask;
+    region_options.mask_blur = 0;  // blurred before the cut
+  }
   std::vector<double> timesteps = timesteps_for(o, *scheduler);
   const FinishingPass finish = plan_finishing_pass(o, cond, cfg, timesteps);
   stages::NoisePredictor unet = stages::unet_predictor(
       model_.unet, cond, controls_for(o, cond, cfg, static_cast<int>(timesteps.size())));
-  Start start = prepare(o, *scheduler, *rng, timesteps, std::move(unet));
+  Start start = prepare(region ? region_options : o, *scheduler, *rng, timesteps, std::move(unet));
   // 3. Denoising loop.
   stages::DenoiseLoop loop{*scheduler,
                            std::move(timesteps),
@@ -394,6 +406,13 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   const StableDiffusionModel& decoder = finish.decoder ? *finish.decoder : model_;
   result.images = stages::tensor_to_images(
       stages::decode_latents(decoder, final_latents, decode_plan(o, decoder, final_latents)));
+  if (region) {
+    for (Image& im : result.images) {
+      const Rgb8Image out = stages::apply_overlay(
+          region->mask, region->original, {im.width, im.height, im.to_rgb8()}, region->region);
+      im = Image::from_rgb8(out.width, out.height, out.pixels);
+    }
+  }
   result.times.vae_s = seconds_since(t0);
   result.flops.vae = std::exchange(flops.flops, 0.0);
   result.times.total_s = seconds_since(t_start);
@@ -417,8 +436,8 @@ StableDiffusionPipeline::FinishingPass StableDiffusionPipeline::plan_finishing_p
   auto pass = std::make_shared<HiresPass>(plan_hires(o));
   FinishingPass finish;
   finish.evaluations = static_cast<int>(pass->timesteps.size());
-  finish.run = [this, &o, cond, cfg, pass](const Tensor& latents, RandomSource&,
-                                           stages::StepHook report) {
+  finish.run = [this, &o, cond = hires_conditioning(o, cond, cfg, pass->width, pass->height), cfg,
+                pass](const Tensor& latents, RandomSource&, stages::StepHook report) {
     return run_hires(o, cond, cfg, *pass, latents, std::move(report));
   };
   return finish;
@@ -521,36 +540,6 @@ StableDiffusionPipeline::Start StableDiffusionPipeline::prepare(
   return start;
 }
 
-namespace {
-
-/// Adds the embeddings in `paths` to `tokenizer` and to the token embedding table in `store`
-/// (ids from config.vocab_size on, as diffusers' load_textual_inversion), growing the config.
-void add_embeddings(const std::vector<std::string>& paths, WeightStore& store,
-                    ClipTextConfig& config, ClipTokenizer& tokenizer) {
-  if (paths.empty()) return;
-  const std::string key = "text_model.embeddings.token_embedding.weight";
-  Tensor table = store.get(key);
-  for (const std::string& path : paths) {
-    const TextualInversion ti = read_textual_inversion(path);
-    if (ti.vectors.dim(1) != config.hidden_size)
-      throw ConfigError(path + ": its vectors are " + std::to_string(ti.vectors.dim(1)) +
-                        " wide, this model's text encoder " + std::to_string(config.hidden_size) +
-                        " (an embedding for another text encoder)");
-    std::vector<int64_t> ids;
-    for (int64_t i = 0; i < ti.vectors.dim(0); ++i) ids.push_back(config.vocab_size + i);
-    try {
-      tokenizer = tokenizer.with_added_token(ti.token, ids);
-    } catch (const ConfigError& e) {
-      throw ConfigError(path + ": " + e.what());
-    }
-    table = ops::concat(table, ti.vectors, 0);
-    config.vocab_size += static_cast<int>(ti.vectors.dim(0));
-  }
-  store.add(key, table);
-}
-
-}  // namespace
-
 void StableDiffusionPipeline::use_adapters(const std::vector<LoraSpec>& loras,
                                            const std::vector<std::string>& embeddings,
                                            std::vector<std::string>& warnings) {
@@ -572,11 +561,12 @@ void StableDiffusionPipeline::use_adapters(const std::vector<LoraSpec>& loras,
   count();
   ClipTextConfig text_encoder_config = base_text_encoder_config_;
   ClipTokenizer tokenizer = base_tokenizer_;
-  add_embeddings(embeddings, text_encoder_weights, text_encoder_config, tokenizer);
+  add_embeddings(embeddings, first_encoder_embedding_part(), text_encoder_weights,
+                 text_encoder_config, tokenizer);
   ClipTextModel text_encoder =
       ClipTextModel::from_weights(text_encoder_config, text_encoder_weights);
   const std::function<void()> install_other_encoders =
-      loras_for_other_encoders(applications, matched);
+      adapters_for_other_encoders(applications, embeddings, matched);
   count();
   for (size_t i = 0; i < loras.size(); ++i) {
     const size_t modules = applications[i].file->modules.size();
@@ -662,6 +652,7 @@ void StableDiffusionPipeline::check_mask(const GenerateOptions& o) const {
       throw ConfigError(model_.name +
                         " is an inpainting model (9-channel UNet): give it an image and a mask");
     if (o.mask_blur != 0) throw ConfigError("mask blur needs a mask");
+    if (o.mask_crop) throw ConfigError("mask crop needs a mask");
     return;
   }
   if (channels != 4 && channels != 9)
@@ -676,6 +667,16 @@ void StableDiffusionPipeline::check_mask(const GenerateOptions& o) const {
   if (o.mask_blur < 0 || o.mask_blur > kMaxMaskBlur)
     throw ConfigError("mask blur must be between 0 and " + std::to_string(kMaxMaskBlur) +
                       " pixels, got " + std::to_string(o.mask_blur));
+  if (o.mask_crop) {
+    if (*o.mask_crop < 0 || *o.mask_crop > kMaxMaskSide)
+      throw ConfigError("mask crop padding must be between 0 and " + std::to_string(kMaxMaskSide) +
+                        " pixels, got " + std::to_string(*o.mask_crop));
+    const Image& im = *o.init_image;
+    if (m.width != im.width || m.height != im.height)
+      throw ConfigError("mask crop: the mask is " + std::to_string(m.width) + "x" +
+                        std::to_string(m.height) + ", the image " + std::to_string(im.width) + "x" +
+                        std::to_string(im.height) + "; they must be the same size");
+  }
 }
 
 Progress StableDiffusionPipeline::progress_report(const Tensor& latents, int step, int total,

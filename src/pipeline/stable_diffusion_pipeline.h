@@ -17,6 +17,7 @@
 #include "pipeline/lora.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/stages.h"
+#include "pipeline/textual_inversion.h"
 #include "random/random_source.h"
 #include "schedulers/scheduler.h"
 
@@ -59,6 +60,8 @@ class StableDiffusionPipeline : public Pipeline {
   virtual void check_supported(const GenerateOptions&) const {}
   /// img2img's strength when unset (diffusers' pipelines differ: SD 0.8, SDXL 0.3).
   virtual float default_img2img_strength() const { return 0.8f; }
+  /// Inpainting's strength when unset (StableDiffusionInpaintPipeline 1, the SDXL one 0.9999).
+  virtual float default_inpaint_strength() const { return 1.f; }
   /// A pass after the denoising loop over its latents (hires fix, SDXL's refiner), and whose VAE
   /// decodes the result.
   struct FinishingPass {
@@ -71,15 +74,33 @@ class StableDiffusionPipeline : public Pipeline {
   virtual FinishingPass plan_finishing_pass(const GenerateOptions& o,
                                             const stages::Conditioning& cond, bool cfg,
                                             std::vector<double>& timesteps);
-  /// Builds the text encoders beyond the first (SDXL's text_encoder_2) with `loras` merged,
-  /// counting per LoRA the modules that matched; returns what installs them (run only once every
-  /// component is built).
-  virtual std::function<void()> loras_for_other_encoders(const std::vector<LoraApplication>& loras,
-                                                         std::vector<size_t>& matched) {
+  /// The conditioning of a hires fix's second pass at width x height (SDXL's size conditions
+  /// follow the pass size); by default the first pass's.
+  virtual stages::Conditioning hires_conditioning(const GenerateOptions& o,
+                                                  const stages::Conditioning& first_pass, bool cfg,
+                                                  int width, int height) const {
+    (void)o, (void)cfg, (void)width, (void)height;
+    return first_pass;
+  }
+  /// Builds the text encoders beyond the first (SDXL's text_encoder_2) with `loras` merged
+  /// (counting per LoRA the modules that matched) and `embeddings` added; returns what installs
+  /// them (run only once every component is built).
+  virtual std::function<void()> adapters_for_other_encoders(
+      const std::vector<LoraApplication>& loras, const std::vector<std::string>& embeddings,
+      std::vector<size_t>& matched) {
+    (void)embeddings;
     matched.assign(loras.size(), 0);
     return [] {};
   }
+  /// Which vectors of an embedding file model().text_encoder reads.
+  virtual EmbeddingPart first_encoder_embedding_part() const { return EmbeddingPart::single; }
 
+  /// Makes the UNet and text encoder(s) those of the base weights with `loras` merged and the
+  /// textual-inversion `embeddings` added (tokenizer and token table), unless they already are.
+  /// ConfigError for a LoRA none of whose modules is in this model (a warning when some are not)
+  /// or an embedding of another width; nothing changes when one fails.
+  void use_adapters(const std::vector<LoraSpec>& loras, const std::vector<std::string>& embeddings,
+                    std::vector<std::string>& warnings);
   const StableDiffusionModel& model() const { return model_; }
   Device device() const { return runtime_.device; }
   const Runtime& runtime() const { return runtime_; }
@@ -123,12 +144,6 @@ class StableDiffusionPipeline : public Pipeline {
                            bool preview) const;
   /// Validates and fills defaults (size, scheduler) in place; ConfigError naming the option.
   void resolve(GenerateOptions& o) const;
-  /// Makes the UNet and text encoder(s) those of the base weights with `loras` merged and the
-  /// textual-inversion `embeddings` added (tokenizer and token table), unless they already are.
-  /// ConfigError for a LoRA none of whose modules is in this model (a warning when some are not)
-  /// or an embedding of another width; nothing changes when one fails.
-  void use_adapters(const std::vector<LoraSpec>& loras, const std::vector<std::string>& embeddings,
-                    std::vector<std::string>& warnings);
   /// Warnings about the prompts (unbalanced A1111 brackets, a syntax the model does not read).
   void warn_about_prompts(const GenerateOptions& o, std::vector<std::string>& warnings) const;
   /// The aesthetic scores and the refiner options (SDXL base models only).

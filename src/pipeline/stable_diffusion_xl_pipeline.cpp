@@ -25,19 +25,27 @@ StableDiffusionXLPipeline::StableDiffusionXLPipeline(StableDiffusionXLModel mode
       text_encoder_2_weights_(std::move(model.text_encoder_2_weights)),
       force_zeros_for_empty_prompt_(model.force_zeros_for_empty_prompt),
       requires_aesthetics_score_(model.requires_aesthetics_score),
-      text_encoder_2_only_(model.text_encoder_2_only) {}
+      text_encoder_2_only_(model.text_encoder_2_only),
+      base_tokenizer_2_(tokenizer_2_),
+      base_text_encoder_2_config_(text_encoder_2_.config()) {}
 
-std::function<void()> StableDiffusionXLPipeline::loras_for_other_encoders(
-    const std::vector<LoraApplication>& loras, std::vector<size_t>& matched) {
-  if (text_encoder_2_only_) {  // model()'s text encoder is text_encoder_2 (check_supported)
+std::function<void()> StableDiffusionXLPipeline::adapters_for_other_encoders(
+    const std::vector<LoraApplication>& loras, const std::vector<std::string>& embeddings,
+    std::vector<size_t>& matched) {
+  if (text_encoder_2_only_) {  // model()'s text encoder is text_encoder_2
     matched.assign(loras.size(), 0);
     return [] {};
   }
-  auto encoder = std::make_shared<ClipTextModel>(ClipTextModel::from_weights(
-      text_encoder_2_.config(),
-      apply_loras(*text_encoder_2_weights_, "text_encoder_2", loras, matched),
-      /*with_projection=*/true));
-  return [this, encoder] { text_encoder_2_ = std::move(*encoder); };
+  WeightStore weights = apply_loras(*text_encoder_2_weights_, "text_encoder_2", loras, matched);
+  ClipTextConfig config = base_text_encoder_2_config_;
+  auto tokenizer = std::make_shared<ClipTokenizer>(base_tokenizer_2_);
+  add_embeddings(embeddings, EmbeddingPart::clip_g, weights, config, *tokenizer);
+  auto encoder = std::make_shared<ClipTextModel>(
+      ClipTextModel::from_weights(config, weights, /*with_projection=*/true));
+  return [this, encoder, tokenizer] {
+    text_encoder_2_ = std::move(*encoder);
+    tokenizer_2_ = std::move(*tokenizer);
+  };
 }
 
 void StableDiffusionXLPipeline::check_supported(const GenerateOptions& o) const {
@@ -46,13 +54,9 @@ void StableDiffusionXLPipeline::check_supported(const GenerateOptions& o) const 
     throw ConfigError(name +
                       " is an SDXL refiner: it refines an image (give it one) or, as the refiner "
                       "of an SDXL base model, the base's latents; it cannot start from noise");
-  if (o.mask_image) throw ConfigError("inpainting with SDXL (" + name + ") is not supported yet");
-  if (o.hires) throw ConfigError("hires fix with SDXL (" + name + ") is not supported yet");
-  if (!o.embeddings.empty())
-    throw ConfigError("textual-inversion embeddings with SDXL (" + name +
-                      ") are not supported yet");
-  if (!o.controlnets.empty())
-    throw ConfigError("ControlNet with SDXL (" + name + ") is not supported yet");
+  if (o.hires && !o.refiner.empty())
+    throw ConfigError("hires fix together with a refiner is not supported yet (" + name +
+                      "): run the refiner on the hires image as image-to-image");
   if (text_encoder_2_only_ && !o.loras.empty())
     throw ConfigError("LoRAs with an SDXL refiner (" + name + ") are not supported yet");
 }
@@ -120,12 +124,31 @@ stages::Conditioning StableDiffusionXLPipeline::encode_conditioning(const Genera
   return conditioning(o, cfg, o.init_image.has_value());
 }
 
+stages::Conditioning StableDiffusionXLPipeline::hires_conditioning(const GenerateOptions& o,
+                                                                   const stages::Conditioning&,
+                                                                   bool cfg, int width,
+                                                                   int height) const {
+  // A1111 conditions the second pass on its own size (original and target size = the hires
+  // size, crop (0, 0)); sizes the caller set (not resolve()'s defaults) are kept.
+  GenerateOptions pass = o;
+  const SizeHW first{o.height, o.width}, hires{height, width};
+  const auto follows_pass = [&](std::optional<SizeHW>& s) {
+    if (s && s->height == first.height && s->width == first.width) s = hires;
+  };
+  follows_pass(pass.original_size);
+  follows_pass(pass.target_size);
+  return conditioning(pass, cfg, /*img2img_order=*/true);
+}
+
 StableDiffusionPipeline::FinishingPass StableDiffusionXLPipeline::plan_finishing_pass(
     const GenerateOptions& o, const stages::Conditioning& cond, bool cfg,
     std::vector<double>& timesteps) {
   if (o.refiner.empty())
     return StableDiffusionPipeline::plan_finishing_pass(o, cond, cfg, timesteps);
   const std::shared_ptr<StableDiffusionXLPipeline> expert = refiner(o.refiner);
+  // The prompt's embedding tokens mean the same to the refiner's encoder (clip_g).
+  std::vector<std::string> ignored;
+  expert->use_adapters({}, o.embeddings, ignored);
   timesteps = stages::timesteps_until(timesteps, o.high_noise_frac,
                                       model().scheduler_config.value("num_train_timesteps", 1000));
   FinishingPass pass = expert->plan_refinement(o, o.high_noise_frac);

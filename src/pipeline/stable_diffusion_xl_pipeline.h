@@ -27,8 +27,16 @@ class StableDiffusionXLPipeline final : public StableDiffusionPipeline {
   void check_supported(const GenerateOptions& o) const override;
   FinishingPass plan_finishing_pass(const GenerateOptions& o, const stages::Conditioning& cond,
                                     bool cfg, std::vector<double>& timesteps) override;
-  std::function<void()> loras_for_other_encoders(const std::vector<LoraApplication>& loras,
-                                                 std::vector<size_t>& matched) override;
+  float default_inpaint_strength() const override { return 0.9999f; }
+  stages::Conditioning hires_conditioning(const GenerateOptions& o,
+                                          const stages::Conditioning& first_pass, bool cfg,
+                                          int width, int height) const override;
+  std::function<void()> adapters_for_other_encoders(const std::vector<LoraApplication>& loras,
+                                                    const std::vector<std::string>& embeddings,
+                                                    std::vector<size_t>& matched) override;
+  EmbeddingPart first_encoder_embedding_part() const override {
+    return text_encoder_2_only_ ? EmbeddingPart::clip_g : EmbeddingPart::clip_l;
+  }
 
  private:
   /// The conditioning of `o`; `img2img_order`: the time ids batched as
@@ -51,6 +59,9 @@ class StableDiffusionXLPipeline final : public StableDiffusionPipeline {
   bool force_zeros_for_empty_prompt_ = true;
   bool requires_aesthetics_score_ = false;
   bool text_encoder_2_only_ = false;
+  // As loaded: LoRAs and embeddings are applied to copies.
+  ClipTokenizer base_tokenizer_2_;
+  ClipTextConfig base_text_encoder_2_config_;
   std::map<std::string, std::shared_ptr<StableDiffusionXLPipeline>> refiners_;  // by path
 };
 

@@ -90,6 +90,10 @@ TEST(cli_extensions, flag_errors_name_the_flag) {
       "generate --model " + fixture("models/tiny-sd1") + " --prompt x --steps 1 -W 64 -H 64";
   expect_failure(base + " --mask " + fixture("golden/inpaint-mask.png"), {"--mask", "--image"});
   expect_failure(base + " --mask-blur 3", {"--mask-blur", "--mask"});
+  expect_failure(base + " --mask-crop 16", {"--mask-crop", "--mask"});
+  expect_failure(base + " --image " + fixture("golden/img2img-init.png") + " --mask " +
+                     fixture("golden/inpaint-mask.png") + " --mask-crop -3",
+                 {"mask crop padding", "-3"});
   expect_failure(base + " --controlnet " + fixture("models/tiny-controlnet"), {"--control-image"});
   expect_failure(base + " --control-scale 0.5", {"--controlnet"});
   expect_failure(base + " --controlnet a --controlnet b --control-image " +

@@ -79,6 +79,18 @@ TEST(c_api_extensions, setters_give_the_cpp_api_images) {
             }));
   EXPECT_EQ(c_api_image(sd1,
                         [&](diffuse_options* o) {
+                          diffuse_options_set_init_image(o, init8.data(), 128, 128, 1.f);
+                          diffuse_options_set_mask(o, mask8.data(), 128, 128, 0);
+                          diffuse_options_set_mask_crop(o, 12);
+                        }),
+            cpp_api_image(sd1, [&](GenerateOptions& o) {
+              o.init_image = init;
+              o.strength = 1.f;
+              o.mask_image = mask;
+              o.mask_crop = 12;
+            }));
+  EXPECT_EQ(c_api_image(sd1,
+                        [&](diffuse_options* o) {
                           diffuse_options_add_lora(o, lora.c_str(), 0.7f);
                           diffuse_options_add_embedding(o, embedding.c_str());
                           diffuse_options_set_prompt(o, "tinystyle horse");

@@ -186,7 +186,8 @@ TEST(sdxl, bad_options_are_named_before_generating) {
   expect_error(o, {"crop coordinates"});
   o = quick_options();
   o.hires = HiresFix{};
-  expect_error(o, {"hires", "SDXL"});
+  o.refiner = test::fixture("models/tiny-sdxl");
+  expect_error(o, {"hires", "refiner"});
   EXPECT_EQ(steps, 0);
 }
 

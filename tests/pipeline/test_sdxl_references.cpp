@@ -139,10 +139,6 @@ TEST(sdxl_refiner, bad_refiner_options_are_named_before_generating) {
   expect_error(*base, o, {"aesthetic score"});
   o = quick_options();
   o.init_image = grey_image();
-  o.mask_image = grey_image();
-  expect_error(*base, o, {"inpainting", "SDXL"});
-  o = quick_options();
-  o.init_image = grey_image();
   o.loras = {{test::reference("inputs/lora-peft-tiny-sdxl.safetensors"), 1.f}};
   expect_error(*refiner, o, {"LoRA", "refiner"});
   // A refiner with an SD 1.x base, and a refiner that is not an SDXL folder.

@@ -163,6 +163,33 @@ TEST(a1111_inpainting, a_masked_img2img_equals_the_library) {
   EXPECT_NE(not_masked, masked);
 }
 
+TEST(a1111_inpainting, only_masked_is_the_library_mask_crop) {
+  TestServer s;
+  const nlohmann::json body = {{"prompt", "a red hat"},
+                               {"init_images", {b64_file(fixture("golden/img2img-init.png"))}},
+                               {"mask", b64_file(fixture("golden/inpaint-mask.png"))},
+                               {"steps", 2},
+                               {"seed", 22},
+                               {"width", 64},
+                               {"height", 64},
+                               {"mask_blur", 0},
+                               {"inpaint_full_res", true},
+                               {"inpaint_full_res_padding", 8}};
+  auto [status, r] = s.post("/sdapi/v1/img2img", body);
+  ASSERT_EQ(status, 200) << r.dump().substr(0, 500);
+  GenerateOptions o = a1111_options("a red hat", 2, 22);
+  o.init_image = diffuse::load_png(fixture("golden/img2img-init.png"));
+  o.mask_image = diffuse::load_png(fixture("golden/inpaint-mask.png"));
+  o.strength = 0.75f;
+  o.mask_crop = 8;
+  const Image out = decode_b64_png(r["images"][0]);
+  EXPECT_EQ(out.width, o.init_image->width);  // the image's size, not width x height
+  EXPECT_EQ(out.to_rgb8(), library_rgb8(o));
+  const std::string infotext = nlohmann::json::parse(r["info"].get<std::string>())["infotexts"][0];
+  EXPECT_NE(infotext.find("Inpaint area: Only masked, Masked area padding: 8"), std::string::npos)
+      << infotext;
+}
+
 TEST(a1111_inpainting, mask_settings_diffuse_lacks_are_refused_naming_the_field) {
   TestServer s;
   const nlohmann::json body = {{"prompt", "x"},
@@ -175,8 +202,8 @@ TEST(a1111_inpainting, mask_settings_diffuse_lacks_are_refused_naming_the_field)
       {"inpainting_fill", 0, {"inpainting_fill = 0", "only 1"}},
       {"inpainting_fill", 2, {"inpainting_fill = 2", "only 1"}},
       {"inpainting_fill", 3, {"inpainting_fill = 3", "only 1"}},
-      {"inpaint_full_res", true, {"inpaint_full_res", "not supported yet"}},
-      {"inpaint_full_res", 1, {"inpaint_full_res", "not supported yet"}},
+      {"inpaint_full_res", "yes", {"inpaint_full_res", "true or false"}},
+      {"inpaint_full_res_padding", -4, {"inpaint_full_res_padding"}},
       {"mask_blur_y", 8, {"mask_blur_y = 8", "separate"}},
       {"inpainting_mask_invert", 2, {"inpainting_mask_invert"}},
       {"mask", "aGVsbG8=", {"mask", "PNG"}},

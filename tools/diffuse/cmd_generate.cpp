@@ -37,7 +37,7 @@ struct GenerateArgs {
   float high_noise_frac = 0.8f, aesthetic_score = 6.f, negative_aesthetic_score = 2.5f;
   int steps = 50, width = 0, height = 0, image_count = 1, clip_skip = 0;
   LoadOptions load;
-  int mask_blur = 0, vae_tile_size = 0;
+  int mask_blur = 0, vae_tile_size = 0, mask_crop = -1;
   std::string mask, vae_tiling = "auto";
   std::vector<std::string> loras, embeddings;
   std::string embeddings_dir, lora_dir;
@@ -212,6 +212,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   if (!a.mask.empty() && a.image.empty())
     throw ConfigError("--mask needs --image (the image to inpaint)");
   if (cmd.count("--mask-blur") && a.mask.empty()) throw ConfigError("--mask-blur needs --mask");
+  if (cmd.count("--mask-crop") && a.mask.empty()) throw ConfigError("--mask-crop needs --mask");
   GenerateOptions o;
   if (!a.image.empty()) {
     o.init_image = load_png(a.image);
@@ -223,6 +224,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   if (!a.mask.empty()) {
     o.mask_image = load_png(a.mask);
     o.mask_blur = a.mask_blur;
+    if (cmd.count("--mask-crop")) o.mask_crop = a.mask_crop;
   }
   for (const std::string& l : a.loras) o.loras.push_back(parse_lora(l));
   o.embeddings = a.embeddings;
@@ -232,7 +234,8 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     // A1111 makes every embedding of its folder available; sorted for a stable token order.
     std::vector<std::string> found;
     for (const auto& e : std::filesystem::directory_iterator(a.embeddings_dir))
-      if (e.is_regular_file() && e.path().extension() == ".safetensors")
+      if (e.is_regular_file() && (e.path().extension() == ".safetensors" ||
+                                  e.path().extension() == ".pt" || e.path().extension() == ".bin"))
         found.push_back(e.path().string());
     std::sort(found.begin(), found.end());
     o.embeddings.insert(o.embeddings.end(), found.begin(), found.end());
@@ -375,6 +378,11 @@ Command add_generate(CLI::App& app) {
                 "inpainting mask (PNG, white = repaint) for --image; any size, resized");
   c->add_option("--mask-blur", a->mask_blur, "blur the mask by N pixels first (0 = off)")
       ->capture_default_str();
+  c->add_option("--mask-crop", a->mask_crop,
+                "inpaint only the region around the mask, with PAD pixels of context (diffusers' "
+                "padding_mask_crop, A1111's \"only masked\"): generated at -W x -H and laid back "
+                "into the image, which keeps its size; the mask must have the image's size")
+      ->option_text("PAD");
   c->add_option("--lora", a->loras,
                 "LoRA FILE[:SCALE] (kohya/A1111 or diffusers .safetensors; scale 1 by default); "
                 "repeat for several");
@@ -382,10 +390,12 @@ Command add_generate(CLI::App& app) {
                 "folder of LoRAs for A1111's <lora:NAME:WEIGHT> tags in the prompts "
                 "(NAME.safetensors; without it tags stay plain text)");
   c->add_option("--embedding", a->embeddings,
-                "textual-inversion embedding (.safetensors, diffusers or A1111 layout); write its "
-                "token (diffusers: the stored name, A1111: the file name) in the prompt");
+                "textual-inversion embedding (.safetensors/.pt/.bin, diffusers or A1111 layout; "
+                "SDXL: clip_l + clip_g); write its token (diffusers: the stored name, A1111: the "
+                "file name) in the prompt");
   c->add_option("--embeddings-dir", a->embeddings_dir,
-                "folder whose .safetensors embeddings are all available (A1111's embeddings/)");
+                "folder whose .safetensors/.pt/.bin embeddings are all available (A1111's "
+                "embeddings/)");
   c->add_option("--hires-scale", a->hires_scale,
                 "hires fix (A1111's enable_hr): generate at -W x -H, upscale by this factor, "
                 "refine with img2img");

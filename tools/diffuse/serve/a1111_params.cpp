@@ -272,16 +272,18 @@ void read_mask(JsonFields& f, GenerateOptions& o, const ServerConfig& config) {
   if (const int64_t fill = f.integer("inpainting_fill", 1, 0, 3); fill != 1)
     throw invalid_parameter("inpainting_fill = " + std::to_string(fill) +
                             " is not supported: only 1 (\"original\") is implemented");
+  // "Only masked": diffusers' padding_mask_crop with A1111's padding. Unset it is "whole picture"
+  // (A1111's API class defaults to true, its web UI to whole picture).
   const nlohmann::json* full = f.raw("inpaint_full_res");
+  constexpr int64_t kMaxCropPadding = 16384;
+  const std::optional<int64_t> padding =
+      f.optional_integer("inpaint_full_res_padding", 0, kMaxCropPadding);
   if (full && !(*full == false || *full == 0)) {
     if (!(*full == true || *full == 1))
       throw invalid_parameter("inpaint_full_res must be true or false");
-    throw invalid_parameter(
-        "inpaint_full_res = true (inpaint only the masked area) is not supported yet: send false "
-        "(the whole picture)");
+    o.mask_crop = static_cast<int>(padding.value_or(0));
   }
-  f.accept("inpaint_full_res_padding");  // applies to inpaint_full_res only
-  f.accept("mask_round");                // diffusers' semantics: the mask is thresholded anyway
+  f.accept("mask_round");  // diffusers' semantics: the mask is thresholded anyway
 }
 
 GenerateOptions parse_common(JsonFields& f, A1111Route route, Server& server, std::string& model,

@@ -78,6 +78,10 @@ JobRequest parse_job_request(const nlohmann::json& body, Server& server) {
   }
   o.mask_blur = static_cast<int>(f.integer("mask_blur", 0, 0, 256));
   if (o.mask_blur != 0 && !o.mask_image) throw invalid_parameter("mask_blur needs mask_image");
+  if (f.has("mask_crop")) {
+    if (!o.mask_image) throw invalid_parameter("mask_crop needs mask_image");
+    o.mask_crop = static_cast<int>(f.integer("mask_crop", 0, 0, 16384));
+  }
   read_loras(f, o, server.config());
   apply_prompt_loras(o, server.config(), true, r.warnings, "prompt", "negative_prompt");
   read_controlnets(f, o, server.config());
