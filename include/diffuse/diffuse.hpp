@@ -87,7 +87,17 @@ struct ControlNetSpec {
   float scale = 1.f;  // controlnet_conditioning_scale
   /// The fraction of the model evaluations it acts on (control_guidance_start / _end).
   double start = 0, end = 1;
+  /// What turns `image` into the control map first: "none" (it is one already) or "canny"
+  /// (OpenCV's Canny edges with these thresholds, as diffusers' ControlNet docs and A1111's
+  /// sd-webui-controlnet "canny" module make them, at the image's own size).
+  std::string preprocessor = "none";
+  float low_threshold = 100.f, high_threshold = 200.f;
 };
+
+/// Canny edges of `image` as `cv2.Canny(rgb, low, high)` computes them (byte for byte; white =
+/// edge), the control map a canny ControlNet expects: what ControlNetSpec's "canny"
+/// preprocessor runs, for previewing it. ConfigError for negative thresholds.
+Image canny_edges(const Image& image, float low_threshold, float high_threshold);
 
 /// AUTOMATIC1111's hires fix (enable_hr): generate at width x height, upscale, then refine with an
 /// image-to-image pass at the larger size (same prompt, seed and sampler; the second pass draws

@@ -1,8 +1,18 @@
 #include "pipeline/controlnet_stage.h"
 
 #include "backend/ops.h"
+#include "diffuse/error.hpp"
 
 namespace diffuse::stages {
+
+Image control_map(const ControlNetSpec& spec) {
+  if (spec.preprocessor.empty() || spec.preprocessor == "none") return spec.image;
+  if (spec.preprocessor == "canny")
+    return canny_edges(spec.image, spec.low_threshold, spec.high_threshold);
+  throw ConfigError("ControlNet preprocessor '" + spec.preprocessor +
+                    "' is not one of none, canny (run other preprocessors yourself and pass "
+                    "the map as the control image)");
+}
 
 Tensor prepare_control_image(const Image& image, int width, int height, Device device) {
   const Image sized =

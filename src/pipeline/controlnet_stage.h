@@ -23,6 +23,10 @@ struct ControlUnit {
   double start = 0, end = 1;
 };
 
+/// The control map of `spec`: its image, or what its preprocessor makes of it (ConfigError naming
+/// an unknown preprocessor).
+Image control_map(const ControlNetSpec& spec);
+
 /// diffusers' prepare_image: the control image resized to width x height with PIL's Lanczos filter
 /// (when its size differs), scaled to [0, 1]: [1, 3, height, width].
 Tensor prepare_control_image(const Image& image, int width, int height, Device device);

@@ -143,9 +143,10 @@ stages::ResidualSource StableDiffusionPipeline::controls_for(const GenerateOptio
         "take different numbers of 75-token chunks) is not supported yet");
   std::vector<stages::ControlUnit> units;
   for (const ControlNetSpec& c : o.controlnets)
-    units.push_back({controlnet(c.model),
-                     stages::prepare_control_image(c.image, o.width, o.height, device()), c.scale,
-                     c.start, c.end});
+    units.push_back(
+        {controlnet(c.model),
+         stages::prepare_control_image(stages::control_map(c), o.width, o.height, device()),
+         c.scale, c.start, c.end});
   return stages::controlnet_residuals(std::move(units), cond, cfg, o.control_guess_mode,
                                       evaluations);
 }
@@ -632,6 +633,14 @@ void StableDiffusionPipeline::check_controlnets(GenerateOptions& o) const {
     if (!std::isfinite(c.scale) || c.scale < 0.f || c.scale > kMaxControlScale)
       throw ConfigError(what + ": scale must be between 0 and " + fmt(kMaxControlScale) + ", got " +
                         fmt(c.scale));
+    if (!c.preprocessor.empty() && c.preprocessor != "none" && c.preprocessor != "canny")
+      throw ConfigError(what + ": preprocessor '" + c.preprocessor + "' is not one of none, canny");
+    if (c.preprocessor == "canny" &&
+        !(std::isfinite(c.low_threshold) && std::isfinite(c.high_threshold) &&
+          c.low_threshold >= 0 && c.high_threshold >= 0 && c.low_threshold <= 10000 &&
+          c.high_threshold <= 10000))
+      throw ConfigError(what + ": canny thresholds must be between 0 and 10000, got " +
+                        fmt(c.low_threshold) + " and " + fmt(c.high_threshold));
     // diffusers' check_inputs: 0 <= start < end <= 1.
     if (!(c.start >= 0 && c.start < c.end && c.end <= 1))
       throw ConfigError(what + ": guidance window start " + fmt(c.start) + ", end " + fmt(c.end) +

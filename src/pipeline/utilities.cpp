@@ -15,7 +15,9 @@
 #include "backend/backend.h"
 #include "backend/ops.h"
 #include "core/thread_pool.h"
+#include "diffuse/diffuse.hpp"
 #include "io/atomic_file.h"
+#include "io/canny.h"
 #include "pipeline/synthetic_weights.h"
 #include "tokenizer/clip_tokenizer.h"
 
@@ -122,6 +124,12 @@ double measure_sgemm_gflops(int threads, double seconds) {
     best = std::max(best, flops / s / 1e9);
   }
   return best;
+}
+
+Image canny_edges(const Image& image, float low_threshold, float high_threshold) {
+  const Rgb8Image edges = canny_edges(Rgb8Image{image.width, image.height, image.to_rgb8()},
+                                      low_threshold, high_threshold);
+  return Image::from_rgb8(edges.width, edges.height, edges.pixels);
 }
 
 }  // namespace diffuse

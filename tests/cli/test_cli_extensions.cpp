@@ -102,6 +102,12 @@ TEST(cli_extensions, flag_errors_name_the_flag) {
                      " --control-scale 1 --control-scale 2 "
                      "--control-scale 3",
                  {"--control-scale", "3 times"});
+  const std::string controlnet = base + " --controlnet " + fixture("models/tiny-controlnet") +
+                                 " --control-image " + fixture("golden/img2img-init.png");
+  expect_failure(controlnet + " --control-preprocess sobel", {"--control-preprocess", "sobel"});
+  expect_failure(controlnet + " --control-preprocess canny:100", {"canny:LOW:HIGH"});
+  expect_failure(controlnet + " --control-preprocess canny:a:b", {"canny:LOW:HIGH"});
+  expect_failure(base + " --control-preprocess canny", {"--control-preprocess", "--controlnet"});
   expect_failure(base + " --lora /nonexistent/style.safetensors:0.5",
                  {"/nonexistent/style.safetensors"});
   // A 9-channel inpainting model without --mask says what it needs.

@@ -103,3 +103,34 @@ TEST(controlnet, bad_options_are_named) {
   test::expect_error_mentioning<ConfigError>([&] { sd2->generate(o); },
                                              {"tiny-controlnet", "another model family"});
 }
+
+TEST(controlnet, canny_preprocessor_is_the_edge_map_of_the_photo) {
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"));
+  GenerateOptions o;
+  o.prompt = "a house";
+  o.steps = 2;
+  const Image photo = load_png(test::fixture("golden/img2img-init.png"));
+  ControlNetSpec spec{test::fixture("models/tiny-controlnet"), photo, 0.9f, 0.0, 1.0};
+  spec.preprocessor = "canny";
+  spec.low_threshold = 20.f;
+  spec.high_threshold = 60.f;
+  o.controlnets = {spec};
+  const Image preprocessed = pipe->generate(o).images.at(0);
+  // The same with the edge map passed as the control image.
+  const Image edges = canny_edges(photo, 20.f, 60.f);
+  size_t white = 0;
+  for (float v : edges.rgb) white += v == 1.f;
+  EXPECT_GT(white, 100u);  // the map has edges (tests/io checks them against OpenCV)
+  o.controlnets[0].image = edges;
+  o.controlnets[0].preprocessor = "none";
+  EXPECT_EQ(pipe->generate(o).images.at(0).rgb, preprocessed.rgb);
+  o.controlnets[0].image = photo;
+  EXPECT_NE(pipe->generate(o).images.at(0).rgb, preprocessed.rgb);
+  // Bad preprocessor settings are named before anything runs.
+  o.controlnets[0].preprocessor = "depth";
+  test::expect_error_mentioning<ConfigError>([&] { pipe->generate(o); },
+                                             {"ControlNet 1", "preprocessor 'depth'", "canny"});
+  o.controlnets[0].preprocessor = "canny";
+  o.controlnets[0].low_threshold = -5.f;
+  test::expect_error_mentioning<ConfigError>([&] { pipe->generate(o); }, {"canny thresholds"});
+}

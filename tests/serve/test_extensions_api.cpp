@@ -328,6 +328,33 @@ TEST(a1111_lora, unknown_and_unsafe_lora_names_are_refused_naming_tag_and_folder
   EXPECT_EQ(plain.get("/sdapi/v1/loras").second, nlohmann::json::array());
 }
 
+TEST(a1111_controlnet, canny_module_is_the_library_preprocessor) {
+  diffuse::serve::ServerConfig config;
+  config.controlnet_dir = controlnet_dir();
+  TestServer s(config);
+  const nlohmann::json unit = {{"module", "canny"},
+                               {"model", "tiny-controlnet"},
+                               {"image", b64_file(fixture("golden/img2img-init.png"))},
+                               {"threshold_a", 20},
+                               {"threshold_b", 60},
+                               {"processor_res", 512}};
+  const nlohmann::json body = {
+      {"prompt", "a house"}, {"steps", 2},
+      {"seed", 7},           {"width", 64},
+      {"height", 64},        {"alwayson_scripts", {{"controlnet", {{"args", {unit}}}}}}};
+  auto [status, r] = s.post("/sdapi/v1/txt2img", body);
+  ASSERT_EQ(status, 200) << r.dump().substr(0, 500);
+  GenerateOptions o = a1111_options("a house", 2, 7);
+  diffuse::ControlNetSpec spec{(fs::path(config.controlnet_dir) / "tiny-controlnet").string(),
+                               diffuse::load_png(fixture("golden/img2img-init.png")), 1.f, 0.0,
+                               1.0};
+  spec.preprocessor = "canny";
+  spec.low_threshold = 20.f;
+  spec.high_threshold = 60.f;
+  o.controlnets = {spec};
+  EXPECT_EQ(decode_b64_png(r["images"][0]).to_rgb8(), library_rgb8(o));
+}
+
 TEST(a1111_controlnet, an_extension_unit_equals_the_library) {
   diffuse::serve::ServerConfig config;
   config.controlnet_dir = controlnet_dir();
@@ -335,7 +362,8 @@ TEST(a1111_controlnet, an_extension_unit_equals_the_library) {
   auto [ms, models] = s.get("/controlnet/model_list");
   ASSERT_EQ(ms, 200);
   EXPECT_EQ(models, (nlohmann::json{{"model_list", {"tiny-controlnet"}}}));
-  EXPECT_EQ(s.get("/controlnet/module_list").second["module_list"], nlohmann::json({"none"}));
+  EXPECT_EQ(s.get("/controlnet/module_list").second["module_list"],
+            nlohmann::json({"none", "canny"}));
 
   const std::string control = b64_file(fixture("golden/img2img-init.png"));
   // A unit as the extension's clients send it: the model by its title with a hash, preprocessor
@@ -401,8 +429,10 @@ TEST(a1111_controlnet, what_the_extension_does_and_diffuse_does_not_is_refused) 
   };
   const std::string at = "alwayson_scripts.controlnet.args[0].";
   const std::string path = "/sdapi/v1/txt2img";
-  expect_422(s, path, body_with({{"module", "canny"}}),
-             {at + "module", "canny", "preprocessed image"});
+  expect_422(s, path, body_with({{"module", "depth_midas"}}),
+             {at + "module", "depth_midas", "preprocessed map"});
+  expect_422(s, path, body_with({{"module", "canny"}, {"threshold_a", 20000}}),
+             {at + "threshold_a"});
   expect_422(s, path, body_with({{"control_mode", 1}}), {at + "control_mode", "not supported"});
   expect_422(s, path, body_with({{"control_mode", "My prompt is more important"}}),
              {at + "control_mode"});
@@ -510,7 +540,32 @@ TEST(jobs_api, inpainting_loras_and_controlnets_as_the_library) {
   bad = controlled;
   bad["controlnets"][0]["weight"] = 1;
   expect_422(s, path, bad, {"controlnets[0].weight"});
+  bad = controlled;
+  bad["controlnets"][0]["preprocessor"] = "hed";
+  expect_422(s, path, bad, {"controlnets[0].preprocessor", "hed"});
   expect_422(s, path, {{"control_guess_mode", true}}, {"control_guess_mode needs controlnets"});
+  expect_422(s, path, {{"init_image", init}, {"mask_crop", 4}}, {"mask_crop needs mask_image"});
+
+  // A photo with the canny preprocessor, and only-masked inpainting.
+  GenerateOptions e = c;
+  e.loras.clear();
+  e.control_guess_mode = false;
+  e.controlnets[0].preprocessor = "canny";
+  e.controlnets[0].low_threshold = 20.f;
+  e.controlnets[0].high_threshold = 60.f;
+  nlohmann::json edges = controlled;
+  edges["prompt"] = "a house";
+  edges.erase("control_guess_mode");
+  edges["controlnets"][0].update(
+      {{"preprocessor", "canny"}, {"low_threshold", 20}, {"high_threshold", 60}});
+  EXPECT_EQ(job_image(s, edges), library_rgb8(e));
+  GenerateOptions m = o;
+  m.mask_blur = 0;
+  m.mask_crop = 6;
+  nlohmann::json only_masked = inpaint;
+  only_masked.erase("mask_blur");
+  only_masked["mask_crop"] = 6;
+  EXPECT_EQ(job_image(s, only_masked), library_rgb8(m));
 }
 
 }  // namespace

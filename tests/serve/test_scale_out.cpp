@@ -440,6 +440,15 @@ TEST_F(scale_out, inpainting_travels_through_the_queue_and_loras_are_refused) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("mask_image needs init_image"), std::string::npos);
   }
+  // "Only masked" travels as mask_crop.
+  const GenerateOptions cropped =
+      serve::parse_queue_job({{"model", "tiny-sd1"},
+                              {"init_image", serve::base64_encode(init)},
+                              {"mask_image", serve::base64_encode(mask)},
+                              {"mask_crop", 5}})
+          .options;
+  ASSERT_TRUE(cropped.mask_crop.has_value());
+  EXPECT_EQ(*cropped.mask_crop, 5);
 }
 
 TEST_F(scale_out, an_a1111_batch_is_split_across_workers_and_answered_in_order) {

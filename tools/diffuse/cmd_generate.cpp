@@ -45,7 +45,7 @@ struct GenerateArgs {
   int hires_steps = 0;
   std::string hires_upscaler = "latent";
   // --controlnet k pairs with the k-th --control-image, --control-scale, --control-start/-end.
-  std::vector<std::string> controlnets, control_images;
+  std::vector<std::string> controlnets, control_images, control_preprocess;
   std::vector<float> control_scales;
   std::vector<double> control_starts, control_ends;
   bool control_guess_mode = false;
@@ -136,25 +136,52 @@ T per_controlnet(const std::vector<T>& values, size_t k, size_t count, T fallbac
   return values[k];
 }
 
+/// --control-preprocess none|canny[:LOW:HIGH] into `spec`.
+void set_preprocessor(const std::string& arg, ControlNetSpec& spec) {
+  const size_t colon = arg.find(':');
+  spec.preprocessor = arg.substr(0, colon);
+  if (spec.preprocessor != "none" && spec.preprocessor != "canny")
+    throw ConfigError("--control-preprocess " + arg + ": expected none or canny[:LOW:HIGH]");
+  if (colon == std::string::npos) return;
+  const std::string rest = arg.substr(colon + 1);
+  const size_t second = rest.find(':');
+  try {
+    if (spec.preprocessor != "canny" || second == std::string::npos)
+      throw std::invalid_argument("");
+    size_t used = 0, used2 = 0;
+    spec.low_threshold = std::stof(rest.substr(0, second), &used);
+    spec.high_threshold = std::stof(rest.substr(second + 1), &used2);
+    if (used != second || used2 != rest.size() - second - 1) throw std::invalid_argument("");
+  } catch (const std::exception&) {
+    throw ConfigError("--control-preprocess " + arg +
+                      ": expected canny:LOW:HIGH with two numbers (e.g. canny:100:200)");
+  }
+}
+
 void set_controlnets(const GenerateArgs& a, GenerateOptions& o) {
   const size_t n = a.controlnets.size();
   if (n == 0) {
     if (!a.control_images.empty() || !a.control_scales.empty() || !a.control_starts.empty() ||
-        !a.control_ends.empty() || a.control_guess_mode)
+        !a.control_ends.empty() || a.control_guess_mode || !a.control_preprocess.empty())
       throw ConfigError(
           "--control-image/--control-scale/--control-start/--control-end/"
-          "--control-guess-mode need --controlnet");
+          "--control-preprocess/--control-guess-mode need --controlnet");
     return;
   }
   if (a.control_images.size() != n)
     throw ConfigError("each --controlnet needs its --control-image (" + std::to_string(n) +
                       " --controlnet, " + std::to_string(a.control_images.size()) +
                       " --control-image)");
-  for (size_t k = 0; k < n; ++k)
-    o.controlnets.push_back({a.controlnets[k], load_png(a.control_images[k]),
-                             per_controlnet(a.control_scales, k, n, 1.f, "--control-scale"),
-                             per_controlnet(a.control_starts, k, n, 0.0, "--control-start"),
-                             per_controlnet(a.control_ends, k, n, 1.0, "--control-end")});
+  for (size_t k = 0; k < n; ++k) {
+    ControlNetSpec spec{a.controlnets[k], load_png(a.control_images[k]),
+                        per_controlnet(a.control_scales, k, n, 1.f, "--control-scale"),
+                        per_controlnet(a.control_starts, k, n, 0.0, "--control-start"),
+                        per_controlnet(a.control_ends, k, n, 1.0, "--control-end")};
+    set_preprocessor(
+        per_controlnet(a.control_preprocess, k, n, std::string("none"), "--control-preprocess"),
+        spec);
+    o.controlnets.push_back(std::move(spec));
+  }
   o.control_guess_mode = a.control_guess_mode;
 }
 
@@ -410,8 +437,12 @@ Command add_generate(CLI::App& app) {
                 "ControlNet folder or single file (control_*.safetensors); repeat for several, "
                 "each with its --control-image");
   c->add_option("--control-image", a->control_images,
-                "control image (PNG: edges, depth, pose, ... already preprocessed) for the "
-                "matching --controlnet");
+                "control image (PNG: edges, depth, pose, ... already preprocessed, or a photo "
+                "with --control-preprocess) for the matching --controlnet");
+  c->add_option("--control-preprocess", a->control_preprocess,
+                "make the control map from the control image first: none (default) or "
+                "canny[:LOW:HIGH] (OpenCV's Canny edges, thresholds 100 and 200 unless given); "
+                "once for all or per --controlnet");
   c->add_option("--control-scale", a->control_scales,
                 "ControlNet conditioning scale (default 1; once for all or per --controlnet)");
   c->add_option("--control-start", a->control_starts,

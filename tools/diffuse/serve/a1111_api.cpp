@@ -299,7 +299,7 @@ void add_a1111_routes(Server& server) {
     send_json(res, {{"model_list", controlnet_names(s.config().controlnet_dir)}});
   }));
   http.Get("/controlnet/module_list", s.handle([](const auto&, auto& res) {
-    send_json(res, {{"module_list", nlohmann::json::array({"none"})},
+    send_json(res, {{"module_list", nlohmann::json::array({"none", "canny"})},
                     {"module_detail", nlohmann::json::object()}});
   }));
 }

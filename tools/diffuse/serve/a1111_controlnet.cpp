@@ -57,8 +57,8 @@ Image unit_image(JsonFields& f, const std::string& where, const ServerConfig& co
   }
   if (!v || !v->is_string() || v->get<std::string>().empty())
     throw invalid_parameter(where + field +
-                            ": a base64 PNG control image is required (preprocessed: diffuse "
-                            "runs no preprocessor)");
+                            ": a base64 PNG control image is required (a control map, or a "
+                            "photo with module \"canny\")");
   return decode_image_field(v->get<std::string>(), where + field, config);
 }
 
@@ -104,10 +104,10 @@ void apply_alwayson_scripts(const nlohmann::json* scripts, bool txt2img, Generat
                                 "enabled: ControlNet works with txt2img only "
                                 "(diffuse has no ControlNet image-to-image or inpainting yet)");
       const std::string module = f.string("module", "none");
-      if (lower(module) != "none")
+      if (lower(module) != "none" && lower(module) != "canny")
         throw invalid_parameter(at + "module: preprocessor \"" + module +
-                                "\" is not supported (diffuse runs no preprocessors: send a "
-                                "preprocessed image with module \"none\")");
+                                "\" is not supported (diffuse runs \"canny\"; for the others "
+                                "send the preprocessed map with module \"none\")");
       const std::string model = f.string("model", "None");
       if (model.empty() || lower(model) == "none")
         throw invalid_parameter(at + "model: a ControlNet model is required");
@@ -140,6 +140,15 @@ void apply_alwayson_scripts(const nlohmann::json* scripts, bool txt2img, Generat
                                 "(guess mode applies to the whole generation)");
       guess = mode == 2;
       c.image = unit_image(f, at, config);
+      if (lower(module) == "canny") {
+        // The extension's thresholds: threshold_a low, threshold_b high; -1 means its default.
+        // It runs canny at processor_res (the short side); diffuse at the image's own size.
+        c.preprocessor = "canny";
+        const double low = f.number("threshold_a", 100, -1, 10000),
+                     high = f.number("threshold_b", 200, -1, 10000);
+        c.low_threshold = static_cast<float>(low < 0 ? 100 : low);
+        c.high_threshold = static_cast<float>(high < 0 ? 200 : high);
+      }
       int resize = 1;  // the extension's default, "Crop and Resize"
       if (const nlohmann::json* r = f.raw("resize_mode")) {
         resize = enum_index(*r, kResizeModes);

@@ -49,7 +49,15 @@ void read_controlnets(JsonFields& f, GenerateOptions& o, const ServerConfig& con
       spec.start = c.number("start", 0.0, 0, 1);
       spec.end = c.number("end", 1.0, 0, 1);
       if (!(spec.start < spec.end)) throw invalid_parameter(at + ".start must be below its end");
-      c.refuse_unknown("a ControlNet is {model, image, scale, start, end}");
+      spec.preprocessor = c.string("preprocessor", "none");
+      if (spec.preprocessor != "none" && spec.preprocessor != "canny")
+        throw invalid_parameter(at + ".preprocessor: \"" + spec.preprocessor +
+                                "\" is not one of none, canny");
+      spec.low_threshold = static_cast<float>(c.number("low_threshold", 100, 0, 10000));
+      spec.high_threshold = static_cast<float>(c.number("high_threshold", 200, 0, 10000));
+      c.refuse_unknown(
+          "a ControlNet is {model, image, scale, start, end, preprocessor, low_threshold, "
+          "high_threshold}");
       o.controlnets.push_back(std::move(spec));
     }
   }
