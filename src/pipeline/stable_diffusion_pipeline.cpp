@@ -120,11 +120,10 @@ stages::Conditioning StableDiffusionPipeline::encode_conditioning(const Generate
 void StableDiffusionPipeline::warn_about_prompts(const GenerateOptions& o,
                                                  std::vector<std::string>& warnings) const {
   if (o.prompt_syntax != "a1111") return;
-  if (!a1111_prompts_supported()) {
-    warnings.push_back("A1111 prompt syntax is not implemented for " + model_.family + " (" +
-                       model_.name + ") yet: the prompts are read as plain text");
-    return;
-  }
+  if (o.clip_skip > 0 && !a1111_applies_clip_skip())
+    warnings.push_back("clip skip " + std::to_string(o.clip_skip) +
+                       " is ignored: A1111 applies no clip skip to " + model_.family +
+                       " models (plain prompt syntax applies it, as diffusers)");
   for (const auto& [what, text] : {std::pair<const char*, std::string>{"prompt", o.prompt},
                                    {"negative prompt", o.negative_prompt.value_or("")}})
     if (a1111::parse_prompt_attention(text).unbalanced)

@@ -51,8 +51,8 @@ class StableDiffusionPipeline : public Pipeline {
   /// Whether the UNet takes GenerateOptions' size conditions (SDXL); otherwise setting them is
   /// reported as a warning.
   virtual bool size_conditioned() const { return false; }
-  /// Whether encode_conditioning() reads GenerateOptions::prompt_syntax "a1111".
-  virtual bool a1111_prompts_supported() const { return true; }
+  /// Whether A1111 prompt syntax applies GenerateOptions::clip_skip (A1111 does not on SDXL).
+  virtual bool a1111_applies_clip_skip() const { return true; }
   /// Whether the UNet takes GenerateOptions' aesthetic scores (SDXL refiners).
   virtual bool aesthetic_conditioned() const { return false; }
   /// Refuses options this pipeline does not implement (ConfigError naming the option); called by

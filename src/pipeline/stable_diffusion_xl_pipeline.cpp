@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "backend/ops.h"
+#include "pipeline/a1111_prompt_encoding.h"
 
 namespace diffuse {
 
@@ -89,8 +90,13 @@ stages::Conditioning StableDiffusionXLPipeline::conditioning(const GenerateOptio
   const Device dev = device();
   const int n = o.image_count;
   const StableDiffusionModel* first = text_encoder_2_only_ ? nullptr : &model();
-  const stages::XLPromptEmbeds cond =
-      stages::encode_prompt_xl(first, tokenizer_2_, text_encoder_2_, o.prompt, o.clip_skip, dev);
+  const bool a1111 = o.prompt_syntax == "a1111";
+  const auto encode = [&](const std::string& text) {
+    return a1111 ? stages::encode_prompt_xl_a1111(first, tokenizer_2_, text_encoder_2_, text, dev)
+                 : stages::encode_prompt_xl(first, tokenizer_2_, text_encoder_2_, text, o.clip_skip,
+                                            dev);
+  };
+  const stages::XLPromptEmbeds cond = encode(o.prompt);
   const auto [positive_ids, negative_ids] = time_ids(o, img2img_order);
   auto added = std::make_shared<UNetAddedConditions>();
   Tensor context = ops::repeat_batch(cond.prompt_embeds, n);
@@ -98,14 +104,16 @@ stages::Conditioning StableDiffusionXLPipeline::conditioning(const GenerateOptio
   added->time_ids = ops::repeat_batch(positive_ids, n);
   if (!cfg) return {context, added, {}};
   stages::XLPromptEmbeds uncond;
-  if (!o.negative_prompt && force_zeros_for_empty_prompt_) {
+  // diffusers zeroes an absent negative prompt (force_zeros_for_empty_prompt); A1111 zeroes an
+  // empty one on every SDXL model (sd_models_xl's force_zero_negative_prompt).
+  const bool zeros = a1111 ? o.negative_prompt.value_or("").empty()
+                           : !o.negative_prompt && force_zeros_for_empty_prompt_;
+  if (zeros) {
     uncond.prompt_embeds = Tensor::zeros(cond.prompt_embeds.shape()).on(dev);
     uncond.pooled_prompt_embeds = Tensor::zeros(cond.pooled_prompt_embeds.shape()).on(dev);
   } else {
-    uncond = stages::encode_prompt_xl(first, tokenizer_2_, text_encoder_2_,
-                                      o.negative_prompt.value_or(""), o.clip_skip, dev);
+    uncond = encode(o.negative_prompt.value_or(""));
   }
-  context = ops::concat(ops::repeat_batch(uncond.prompt_embeds, n), context, 0);
   added->text_embeds =
       ops::concat(ops::repeat_batch(uncond.pooled_prompt_embeds, n), added->text_embeds, 0);
   // The img2img pipeline batches the time ids as the embeddings. The text-to-image one tiles
@@ -116,7 +124,10 @@ stages::Conditioning StableDiffusionXLPipeline::conditioning(const GenerateOptio
                         ? ops::concat(ops::repeat_batch(negative_ids, n), added->time_ids, 0)
                         : ops::repeat_batch(ops::concat(negative_ids, positive_ids, 0),
                                             2 * static_cast<int64_t>(n));
-  return {context, added, {}};
+  const Tensor uncond_context = ops::repeat_batch(uncond.prompt_embeds, n);
+  // A1111 prompts of different chunk counts guide each half on its own.
+  if (uncond_context.dim(1) != context.dim(1)) return {context, added, uncond_context};
+  return {ops::concat(uncond_context, context, 0), added, {}};
 }
 
 stages::Conditioning StableDiffusionXLPipeline::encode_conditioning(const GenerateOptions& o,

@@ -21,7 +21,7 @@ class StableDiffusionXLPipeline final : public StableDiffusionPipeline {
  protected:
   stages::Conditioning encode_conditioning(const GenerateOptions& o, bool cfg) const override;
   bool size_conditioned() const override { return true; }
-  bool a1111_prompts_supported() const override { return false; }
+  bool a1111_applies_clip_skip() const override { return false; }
   bool aesthetic_conditioned() const override { return requires_aesthetics_score_; }
   float default_img2img_strength() const override { return 0.3f; }
   void check_supported(const GenerateOptions& o) const override;

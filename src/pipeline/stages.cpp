@@ -118,8 +118,17 @@ NoisePredictor unet_predictor(const UNet2DConditionModel& unet, Conditioning con
     if (cond.split()) {  // [uncond x n; cond x n], each half with its own context
       const int64_t n = x.dim(0) / 2;
       const std::vector<double> ts(static_cast<size_t>(n), t);
-      const Tensor uncond = unet.forward(x.narrow(0, 0, n).contiguous(), ts, cond.uncond_context);
-      const Tensor conditioned = unet.forward(x.narrow(0, n, n).contiguous(), ts, cond.context);
+      // SDXL's added conditions are batched [uncond x n; cond x n] too.
+      const auto half = [&](int64_t begin) -> std::optional<UNetAddedConditions> {
+        if (!cond.added) return std::nullopt;
+        return UNetAddedConditions{cond.added->text_embeds.narrow(0, begin, n).contiguous(),
+                                   cond.added->time_ids.narrow(0, begin, n).contiguous()};
+      };
+      const std::optional<UNetAddedConditions> added_uncond = half(0), added_cond = half(n);
+      const Tensor uncond = unet.forward(x.narrow(0, 0, n).contiguous(), ts, cond.uncond_context,
+                                         added_uncond ? &*added_uncond : nullptr);
+      const Tensor conditioned = unet.forward(x.narrow(0, n, n).contiguous(), ts, cond.context,
+                                              added_cond ? &*added_cond : nullptr);
       return ops::concat(uncond, conditioned, 0);
     }
     const std::vector<double> ts(static_cast<size_t>(x.dim(0)), t);

@@ -202,6 +202,17 @@ std::vector<PromptChunk> tokenize_chunks(const ClipTokenizer& tokenizer,
         chunk.multipliers = std::move(moved_multipliers);
       }
       if (chunk.tokens.size() == kChunkLength) next_chunk();
+      // A textual-inversion embedding stays whole: one that does not fit starts the next chunk.
+      const size_t vectors = tokenizer.added_token_length_at(tokens, position);
+      if (vectors > 0) {
+        if (chunk.tokens.size() + vectors > kChunkLength) next_chunk();
+        const auto first = tokens.begin() + static_cast<std::ptrdiff_t>(position);
+        chunk.tokens.insert(chunk.tokens.end(), first,
+                            first + static_cast<std::ptrdiff_t>(vectors));
+        chunk.multipliers.insert(chunk.multipliers.end(), vectors, weight);
+        position += vectors - 1;
+        continue;
+      }
       chunk.tokens.push_back(token);
       chunk.multipliers.push_back(weight);
     }

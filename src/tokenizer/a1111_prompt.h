@@ -38,8 +38,9 @@ struct PromptChunk {
 };
 
 /// tokenize_line: the parsed prompt's tokens in chunks of 75 between BOS and EOS, padded with
-/// EOS, a BREAK closing a chunk early, with A1111's comma backtracking (20 tokens). Always at
-/// least one chunk.
+/// EOS, a BREAK closing a chunk early, with A1111's comma backtracking (20 tokens); a
+/// multi-vector textual-inversion token (the tokenizer's added tokens) is kept whole, starting the
+/// next chunk when it does not fit. Always at least one chunk.
 std::vector<PromptChunk> tokenize_chunks(const ClipTokenizer& tokenizer,
                                          const ParsedPrompt& parsed);
 

@@ -171,6 +171,16 @@ ClipTokenizer ClipTokenizer::with_added_token(const std::string& text,
   return t;
 }
 
+size_t ClipTokenizer::added_token_length_at(const std::vector<int64_t>& ids,
+                                            size_t position) const {
+  for (const AddedToken& a : added_) {
+    if (position + a.ids.size() > ids.size()) continue;
+    if (std::equal(a.ids.begin(), a.ids.end(), ids.begin() + static_cast<ptrdiff_t>(position)))
+      return a.ids.size();
+  }
+  return 0;
+}
+
 void ClipTokenizer::encode_segment(std::u32string_view segment, std::vector<int64_t>& ids) const {
   if (segment.empty()) return;
   const std::u32string text = normalize(segment, lowercase_);

@@ -58,6 +58,9 @@ class ClipTokenizer {
   /// leftmost-longest, with the text around it encoded as usual. ConfigError when `text` is empty
   /// or already a token of the vocabulary or added before.
   ClipTokenizer with_added_token(const std::string& text, std::vector<int64_t> ids) const;
+  /// How many of `ids` from `position` on are the ids of one added token (0: none starts there):
+  /// A1111 keeps a multi-vector embedding whole in one 75-token chunk.
+  size_t added_token_length_at(const std::vector<int64_t>& ids, size_t position) const;
   /// Whether `text` is a token of the BPE vocabulary (with or without the end-of-word mark).
   bool in_vocabulary(const std::string& text) const;
 

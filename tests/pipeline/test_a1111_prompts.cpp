@@ -1,7 +1,8 @@
 // The A1111 prompt syntax in the pipeline: each reference prompt's conditioning equals what A1111's
 // code computes with the same text encoder (tests/data/reference/a1111-prompts.safetensors), a
 // prompt and negative prompt of different chunk counts guide as A1111 does (each half through the
-// UNet alone: pipe-a1111-split-euler), and the option's errors and warnings.
+// UNet alone: pipe-a1111-split-euler), the same for SDXL (a1111-prompts-sdxl, both encoders;
+// pipe-a1111-sdxl-split-euler), and the option's errors and warnings.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -68,10 +69,50 @@ TEST(a1111_prompts, options_errors_and_warnings) {
   o.prompt = "a (cube:1..2)";
   test::expect_error_mentioning<ConfigError>([&] { pipe->generate(o); }, {"1..2"});
 
-  // SDXL reads A1111 prompts as plain text for now, and says so.
+  // A1111 applies no clip skip to SDXL: a warning, and the image of clip skip 0.
   auto xl = Pipeline::load(test::fixture("models/tiny-sdxl"));
   o.prompt = "a (cube:1.2)";
+  o.clip_skip = 1;
   r = xl->generate(o);
   ASSERT_EQ(r.warnings.size(), 1u);
-  EXPECT_NE(r.warnings[0].find("sdxl"), std::string::npos) << r.warnings[0];
+  EXPECT_NE(r.warnings[0].find("clip skip 1 is ignored"), std::string::npos) << r.warnings[0];
+  o.clip_skip = 0;
+  EXPECT_EQ(xl->generate(o).images[0].rgb, r.images[0].rgb);
+  // An empty negative prompt is zeros on SDXL under A1111 syntax (force_zero_negative_prompt):
+  // the same image as an absent one under plain syntax with force_zeros_for_empty_prompt.
+  o.prompt = "a cube";
+  o.negative_prompt = "";
+  const Image a1111_empty = xl->generate(o).images[0];
+  GenerateOptions absent = o;
+  absent.prompt_syntax = "plain";
+  absent.negative_prompt.reset();
+  EXPECT_EQ(xl->generate(absent).images[0].rgb, a1111_empty.rgb);
+}
+
+TEST(a1111_prompts, sdxl_conditioning_matches_a1111s_code) {
+  const std::string path = test::reference("a1111-prompts-sdxl.safetensors");
+  const SafetensorsFile ref = SafetensorsFile::open(path);
+  const nlohmann::json cases = parse_json(ref.metadata().at("json"), path).at("cases");
+  ASSERT_GE(cases.size(), 5u);
+  const StableDiffusionXLModel xl =
+      load_stable_diffusion_xl_folder(test::fixture("models/tiny-sdxl"));
+  for (const auto& c : cases) {
+    const std::string prompt = c.at("prompt"), key = "sdxl/" + std::to_string(int(c.at("index")));
+    const stages::XLPromptEmbeds ours =
+        stages::encode_prompt_xl_a1111(&xl.base, xl.tokenizer_2, xl.text_encoder_2, prompt, kCpu);
+    const Tensor crossattn = ref.get(key + ".crossattn"), pooled = ref.get(key + ".pooled");
+    ASSERT_EQ(ours.prompt_embeds.shape(), crossattn.shape()) << prompt;
+    EXPECT_LT(test::rel_error(ours.prompt_embeds, crossattn), 1e-4) << prompt;
+    EXPECT_LT(test::rel_error(ours.pooled_prompt_embeds, pooled), 1e-4) << prompt;
+  }
+}
+
+TEST(a1111_prompts, sdxl_prompts_of_different_lengths_guide_each_half_alone) {
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
+  const std::string name = "a1111-sdxl-split-euler";
+  const nlohmann::json m = test::reference_metadata(name);
+  GenerateOptions o = test::options_from_metadata(m);
+  o.prompt_syntax = "a1111";
+  test::check_pipeline_reference(*pipe, o, test::reference("pipe-" + name + ".safetensors"),
+                                 {test::reference(name + "-0.png")}, name);
 }

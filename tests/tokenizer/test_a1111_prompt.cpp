@@ -99,3 +99,33 @@ TEST(a1111_prompt, parts_and_chunks_match_a1111s_code) {
     }
   }
 }
+
+TEST(a1111_prompt, a_multi_vector_embedding_stays_in_one_chunk) {
+  // tokenize_line: an embedding whose vectors do not fit in what is left of the chunk starts the
+  // next one (len(chunk.tokens) + emb_len > chunk_length: next_chunk()).
+  const ClipTokenizer base = ClipTokenizer::load(test::fixture("models/tiny-sd1/tokenizer"));
+  const int64_t v = base.vocab_size();
+  const ClipTokenizer tok = base.with_added_token("tinystyle", {v, v + 1, v + 2});
+  const std::vector<int64_t> horse = base.encode("horse");
+  ASSERT_EQ(horse.size(), 3u);
+  std::string words;
+  for (int i = 0; i < 73; ++i) words += "horse ";
+  // 73 words leave 2 places: the 3-vector embedding moves to chunk 2 whole, weighted 1.1.
+  const auto chunks =
+      a1111::tokenize_chunks(tok, a1111::parse_prompt_attention(words + "(tinystyle:1.1) horse"));
+  ASSERT_EQ(chunks.size(), 2u);
+  EXPECT_EQ(chunks[0].tokens[73], horse[1]);
+  EXPECT_EQ(chunks[0].tokens[74], tok.eos_id());  // padding
+  EXPECT_EQ(chunks[0].tokens[75], tok.eos_id());
+  EXPECT_EQ(std::vector<int64_t>(chunks[1].tokens.begin() + 1, chunks[1].tokens.begin() + 5),
+            (std::vector<int64_t>{v, v + 1, v + 2, horse[1]}));
+  EXPECT_EQ(chunks[1].multipliers[1], 1.1f);
+  EXPECT_EQ(chunks[1].multipliers[3], 1.1f);
+  EXPECT_EQ(chunks[1].multipliers[4], 1.f);
+  // With room left it stays where it is.
+  const auto one =
+      a1111::tokenize_chunks(tok, a1111::parse_prompt_attention("horse tinystyle horse"));
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(std::vector<int64_t>(one[0].tokens.begin() + 1, one[0].tokens.begin() + 6),
+            (std::vector<int64_t>{horse[1], v, v + 1, v + 2, horse[1]}));
+}
