@@ -61,7 +61,12 @@ ResidualSource controlnet_residuals(std::vector<ControlUnit> units, Conditioning
   }
   return [units = std::move(units), control_cond, cond_only, guess_mode, evaluations](
              const Tensor& x, double t, int step) -> std::optional<UNetResiduals> {
-    const Tensor input = cond_only ? cond_half(x) : x;
+    // A 9-channel inpainting UNet's input carries the mask and the masked image after the
+    // latents; the ControlNet reads the latents alone (StableDiffusionControlNetInpaintPipeline).
+    const int64_t latent_channels = units.front().model->config().unet.in_channels;
+    const Tensor latents =
+        x.dim(1) > latent_channels ? x.narrow(1, 0, latent_channels).contiguous() : x;
+    const Tensor input = cond_only ? cond_half(latents) : latents;
     const std::vector<double> ts(static_cast<size_t>(input.dim(0)), t);
     std::optional<UNetResiduals> sum;
     for (const ControlUnit& u : units) {

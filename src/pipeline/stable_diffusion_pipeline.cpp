@@ -617,8 +617,7 @@ void StableDiffusionPipeline::check_controlnets(GenerateOptions& o) const {
     if (o.control_guess_mode) throw ConfigError("ControlNet guess mode needs a ControlNet");
     return;
   }
-  if (o.init_image)
-    throw ConfigError("ControlNet with image-to-image or inpainting is not supported yet");
+  if (o.hires) throw ConfigError("ControlNet with the hires fix is not supported yet");
   constexpr float kMaxControlScale = 100.f;
   for (size_t i = 0; i < o.controlnets.size(); ++i) {
     const ControlNetSpec& c = o.controlnets[i];

@@ -463,9 +463,20 @@ TEST(a1111_controlnet, what_the_extension_does_and_diffuse_does_not_is_refused) 
   nlohmann::json other = body_with({});
   other["alwayson_scripts"]["ADetailer"] = {{"args", nlohmann::json::array()}};
   expect_422(s, path, other, {"alwayson_scripts.ADetailer"});
+  // img2img with a unit: its image, or without one the init image (as the extension).
   nlohmann::json img2img = body_with({});
   img2img["init_images"] = {control};
-  expect_422(s, "/sdapi/v1/img2img", img2img, {at + "enabled", "txt2img only"});
+  img2img["steps"] = 2;
+  img2img["seed"] = 5;
+  auto [with_image, r1] = s.post("/sdapi/v1/img2img", img2img);
+  ASSERT_EQ(with_image, 200) << r1.dump().substr(0, 300);
+  img2img["alwayson_scripts"]["controlnet"]["args"][0].erase("image");
+  auto [without_image, r2] = s.post("/sdapi/v1/img2img", img2img);
+  ASSERT_EQ(without_image, 200) << r2.dump().substr(0, 300);
+  // The control image was the init image.
+  EXPECT_TRUE(r1["images"][0] == r2["images"][0]) << "the images differ";
+  img2img.erase("init_images");
+  expect_422(s, path, img2img, {at + "image"});
 
   TestServer plain;  // no --controlnet-dir
   expect_422(plain, path, body_with({}), {at + "model", "--controlnet-dir"});
@@ -526,9 +537,6 @@ TEST(jobs_api, inpainting_loras_and_controlnets_as_the_library) {
   expect_422(s, path, {{"init_image", init}, {"mask_blur", 2}}, {"mask_blur needs mask_image"});
   expect_422(s, path, {{"init_image", init}, {"mask_image", "aGVsbG8="}}, {"mask_image", "PNG"});
   nlohmann::json bad = controlled;
-  bad["init_image"] = init;
-  expect_422(s, path, bad, {"controlnets", "text-to-image"});
-  bad = controlled;
   bad["controlnets"][0]["model"] = "nope";
   expect_422(s, path, bad, {"controlnets[0].model", "nope", config.controlnet_dir});
   bad = controlled;

@@ -1,6 +1,8 @@
 """Writes tests/data/reference/pipe-<case>.safetensors and <case>-<n>.png for the pipeline
 extensions: inpainting (4- and 9-channel UNets, strength, masks that need resizing, a blurred
-mask), ControlNet (two nets, a guidance window, guess mode, a control image that needs resizing),
+mask), ControlNet (two nets, a guidance window, guess mode, a control image that needs resizing;
+image-to-image and inpainting with a ControlNet: StableDiffusionControlNetImg2ImgPipeline and
+StableDiffusionControlNetInpaintPipeline, 9- and 4-channel UNets),
 LoRA (kohya at a scale, a diffusers/PEFT LoRA with a text-encoder part, a kohya LoCon with conv and
 text-encoder layers, two adapters at once) and textual inversion (diffusers and A1111 files).
 The input files the cases need that the fixtures do not hold (masks, control images, LoRA and
@@ -45,7 +47,8 @@ import PIL
 import torch
 import transformers
 from diffusers import (ControlNetModel, DDIMScheduler, DPMSolverMultistepScheduler,
-                       EulerDiscreteScheduler, PNDMScheduler, StableDiffusionControlNetPipeline,
+                       EulerDiscreteScheduler, PNDMScheduler, StableDiffusionControlNetImg2ImgPipeline,
+                       StableDiffusionControlNetInpaintPipeline, StableDiffusionControlNetPipeline,
                        StableDiffusionInpaintPipeline, StableDiffusionPipeline)
 from peft.tuners.tuners_utils import BaseTunerLayer
 from PIL import Image
@@ -385,6 +388,41 @@ def controlnet(name, cls, steps, seed, images, scales, start=0.0, end=1.0, guess
           extra)
 
 
+def controlnet_with_image(name, model, cls, steps, seed, strength, masked, guess_mode=False,
+                          start=0.0, end=1.0):
+    """StableDiffusionControlNetImg2ImgPipeline, or with a mask
+    StableDiffusionControlNetInpaintPipeline: the init image, the mirrored init as the control
+    image, 128x128 given explicitly (the two pipelines default the size differently)."""
+    Pipe = (StableDiffusionControlNetInpaintPipeline if masked
+            else StableDiffusionControlNetImg2ImgPipeline)
+    net = ControlNetModel.from_pretrained(model_dir(CONTROLNET), dtype=torch.float32)
+    pipe = load(Pipe, model, cls, controlnet=net)
+    init = Image.open(fx(INIT)).convert("RGB")
+    control = Image.open(ref(CONTROL_MIRRORED)).convert("RGB")
+    call = dict(num_inference_steps=steps, guidance_scale=7.5, image=init, control_image=control,
+                controlnet_conditioning_scale=0.8, strength=strength, height=128, width=128,
+                guess_mode=guess_mode, control_guidance_start=start, control_guidance_end=end)
+    extra = {"image": INIT, "image_root": "fixtures", "controlnets": [CONTROLNET],
+             "control_images": [CONTROL_MIRRORED], "control_images_root": ["reference"],
+             "controlnet_conditioning_scale": [0.8], "control_guidance_start": start,
+             "control_guidance_end": end, "guess_mode": guess_mode, "strength": strength}
+    if masked:
+        call["mask_image"] = Image.open(fx(MASK))
+        extra.update(mask_image=MASK, mask_image_root="fixtures", mask_blur=0)
+    images, step_latents, ts, out = execute(pipe, PROMPT, seed, call)
+    # Sanity: the same call without the ControlNet.
+    Plain = StableDiffusionInpaintPipeline if masked else diffusers.StableDiffusionImg2ImgPipeline
+    base = plain(load(Plain, model, cls), PROMPT, seed,
+                 {k: v for k, v in call.items() if k in (
+                     "num_inference_steps", "guidance_scale", "image", "mask_image", "strength",
+                     "height", "width")})
+    print("  max |image - image without ControlNet| = %.4g" % maxdiff(out.images, base))
+    assert maxdiff(out.images, base) > 1e-3, name
+    call_meta = {k: v for k, v in call.items() if k in (
+        "num_inference_steps", "guidance_scale", "height", "width", "strength")}
+    write(name, pipe, cls, model, PROMPT, seed, call_meta, images, step_latents, ts, out, extra)
+
+
 # ---------------------------------------------------------------------------------------------
 # LoRA
 # ---------------------------------------------------------------------------------------------
@@ -567,6 +605,14 @@ CASES = [
     ("controlnet-resize-euler",
      lambda n: controlnet(n, EulerDiscreteScheduler, 6, 34, [(CONTROL_96x64, "reference")], [1.0],
                           size=(128, 128))),
+    ("controlnet-img2img-euler",
+     lambda n: controlnet_with_image(n, "tiny-sd1", EulerDiscreteScheduler, 10, 35, 0.6, False)),
+    ("controlnet-inpaint9-guess-ddim",
+     lambda n: controlnet_with_image(n, "tiny-sd1-inpaint", DDIMScheduler, 8, 36, 1.0, True,
+                                     guess_mode=True, end=0.8)),
+    ("controlnet-inpaint4-dpmpp",
+     lambda n: controlnet_with_image(n, "tiny-sd1", DPMSolverMultistepScheduler, 8, 37, 0.75,
+                                     True)),
     # LoRA
     ("lora-kohya-scale-dpmpp",
      lambda n: lora(n, DPMSolverMultistepScheduler, 10, 41,

@@ -39,8 +39,10 @@ const std::vector<std::vector<const char*>> kResizeModes = {
     {"Crop and Resize", "Inner Fit (Scale to Fit)", "Scale to Fit (Inner Fit)"},
     {"Resize and Fill", "Outer Fit (Shrink to Fit)", "Envelope (Outer Fit)"}};
 
-// The unit's image: a base64 PNG, or {"image": base64, "mask": null}.
-Image unit_image(JsonFields& f, const std::string& where, const ServerConfig& config) {
+// The unit's image: a base64 PNG, or {"image": base64, "mask": null}; for img2img without one, the
+// init image (as the extension does).
+Image unit_image(JsonFields& f, const std::string& where, const ServerConfig& config,
+                 const std::optional<Image>& init_image) {
   const nlohmann::json* image = f.raw("image");
   const nlohmann::json* legacy = f.raw("input_image");
   if (image && legacy)
@@ -55,6 +57,8 @@ Image unit_image(JsonFields& f, const std::string& where, const ServerConfig& co
     v = inner.raw("image");
     field += ".image";
   }
+  if ((!v || v->is_null() || (v->is_string() && v->get<std::string>().empty())) && init_image)
+    return *init_image;
   if (!v || !v->is_string() || v->get<std::string>().empty())
     throw invalid_parameter(where + field +
                             ": a base64 PNG control image is required (a control map, or a "
@@ -99,10 +103,6 @@ void apply_alwayson_scripts(const nlohmann::json* scripts, bool txt2img, Generat
       // the extension's API had it before 1.1.4xx made false the default.
       JsonFields f(unit, at);
       if (!f.boolean("enabled", true)) continue;
-      if (!txt2img)
-        throw invalid_parameter(at +
-                                "enabled: ControlNet works with txt2img only "
-                                "(diffuse has no ControlNet image-to-image or inpainting yet)");
       const std::string module = f.string("module", "none");
       if (lower(module) != "none" && lower(module) != "canny")
         throw invalid_parameter(at + "module: preprocessor \"" + module +
@@ -139,7 +139,7 @@ void apply_alwayson_scripts(const nlohmann::json* scripts, bool txt2img, Generat
                                 "control_mode: every unit must have the same control_mode "
                                 "(guess mode applies to the whole generation)");
       guess = mode == 2;
-      c.image = unit_image(f, at, config);
+      c.image = unit_image(f, at, config, txt2img ? std::nullopt : o.init_image);
       if (lower(module) == "canny") {
         // The extension's thresholds: threshold_a low, threshold_b high; -1 means its default.
         // It runs canny at processor_res (the short side); diffuse at the image's own size.

@@ -12,9 +12,10 @@ namespace diffuse::serve {
 
 /// Reads `alwayson_scripts` (null or an object). The "controlnet" script's enabled units become
 /// o.controlnets (models resolved against --controlnet-dir; "ControlNet is more important" sets
-/// o.control_guess_mode); `txt2img` false (img2img) refuses enabled units. Any other script, a
-/// preprocessor module other than "none", control_mode 1 and options the library cannot follow
-/// are refused with HttpError 422 naming the field.
+/// o.control_guess_mode); for img2img (`txt2img` false) a unit without an image takes
+/// o.init_image, as the extension does. Any other script, a preprocessor module other than
+/// "none" or "canny", control_mode 1 and options the library cannot follow are refused with
+/// HttpError 422 naming the field.
 void apply_alwayson_scripts(const nlohmann::json* scripts, bool txt2img, GenerateOptions& o,
                             const ServerConfig& config);
 

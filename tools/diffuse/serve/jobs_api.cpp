@@ -64,8 +64,6 @@ void read_controlnets(JsonFields& f, GenerateOptions& o, const ServerConfig& con
   o.control_guess_mode = f.boolean("control_guess_mode", false);
   if (o.control_guess_mode && o.controlnets.empty())
     throw invalid_parameter("control_guess_mode needs controlnets");
-  if (!o.controlnets.empty() && o.init_image)
-    throw invalid_parameter("controlnets work with text-to-image only (no init_image) for now");
 }
 
 JobRequest parse_job_request(const nlohmann::json& body, Server& server) {
