@@ -85,6 +85,9 @@ diffuse_status diffuse_options_set_mask(diffuse_options* o, const uint8_t* rgb, 
    padding_mask_crop, A1111's "only masked"); -1 turns it off (the default). The mask must have
    the init image's size; the result has it too. */
 diffuse_status diffuse_options_set_mask_crop(diffuse_options* o, int padding);
+/* What the masked region starts from below strength 1 (A1111's masked content): "original"
+   (default), "fill", "latent-noise" or "latent-nothing". */
+diffuse_status diffuse_options_set_masked_content(diffuse_options* o, const char* mode);
 /* VAE decoding in overlapping tiles: mode "auto" (default; only when an image would need more
    than ~4 GiB to decode whole), "on" or "off"; tile_size in pixels (a multiple of 32), 0 = the
    VAE's sample_size. */

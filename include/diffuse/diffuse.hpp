@@ -158,6 +158,12 @@ struct GenerateOptions {
   /// resized back and laid over the original outside the mask. The result has the init image's
   /// size; the mask must have it too.
   std::optional<int> mask_crop;
+  /// What the masked region starts from below strength 1 (A1111's inpainting_fill / "masked
+  /// content"): "original" (the image, diffusers' behaviour), "fill" (the region painted with the
+  /// colours around it, A1111's masking.fill), "latent-noise" (its latents replaced by noise drawn
+  /// with the seed) or "latent-nothing" (by zeros). The latent modes have no effect at strength 1
+  /// (the run starts from noise, as diffusers').
+  std::string masked_content = "original";
   /// LoRAs merged into the UNet and text encoder(s) for this generation, as diffusers'
   /// load_lora_weights + set_adapters(names, scales) computes them. The pipeline keeps the base
   /// weights: the next generation with other LoRAs (or none) only rebuilds the adapted tensors.

@@ -221,6 +221,12 @@ diffuse_status diffuse_options_set_mask_crop(diffuse_options* o, int padding) {
   });
 }
 
+diffuse_status diffuse_options_set_masked_content(diffuse_options* o, const char* mode) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(mode);
+  return guarded([&] { o->impl.masked_content = mode; });
+}
+
 diffuse_status diffuse_options_set_vae_tiling(diffuse_options* o, const char* mode, int tile_size) {
   DIFFUSE_REQUIRE(o);
   DIFFUSE_REQUIRE(mode);

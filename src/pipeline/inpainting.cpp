@@ -17,12 +17,15 @@ Tensor repeat_channels(const Tensor& x, int c) {
 }
 }  // namespace
 
-Tensor prepare_mask(const Image& mask, int width, int height, int blur, Device device) {
-  // PIL works on the 8-bit image: blur (mask_processor.blur), resize, convert("L").
+Rgb8Image mask_at_size(const Image& mask, int width, int height, int blur) {
+  // PIL works on the 8-bit image: blur (mask_processor.blur), then resize.
   Rgb8Image rgb8{mask.width, mask.height, mask.to_rgb8()};
   if (blur > 0) rgb8 = gaussian_blur(rgb8, static_cast<float>(blur));
-  rgb8 = resize_lanczos(rgb8, width, height);
-  const std::vector<uint8_t> luma = to_grayscale(rgb8);
+  return resize_lanczos(rgb8, width, height);
+}
+
+Tensor prepare_mask(const Image& mask, int width, int height, int blur, Device device) {
+  const std::vector<uint8_t> luma = to_grayscale(mask_at_size(mask, width, height, blur));
   std::vector<float> binary(luma.size());
   // pil_to_numpy's x / 255, then binarize: < 0.5 -> 0, else 1.
   for (size_t i = 0; i < luma.size(); ++i)
@@ -32,7 +35,8 @@ Tensor prepare_mask(const Image& mask, int width, int height, int blur, Device d
 
 InpaintLatents prepare_inpaint_latents(const StableDiffusionModel& model, const Tensor& image,
                                        const Tensor& mask, int copies, bool full_strength,
-                                       Scheduler& scheduler, double timestep, RandomSource& rng) {
+                                       Scheduler& scheduler, double timestep, RandomSource& rng,
+                                       const StartContent& start_content) {
   InpaintLatents r;
   const bool four_channel_unet = model.unet.config().in_channels == 4;
   if (four_channel_unet || !full_strength)
@@ -44,7 +48,8 @@ InpaintLatents prepare_inpaint_latents(const StableDiffusionModel& model, const 
   if (full_strength) {
     r.latents = ops::evaluate(in(0) * static_cast<float>(scheduler.init_noise_sigma()), {r.noise});
   } else {
-    r.latents = scheduler.add_noise(r.image_latents, r.noise, timestep);
+    r.latents = scheduler.add_noise(
+        start_content ? start_content(r.image_latents) : r.image_latents, r.noise, timestep);
   }
   // masked_image = image * (mask < 0.5): the region to repaint becomes 0 (mid grey).
   const Tensor masked_image =

@@ -4,15 +4,21 @@
 // re-noised original back outside the mask after every step (ordinary 4-channel models).
 #pragma once
 
+#include <functional>
 #include <vector>
 
 #include "diffuse/diffuse.hpp"
+#include "io/png_image.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/stages.h"
 #include "random/random_source.h"
 #include "schedulers/scheduler.h"
 
 namespace diffuse::stages {
+
+/// The mask blurred by `blur` pixels (mask_processor.blur) and resized to width x height with
+/// PIL's Lanczos filter, before its grey conversion (prepare_mask's first steps).
+Rgb8Image mask_at_size(const Image& mask, int width, int height, int blur);
 
 /// diffusers' mask_processor.preprocess (after an optional mask_processor.blur of `blur` pixels):
 /// the mask resized to width x height with PIL's Lanczos filter, converted to grayscale as PIL's
@@ -32,9 +38,13 @@ struct InpaintLatents {
 /// diffusers does: the image's posterior sample when it is needed (a 4-channel model, or strength
 /// below 1), then the noise, then the masked image's posterior sample. At full strength the
 /// loop starts from noise * init_noise_sigma, otherwise from the image noised to `timestep`.
+/// What the image latents become before they are noised to the first timestep (A1111's
+/// latent masked content); empty: themselves.
+using StartContent = std::function<Tensor(const Tensor& image_latents)>;
 InpaintLatents prepare_inpaint_latents(const StableDiffusionModel& model, const Tensor& image,
                                        const Tensor& mask, int copies, bool full_strength,
-                                       Scheduler& scheduler, double timestep, RandomSource& rng);
+                                       Scheduler& scheduler, double timestep, RandomSource& rng,
+                                       const StartContent& start_content = {});
 
 /// 9-channel models: the UNet input is [latents, mask, masked image latents] on the channel axis
 /// (repeated over whatever batch the predictor is called with, e.g. both guidance halves).

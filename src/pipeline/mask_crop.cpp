@@ -8,6 +8,7 @@
 #include "diffuse/error.hpp"
 #include "io/image_filters.h"
 #include "io/image_resize.h"
+#include "io/pil_compositing.h"
 
 namespace diffuse::stages {
 
@@ -60,16 +61,6 @@ void paste(Rgb8Image& dst, const Rgb8Image& src, int x, int y) {
     }
   }
 }
-
-// Pillow's integer blending (Paste.c, AlphaComposite.c).
-uint32_t div255(uint32_t v) {
-  const uint32_t t = v + 128;
-  return ((t >> 8) + t) >> 8;
-}
-uint32_t shift_for_div255(uint32_t a) {
-  return ((a >> 8) + a) >> 8;
-}
-constexpr uint32_t kCompositeBits = 7;  // AlphaComposite.c's PRECISION_BITS
 
 }  // namespace
 
@@ -153,31 +144,13 @@ Rgb8Image apply_overlay(const Rgb8Image& mask, const Rgb8Image& original, const 
     under = black(original.width, original.height);
     paste(under, resize_crop(image, region->width(), region->height()), region->x1, region->y1);
   }
-  const std::vector<uint8_t> luma = to_grayscale(mask);
-  Rgb8Image out = under;
-  for (size_t i = 0; i < luma.size(); ++i) {
-    // The original, premultiplied, pasted through the inverted mask onto transparent black,
-    // then un-premultiplied (RGBa -> RGBA truncates).
-    const uint32_t opacity = 255u - luma[i];
-    const uint32_t a = div255(255u * opacity);
-    if (a == 0) continue;  // alpha_composite keeps the image under it
-    uint32_t over[3];
-    for (int c = 0; c < 3; ++c) {
-      const uint32_t premultiplied = div255(original.pixels[i * 3 + c] * opacity);
-      over[c] = a == 255 ? premultiplied : std::min(255u, 255u * premultiplied / a);
-    }
-    // alpha_composite onto an opaque image.
-    const uint32_t blend = 255u * (255u - a);
-    const uint32_t out_a255 = a * 255u + blend;
-    const uint32_t coef1 = a * 255u * 255u * (1u << kCompositeBits) / out_a255;
-    const uint32_t coef2 = 255u * (1u << kCompositeBits) - coef1;
-    for (int c = 0; c < 3; ++c) {
-      const uint32_t t = over[c] * coef1 + under.pixels[i * 3 + c] * coef2;
-      out.pixels[i * 3 + c] =
-          static_cast<uint8_t>(shift_for_div255(t + (0x80u << kCompositeBits)) >> kCompositeBits);
-    }
-  }
-  return out;
+  // The original, opaque where the mask is black, pasted through the inverted mask onto
+  // transparent black, laid over the (opaque) result.
+  std::vector<uint8_t> opacity = to_grayscale(mask);
+  for (uint8_t& v : opacity) v = static_cast<uint8_t>(255 - v);
+  Rgba8Image out = paste_through_mask(under, std::vector<uint8_t>(opacity.size(), 255));
+  alpha_composite(out, unpremultiply(paste_through_mask(original, opacity)));
+  return drop_alpha(out);
 }
 
 MaskedRegion cut_masked_region(const Image& image, const Image& mask, int blur, int width,

@@ -20,6 +20,7 @@
 #include "pipeline/inpainting.h"
 #include "pipeline/latent_preview.h"
 #include "pipeline/mask_crop.h"
+#include "pipeline/masked_content.h"
 #include "pipeline/stable_diffusion_xl_pipeline.h"
 #include "pipeline/stages.h"
 #include "pipeline/textual_inversion.h"
@@ -526,10 +527,12 @@ StableDiffusionPipeline::Start StableDiffusionPipeline::prepare(
         stages::encode_and_noise(model_, image, o.image_count, scheduler, timesteps.front(), rng);
     return start;
   }
-  // StableDiffusionInpaintPipeline.
+  // StableDiffusionInpaintPipeline, with A1111's masked content.
   const Tensor mask = stages::prepare_mask(*o.mask_image, o.width, o.height, o.mask_blur, device);
-  stages::InpaintLatents inpaint = stages::prepare_inpaint_latents(
-      model_, image, mask, o.image_count, *o.strength == 1.f, scheduler, timesteps.front(), rng);
+  const stages::MaskedStart masked = stages::masked_start(o, image, unit, device);
+  stages::InpaintLatents inpaint =
+      stages::prepare_inpaint_latents(model_, masked.image, mask, o.image_count, *o.strength == 1.f,
+                                      scheduler, timesteps.front(), rng, masked.content);
   start.latents = inpaint.latents;
   if (model_.unet.config().in_channels == 9) {
     start.unet = stages::with_inpainting_channels(std::move(start.unet), inpaint.mask,
@@ -660,6 +663,7 @@ void StableDiffusionPipeline::check_mask(const GenerateOptions& o) const {
                         " is an inpainting model (9-channel UNet): give it an image and a mask");
     if (o.mask_blur != 0) throw ConfigError("mask blur needs a mask");
     if (o.mask_crop) throw ConfigError("mask crop needs a mask");
+    if (o.masked_content != "original") throw ConfigError("masked content needs a mask");
     return;
   }
   if (channels != 4 && channels != 9)
@@ -674,6 +678,9 @@ void StableDiffusionPipeline::check_mask(const GenerateOptions& o) const {
   if (o.mask_blur < 0 || o.mask_blur > kMaxMaskBlur)
     throw ConfigError("mask blur must be between 0 and " + std::to_string(kMaxMaskBlur) +
                       " pixels, got " + std::to_string(o.mask_blur));
+  if (!stages::is_masked_content(o.masked_content))
+    throw ConfigError("masked content '" + o.masked_content +
+                      "' is not one of original, fill, latent-noise, latent-nothing");
   if (o.mask_crop) {
     if (*o.mask_crop < 0 || *o.mask_crop > kMaxMaskSide)
       throw ConfigError("mask crop padding must be between 0 and " + std::to_string(kMaxMaskSide) +

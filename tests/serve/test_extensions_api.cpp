@@ -163,6 +163,30 @@ TEST(a1111_inpainting, a_masked_img2img_equals_the_library) {
   EXPECT_NE(not_masked, masked);
 }
 
+TEST(a1111_inpainting, inpainting_fill_is_the_library_masked_content) {
+  TestServer s;
+  GenerateOptions o = a1111_options("a red hat", 3, 23);
+  o.init_image = diffuse::load_png(fixture("golden/img2img-init.png"));
+  o.mask_image = diffuse::load_png(fixture("golden/inpaint-mask.png"));
+  o.mask_blur = 4;
+  o.strength = 0.75f;
+  const char* modes[] = {"fill", "original", "latent-noise", "latent-nothing"};
+  for (int fill = 0; fill < 4; ++fill) {
+    const nlohmann::json body = {{"prompt", "a red hat"},
+                                 {"init_images", {b64_file(fixture("golden/img2img-init.png"))}},
+                                 {"mask", b64_file(fixture("golden/inpaint-mask.png"))},
+                                 {"steps", 3},
+                                 {"seed", 23},
+                                 {"width", 64},
+                                 {"height", 64},
+                                 {"inpainting_fill", fill}};
+    auto [status, r] = s.post("/sdapi/v1/img2img", body);
+    ASSERT_EQ(status, 200) << r.dump().substr(0, 300);
+    o.masked_content = modes[fill];
+    EXPECT_TRUE(decode_b64_png(r["images"][0]).to_rgb8() == library_rgb8(o)) << modes[fill];
+  }
+}
+
 TEST(a1111_inpainting, only_masked_is_the_library_mask_crop) {
   TestServer s;
   const nlohmann::json body = {{"prompt", "a red hat"},
@@ -199,9 +223,7 @@ TEST(a1111_inpainting, mask_settings_diffuse_lacks_are_refused_naming_the_field)
                                {"width", 64},
                                {"height", 64}};
   const std::vector<std::tuple<std::string, nlohmann::json, std::vector<std::string>>> cases = {
-      {"inpainting_fill", 0, {"inpainting_fill = 0", "only 1"}},
-      {"inpainting_fill", 2, {"inpainting_fill = 2", "only 1"}},
-      {"inpainting_fill", 3, {"inpainting_fill = 3", "only 1"}},
+      {"inpainting_fill", 4, {"inpainting_fill"}},
       {"inpaint_full_res", "yes", {"inpaint_full_res", "true or false"}},
       {"inpaint_full_res_padding", -4, {"inpaint_full_res_padding"}},
       {"mask_blur_y", 8, {"mask_blur_y = 8", "separate"}},

@@ -40,7 +40,7 @@ struct GenerateArgs {
   int mask_blur = 0, vae_tile_size = 0, mask_crop = -1;
   std::string mask, vae_tiling = "auto";
   std::vector<std::string> loras, embeddings;
-  std::string embeddings_dir, lora_dir;
+  std::string embeddings_dir, lora_dir, masked_content = "original";
   float hires_scale = 2.f, hires_strength = 0.7f;
   int hires_steps = 0;
   std::string hires_upscaler = "latent";
@@ -240,6 +240,8 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     throw ConfigError("--mask needs --image (the image to inpaint)");
   if (cmd.count("--mask-blur") && a.mask.empty()) throw ConfigError("--mask-blur needs --mask");
   if (cmd.count("--mask-crop") && a.mask.empty()) throw ConfigError("--mask-crop needs --mask");
+  if (cmd.count("--masked-content") && a.mask.empty())
+    throw ConfigError("--masked-content needs --mask");
   GenerateOptions o;
   if (!a.image.empty()) {
     o.init_image = load_png(a.image);
@@ -252,6 +254,7 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
     o.mask_image = load_png(a.mask);
     o.mask_blur = a.mask_blur;
     if (cmd.count("--mask-crop")) o.mask_crop = a.mask_crop;
+    o.masked_content = a.masked_content;
   }
   for (const std::string& l : a.loras) o.loras.push_back(parse_lora(l));
   o.embeddings = a.embeddings;
@@ -410,6 +413,11 @@ Command add_generate(CLI::App& app) {
                 "padding_mask_crop, A1111's \"only masked\"): generated at -W x -H and laid back "
                 "into the image, which keeps its size; the mask must have the image's size")
       ->option_text("PAD");
+  c->add_option("--masked-content", a->masked_content,
+                "what the masked region starts from below --strength 1 (A1111's masked "
+                "content): original, fill (colours from around it), latent-noise, latent-nothing")
+      ->check(CLI::IsMember({"original", "fill", "latent-noise", "latent-nothing"}))
+      ->capture_default_str();
   c->add_option("--lora", a->loras,
                 "LoRA FILE[:SCALE] (kohya/A1111 or diffusers .safetensors; scale 1 by default); "
                 "repeat for several");

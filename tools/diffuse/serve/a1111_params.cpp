@@ -269,9 +269,9 @@ void read_mask(JsonFields& f, GenerateOptions& o, const ServerConfig& config) {
                             ": separate horizontal and vertical mask blurs are not supported");
   }
   o.mask_blur = static_cast<int>(value);
-  if (const int64_t fill = f.integer("inpainting_fill", 1, 0, 3); fill != 1)
-    throw invalid_parameter("inpainting_fill = " + std::to_string(fill) +
-                            " is not supported: only 1 (\"original\") is implemented");
+  // 0 fill, 1 original, 2 latent noise, 3 latent nothing (the web UI's "Masked content").
+  constexpr const char* kMaskedContent[] = {"fill", "original", "latent-noise", "latent-nothing"};
+  o.masked_content = kMaskedContent[f.integer("inpainting_fill", 1, 0, 3)];
   // "Only masked": diffusers' padding_mask_crop with A1111's padding. Unset it is "whole picture"
   // (A1111's API class defaults to true, its web UI to whole picture).
   const nlohmann::json* full = f.raw("inpaint_full_res");

@@ -84,6 +84,14 @@ JobRequest parse_job_request(const nlohmann::json& body, Server& server) {
   }
   o.mask_blur = static_cast<int>(f.integer("mask_blur", 0, 0, 256));
   if (o.mask_blur != 0 && !o.mask_image) throw invalid_parameter("mask_blur needs mask_image");
+  if (f.has("masked_content")) {
+    if (!o.mask_image) throw invalid_parameter("masked_content needs mask_image");
+    o.masked_content = f.string("masked_content", "original");
+    if (o.masked_content != "original" && o.masked_content != "fill" &&
+        o.masked_content != "latent-noise" && o.masked_content != "latent-nothing")
+      throw invalid_parameter("masked_content \"" + o.masked_content +
+                              "\" is not one of original, fill, latent-noise, latent-nothing");
+  }
   if (f.has("mask_crop")) {
     if (!o.mask_image) throw invalid_parameter("mask_crop needs mask_image");
     o.mask_crop = static_cast<int>(f.integer("mask_crop", 0, 0, 16384));

@@ -38,6 +38,11 @@ GenerateOptions read_options(JsonFields& f) {
   o.mask_blur = static_cast<int>(f.integer("mask_blur", 0, 0, 256));
   if (o.mask_blur != 0 && !o.mask_image)
     throw std::invalid_argument("mask_blur needs mask_image (a base64 PNG)");
+  if (f.has("masked_content")) {
+    if (!o.mask_image)
+      throw std::invalid_argument("masked_content needs mask_image (a base64 PNG)");
+    o.masked_content = f.string("masked_content", "original");
+  }
   if (f.has("mask_crop")) {
     if (!o.mask_image) throw std::invalid_argument("mask_crop needs mask_image (a base64 PNG)");
     o.mask_crop = static_cast<int>(f.integer("mask_crop", 0, 0, 16384));

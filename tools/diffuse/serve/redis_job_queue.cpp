@@ -50,6 +50,7 @@ nlohmann::json queue_json(const std::string& id, const std::string& model,
     if (o.mask_image) j["mask_image"] = base64_encode(encode_png(*o.mask_image));
     if (o.mask_blur) j["mask_blur"] = o.mask_blur;
     if (o.mask_crop) j["mask_crop"] = *o.mask_crop;
+    if (o.masked_content != "original") j["masked_content"] = o.masked_content;
   }
   return j;
 }
