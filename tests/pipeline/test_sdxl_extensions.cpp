@@ -113,6 +113,25 @@ TEST(sdxl_controlnet, text_time_controlnet_matches_diffusers) {
   }
 }
 
+TEST(sdxl_controlnet, image_to_image_and_inpainting_match_diffusers) {
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
+  for (const char* name : {"sdxl-controlnet-img2img-euler", "sdxl-controlnet-inpaint-dpmpp"}) {
+    const nlohmann::json meta = test::reference_metadata(name);
+    GenerateOptions o = test::options_from_metadata(meta);
+    o.init_image = load_png(test::reference_input(meta, "image"));
+    if (meta.contains("mask_image"))
+      o.mask_image = load_png(test::reference_input(meta, "mask_image"));
+    o.strength = meta.at("strength").get<float>();
+    ControlNetSpec c;
+    c.model = rule_controlnet_folder(meta.at("controlnet_config"), name);
+    c.image = load_png(test::reference_input(meta.at("control_images").at(0).get<std::string>(),
+                                             meta.at("control_images_root").at(0)));
+    c.scale = meta.at("controlnet_conditioning_scale").get<float>();
+    o.controlnets = {c};
+    check_case(*pipe, o, name);
+  }
+}
+
 TEST(sdxl_controlnet, controlnet_for_another_family_is_named) {
   auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
   GenerateOptions o = quick_options();

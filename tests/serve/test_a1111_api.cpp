@@ -277,7 +277,8 @@ TEST(a1111_api, refiner_checkpoint_runs_the_sdxl_ensemble) {
   ASSERT_EQ(status, 200) << r.dump();
   diffuse::GenerateOptions o;
   o.prompt = "a horse";
-  o.negative_prompt = "";  // A1111 sends its empty negative prompt
+  o.negative_prompt = "";     // A1111 sends its empty negative prompt
+  o.prompt_syntax = "a1111";  // which A1111 syntax on SDXL conditions as zeros
   o.steps = 6;
   o.guidance_scale = 5.f;
   o.seed = 9;

@@ -2,7 +2,8 @@
 StableDiffusionXLInpaintPipeline (the fixtures' tiny-sdxl, an ordinary 4-channel UNet: the re-noised
 original blended back outside the mask each step; diffusers' default strength 0.9999 and a lower
 one), StableDiffusionXLControlNetPipeline (a text_time ControlNet shaped for tiny-sdxl with the
-fixtures' rule weights; plain, and guess mode with a guidance window) and textual inversion with an
+fixtures' rule weights; plain, and guess mode with a guidance window) and its image-to-image and
+inpainting pipelines (the control image: the init image mirrored, inputs/control-mirrored-sdxl.png) and textual inversion with an
 A1111 SDXL embedding file (`clip_l` and `clip_g` vectors, loaded into both text encoders as
 diffusers' docs load such files).
 
@@ -33,6 +34,8 @@ import numpy as np
 import torch
 import transformers
 from diffusers import (ControlNetModel, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
+                       StableDiffusionXLControlNetImg2ImgPipeline,
+                       StableDiffusionXLControlNetInpaintPipeline,
                        StableDiffusionXLControlNetPipeline, StableDiffusionXLInpaintPipeline,
                        StableDiffusionXLPipeline)
 from PIL import Image
@@ -48,6 +51,7 @@ PROMPT = "a photo of an astronaut riding a horse on mars"
 INIT = "golden/img2img-init.png"
 MASK = "golden/inpaint-mask.png"
 TI_FILE = "inputs/tinyxl.safetensors"
+CONTROL_MIRRORED_XL = "inputs/control-mirrored-sdxl.png"
 VERSIONS = {"torch": torch.__version__, "diffusers": diffusers.__version__,
             "transformers": transformers.__version__}
 SCHEDULERS = {c.__name__: c for c in (EulerDiscreteScheduler, DPMSolverMultistepScheduler)}
@@ -175,6 +179,38 @@ def controlnet(name, scheduler, steps, seed, scale, guess_mode=False, start=0.0,
     write_case(name, rec, images, meta, pipe.scheduler)
 
 
+def controlnet_with_image(name, scheduler, steps, seed, strength, masked):
+    """StableDiffusionXLControlNetImg2ImgPipeline, or with the fixture mask
+    StableDiffusionXLControlNetInpaintPipeline: the init image, its mirror image as the control
+    image, 128x128 given explicitly."""
+    from PIL import ImageOps
+    base = StableDiffusionXLPipeline.from_pretrained(BASE, dtype=torch.float32)
+    net = rule_controlnet(base.unet)
+    Pipe = (StableDiffusionXLControlNetInpaintPipeline if masked
+            else StableDiffusionXLControlNetImg2ImgPipeline)
+    pipe = load(Pipe, scheduler, controlnet=net)
+    init = Image.open(os.path.join(fixtures, INIT)).convert("RGB")
+    control = ImageOps.mirror(init)
+    control.save(os.path.join(out_dir, CONTROL_MIRRORED_XL))
+    call = dict(num_inference_steps=steps, guidance_scale=5.0, controlnet_conditioning_scale=0.8,
+                strength=strength, height=128, width=128)
+    inputs = dict(image=init, control_image=control)
+    meta = dict(call, seed=seed, scheduler=scheduler, pipeline=type(pipe).__name__,
+                image=INIT, image_root="fixtures", control_images=[CONTROL_MIRRORED_XL],
+                control_images_root=["reference"], guess_mode=False, control_guidance_start=0.0,
+                control_guidance_end=1.0, controlnet_config=None)
+    if masked:
+        inputs["mask_image"] = Image.open(os.path.join(fixtures, MASK))
+        meta.update(mask_image=MASK, mask_image_root="fixtures", mask_blur=0)
+    rec, images = run(pipe, call, seed, **inputs)
+    config = {k: v for k, v in dict(net.config).items() if not k.startswith("_")}
+    config = json.loads(json.dumps(config, default=lambda v: list(v) if isinstance(v, tuple)
+                                   else v))
+    config["_class_name"] = "ControlNetModel"
+    meta["controlnet_config"] = config
+    write_case(name, rec, images, meta, pipe.scheduler)
+
+
 def make_embedding(pipe):
     """An A1111 SDXL embedding: two vectors for each text encoder (clip_l: text_encoder's width,
     clip_g: text_encoder_2's)."""
@@ -248,6 +284,10 @@ def main():
     controlnet("sdxl-controlnet-guess-dpmpp", "DPMSolverMultistepScheduler", 8, 94, 0.7,
                guess_mode=True, start=0.1, end=0.7)
     textual_inversion("sdxl-ti-a1111-euler", "EulerDiscreteScheduler", 8, 95)
+    controlnet_with_image("sdxl-controlnet-img2img-euler", "EulerDiscreteScheduler", 8, 96, 0.7,
+                          False)
+    controlnet_with_image("sdxl-controlnet-inpaint-dpmpp", "DPMSolverMultistepScheduler", 8, 97,
+                          0.8, True)
 
 
 if __name__ == "__main__":
