@@ -135,7 +135,8 @@ void StableDiffusionPipeline::warn_about_prompts(const GenerateOptions& o,
 
 stages::ResidualSource StableDiffusionPipeline::controls_for(const GenerateOptions& o,
                                                              const stages::Conditioning& cond,
-                                                             bool cfg, int evaluations) {
+                                                             bool cfg, int evaluations, int width,
+                                                             int height) {
   if (o.controlnets.empty()) return {};
   if (cond.split())
     throw ConfigError(
@@ -145,7 +146,8 @@ stages::ResidualSource StableDiffusionPipeline::controls_for(const GenerateOptio
   for (const ControlNetSpec& c : o.controlnets)
     units.push_back(
         {controlnet(c.model),
-         stages::prepare_control_image(stages::control_map(c), o.width, o.height, device()),
+         stages::prepare_control_image(stages::control_map(c), width > 0 ? width : o.width,
+                                       height > 0 ? height : o.height, device()),
          c.scale, c.start, c.end});
   return stages::controlnet_residuals(std::move(units), cond, cfg, o.control_guess_mode,
                                       evaluations);
@@ -437,9 +439,15 @@ StableDiffusionPipeline::FinishingPass StableDiffusionPipeline::plan_finishing_p
   auto pass = std::make_shared<HiresPass>(plan_hires(o));
   FinishingPass finish;
   finish.evaluations = static_cast<int>(pass->timesteps.size());
-  finish.run = [this, &o, cond = hires_conditioning(o, cond, cfg, pass->width, pass->height), cfg,
-                pass](const Tensor& latents, RandomSource&, stages::StepHook report) {
-    return run_hires(o, cond, cfg, *pass, latents, std::move(report));
+  const stages::Conditioning hires_cond =
+      hires_conditioning(o, cond, cfg, pass->width, pass->height);
+  // The ControlNets act in the second pass too, their images at its size (the sd-webui-controlnet
+  // extension's default, "Both").
+  stages::ResidualSource controls =
+      controls_for(o, hires_cond, cfg, finish.evaluations, pass->width, pass->height);
+  finish.run = [this, &o, hires_cond, controls = std::move(controls), cfg, pass](
+                   const Tensor& latents, RandomSource&, stages::StepHook report) {
+    return run_hires(o, hires_cond, controls, cfg, *pass, latents, std::move(report));
   };
   return finish;
 }
@@ -459,7 +467,8 @@ StableDiffusionPipeline::HiresPass StableDiffusionPipeline::plan_hires(
 }
 
 Tensor StableDiffusionPipeline::run_hires(const GenerateOptions& o,
-                                          const stages::Conditioning& cond, bool cfg,
+                                          const stages::Conditioning& cond,
+                                          const stages::ResidualSource& controls, bool cfg,
                                           HiresPass& pass, const Tensor& latents,
                                           stages::StepHook report) const {
   // A second generator seeded with the seed: the pass is the img2img call it stands for.
@@ -487,7 +496,8 @@ Tensor StableDiffusionPipeline::run_hires(const GenerateOptions& o,
   stages::DenoiseLoop loop{
       *pass.scheduler,
       pass.timesteps,
-      stages::with_guidance(stages::unet_predictor(model_.unet, cond), cfg, o.guidance_scale),
+      stages::with_guidance(stages::unet_predictor(model_.unet, cond, controls), cfg,
+                            o.guidance_scale),
       rng.get(),
       std::move(report),
       {}};
@@ -594,7 +604,6 @@ void StableDiffusionPipeline::check_hires(const GenerateOptions& o) const {
   if (!o.hires) return;
   const HiresFix& h = *o.hires;
   if (o.init_image) throw ConfigError("hires fix is for text-to-image (no init image)");
-  if (!o.controlnets.empty()) throw ConfigError("hires fix with ControlNet is not supported yet");
   constexpr float kMaxHiresScale = 8.f;
   if (!std::isfinite(h.scale) || h.scale < 1.f || h.scale > kMaxHiresScale)
     throw ConfigError("hires scale must be between 1 and " + fmt(kMaxHiresScale) + ", got " +
@@ -620,7 +629,6 @@ void StableDiffusionPipeline::check_controlnets(GenerateOptions& o) const {
     if (o.control_guess_mode) throw ConfigError("ControlNet guess mode needs a ControlNet");
     return;
   }
-  if (o.hires) throw ConfigError("ControlNet with the hires fix is not supported yet");
   constexpr float kMaxControlScale = 100.f;
   for (size_t i = 0; i < o.controlnets.size(); ++i) {
     const ControlNetSpec& c = o.controlnets[i];

@@ -127,17 +127,20 @@ class StableDiffusionPipeline : public Pipeline {
     int width = 0, height = 0;
   };
   HiresPass plan_hires(const GenerateOptions& o) const;
-  /// Upscales the first pass's `latents` and refines them (reporting through `report`).
-  Tensor run_hires(const GenerateOptions& o, const stages::Conditioning& cond, bool cfg,
-                   HiresPass& pass, const Tensor& latents, stages::StepHook report) const;
+  /// Upscales the first pass's `latents` and refines them (reporting through `report`), with the
+  /// ControlNets' residuals `controls` (none: empty).
+  Tensor run_hires(const GenerateOptions& o, const stages::Conditioning& cond,
+                   const stages::ResidualSource& controls, bool cfg, HiresPass& pass,
+                   const Tensor& latents, stages::StepHook report) const;
   /// diffusers' get_timesteps: the scheduler's schedule (already set for `steps`) cut by
   /// `strength`, with the begin index set.
   std::vector<double> cut_schedule(Scheduler& scheduler, int steps, float strength) const;
   /// The ControlNet options; the size defaults to the first control image's.
   void check_controlnets(GenerateOptions& o) const;
   /// The residual source of o.controlnets for a run of `evaluations` UNet calls (none: empty).
+  /// The control images are resized to width x height (0: the output size).
   stages::ResidualSource controls_for(const GenerateOptions& o, const stages::Conditioning& cond,
-                                      bool cfg, int evaluations);
+                                      bool cfg, int evaluations, int width = 0, int height = 0);
   /// The ControlNet at `path` (a folder or a single file), loaded on first use and kept.
   std::shared_ptr<const ControlNetModel> controlnet(const std::string& path);
   Progress progress_report(const Tensor& latents, int step, int total, double t, double elapsed,

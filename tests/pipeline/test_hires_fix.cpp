@@ -1,7 +1,7 @@
 // The hires fix (A1111's enable_hr) as a composition: the latent upscalers against torch's
 // F.interpolate (tools/reference/make_latent_upscale_references.py), the Lanczos upscaler against
-// the library's own txt2img -> PIL-exact resize -> img2img calls it stands for, and the options'
-// errors.
+// the library's own txt2img -> PIL-exact resize -> img2img calls it stands for (with ControlNets
+// in both passes too), and the options' errors.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -99,4 +99,32 @@ TEST(hires_fix, bad_options_are_named) {
   o.init_image = load_png(test::fixture("golden/img2img-init.png"));
   test::expect_error_mentioning<ConfigError>([&] { pipe->generate(o); },
                                              {"hires", "text-to-image"});
+}
+
+TEST(hires_fix, controlnets_act_in_both_passes) {
+  // A1111's hires fix with a ControlNet unit ("Both"): txt2img with the ControlNet, Lanczos
+  // resize, then img2img with the ControlNet and its image at the larger size.
+  auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"));
+  GenerateOptions o;
+  o.prompt = "a lighthouse";
+  o.seed = 6;
+  o.steps = 4;
+  o.width = o.height = 64;
+  o.scheduler = "euler";
+  o.controlnets = {{test::fixture("models/tiny-controlnet"),
+                    load_png(test::fixture("golden/img2img-init.png")), 0.9f, 0.0, 1.0}};
+  o.hires = HiresFix{1.5f, 3, 0.7f, "lanczos"};
+  const GenerationResult hires = pipe->generate(o);
+  GenerateOptions first = o;
+  first.hires.reset();
+  const Image base = pipe->generate(first).images[0];
+  const Rgb8Image big = resize_lanczos(Rgb8Image{base.width, base.height, base.to_rgb8()}, 96, 96);
+  GenerateOptions second = first;
+  second.init_image = Image::from_rgb8(big.width, big.height, big.pixels);
+  second.width = second.height = 96;
+  second.steps = 3;
+  second.strength = 0.7f;
+  EXPECT_EQ(pipe->generate(second).images[0].rgb, hires.images[0].rgb);
+  second.controlnets.clear();  // without it in the second pass: another image
+  EXPECT_NE(pipe->generate(second).images[0].rgb, hires.images[0].rgb);
 }

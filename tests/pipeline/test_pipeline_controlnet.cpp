@@ -106,9 +106,6 @@ TEST(controlnet, bad_options_are_named) {
   o.controlnets[0].scale = -1;
   test::expect_error_mentioning<ConfigError>([&] { pipe->generate(o); }, {"scale"});
   o.controlnets[0].scale = 1;
-  o.hires = HiresFix{};
-  test::expect_error_mentioning<ConfigError>([&] { pipe->generate(o); }, {"ControlNet", "hires"});
-  o.hires.reset();
   o.controlnets[0].model = test::temp_dir() + "/no-such-controlnet";
   EXPECT_THROW(pipe->generate(o), FileError);
   GenerateOptions g;
