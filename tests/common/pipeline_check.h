@@ -15,6 +15,7 @@
 
 #include "common/fixtures.h"
 #include "diffuse/diffuse.hpp"
+#include "io/image_resize.h"
 #include "io/json_config.h"
 #include "io/png_image.h"
 
@@ -145,6 +146,27 @@ inline void check_golden_pipeline(Pipeline& pipe, const std::string& golden_file
   const SafetensorsFile g = SafetensorsFile::open(golden_file);
   const GenerateOptions o = options_from_metadata(parse_json(g.metadata().at("json"), golden_file));
   check_pipeline_reference(pipe, o, golden_file, {png_file}, label);
+}
+
+/// The image-to-image options that A1111's hires fix with the Lanczos upscaler stands for: `o`
+/// without its hires fix run as txt2img, the 8-bit image resized with PIL's Lanczos filter to the
+/// hires size, then refined at that size with the hires steps and strength and the same seed.
+inline GenerateOptions lanczos_hires_by_hand(Pipeline& pipe, const GenerateOptions& o) {
+  const HiresFix& h = *o.hires;
+  GenerateOptions first = o;
+  first.hires.reset();
+  const Image base = pipe.generate(first).images.at(0);
+  const int width = static_cast<int>(static_cast<float>(o.width) * h.scale) / 8 * 8;
+  const int height = static_cast<int>(static_cast<float>(o.height) * h.scale) / 8 * 8;
+  const Rgb8Image big =
+      resize_lanczos(Rgb8Image{base.width, base.height, base.to_rgb8()}, width, height);
+  GenerateOptions second = first;
+  second.init_image = Image::from_rgb8(big.width, big.height, big.pixels);
+  second.width = width;
+  second.height = height;
+  second.steps = h.steps > 0 ? h.steps : o.steps;
+  second.strength = h.strength;
+  return second;
 }
 
 }  // namespace diffuse::test

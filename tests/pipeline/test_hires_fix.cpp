@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/fixtures.h"
+#include "common/pipeline_check.h"
 #include "common/reference_data.h"
 #include "diffuse/diffuse.hpp"
 #include "io/image_resize.h"
@@ -56,15 +57,7 @@ TEST(hires_fix, lanczos_pass_is_txt2img_resize_img2img) {
             std::string::npos);
 
   // The same by hand: txt2img, Lanczos resize of the 8-bit image, img2img with the same seed.
-  GenerateOptions first = o;
-  first.hires.reset();
-  const Image base = pipe->generate(first).images[0];
-  const Rgb8Image big = resize_lanczos(Rgb8Image{base.width, base.height, base.to_rgb8()}, 96, 96);
-  GenerateOptions second = first;
-  second.init_image = Image::from_rgb8(big.width, big.height, big.pixels);
-  second.width = second.height = 96;
-  second.steps = 3;
-  second.strength = 0.6f;
+  GenerateOptions second = test::lanczos_hires_by_hand(*pipe, o);
   EXPECT_EQ(pipe->generate(second).images[0].rgb, hires.images[0].rgb);
 }
 
@@ -115,15 +108,7 @@ TEST(hires_fix, controlnets_act_in_both_passes) {
                     load_png(test::fixture("golden/img2img-init.png")), 0.9f, 0.0, 1.0}};
   o.hires = HiresFix{1.5f, 3, 0.7f, "lanczos"};
   const GenerationResult hires = pipe->generate(o);
-  GenerateOptions first = o;
-  first.hires.reset();
-  const Image base = pipe->generate(first).images[0];
-  const Rgb8Image big = resize_lanczos(Rgb8Image{base.width, base.height, base.to_rgb8()}, 96, 96);
-  GenerateOptions second = first;
-  second.init_image = Image::from_rgb8(big.width, big.height, big.pixels);
-  second.width = second.height = 96;
-  second.steps = 3;
-  second.strength = 0.7f;
+  GenerateOptions second = test::lanczos_hires_by_hand(*pipe, o);
   EXPECT_EQ(pipe->generate(second).images[0].rgb, hires.images[0].rgb);
   second.controlnets.clear();  // without it in the second pass: another image
   EXPECT_NE(pipe->generate(second).images[0].rgb, hires.images[0].rgb);

@@ -202,15 +202,7 @@ TEST(sdxl_hires_fix, second_pass_is_img2img_at_the_larger_size) {
 
   // By hand: txt2img, Lanczos resize, img2img whose size conditions are the larger size (what
   // StableDiffusionXLImg2ImgPipeline defaults them to, and what A1111 passes).
-  GenerateOptions first = o;
-  first.hires.reset();
-  const Image base = pipe->generate(first).images[0];
-  const Rgb8Image big = resize_lanczos(Rgb8Image{base.width, base.height, base.to_rgb8()}, 96, 96);
-  GenerateOptions second = first;
-  second.init_image = Image::from_rgb8(big.width, big.height, big.pixels);
-  second.width = second.height = 96;
-  second.steps = 3;
-  second.strength = 0.7f;
+  GenerateOptions second = test::lanczos_hires_by_hand(*pipe, o);
   EXPECT_EQ(pipe->generate(second).images[0].rgb, hires.images[0].rgb);
   // Conditioned on the first pass's size instead, the image differs.
   second.original_size = second.target_size = SizeHW{64, 64};
