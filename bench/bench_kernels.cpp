@@ -67,14 +67,48 @@ void conv_args(benchmark::internal::Benchmark* b) {
       b->Args({i, static_cast<int64_t>(p)});
 }
 
+struct LinearCase {
+  int64_t tokens, in, out;
+};
+// The transformer blocks' feed-forward layers (GEGLU projection in, projection out) at UNet
+// levels 0 and 2 for 512x512, batch 2.
+constexpr LinearCase kLinearCases[] = {
+    {2 * 4096, 320, 2560},
+    {2 * 4096, 1280, 320},
+    {2 * 256, 1280, 10240},
+    {2 * 256, 5120, 1280},
+};
+
+void BM_Linear(benchmark::State& state) {
+  const LinearCase c = kLinearCases[state.range(0)];
+  const auto precision = static_cast<WeightPrecision>(state.range(1));
+  const Tensor x = random_tensor({c.tokens, c.in}, 10);
+  Tensor w32 = random_tensor({c.out, c.in}, 11);
+  ops::scale_(w32, 1.f / 40.f);
+  const Weight w = Weight::from_tensor(w32, precision);
+  const Tensor b = random_tensor({c.out}, 12);
+  for (auto _ : state) benchmark::DoNotOptimize(ops::linear(x, w, &b).f32());
+  report_rate(state, ops::op_flops(ops::op_tags::linear{}, x, w, &b));
+  state.SetLabel(std::string(weight_precision_name(precision)));
+}
+
+void linear_args(benchmark::internal::Benchmark* b) {
+  for (int64_t i = 0; i < int64_t(std::size(kLinearCases)); ++i)
+    for (WeightPrecision p :
+         {WeightPrecision::F32, WeightPrecision::F16, WeightPrecision::BF16, WeightPrecision::Int8})
+      b->Args({i, static_cast<int64_t>(p)});
+}
+
 // Self-attention of the UNet's transformer blocks: [2, tokens, channels], 8 heads.
 void BM_Attention(benchmark::State& state) {
   const int64_t tokens = state.range(0), channels = state.range(1);
+  const auto compute = static_cast<WeightCompute>(state.range(2));
   const Tensor q = random_tensor({2, tokens, channels}, 4);
   const Tensor k = random_tensor({2, tokens, channels}, 5);
   const Tensor v = random_tensor({2, tokens, channels}, 6);
-  for (auto _ : state) benchmark::DoNotOptimize(ops::attention(q, k, v, 8, false).f32());
-  report_rate(state, ops::op_flops(ops::op_tags::attention{}, q, k, v, 8, false));
+  for (auto _ : state) benchmark::DoNotOptimize(ops::attention(q, k, v, 8, false, compute).f32());
+  report_rate(state, ops::op_flops(ops::op_tags::attention{}, q, k, v, 8, false, compute));
+  state.SetLabel(compute == WeightCompute::BF16 ? "bf16" : "f32");
 }
 
 // GroupNorm(32) + SiLU as every resnet block starts: UNet level 0, the VAE's last level.
@@ -91,9 +125,10 @@ void BM_GroupNormSilu(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_Conv3x3)->Apply(conv_args)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Linear)->Apply(linear_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Attention)
-    ->Args({4096, 320})
-    ->Args({1024, 640})
+    ->ArgsProduct({{4096}, {320}, {0, 1}})
+    ->ArgsProduct({{1024}, {640}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_GroupNormSilu)

@@ -30,7 +30,8 @@ double op_flops(op_tags::conv2d, const Tensor& x, const Weight& w, const Tensor*
   return 2.0 * double(x.dim(0)) * double(w.dim(0)) * double(oh * ow) * double(x.dim(1) * kh * kw);
 }
 
-double op_flops(op_tags::attention, const Tensor& q, const Tensor& k, const Tensor&, int, bool) {
+double op_flops(op_tags::attention, const Tensor& q, const Tensor& k, const Tensor&, int, bool,
+                WeightCompute) {
   // Q K^T and P V: 2 * 2 * B * Lq * Lk * C (C = heads * head size)
   return 4.0 * double(q.dim(0)) * double(q.dim(1)) * double(k.dim(1)) * double(q.dim(2));
 }

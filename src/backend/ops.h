@@ -24,7 +24,8 @@ namespace diffuse::ops {
 // ------------------------------------------------------------------------------
 /// x[..., K] * w[N, K]^T + bias[N]  ->  [..., N]   (torch.nn.Linear). `w` in any Weight form
 /// (core/weight.h): F16/BF16 widened exactly, I8 dequantized per output channel, so the result is
-/// that of w.to_f32() in every form.
+/// that of w.to_f32() in every form; with w.compute == BF16, that of bf16(x) and bf16(w.to_f32())
+/// (nearest even), the products summed in float32.
 Tensor linear(const Tensor& x, const Weight& w, const Tensor* bias);
 
 // ---- convolution and resampling -----------------------------------------------------------------
@@ -104,8 +105,11 @@ int64_t count_nonfinite(const Tensor& x);
 // ---- attention ----------------------------------------------------------------------------------
 /// Multi-head scaled dot-product attention. q[B,Lq,H*D], k,v[B,Lk,H*D]  ->  [B,Lq,H*D];
 /// scale = 1/sqrt(D); `causal` masks keys after the query position (CLIP). Never materialises more
-/// than one block of query rows' scores per thread.
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal);
+/// than one block of query rows' scores per thread. `compute` is that of the layer's projections
+/// (WeightCompute): BF16 multiplies bf16(q) by bf16(k) and the softmax probabilities, rounded to
+/// bf16, by bf16(v), the sums and the softmax in float32 (as PyTorch's bf16 autocast).
+Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal,
+                 WeightCompute compute);
 
 inline Tensor add(const Tensor& a, const Tensor& b) {
   return evaluate(expr::in(0) + expr::in(1), {a, b});

@@ -6,5 +6,7 @@ namespace diffuse {
 
 /// F16C half-precision conversions usable (the CPU has them and the OS saves AVX state).
 bool cpu_has_f16c();
+/// AVX512_BF16's bfloat16 dot products (vdpbf16ps): what WeightCompute::BF16 runs fast on.
+bool cpu_has_avx512_bf16();
 
 }  // namespace diffuse

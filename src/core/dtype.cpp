@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace diffuse {
 
 namespace {
@@ -92,6 +96,57 @@ uint16_t float_to_bf16(float f) {
   if ((x & 0x7fffffff) > 0x7f800000) return static_cast<uint16_t>((x >> 16) | 0x40);  // NaN
   x += 0x7fff + ((x >> 16) & 1);
   return static_cast<uint16_t>(x >> 16);
+}
+
+namespace {
+
+#if defined(__x86_64__)
+// 16 floats at a time by the same integer rule (vcvtneps2bf16 would treat denormals as zero).
+// GCC 12 warns about the "undefined" pass-through operand inside its own intrinsic headers.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+__attribute__((target("avx512f,avx512bw"))) int64_t round_bf16_avx512(const float* src, int64_t n,
+                                                                      uint16_t* dst) {
+  const __m512i abs_mask = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+  const __m512i bias = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+  const __m512i quiet = _mm512_set1_epi32(0x40);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i u = _mm512_loadu_si512(src + i);
+    const __m512i hi = _mm512_srli_epi32(u, 16);
+    const __m512i rounded = _mm512_srli_epi32(
+        _mm512_add_epi32(u, _mm512_add_epi32(bias, _mm512_and_si512(hi, one))), 16);
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs_mask), inf);
+    const __m512i r = _mm512_mask_mov_epi32(rounded, nan, _mm512_or_si512(hi, quiet));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), _mm512_cvtepi32_epi16(r));
+  }
+  return i;
+}
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+#endif
+
+bool avx512_usable() {
+#if defined(__x86_64__)
+  static const bool usable =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  return usable;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+void floats_to_bf16(const float* src, int64_t n, uint16_t* dst) {
+  int64_t i = 0;
+#if defined(__x86_64__)
+  if (avx512_usable()) i = round_bf16_avx512(src, n, dst);
+#endif
+  for (; i < n; ++i) dst[i] = float_to_bf16(src[i]);
 }
 
 }  // namespace diffuse

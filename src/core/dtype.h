@@ -25,5 +25,7 @@ inline float bf16_to_float(uint16_t b) {
   return f;
 }
 uint16_t float_to_bf16(float f);
+/// dst[i] = float_to_bf16(src[i]) for n values, 16 at a time where the CPU has AVX-512.
+void floats_to_bf16(const float* src, int64_t n, uint16_t* dst);
 
 }  // namespace diffuse

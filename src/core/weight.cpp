@@ -81,7 +81,7 @@ Tensor narrow_matrix(const Tensor& w32, DType dtype) {
         if (dtype == DType::F16) {
           narrow_to_half(src + i0, i1 - i0, dst + i0);
         } else {
-          for (int64_t i = i0; i < i1; ++i) dst[i] = float_to_bf16(src[i]);
+          floats_to_bf16(src + i0, i1 - i0, dst + i0);
         }
       },
       1 << 16);
@@ -208,11 +208,18 @@ Weight Weight::from_tensor(const Tensor& w, WeightPrecision precision) {
     case WeightPrecision::F16:
       return sixteen_bit ? w.contiguous()
                          : narrow_matrix(w.to(DType::F32).contiguous(), DType::F16);
-    case WeightPrecision::BF16:
-      return sixteen_bit ? w.contiguous()
-                         : narrow_matrix(w.to(DType::F32).contiguous(), DType::BF16);
-    case WeightPrecision::Int8:
-      return quantize_int8(sixteen_bit ? w.contiguous() : w.to(DType::F32).contiguous());
+    case WeightPrecision::BF16: {
+      Weight out = w.dtype() == DType::BF16
+                       ? Weight(w.contiguous())
+                       : Weight(narrow_matrix(Weight(w.contiguous()).to_f32(), DType::BF16));
+      out.compute = WeightCompute::BF16;
+      return out;
+    }
+    case WeightPrecision::Int8: {
+      Weight out = quantize_int8(sixteen_bit ? w.contiguous() : w.to(DType::F32).contiguous());
+      out.compute = WeightCompute::BF16;
+      return out;
+    }
   }
   throw ShapeError("weight: unknown precision");
 }

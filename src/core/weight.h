@@ -5,6 +5,10 @@
 //     had been upcast at load, in half the memory;
 //   - I8 values with one F32 scale per output channel (--precision int8, weight-only symmetric
 //     quantization): value = q * scale[out].
+// Independently of the form, `compute` says how ops multiply with it: in float32 (exact: the
+// result is that of the float32 widening), or in bfloat16 (--precision bf16 and int8: the
+// activations and the widened weight rounded to bfloat16, their products summed in float32, as
+// PyTorch's bf16 autocast; AVX512_BF16's vdpbf16ps does twice the float32 rate).
 // Ops take a Weight wherever a layer's matrix goes in (ops::linear, ops::conv2d); a plain Tensor
 // converts implicitly, so activations and computed matrices pass as before.
 #pragma once
@@ -24,6 +28,12 @@ enum class WeightPrecision : uint8_t {
   Int8,  // every matrix quantized to int8 per output channel
 };
 
+/// How ops multiply with a layer matrix (Weight::compute).
+enum class WeightCompute : uint8_t {
+  F32,   // the matrix widened exactly to float32, float32 arithmetic
+  BF16,  // activations and matrix rounded to bfloat16 (nearest even), products summed in float32
+};
+
 /// "f32", "f16", "bf16", "int8"; false for anything else.
 bool parse_weight_precision(std::string_view name, WeightPrecision* out);
 std::string_view weight_precision_name(WeightPrecision p);
@@ -31,6 +41,7 @@ std::string_view weight_precision_name(WeightPrecision p);
 struct Weight {
   Tensor values;  // F32, F16, BF16 or I8, contiguous, [out, ...]
   Tensor scales;  // F32 [out] for I8 values; undefined otherwise
+  WeightCompute compute = WeightCompute::F32;
 
   Weight() = default;
   Weight(Tensor v) : values(std::move(v)) {}  // NOLINT(google-explicit-constructor): as a Tensor
@@ -56,9 +67,10 @@ struct Weight {
   /// The whole matrix as a contiguous F32 tensor on the values' device.
   Tensor to_f32() const;
 
-  /// `w` (any float dtype) held at `precision`: F32 keeps w as it is (16-bit stays 16-bit); F16
-  /// and BF16 round F32 values to nearest even and keep 16-bit values as they are; Int8 takes
-  /// scale = max|row| / 127 per output channel and q = round-half-even(w / scale).
+  /// `w` (any float dtype) held at `precision`: F32 keeps w as it is (16-bit stays 16-bit) and
+  /// F16 rounds F32 values to half, both computing in float32; BF16 rounds F32 and F16 values to
+  /// bfloat16 and Int8 takes scale = max|row| / 127 per output channel and q =
+  /// round-half-even(w / scale), both computing in bfloat16 (WeightCompute::BF16).
   static Weight from_tensor(const Tensor& w, WeightPrecision precision);
 };
 

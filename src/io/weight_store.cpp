@@ -119,9 +119,10 @@ Weight WeightStore::get_weight(const std::string& name, const Shape& expected) c
     try {
       if (t.dtype() != DType::I8)
         e.matrix = Weight::from_tensor(t, precision_);
-      else if (precision_ == WeightPrecision::F32 || precision_ == WeightPrecision::Int8)
+      else if (precision_ == WeightPrecision::F32 || precision_ == WeightPrecision::Int8) {
         e.matrix = int8_weight(name, t);  // int8 as stored
-      else
+        if (precision_ == WeightPrecision::Int8) e.matrix.compute = WeightCompute::BF16;
+      } else
         e.matrix = Weight::from_tensor(int8_weight(name, t).to_f32(), precision_);
     } catch (const Error& err) {
       throw FileError(source() + ": weight '" + name + "': " + err.what());

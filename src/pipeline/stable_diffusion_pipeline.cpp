@@ -11,6 +11,7 @@
 #include "backend/backend.h"
 #include "backend/op_costs.h"
 #include "core/allocator.h"
+#include "core/cpu_features.h"
 #include "core/thread_pool.h"
 #include "io/image_resize.h"
 #include "pipeline/a1111_prompt_encoding.h"
@@ -719,12 +720,18 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
   if (options.threads < 0)
     throw ConfigError("threads must be >= 0 (0 = all cores), got " +
                       std::to_string(options.threads));
-  weight_precision(options);  // unknown names fail before anything is read
+  const WeightPrecision precision = weight_precision(options);  // unknown names fail first
   weight_variant(options);
   const DeviceChoice choice = resolve_device(options.backend);
+  std::string warning = choice.warning;
+  if ((precision == WeightPrecision::BF16 || precision == WeightPrecision::Int8) &&
+      choice.device == kCpu && !cpu_has_avx512_bf16())
+    warning += std::string(warning.empty() ? "" : "; ") + "precision " + options.precision +
+               ": this CPU has no AVX512_BF16, so the bfloat16 products are computed through "
+               "float32 (the same results, slower than f32)";
   StableDiffusionPipeline::Runtime runtime{choice.device,
                                            std::make_shared<ThreadPool>(options.threads),
-                                           MemoryPool::create(), choice.warning, options};
+                                           MemoryPool::create(), warning, options};
   ThreadPoolScope threads(*runtime.threads);
   MemoryPoolScope memory(*runtime.memory);
   if (is_single_file_checkpoint(model_dir)) {

@@ -51,6 +51,7 @@ struct OpCase {
 
 // Accumulating ops differ from the reference (which accumulates in double) by float rounding.
 constexpr double kAccumulating = 2e-5;
+constexpr double kBf16Probabilities = 2e-4;
 
 std::vector<OpCase> op_cases() {
   std::vector<OpCase> c;
@@ -89,6 +90,44 @@ std::vector<OpCase> op_cases() {
                  },
                  kAccumulating});
   }
+  // bfloat16 compute (--precision bf16/int8) on real SD layer shapes: the UNet's feed-forward and
+  // a 1x1 projection (GEMM), a 3x3 conv on a map of the direct kernel's size with odd channels,
+  // and the VAE encoder's stride-2 downsampling (im2col).
+  auto bf16 = [](const Weight& w) {
+    Weight b = w;
+    b.compute = WeightCompute::BF16;
+    return b;
+  };
+  c.push_back({"linear/bf16_feed_forward",
+               [=](Device d) {
+                 Tensor b = R({1280}, 12, d);
+                 return ops::linear(
+                     R({2, 64, 320}, 13, d),
+                     Weight::from_tensor(R({1280, 320}, 14, d), WeightPrecision::BF16), &b);
+               },
+               kAccumulating});
+  c.push_back({"conv2d/bf16_pointwise_proj",
+               [=](Device d) {
+                 Tensor b = R({320}, 15, d);
+                 return ops::conv2d(
+                     R({2, 320, 8, 8}, 16, d),
+                     Weight::from_tensor(R({320, 320, 1, 1}, 17, d), WeightPrecision::Int8), &b,
+                     {});
+               },
+               kAccumulating});
+  c.push_back({"conv2d/bf16_direct_odd_channels_66x67",
+               [=](Device d) {
+                 Tensor b = R({11}, 18, d);
+                 return ops::conv2d(R({2, 13, 66, 67}, 19, d), bf16(R({11, 13, 3, 3}, 20, d)), &b,
+                                    ops::Conv2dParams::same(1));
+               },
+               kAccumulating});
+  c.push_back({"conv2d/bf16_vae_downsample",
+               [=](Device d) {
+                 return ops::conv2d(R({1, 16, 17, 16}, 21, d), bf16(R({16, 16, 3, 3}, 22, d)),
+                                    nullptr, {2, 0, 0, 1, 1});
+               },
+               kAccumulating});
   // ---- convolution and resampling
   struct Conv {
     const char* name;
@@ -268,21 +307,30 @@ std::vector<OpCase> op_cases() {
   c.push_back({"attention/cross_1024x77_8heads",
                [=](Device d) {
                  return ops::attention(R({2, 1024, 320}, 55, d), R({2, 77, 320}, 56, d),
-                                       R({2, 77, 320}, 57, d), 8, false);
+                                       R({2, 77, 320}, 57, d), 8, false, WeightCompute::F32);
                },
                kAccumulating});
   c.push_back({"attention/self_300_two_blocks",
                [=](Device d) {
                  return ops::attention(R({2, 300, 32}, 58, d), R({2, 300, 32}, 59, d),
-                                       R({2, 300, 32}, 60, d), 4, false);
+                                       R({2, 300, 32}, 60, d), 4, false, WeightCompute::F32);
                },
                kAccumulating});
   c.push_back({"attention/clip_causal_77x768",
                [=](Device d) {
                  return ops::attention(R({1, 77, 768}, 61, d), R({1, 77, 768}, 62, d),
-                                       R({1, 77, 768}, 63, d), 12, true);
+                                       R({1, 77, 768}, 63, d), 12, true, WeightCompute::F32);
                },
                kAccumulating});
+  // In bf16 a probability may round to the neighbouring bf16 value (2^-8 relative) where the
+  // float32 softmax and the reference's double one straddle a rounding boundary.
+  for (const bool causal : {false, true})
+    c.push_back({std::string("attention/bf16_self_300_") + (causal ? "causal" : "two_blocks"),
+                 [=](Device d) {
+                   return ops::attention(R({2, 300, 64}, 64, d), R({2, 300, 64}, 65, d),
+                                         R({2, 300, 64}, 66, d), 2, causal, WeightCompute::BF16);
+                 },
+                 kBf16Probabilities});
   // ---- fused formulas and reductions: exact on every backend
   c.push_back({"evaluate/dpmsolver_sde_update",
                [=](Device d) {
@@ -331,22 +379,48 @@ TEST_P(BackendOps, every_op_matches_the_reference_backend) {
   }
 }
 
-// A 16-bit or int8 matrix computes exactly what its float32 widening computes: the compact form
-// saves memory without changing a single result.
-TEST_P(BackendOps, compact_weights_compute_as_their_float32_widening) {
+// A 16-bit matrix computing in float32 computes exactly what its float32 widening computes: the
+// compact form saves memory without changing a single result (an fp16 download, --precision f16).
+TEST_P(BackendOps, compact_weights_in_float32_compute_as_their_widening) {
   const Device device = resolve_device(GetParam()).device;
   const Tensor x = random_tensor({2, 33, 320}, 80, device);
   const Tensor img = random_tensor({1, 24, 11, 13}, 81, device);
-  for (WeightPrecision p : {WeightPrecision::F16, WeightPrecision::BF16, WeightPrecision::Int8}) {
-    SCOPED_TRACE(std::string(weight_precision_name(p)));
-    const Weight lw = Weight::from_tensor(random_tensor({77, 320}, 82, device), p);
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    SCOPED_TRACE(std::string(dtype_name(dtype)));
+    const Weight lw = random_tensor({77, 320}, 82, device).to(dtype);
+    ASSERT_EQ(lw.compute, WeightCompute::F32);
     EXPECT_EQ(test::abs_error(ops::linear(x, lw, nullptr), ops::linear(x, lw.to_f32(), nullptr)),
               0.0);
-    const Weight cw = Weight::from_tensor(random_tensor({40, 24, 3, 3}, 83, device), p);
+    const Weight cw = random_tensor({40, 24, 3, 3}, 83, device).to(dtype);
     const auto same = ops::Conv2dParams::same(1);
     EXPECT_EQ(test::abs_error(ops::conv2d(img, cw, nullptr, same),
                               ops::conv2d(img, cw.to_f32(), nullptr, same)),
               0.0);
+  }
+}
+
+// --precision bf16 and int8 compute in bfloat16: what they multiply is bf16(x) and bf16(w), the
+// sums float32, so they agree with float32 arithmetic on the rounded operands (up to the order of
+// the sums) and not with the unrounded activations.
+TEST_P(BackendOps, bf16_compute_multiplies_the_bf16_roundings_of_both_operands) {
+  const Device device = resolve_device(GetParam()).device;
+  const Tensor x = random_tensor({2, 33, 320}, 84, device);
+  const Tensor img = random_tensor({1, 24, 70, 66}, 85, device);
+  auto rounded = [](const Tensor& t) { return t.to(DType::BF16).to(DType::F32); };
+  for (WeightPrecision p : {WeightPrecision::BF16, WeightPrecision::Int8}) {
+    SCOPED_TRACE(std::string(weight_precision_name(p)));
+    const Weight lw = Weight::from_tensor(random_tensor({77, 320}, 86, device), p);
+    ASSERT_EQ(lw.compute, WeightCompute::BF16);
+    const Tensor lin = ops::linear(x, lw, nullptr);
+    EXPECT_LT(test::rel_error(lin, ops::linear(rounded(x), rounded(lw.to_f32()), nullptr)),
+              kAccumulating);
+    EXPECT_GT(test::rel_error(lin, ops::linear(x, rounded(lw.to_f32()), nullptr)), 1e-4);
+    const Weight cw = Weight::from_tensor(random_tensor({40, 24, 3, 3}, 87, device), p);
+    const auto same = ops::Conv2dParams::same(1);
+    const Tensor conv = ops::conv2d(img, cw, nullptr, same);
+    EXPECT_LT(test::rel_error(conv, ops::conv2d(rounded(img), rounded(cw.to_f32()), nullptr, same)),
+              kAccumulating);
+    EXPECT_GT(test::rel_error(conv, ops::conv2d(img, rounded(cw.to_f32()), nullptr, same)), 1e-4);
   }
 }
 
@@ -385,7 +459,7 @@ TEST_P(BackendOps, flops_are_counted_at_the_op_seam) {
     counter.flops = 0;
     const Tensor q = random_tensor({2, 10, 16}, 5, device),
                  kv = random_tensor({2, 77, 16}, 6, device);
-    ops::attention(q, kv, kv, 2, false);
+    ops::attention(q, kv, kv, 2, false, WeightCompute::F32);
     EXPECT_EQ(counter.flops, 4.0 * 2 * 10 * 77 * 16);
     counter.flops = 0;
     Tensor x = random_tensor({4, 4}, 7, device);

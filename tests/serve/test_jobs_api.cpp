@@ -109,7 +109,8 @@ TEST(jobs_api, a_client_that_disconnects_does_not_stall_the_queue) {
     auto impatient = s.client(/*read_timeout_s=*/1);
     auto r = impatient->Post(
         "/sdapi/v1/txt2img",
-        nlohmann::json{{"prompt", "x"}, {"steps", 60}, {"width", 64}, {"height", 64}}.dump(),
+        // Long enough to outlast the 1 s timeout on a fast machine (60 steps took < 1 s).
+        nlohmann::json{{"prompt", "x"}, {"steps", 300}, {"width", 64}, {"height", 64}}.dump(),
         "application/json");
     EXPECT_FALSE(r);  // timed out and hung up
   }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "backend/cpu/conv2d_direct.h"
+#include "backend/cpu/im2col.h"
 #include "backend/cpu/kernels.h"
 #include "backend/op_checks.h"
 #include "core/thread_pool.h"
@@ -19,6 +20,7 @@ constexpr int64_t kColumnBudgetFloats = 4 << 20;  // 16 MB of im2col per tile
 }
 
 Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const Conv2dParams& p) {
+  if (weight.compute == WeightCompute::BF16) return conv2d_bf16(x, weight, bias, p);
   require_f32_contiguous(x, "conv2d input");
   const Tensor w = widened(weight);
   int64_t OH = 0, OW = 0;
@@ -39,10 +41,7 @@ Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const C
   for (int64_t b = 0; b < B; ++b) {
     const float* xb = x.f32() + b * C * H * W;
     float* ob = out.f32() + b * O * OHW;
-    if (bias) {
-      const float* bp = bias->f32();
-      for (int64_t o = 0; o < O; ++o) std::fill(ob + o * OHW, ob + (o + 1) * OHW, bp[o]);
-    }
+    if (bias) fill_with_bias(ob, O, OHW, bias->f32(), true);
     const float beta = bias ? 1.f : 0.f;
     if (pointwise) {
       gemm(false, false, O, OHW, C, 1.f, wp, C, xb, OHW, beta, ob, OHW);
@@ -51,36 +50,7 @@ Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const C
     for (int64_t r0 = 0; r0 < OH; r0 += rows_per_tile) {
       const int64_t rows = std::min(rows_per_tile, OH - r0), n = rows * OW;
       float* cp = col.f32();
-      // col[(c,kh,kw), (r,ow)] = x[c, r*S + kh - pad_top, ow*S + kw - pad_left] (0 outside)
-      parallel_for(
-          K,
-          [&](int64_t k0, int64_t k1) {
-            for (int64_t kk = k0; kk < k1; ++kk) {
-              const int64_t c = kk / (KH * KW), kh = (kk / KW) % KH, kw = kk % KW;
-              float* dst = cp + kk * n;
-              for (int64_t r = 0; r < rows; ++r) {
-                const int64_t ih = (r0 + r) * S + kh - p.pad_top;
-                float* drow = dst + r * OW;
-                if (ih < 0 || ih >= H) {
-                  std::memset(drow, 0, sizeof(float) * static_cast<size_t>(OW));
-                  continue;
-                }
-                const float* srow = xb + (c * H + ih) * W;
-                // Columns whose input lies inside the row: [lo, hi); zeros either side.
-                const int64_t shift = kw - p.pad_left;
-                const int64_t lo = std::clamp<int64_t>((-shift + S - 1) / S, 0, OW);
-                const int64_t hi = std::clamp<int64_t>((W - shift + S - 1) / S, lo, OW);
-                std::fill(drow, drow + lo, 0.f);
-                if (S == 1) {
-                  std::memcpy(drow + lo, srow + lo + shift, sizeof(float) * size_t(hi - lo));
-                } else {
-                  for (int64_t ow = lo; ow < hi; ++ow) drow[ow] = srow[ow * S + shift];
-                }
-                std::fill(drow + hi, drow + OW, 0.f);
-              }
-            }
-          },
-          8);
+      im2col_rows(xb, C, H, W, KH, KW, p, OW, r0, rows, cp);
       gemm(false, false, O, n, K, 1.f, wp, K, cp, n, beta, ob + r0 * OW, OHW);
     }
   }

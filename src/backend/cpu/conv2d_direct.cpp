@@ -55,6 +55,7 @@ dnnl::engine& cpu_engine() {
 struct Geometry {
   int64_t B, C, H, W, O, KH, KW, S, OH, OW;
   int64_t pad_top, pad_bottom, pad_left, pad_right;
+  memory::data_type compute;  // of the input and weights (the output is f32): f32 or bf16
 
   /// What output rows [r0, r1) read: input rows [first_row, first_row + in_rows) of the map,
   /// and the zero rows the kernel sees above and below them.
@@ -98,11 +99,10 @@ BandKind make_band_kind(const Geometry& g, int64_t r0, int64_t r1, bool has_bias
   k.pad_bottom = band.pad_bottom;
   k.in_rows = band.in_rows;
   const auto any = memory::format_tag::any;
-  const memory::desc src(Dims{g.B, g.C, k.in_rows, g.W}, memory::data_type::f32, any);
+  const memory::desc src(Dims{g.B, g.C, k.in_rows, g.W}, g.compute, any);
   const memory::desc dst(Dims{g.B, g.O, k.rows, g.OW}, memory::data_type::f32, any);
   const memory::desc weights =
-      weights_layout ? *weights_layout
-                     : memory::desc(Dims{g.O, g.C, g.KH, g.KW}, memory::data_type::f32, any);
+      weights_layout ? *weights_layout : memory::desc(Dims{g.O, g.C, g.KH, g.KW}, g.compute, any);
   const memory::desc bias =
       has_bias ? memory::desc(Dims{g.O}, memory::data_type::f32, memory::format_tag::a)
                : memory::desc();
@@ -174,9 +174,10 @@ Tensor pack_weights(const Tensor& w, const memory::desc& layout) {
   dnnl::engine& engine = cpu_engine();
   dnnl::stream stream(engine);
   Tensor packed = floats_for(layout.get_size());
-  memory plain(memory::desc(Dims{w.dim(0), w.dim(1), w.dim(2), w.dim(3)}, memory::data_type::f32,
-                            memory::format_tag::oihw),
-               engine, const_cast<float*>(w.f32()));
+  const auto type = w.dtype() == DType::BF16 ? memory::data_type::bf16 : memory::data_type::f32;
+  memory plain(
+      memory::desc(Dims{w.dim(0), w.dim(1), w.dim(2), w.dim(3)}, type, memory::format_tag::oihw),
+      engine, const_cast<void*>(w.raw()));
   memory to(layout, engine, packed.f32());
   const dnnl::reorder::primitive_desc pd(engine, plain.get_desc(), engine, layout,
                                          own_scratchpad());
@@ -218,9 +219,21 @@ bool direct_conv2d_pays(int64_t out_h, int64_t out_w, int64_t kernel_h, int64_t 
 
 bool direct_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const ops::Conv2dParams& p,
                    Tensor& out) {
-  const Geometry g{x.dim(0),  x.dim(1),     x.dim(2),   x.dim(3),   w.dim(0),
-                   w.dim(2),  w.dim(3),     p.stride,   out.dim(2), out.dim(3),
-                   p.pad_top, p.pad_bottom, p.pad_left, p.pad_right};
+  const Geometry g{x.dim(0),
+                   x.dim(1),
+                   x.dim(2),
+                   x.dim(3),
+                   w.dim(0),
+                   w.dim(2),
+                   w.dim(3),
+                   p.stride,
+                   out.dim(2),
+                   out.dim(3),
+                   p.pad_top,
+                   p.pad_bottom,
+                   p.pad_left,
+                   p.pad_right,
+                   w.dtype() == DType::BF16 ? memory::data_type::bf16 : memory::data_type::f32};
   const int64_t band_floats = std::max(g.C * g.W, g.O * g.OW) * g.B;
   const int64_t rows_per_band = std::clamp<int64_t>(kBandFloats / band_floats, 1, g.OH);
   const int64_t bands = (g.OH + rows_per_band - 1) / rows_per_band;

@@ -66,6 +66,22 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   }
 }
 
+void fill_with_bias(float* out, int64_t rows, int64_t cols, const float* bias, bool per_row) {
+  parallel_for(
+      rows,
+      [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          float* row = out + r * cols;
+          if (per_row) {
+            std::fill(row, row + cols, bias[r]);
+          } else {
+            std::copy(bias, bias + cols, row);
+          }
+        }
+      },
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)));
+}
+
 Tensor widened(const Weight& w) {
   if (w.dtype() == DType::F32 && !w.quantized()) {
     require_f32_contiguous(w.values, "weight");
@@ -96,6 +112,7 @@ Tensor widened(const Weight& w) {
 }
 
 Tensor linear(const Tensor& x, const Weight& weight, const Tensor* bias) {
+  if (weight.compute == WeightCompute::BF16) return linear_bf16(x, weight, bias);
   require_f32_contiguous(x, "linear input");
   const Tensor w = widened(weight);
   op_checks::linear(x, w, bias);
@@ -107,9 +124,7 @@ Tensor linear(const Tensor& x, const Weight& weight, const Tensor* bias) {
   float beta = 0.f;
   if (bias) {
     require_shape(*bias, {n}, "linear bias");
-    const float* bp = bias->f32();
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) o[i * n + j] = bp[j];
+    fill_with_bias(o, m, n, bias->f32(), false);
     beta = 1.f;
   }
   gemm(false, true, m, n, k, 1.f, x.f32(), k, w.f32(), k, beta, o, n);

@@ -17,6 +17,29 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 /// that thread: our pool splits the work, so every thread calling into oneDNN calls this first.
 void keep_onednn_on_this_thread();
 
+/// Each of `rows` rows of `cols` values of `out` set to bias[row] (`per_row`: a conv's channels)
+/// or to bias[0, cols) (a linear layer's outputs), over the pool: the GEMM then accumulates.
+void fill_with_bias(float* out, int64_t rows, int64_t cols, const float* bias, bool per_row);
+
+/// C[m,n] = A[m,k] B[k,n] (+ C when `accumulate`) with A and B bfloat16 (row strides lda, ldb; B
+/// stored transposed, [n,k], when `trans_b`) and C float32: the products of bf16 values summed in
+/// float32 (oneDNN's matmul on AVX512_BF16, else both widened and sgemm), over the thread pool.
+void gemm_bf16(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b,
+               int64_t ldb, bool trans_b, bool accumulate, float* c, int64_t ldc);
+/// gemm_bf16's path on CPUs without AVX512_BF16: both operands widened to float32, then gemm.
+void gemm_bf16_widened(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
+                       const uint16_t* b, int64_t ldb, bool trans_b, bool accumulate, float* c,
+                       int64_t ldc);
+/// Whether the CPU multiplies bf16 natively (AVX512_BF16); without it gemm_bf16 is correct, slower.
+bool has_bf16_dot_product();
+/// dst[i] = bf16(src[i]), nearest even (core/dtype.h's floats_to_bf16), over the thread pool.
+void round_to_bf16(const float* src, int64_t n, uint16_t* dst);
+
+/// linear and conv2d for weights with WeightCompute::BF16 (bf16_layers.cpp).
+Tensor linear_bf16(const Tensor& x, const Weight& w, const Tensor* bias);
+Tensor conv2d_bf16(const Tensor& x, const Weight& w, const Tensor* bias,
+                   const ops::Conv2dParams& p);
+
 /// A layer weight as a contiguous F32 tensor: itself when already F32, else a transient widened
 /// (F16/BF16) or dequantized (I8) copy.
 Tensor widened(const Weight& w);

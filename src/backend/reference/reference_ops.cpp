@@ -10,9 +10,33 @@
 
 namespace diffuse::ref {
 
-Tensor linear(const Tensor& x, const Weight& weight, const Tensor* bias) {
-  require_f32_contiguous(x, "linear input");
-  const Tensor w = weight.to_f32();
+namespace {
+
+/// What a layer multiplies (WeightCompute): x and w.to_f32() as they are, or both rounded to
+/// bfloat16 (the sums stay float32 or wider either way).
+struct LayerOperands {
+  Tensor x, w;
+};
+
+Tensor rounded_to_bf16(const Tensor& t) {
+  Tensor out = Tensor::empty(t.shape(), DType::F32, t.device());
+  const float* s = t.f32();
+  float* d = out.f32();
+  for (int64_t i = 0; i < t.numel(); ++i) d[i] = bf16_to_float(float_to_bf16(s[i]));
+  return out;
+}
+
+LayerOperands layer_operands(const Tensor& x, const Weight& weight) {
+  if (weight.compute == WeightCompute::BF16)
+    return {rounded_to_bf16(x), rounded_to_bf16(weight.to_f32())};
+  return {x, weight.to_f32()};
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x_in, const Weight& weight, const Tensor* bias) {
+  require_f32_contiguous(x_in, "linear input");
+  const auto [x, w] = layer_operands(x_in, weight);
   op_checks::linear(x, w, bias);
   const int64_t k = w.dim(1), n = w.dim(0), m = x.numel() / k;
   Shape s = x.shape();
@@ -29,9 +53,9 @@ Tensor linear(const Tensor& x, const Weight& weight, const Tensor* bias) {
   return out;
 }
 
-Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const Conv2dParams& p) {
-  require_f32_contiguous(x, "conv2d input");
-  const Tensor w = weight.to_f32();
+Tensor conv2d(const Tensor& x_in, const Weight& weight, const Tensor* bias, const Conv2dParams& p) {
+  require_f32_contiguous(x_in, "conv2d input");
+  const auto [x, w] = layer_operands(x_in, weight);
   int64_t OH = 0, OW = 0;
   op_checks::conv2d(x, w, bias, p, &OH, &OW);
   const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
@@ -329,7 +353,11 @@ int64_t count_nonfinite(const Tensor& x) {
   return bad;
 }
 
-Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal) {
+Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, int heads, bool causal,
+                 WeightCompute compute) {
+  const bool bf16 = compute == WeightCompute::BF16;
+  const Tensor q = bf16 ? rounded_to_bf16(q_in) : q_in, k = bf16 ? rounded_to_bf16(k_in) : k_in,
+               v = bf16 ? rounded_to_bf16(v_in) : v_in;
   const int64_t B = q.dim(0), Lq = q.dim(1), C = q.dim(2), Lk = k.dim(1), D = C / heads;
   Tensor out = Tensor::empty({B, Lq, C});
   const float *qp = q.f32(), *kp = k.f32(), *vp = v.f32();
@@ -347,10 +375,13 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
           m = std::fmax(m, s[size_t(j)]);
         }
         for (int64_t j = 0; j < Lk; ++j) sum += (s[size_t(j)] = std::exp(s[size_t(j)] - m));
+        for (int64_t j = 0; j < Lk; ++j) {
+          s[size_t(j)] /= sum;  // the probabilities; bf16 multiplies their bf16 roundings
+          if (bf16) s[size_t(j)] = bf16_to_float(float_to_bf16(static_cast<float>(s[size_t(j)])));
+        }
         for (int64_t t = 0; t < D; ++t) {
           double acc = 0;
-          for (int64_t j = 0; j < Lk; ++j)
-            acc += s[size_t(j)] / sum * vp[(b * Lk + j) * C + h * D + t];
+          for (int64_t j = 0; j < Lk; ++j) acc += s[size_t(j)] * vp[(b * Lk + j) * C + h * D + t];
           op[(b * Lq + i) * C + h * D + t] = static_cast<float>(acc);
         }
       }

@@ -84,7 +84,8 @@ Tensor ClipTextModel::run(const Tensor& ids, int layers, std::vector<Tensor>* hi
   for (int i = 0; i < layers; ++i) {
     const Layer& l = layers_[static_cast<size_t>(i)];
     Tensor h = l.norm1(x);
-    Tensor a = ops::attention(l.q(h), l.k(h), l.v(h), config_.num_attention_heads, /*causal=*/true);
+    Tensor a = ops::attention(l.q(h), l.k(h), l.v(h), config_.num_attention_heads, /*causal=*/true,
+                              l.q.weight.compute);
     Tensor y = ops::add(x, l.out(a));
     h = l.fc1(l.norm2(y));
     if (quick) {

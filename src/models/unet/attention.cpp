@@ -26,7 +26,8 @@ Attention Attention::load(const WeightStore& w, const std::string& prefix, int64
 }
 
 Tensor Attention::operator()(const Tensor& x, const Tensor& context) const {
-  Tensor o = ops::attention(to_q(x), to_k(context), to_v(context), heads, /*causal=*/false);
+  Tensor o = ops::attention(to_q(x), to_k(context), to_v(context), heads, /*causal=*/false,
+                            to_q.weight.compute);
   return to_out(o);
 }
 
