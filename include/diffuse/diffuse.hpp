@@ -300,9 +300,13 @@ struct LoadOptions {
   ///   "f32"  (default, exact): as the files store them; float32 files are memory-mapped, and
   ///          float16/bfloat16 files stay 16-bit in memory (widened exactly where used), so an
   ///          fp16 download gives diffusers' fp32-upcast results in half the memory;
-  ///   "f16", "bf16": float32 matrices rounded to 16 bits at load (half the memory);
-  ///   "int8": every matrix quantized to int8 with one scale per output channel (a quarter).
-  /// Activations, norms, biases and embeddings stay float32. Anything else is a ConfigError.
+  ///   "f16": float32 matrices rounded to half at load (half the memory), float32 compute;
+  ///   "bf16": matrices rounded to bfloat16 (half the memory), and the layers and their attention
+  ///          computed in bfloat16 with float32 sums (AVX512_BF16; elsewhere the same products
+  ///          through float32, slower, with a GenerationResult warning);
+  ///   "int8": every matrix quantized to int8 with one scale per output channel (a quarter),
+  ///          computed in bfloat16 as "bf16".
+  /// Norms, biases, embeddings and element-wise math stay float32. Anything else is a ConfigError.
   std::string precision = "f32";
   /// diffusers' weight-file variant: "fp16" loads `diffusion_pytorch_model.fp16.safetensors` (and
   /// the like) where a component has it and its plain files where it has not, as diffusers'

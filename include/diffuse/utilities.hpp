@@ -67,9 +67,12 @@ struct SystemInfo {
   std::string cpu;                        // model name ("" where the OS does not tell)
   int hardware_threads = 0;               // what --threads 0 uses
   std::vector<std::string> cpu_features;  // those the kernels could use (avx2, fma, f16c, ...)
-  std::string vector_kernels;             // the element-wise kernel set: "avx2", "baseline"
-  std::string gemm;                       // GEMM/convolution library and its kernels
-  std::vector<std::string> backends;      // built in: "cpu", "reference"
+  std::string vector_kernels;  // the element-wise kernel set: "avx512", "avx2", "baseline"
+  std::string gemm;            // GEMM/convolution library and its kernels
+  /// How --precision bf16/int8 multiply: "avx512_bf16" (oneDNN's bf16 kernels) or "float32" (the
+  /// same bf16 products through sgemm: no AVX512_BF16 on this CPU).
+  std::string bf16_compute;
+  std::vector<std::string> backends;  // built in: "cpu", "reference"
 };
 SystemInfo system_info();
 

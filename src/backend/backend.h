@@ -53,8 +53,9 @@ namespace cpu {
 const Backend& backend();
 /// Which kernels the CPU backend runs on this machine, chosen at run time from its features.
 struct KernelChoice {
-  std::string vector_kernels;             // the element-wise kernel set: "avx2", "baseline"
-  std::string gemm;                       // e.g. "oneDNN 2.6.3, avx2"
+  std::string vector_kernels;  // the element-wise kernel set: "avx512", "avx2", "baseline"
+  std::string gemm;            // e.g. "oneDNN 2.6.3, avx2"
+  std::string bf16_compute;    // "avx512_bf16" or "float32" (WeightCompute::BF16's path)
   std::vector<std::string> cpu_features;  // those the kernels could use, as the CPU reports
 };
 KernelChoice kernel_choice();

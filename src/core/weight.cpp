@@ -193,6 +193,34 @@ void Weight::widen_rows(int64_t r0, int64_t r1, float* dst) const {
                    (values.dtype() == DType::I8 ? " without per-channel scales" : ""));
 }
 
+void Weight::rows_to_bf16(int64_t r0, int64_t r1, uint16_t* dst) const {
+  const int64_t cols = row_size();
+  if (values.dtype() == DType::BF16 && values.is_contiguous() && r0 >= 0 && r1 <= dim(0) &&
+      r0 <= r1) {
+    std::memcpy(dst, values.data_as<uint16_t>() + r0 * cols,
+                sizeof(uint16_t) * size_t((r1 - r0) * cols));
+    return;
+  }
+  constexpr int64_t kPiece = 1024;
+  float piece[kPiece];
+  for (int64_t r = r0; r < r1; ++r) {
+    uint16_t* out = dst + (r - r0) * cols;
+    if (values.dtype() == DType::I8 && quantized() && values.is_contiguous() && r >= 0 &&
+        r < dim(0)) {
+      const int8_t* q = values.data_as<int8_t>() + r * cols;
+      for (int64_t c = 0; c < cols; c += kPiece) {
+        const int64_t n = std::min(kPiece, cols - c);
+        dequantize_row(q + c, n, scales.f32()[r], piece);
+        floats_to_bf16(piece, n, out + c);
+      }
+    } else {
+      std::vector<float> row(static_cast<size_t>(cols));
+      widen_rows(r, r + 1, row.data());
+      floats_to_bf16(row.data(), cols, out);
+    }
+  }
+}
+
 Tensor Weight::to_f32() const {
   if (values.dtype() == DType::F32 && !quantized()) return values.contiguous();
   Tensor out = Tensor::empty(values.shape(), DType::F32, values.device());

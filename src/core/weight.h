@@ -64,6 +64,9 @@ struct Weight {
   /// Rows [r0, r1) as float32 into `dst` (row-major, (r1 - r0) * row_size() floats): exact for
   /// F32/F16/BF16, q * scale for I8. Host tensors only.
   void widen_rows(int64_t r0, int64_t r1, float* dst) const;
+  /// Rows [r0, r1) as bfloat16 into `dst`: bf16(the widen_rows values), nearest even; a copy
+  /// for BF16 values. Converted in L1-sized pieces, never through a whole float32 row set.
+  void rows_to_bf16(int64_t r0, int64_t r1, uint16_t* dst) const;
   /// The whole matrix as a contiguous F32 tensor on the values' device.
   Tensor to_f32() const;
 

@@ -154,7 +154,9 @@ TEST(cli, info_system_names_the_kernels_chosen_for_this_cpu) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_GT(j["hardware_threads"].get<int>(), 0);
   const std::string isa = j["vector_kernels"];
-  EXPECT_TRUE(isa == "avx2" || isa == "baseline") << isa;
+  EXPECT_TRUE(isa == "avx512" || isa == "avx2" || isa == "baseline") << isa;
+  const std::string bf16 = j["bf16_compute"];
+  EXPECT_TRUE(bf16 == "avx512_bf16" || bf16 == "float32") << bf16;
   EXPECT_NE(j["gemm"].get<std::string>().find("oneDNN"), std::string::npos);
   EXPECT_NE(j["backends"].dump().find("cpu"), std::string::npos);
   CommandResult text = run("info --system");

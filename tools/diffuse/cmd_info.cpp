@@ -115,6 +115,7 @@ int show_system(const InfoArgs& a) {
                                 {"cpu_features", s.cpu_features},
                                 {"vector_kernels", s.vector_kernels},
                                 {"gemm", s.gemm},
+                                {"bf16_compute", s.bf16_compute},
                                 {"backends", s.backends},
                                 {"gpus", nlohmann::json::array()}}
                      .dump(2)
@@ -129,6 +130,10 @@ int show_system(const InfoArgs& a) {
   std::printf("  features: %s\n", features.empty() ? "(baseline only)" : features.c_str());
   std::printf("  element-wise kernels: %s\n", s.vector_kernels.c_str());
   std::printf("  GEMM and convolutions: %s\n", s.gemm.c_str());
+  std::printf("  bf16/int8 precision computes: %s\n",
+              s.bf16_compute == "avx512_bf16"
+                  ? "in bfloat16 (AVX512_BF16)"
+                  : "the bfloat16 products through float32 (no AVX512_BF16: slower than f32)");
   std::printf("backends: %s\nGPUs: none (this build has no GPU backend)\n", backends.c_str());
   return 0;
 }

@@ -28,14 +28,7 @@ Tensor bf16_values(const Weight& w) {
   auto* dst = out.data_as<uint16_t>();
   const int64_t cols = w.row_size();
   parallel_for(
-      w.dim(0),
-      [&](int64_t r0, int64_t r1) {
-        std::vector<float> row(static_cast<size_t>(cols));
-        for (int64_t r = r0; r < r1; ++r) {
-          w.widen_rows(r, r + 1, row.data());
-          floats_to_bf16(row.data(), cols, dst + r * cols);
-        }
-      },
+      w.dim(0), [&](int64_t r0, int64_t r1) { w.rows_to_bf16(r0, r1, dst + r0 * cols); },
       std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)));
   return out;
 }

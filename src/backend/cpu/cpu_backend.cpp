@@ -41,6 +41,7 @@ const char* onednn_isa_name(dnnl_cpu_isa_t isa) {
 KernelChoice kernel_choice() {
   KernelChoice c;
   c.vector_kernels = vector_kernels().isa;
+  c.bf16_compute = has_bf16_dot_product() ? "avx512_bf16" : "float32";
   const dnnl_version_t* v = dnnl_version();
   c.gemm = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
            std::to_string(v->patch) + ", " + onednn_isa_name(dnnl_get_effective_cpu_isa());

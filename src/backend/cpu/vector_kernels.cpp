@@ -9,12 +9,18 @@ extern const VectorKernels kernels;
 namespace avx2 {
 extern const VectorKernels kernels;
 }
+namespace avx512 {
+extern const VectorKernels kernels;
+}
 #endif
 
 std::vector<const VectorKernels*> runnable_vector_kernels() {
   std::vector<const VectorKernels*> sets{&baseline::kernels};
 #if defined(__x86_64__)
   if (__builtin_cpu_supports("avx2")) sets.push_back(&avx2::kernels);
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+    sets.push_back(&avx512::kernels);
 #endif
   return sets;
 }

@@ -14,7 +14,7 @@
 namespace diffuse::cpu {
 
 struct VectorKernels {
-  const char* isa;  // "avx2", "baseline"
+  const char* isa;  // "avx512", "avx2", "baseline"
   /// Softmax over row[0, valid) in place (max-subtracted, sum in double); row[valid, total) = 0.
   void (*softmax_row)(float* row, int64_t valid, int64_t total);
   /// Sum of p[0, n) in double, and of (p[i] - mean)^2.

@@ -90,22 +90,27 @@ inline double sum_sq_dev_f64(const float* p, int64_t n, double mean) {
 /// Largest of p[0, n) (n >= 1; NaN if any element is NaN, as torch.max).
 inline float max_f32(const float* p, int64_t n) {
   float acc[8];
+  // NaN flags per lane as integers (a bool reduction kept the loop from vectorizing).
+  int32_t nan[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (int k = 0; k < 8; ++k) acc[k] = p[0];
-  bool nan = false;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     for (int k = 0; k < 8; ++k) {
       const float v = p[i + k];
-      nan |= v != v;
+      nan[k] |= v != v ? 1 : 0;
       acc[k] = v > acc[k] ? v : acc[k];
     }
   for (; i < n; ++i) {
-    nan |= p[i] != p[i];
+    nan[0] |= p[i] != p[i] ? 1 : 0;
     acc[0] = p[i] > acc[0] ? p[i] : acc[0];
   }
   float m = acc[0];
-  for (int k = 1; k < 8; ++k) m = acc[k] > m ? acc[k] : m;
-  return nan ? NAN : m;
+  int32_t any_nan = nan[0];
+  for (int k = 1; k < 8; ++k) {
+    m = acc[k] > m ? acc[k] : m;
+    any_nan |= nan[k];
+  }
+  return any_nan ? NAN : m;
 }
 
 }  // namespace
