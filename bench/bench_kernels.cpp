@@ -111,6 +111,18 @@ void BM_Attention(benchmark::State& state) {
   state.SetLabel(compute == WeightCompute::BF16 ? "bf16" : "f32");
 }
 
+// Softmax over rows of 4096 scores: the attention's share at 512x512 beside its two GEMMs.
+void BM_Softmax(benchmark::State& state) {
+  const Tensor x = random_tensor({state.range(0), state.range(1)}, 13);
+  Tensor y = Tensor::empty(x.shape());
+  for (auto _ : state) {
+    ops::copy_(y, x);
+    ops::softmax_(y);
+    benchmark::DoNotOptimize(y.f32());
+  }
+  state.SetItemsProcessed(state.iterations() * x.numel());
+}
+
 // GroupNorm(32) + SiLU as every resnet block starts: UNet level 0, the VAE's last level.
 void BM_GroupNormSilu(benchmark::State& state) {
   const Tensor x =
@@ -131,6 +143,7 @@ BENCHMARK(BM_Attention)
     ->ArgsProduct({{1024}, {640}, {0, 1}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+BENCHMARK(BM_Softmax)->Args({256, 4096})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_GroupNormSilu)
     ->Args({2, 320, 64})
     ->Args({1, 128, 512})

@@ -56,18 +56,22 @@ TEST(bf16_kernels, gemm_matches_the_widened_float32_path) {
   struct Case {
     int64_t m, n, k;
     bool trans_b, accumulate;
+    float alpha;
   };
-  // A linear layer (B stored [n,k]), an im2col conv (B [k,n]), odd sizes, accumulation on C.
-  for (const Case c : {Case{128, 320, 1280, true, false}, Case{77, 45, 37, true, true},
-                       Case{320, 1000, 2880, false, true}, Case{13, 4489, 117, false, false}}) {
+  // A linear layer (B stored [n,k]), an im2col conv (B [k,n]), odd sizes, accumulation on C,
+  // attention's scaled scores.
+  for (const Case c :
+       {Case{128, 320, 1280, true, false, 1.f}, Case{77, 45, 37, true, true, 1.f},
+        Case{320, 1000, 2880, false, true, 1.f}, Case{13, 4489, 117, false, false, 1.f},
+        Case{256, 300, 40, true, false, 0.158113883f}, Case{9, 10, 11, true, true, 0.5f}}) {
     SCOPED_TRACE(testing::Message() << c.m << "x" << c.n << "x" << c.k);
     const int64_t b_rows = c.trans_b ? c.n : c.k, b_cols = c.trans_b ? c.k : c.n;
     const auto a = random_bf16(size_t(c.m * c.k), 1), b = random_bf16(size_t(b_rows * b_cols), 2);
     std::vector<float> got(size_t(c.m * c.n), 0.5f), want = got;
     cpu::gemm_bf16(c.m, c.n, c.k, a.data(), c.k, b.data(), b_cols, c.trans_b, c.accumulate,
-                   got.data(), c.n);
+                   got.data(), c.n, c.alpha);
     cpu::gemm_bf16_widened(c.m, c.n, c.k, a.data(), c.k, b.data(), b_cols, c.trans_b, c.accumulate,
-                           want.data(), c.n);
+                           want.data(), c.n, c.alpha);
     double worst = 0, scale = 0;
     for (size_t i = 0; i < got.size(); ++i) {
       worst = std::max(worst, double(std::fabs(got[i] - want[i])));

@@ -50,12 +50,9 @@ Tensor attention_bf16(const Tensor& q32, const Tensor& k32, const Tensor& v32, i
         const uint16_t* qp = q.data_as<uint16_t>() + (b * Lq + r0) * C + h * D;
         const uint16_t* kp = k.data_as<uint16_t>() + b * Lk * C + h * D;
         const uint16_t* vp = v.data_as<uint16_t>() + b * Lk * C + h * D;
-        gemm_bf16(rows, Lk, D, qp, C, kp, C, true, false, s, Lk);
-        for (int64_t r = 0; r < rows; ++r) {
-          float* row = s + r * Lk;
-          vk.affine(row, row, Lk, scale, 0.f, false);
-          vk.softmax_row(row, causal ? std::min(Lk, r0 + r + 1) : Lk, Lk);
-        }
+        gemm_bf16(rows, Lk, D, qp, C, kp, C, true, false, s, Lk, scale);
+        for (int64_t r = 0; r < rows; ++r)
+          vk.softmax_row(s + r * Lk, causal ? std::min(Lk, r0 + r + 1) : Lk, Lk);
         floats_to_bf16(s, rows * Lk, p);
         gemm_bf16(rows, D, Lk, p, Lk, vp, C, false, false, out.f32() + (b * Lq + r0) * C + h * D,
                   C);

@@ -42,9 +42,10 @@ dnnl::engine& cpu_engine() {
 struct MatmulKey {
   int64_t m, n, k, lda, ldb, ldc;
   bool trans_b, accumulate;
+  float alpha;
   bool operator<(const MatmulKey& o) const {
-    return std::tie(m, n, k, lda, ldb, ldc, trans_b, accumulate) <
-           std::tie(o.m, o.n, o.k, o.lda, o.ldb, o.ldc, o.trans_b, o.accumulate);
+    return std::tie(m, n, k, lda, ldb, ldc, trans_b, accumulate, alpha) <
+           std::tie(o.m, o.n, o.k, o.lda, o.ldb, o.ldc, o.trans_b, o.accumulate, o.alpha);
   }
 };
 
@@ -64,6 +65,7 @@ const Matmul& matmul_for(const MatmulKey& key) {
   const memory::desc c(Dims{key.m, key.n}, memory::data_type::f32, Dims{key.ldc, 1});
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (key.alpha != 1.f) attr.set_output_scales(0, {key.alpha});
   if (key.accumulate) {
     dnnl::post_ops sum;
     sum.append_sum(1.f);
@@ -106,7 +108,7 @@ void round_to_bf16(const float* src, int64_t n, uint16_t* dst) {
 
 void gemm_bf16_widened(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
                        const uint16_t* b, int64_t ldb, bool trans_b, bool accumulate, float* c,
-                       int64_t ldc) {
+                       int64_t ldc, float alpha) {
   const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
   Tensor a32 = Tensor::empty({m, k}), b32 = Tensor::empty({b_rows, b_cols});
   float *ap = a32.f32(), *bp = b32.f32();
@@ -114,20 +116,20 @@ void gemm_bf16_widened(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64
     for (int64_t j = 0; j < k; ++j) ap[i * k + j] = bf16_to_float(a[i * lda + j]);
   for (int64_t i = 0; i < b_rows; ++i)
     for (int64_t j = 0; j < b_cols; ++j) bp[i * b_cols + j] = bf16_to_float(b[i * ldb + j]);
-  gemm(false, trans_b, m, n, k, 1.f, ap, k, bp, b_cols, accumulate ? 1.f : 0.f, c, ldc);
+  gemm(false, trans_b, m, n, k, alpha, ap, k, bp, b_cols, accumulate ? 1.f : 0.f, c, ldc);
 }
 
 void gemm_bf16(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b,
-               int64_t ldb, bool trans_b, bool accumulate, float* c, int64_t ldc) {
+               int64_t ldb, bool trans_b, bool accumulate, float* c, int64_t ldc, float alpha) {
   if (m == 0 || n == 0) return;
   if (!has_bf16_dot_product()) {
-    gemm_bf16_widened(m, n, k, a, lda, b, ldb, trans_b, accumulate, c, ldc);
+    gemm_bf16_widened(m, n, k, a, lda, b, ldb, trans_b, accumulate, c, ldc, alpha);
     return;
   }
   auto call = [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
     const uint16_t* bp = trans_b ? b + n0 * ldb : b + n0;
-    matmul_serial({m1 - m0, n1 - n0, k, lda, ldb, ldc, trans_b, accumulate}, a + m0 * lda, bp,
-                  c + m0 * ldc + n0);
+    matmul_serial({m1 - m0, n1 - n0, k, lda, ldb, ldc, trans_b, accumulate, alpha}, a + m0 * lda,
+                  bp, c + m0 * ldc + n0);
   };
   // As gemm(): the larger output dimension split into tiles of fixed size (results do not depend
   // on the thread count), each a large GEMM.

@@ -21,15 +21,17 @@ void keep_onednn_on_this_thread();
 /// or to bias[0, cols) (a linear layer's outputs), over the pool: the GEMM then accumulates.
 void fill_with_bias(float* out, int64_t rows, int64_t cols, const float* bias, bool per_row);
 
-/// C[m,n] = A[m,k] B[k,n] (+ C when `accumulate`) with A and B bfloat16 (row strides lda, ldb; B
-/// stored transposed, [n,k], when `trans_b`) and C float32: the products of bf16 values summed in
-/// float32 (oneDNN's matmul on AVX512_BF16, else both widened and sgemm), over the thread pool.
+/// C[m,n] = alpha A[m,k] B[k,n] (+ C when `accumulate`) with A and B bfloat16 (row strides lda,
+/// ldb; B stored transposed, [n,k], when `trans_b`) and C float32: the products of bf16 values
+/// summed in float32 (oneDNN's matmul on AVX512_BF16, else both widened and sgemm), over the thread
+/// pool.
 void gemm_bf16(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, const uint16_t* b,
-               int64_t ldb, bool trans_b, bool accumulate, float* c, int64_t ldc);
+               int64_t ldb, bool trans_b, bool accumulate, float* c, int64_t ldc,
+               float alpha = 1.f);
 /// gemm_bf16's path on CPUs without AVX512_BF16: both operands widened to float32, then gemm.
 void gemm_bf16_widened(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
                        const uint16_t* b, int64_t ldb, bool trans_b, bool accumulate, float* c,
-                       int64_t ldc);
+                       int64_t ldc, float alpha = 1.f);
 /// Whether the CPU multiplies bf16 natively (AVX512_BF16); without it gemm_bf16 is correct, slower.
 bool has_bf16_dot_product();
 /// dst[i] = bf16(src[i]), nearest even (core/dtype.h's floats_to_bf16), over the thread pool.

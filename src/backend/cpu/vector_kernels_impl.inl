@@ -10,7 +10,7 @@ namespace {
 
 void softmax_row(float* row, int64_t valid, int64_t total) {
   const float m = valid > 0 ? max_f32(row, valid) : -INFINITY;
-  for (int64_t j = 0; j < valid; ++j) row[j] = exp_f32(row[j] - m);
+  for (int64_t j = 0; j < valid; ++j) row[j] = exp_nonpositive_f32(row[j] - m);
   const float inv = static_cast<float>(1.0 / sum_f64(row, valid));
   for (int64_t j = 0; j < valid; ++j) row[j] *= inv;
   for (int64_t j = valid; j < total; ++j) row[j] = 0.f;
