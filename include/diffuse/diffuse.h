@@ -46,6 +46,9 @@ void diffuse_load_options_free(diffuse_load_options* options);
 diffuse_status diffuse_load_options_set_backend(diffuse_load_options* o, const char* backend);
 /* Threads of this pipeline's own pool (0 = all cores). */
 diffuse_status diffuse_load_options_set_threads(diffuse_load_options* o, int threads);
+/* Nonzero: least memory over speed (LoadOptions::low_memory: file-backed weights paged in per
+ * layer and released after it, the VAE decoded in tiles). */
+diffuse_status diffuse_load_options_set_low_memory(diffuse_load_options* o, int low_memory);
 /* How layer weights are held: "f32" (default, exact; 16-bit files stay 16-bit), "f16", "bf16",
  * "int8" (LoadOptions::precision); an unknown name fails at load time with DIFFUSE_ERROR_CONFIG. */
 diffuse_status diffuse_load_options_set_precision(diffuse_load_options* o, const char* precision);

@@ -319,6 +319,12 @@ struct LoadOptions {
   /// LDM layout (e.g. A1111's vae-ft-mse-840000-ema-pruned.safetensors), read with the model's
   /// own VAE config. Empty (default): the model's VAE.
   std::string vae;
+  /// Least memory over speed: layer matrices read from memory-mapped files (precision "f32", as
+  /// stored: a float32 or fp16 folder) give their pages back after each use, so only the layer
+  /// running stays resident; the VAE decodes in 256-pixel tiles (unless vae_tiling is "off");
+  /// converted weights (other precisions, checkpoints) stay in memory. Each step reads the
+  /// weights from the page cache again (docs/PERFORMANCE.md measures the cost).
+  bool low_memory = false;
   /// Threads this pipeline's kernels use (0 = all cores). Each pipeline has its own pool, so two
   /// pipelines in one process run side by side without sharing or serialising threads.
   int threads = 0;

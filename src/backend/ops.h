@@ -87,6 +87,7 @@ Tensor nchw_to_nlc(const Tensor& x);
 /// [B,H*W,C] -> [B,C,H,W]
 Tensor nlc_to_nchw(const Tensor& x, int64_t h, int64_t w);
 /// Rows of table[V,D] picked by ids (I64 [B,L])  ->  [B,L,D]; ids out of range throw ShapeError.
+/// (`table` F32, F16 or BF16, contiguous; rows widened exactly to float32.)
 Tensor embedding(const Tensor& ids, const Tensor& table);
 /// x[B,L,D] at one position per batch item (I64 positions [B])  ->  [B,D] (CLIP's pooled output).
 Tensor select_tokens(const Tensor& x, const Tensor& positions);

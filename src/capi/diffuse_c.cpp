@@ -104,6 +104,10 @@ diffuse_status diffuse_load_options_set_threads(diffuse_load_options* o, int thr
   DIFFUSE_REQUIRE(o);
   return guarded([&] { o->impl.threads = threads; });
 }
+diffuse_status diffuse_load_options_set_low_memory(diffuse_load_options* o, int low_memory) {
+  DIFFUSE_REQUIRE(o);
+  return guarded([&] { o->impl.low_memory = low_memory != 0; });
+}
 diffuse_status diffuse_load_options_set_precision(diffuse_load_options* o, const char* precision) {
   DIFFUSE_REQUIRE(o);
   DIFFUSE_REQUIRE(precision);

@@ -49,10 +49,16 @@ std::byte* MemoryPool::take(size_t bytes) {
 }
 
 void MemoryPool::give(std::byte* p, size_t bytes) {
-  std::lock_guard<std::mutex> lock(mu_);
-  live_ -= bytes;
-  free_[bytes].push_back(p);
-  cached_ += bytes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    live_ -= bytes;
+    if (caching_) {
+      free_[bytes].push_back(p);
+      cached_ += bytes;
+      return;
+    }
+  }
+  std::free(p);
 }
 
 Buffer MemoryPool::allocate(size_t bytes) {

@@ -30,8 +30,10 @@ struct MemoryStats {
 
 class MemoryPool : public std::enable_shared_from_this<MemoryPool> {
  public:
-  static std::shared_ptr<MemoryPool> create() {
-    return std::shared_ptr<MemoryPool>(new MemoryPool);
+  /// `caching` false: released blocks go straight back to the system (least memory; every
+  /// allocation reaches the system allocator).
+  static std::shared_ptr<MemoryPool> create(bool caching = true) {
+    return std::shared_ptr<MemoryPool>(new MemoryPool(caching));
   }
   ~MemoryPool();
   MemoryPool(const MemoryPool&) = delete;
@@ -46,13 +48,14 @@ class MemoryPool : public std::enable_shared_from_this<MemoryPool> {
   void release_cached();
 
  private:
-  MemoryPool() = default;
+  explicit MemoryPool(bool caching) : caching_(caching) {}
   std::byte* take(size_t bytes);
   void give(std::byte* p, size_t bytes);
 
   mutable std::mutex mu_;
   std::map<size_t, std::vector<std::byte*>> free_;
   size_t live_ = 0, peak_ = 0, cached_ = 0, system_allocations_ = 0;
+  const bool caching_;
 };
 
 /// Makes `pool` the calling thread's current pool until the scope ends.

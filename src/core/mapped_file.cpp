@@ -42,10 +42,15 @@ void MappedFile::release_pages(const void* p, size_t bytes) const {
   const auto* begin = static_cast<const std::byte*>(p);
   if (begin < data() || begin + bytes > data() + size_)
     throw FileError(path_ + ": release_pages outside the mapping");
+  release_mapped_pages(p, bytes);
+}
+
+void release_mapped_pages(const void* p, size_t bytes) noexcept {
   // Whole pages inside the range only; a read-only private mapping refaults them from the file.
-  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  const uintptr_t lo = (reinterpret_cast<uintptr_t>(begin) + page - 1) & ~(page - 1);
-  const uintptr_t hi = (reinterpret_cast<uintptr_t>(begin) + bytes) & ~(page - 1);
+  static const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t lo = (begin + page - 1) & ~(page - 1);
+  const uintptr_t hi = (begin + bytes) & ~(page - 1);
   if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 

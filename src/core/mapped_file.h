@@ -30,6 +30,12 @@ class MappedFile {
   std::string path_;
 };
 
+/// Drops this process's resident pages lying wholly inside [p, p + bytes), which must be memory of
+/// a read-only file mapping (a MappedFile or a tensor viewing one): they are read from the file
+/// (the page cache, usually) again when touched. Never for other memory: anonymous pages would
+/// lose their contents. Cannot fail (a failing madvise leaves the pages resident).
+void release_mapped_pages(const void* p, size_t bytes) noexcept;
+
 /// Reads a whole (small) file into a string; throws FileError naming the path.
 std::string read_text_file(const std::string& path);
 

@@ -10,6 +10,7 @@
 #endif
 
 #include "core/cpu_features.h"
+#include "core/mapped_file.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -158,6 +159,10 @@ Weight Weight::reshape(std::initializer_list<int64_t> dims) const {
     throw ShapeError("quantized weight: reshape must keep the output dimension, got " +
                      w.values.shape().str() + " from " + values.shape().str());
   return w;
+}
+
+void Weight::release_pages() const noexcept {
+  if (streamed && values.defined()) release_mapped_pages(values.raw(), values.nbytes());
 }
 
 size_t Weight::nbytes() const {

@@ -42,6 +42,9 @@ struct Weight {
   Tensor values;  // F32, F16, BF16 or I8, contiguous, [out, ...]
   Tensor scales;  // F32 [out] for I8 values; undefined otherwise
   WeightCompute compute = WeightCompute::F32;
+  /// `values` view a read-only file mapping whose pages go back to the file after each use
+  /// (LoadOptions::low_memory: the ops release them, so only the layer running stays resident).
+  bool streamed = false;
 
   Weight() = default;
   Weight(Tensor v) : values(std::move(v)) {}  // NOLINT(google-explicit-constructor): as a Tensor
@@ -58,6 +61,8 @@ struct Weight {
   Weight reshape(std::initializer_list<int64_t> dims) const;
   /// Elements per output channel.
   int64_t row_size() const { return values.numel() / values.dim(0); }
+  /// Releases the values' resident file pages when `streamed` (release_mapped_pages); else nothing.
+  void release_pages() const noexcept;
   /// Bytes held (values and scales).
   size_t nbytes() const;
 

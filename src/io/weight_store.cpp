@@ -112,6 +112,14 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   return e.converted;
 }
 
+Tensor WeightStore::get_as_stored(const std::string& name, const Shape& expected) const {
+  const Tensor t = checked(name, expected);
+  if ((t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16) &&
+      t.is_contiguous())
+    return t;
+  return get(name, expected);
+}
+
 Weight WeightStore::get_weight(const std::string& name, const Shape& expected) const {
   const Tensor t = checked(name, expected);
   Entry& e = entries_.at(name);
@@ -130,7 +138,11 @@ Weight WeightStore::get_weight(const std::string& name, const Shape& expected) c
     e.matrix_precision = precision_;
     release_if_copied(e, name, t, e.matrix.values.raw());
   }
-  return e.matrix;
+  Weight w = e.matrix;
+  // Only a view of the mapping may be streamed: released pages of converted (anonymous) memory
+  // would be lost.
+  w.streamed = streaming_ && e.file != nullptr && w.values.raw() == t.raw();
+  return w;
 }
 
 Weight WeightStore::int8_weight(const std::string& name, const Tensor& q) const {

@@ -37,6 +37,10 @@ class WeightStore {
   /// The tensor as F32 contiguous; throws FileError naming the key and source when absent or when
   /// `expected` (if non-empty) does not match its shape.
   Tensor get(const std::string& name, const Shape& expected = {}) const;
+  /// The tensor as stored when it is F32, F16 or BF16 (a view of the file: only the pages read
+  /// become resident), else as get(); shape checked as get(). For lookup tables (token
+  /// embeddings), of which a call reads a few rows.
+  Tensor get_as_stored(const std::string& name, const Shape& expected = {}) const;
   /// A layer matrix (Linear/Conv2d weight) held at precision(): see WeightPrecision. The default
   /// (F32) converts nothing: F32 and 16-bit tensors stay memory-mapped as stored. Other
   /// precisions convert once and keep the result, as get() does; shape checked as get().
@@ -44,6 +48,9 @@ class WeightStore {
   /// How get_weight() holds matrices; set before a model is built from this store.
   void set_precision(WeightPrecision p) { precision_ = p; }
   WeightPrecision precision() const { return precision_; }
+  /// When set, get_weight() marks matrices that view a file's mapping as Weight::streamed (their
+  /// pages are released after each use: LoadOptions::low_memory).
+  void set_streaming(bool on) { streaming_ = on; }
   /// Stored dtype/shape without conversion.
   Tensor raw(const std::string& name) const;
   /// Weight names (without the companion tensors of compressed weights: "<name>:scales", ...).
@@ -70,6 +77,7 @@ class WeightStore {
   Synthesizer synthesize_;
   std::string source_;
   WeightPrecision precision_ = WeightPrecision::F32;
+  bool streaming_ = false;
 
   /// Drops the resident file pages of `name` when `result` (the conversion of `stored`, its
   /// tensor as raw() gave it) is a copy.

@@ -71,11 +71,12 @@ struct WeightSource {
   WeightPrecision precision = WeightPrecision::F32;
   std::string variant;
   std::string vae;  // LoadOptions::vae
+  bool low_memory = false;
 };
 
 WeightSource weight_source(const LoadOptions& options) {
   return {options.synthetic_weights, weight_precision(options), weight_variant(options),
-          options.vae};
+          options.vae, options.low_memory};
 }
 
 // A component's weights: the given ones (a converted checkpoint), rule weights, or the weight
@@ -87,6 +88,7 @@ WeightStore component_store(const fs::path& dir, const WeightSource& source, con
                       : source.synthetic ? synthetic_weight_store(rule_prefix)
                                          : load_component_weights(dir.string(), source.variant);
   store.set_precision(source.precision);
+  store.set_streaming(source.low_memory);
   return store;
 }
 std::shared_ptr<const WeightStore> component_weights(const fs::path& dir,

@@ -37,13 +37,17 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// "auto" VAE tiling decodes a batch one image at a time, then in tiles, beyond this much memory.
+// "auto" VAE tiling decodes a batch one image at a time, then in tiles, beyond this much memory
+// (LoadOptions::low_memory: in tiles of kLowMemoryTilePixels at any size).
 constexpr size_t kDecodeBudgetBytes = size_t{4} << 30;
+constexpr size_t kLowMemoryDecodeBudgetBytes = size_t{64} << 20;
+constexpr int kLowMemoryTilePixels = 256;
 
 stages::DecodePlan decode_plan(const GenerateOptions& o, const StableDiffusionModel& model,
-                               const Tensor& latents) {
-  return stages::plan_decode(model.vae, o.vae_tiling, o.vae_tile_size, latents.shape(),
-                             kDecodeBudgetBytes);
+                               const Tensor& latents, bool low_memory) {
+  const int tile = low_memory && o.vae_tile_size == 0 ? kLowMemoryTilePixels : o.vae_tile_size;
+  return stages::plan_decode(model.vae, o.vae_tiling, tile, latents.shape(),
+                             low_memory ? kLowMemoryDecodeBudgetBytes : kDecodeBudgetBytes);
 }
 
 /// A float as a user wrote it ("0.05", not "0.050000").
@@ -362,6 +366,7 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   const stages::Conditioning cond = encode_conditioning(o, cfg);
   result.times.text_encoder_s = seconds_since(t0);
   result.flops.text_encoder = std::exchange(flops.flops, 0.0);
+  end_of_stage();
 
   // 2. Schedule(s), the conditioned UNet and initial latents ("only masked": of the region).
   t0 = Clock::now();
@@ -404,12 +409,14 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
         finish.run(final_latents, *rng, report_from(static_cast<int>(loop.timesteps.size())));
   result.times.denoise_s = seconds_since(t0);
   result.flops.denoise = std::exchange(flops.flops, 0.0);
+  end_of_stage();
 
   // 4. Decode.
   t0 = Clock::now();
   const StableDiffusionModel& decoder = finish.decoder ? *finish.decoder : model_;
-  result.images = stages::tensor_to_images(
-      stages::decode_latents(decoder, final_latents, decode_plan(o, decoder, final_latents)));
+  result.images = stages::tensor_to_images(stages::decode_latents(
+      decoder, final_latents,
+      decode_plan(o, decoder, final_latents, runtime_.load_options.low_memory)));
   if (region) {
     for (Image& im : result.images) {
       const Rgb8Image out = stages::apply_overlay(
@@ -477,8 +484,8 @@ Tensor StableDiffusionPipeline::run_hires(const GenerateOptions& o,
   const int unit = model_.vae_scale_factor();
   Tensor start;
   if (o.hires->upscaler == "lanczos") {
-    std::vector<Image> images = stages::tensor_to_images(
-        stages::decode_latents(model_, latents, decode_plan(o, model_, latents)));
+    std::vector<Image> images = stages::tensor_to_images(stages::decode_latents(
+        model_, latents, decode_plan(o, model_, latents, runtime_.load_options.low_memory)));
     Tensor batch;
     for (size_t i = 0; i < images.size(); ++i) {
       // A1111 resizes the 8-bit image.
@@ -729,9 +736,9 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
     warning += std::string(warning.empty() ? "" : "; ") + "precision " + options.precision +
                ": this CPU has no AVX512_BF16, so the bfloat16 products are computed through "
                "float32 (the same results, slower than f32)";
-  StableDiffusionPipeline::Runtime runtime{choice.device,
-                                           std::make_shared<ThreadPool>(options.threads),
-                                           MemoryPool::create(), warning, options};
+  StableDiffusionPipeline::Runtime runtime{
+      choice.device, std::make_shared<ThreadPool>(options.threads),
+      MemoryPool::create(!options.low_memory), warning, options};
   ThreadPoolScope threads(*runtime.threads);
   MemoryPoolScope memory(*runtime.memory);
   if (is_single_file_checkpoint(model_dir)) {
@@ -750,6 +757,12 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
   StableDiffusionModel model = load_stable_diffusion_folder(model_dir, options);
   return std::make_unique<StableDiffusionPipeline>(std::move(model), seconds_since(t0),
                                                    std::move(runtime));
+}
+
+void StableDiffusionPipeline::end_of_stage() const {
+  // Each stage (text encoder, UNet, VAE) leaves the activation pool holding blocks of its own
+  // shapes, which the next stage cannot reuse: with low_memory they go back to the system.
+  if (runtime_.load_options.low_memory) runtime_.memory->release_cached();
 }
 
 std::vector<std::string> scheduler_names() {

@@ -40,6 +40,9 @@ class StableDiffusionPipeline : public Pipeline {
                             const ProgressCallback& progress) override;
   std::vector<int64_t> tokenize(const std::string& text, size_t* token_count) const override;
 
+  /// Between stages: with LoadOptions::low_memory, the activation pool's cached blocks are freed.
+  void end_of_stage() const;
+
   /// Builds the scheduler the options ask for on top of the model's scheduler config.
   std::unique_ptr<Scheduler> make_scheduler_for(const GenerateOptions& o,
                                                 std::string* sampler_name) const;

@@ -131,6 +131,28 @@ TEST(core_thread_pool, resizes) {
   EXPECT_EQ(num_threads(), n);
 }
 
+TEST(core_allocator, a_pool_without_caching_returns_every_block) {
+  const auto pool = MemoryPool::create(/*caching=*/false);
+  MemoryPoolScope scope(*pool);
+  { Tensor warm = Tensor::empty({1234567}); }
+  EXPECT_EQ(memory_stats().cached_bytes, 0u);
+  const size_t before = memory_stats().system_allocations;
+  { Tensor again = Tensor::empty({1234567}); }
+  EXPECT_EQ(memory_stats().system_allocations, before + 1);
+  EXPECT_EQ(memory_stats().live_bytes, 0u);
+}
+
+TEST(core_mapped_file, released_pages_read_back_the_same_bytes) {
+  const std::string path = test::temp_dir() + "/released.bin";
+  std::string bytes(3 << 20, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 131 % 251);
+  std::ofstream(path, std::ios::binary) << bytes;
+  MappedFile f = MappedFile::open(path);
+  ASSERT_EQ(std::string(reinterpret_cast<const char*>(f.data()), f.size()), bytes);
+  release_mapped_pages(f.data() + 1000, f.size() - 2000);  // partial pages at either end kept
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(f.data()), f.size()), bytes);
+}
+
 TEST(core_mapped_file, maps_and_names_missing_files) {
   const std::string path = test::temp_dir() + "/mapped.bin";
   std::ofstream(path, std::ios::binary) << "hello";

@@ -46,6 +46,26 @@ TEST(weight_store, f16_weights_convert_to_f32) {
   EXPECT_EQ(t.f32()[3], 0.5f);
 }
 
+// --low-memory: matrices that view the file are streamed (their pages go back after each use and
+// read the same values again); converted matrices live in memory of their own and are not.
+TEST(weight_store, streaming_marks_only_views_of_the_file) {
+  const std::string d = fresh_dir("streamed");
+  Tensor big = Tensor::empty({256, 1024});  // 1 MiB: whole pages to release
+  for (int64_t i = 0; i < big.numel(); ++i) big.f32()[i] = float(i % 977) * 0.25f;
+  write_safetensors(d + "/diffusion_pytorch_model.safetensors", {{"w", big}});
+  WeightStore store = load_component_weights(d);
+  store.set_streaming(true);
+  const Weight w = store.get_weight("w", {256, 1024});
+  EXPECT_TRUE(w.streamed);
+  w.release_pages();
+  const Tensor again = w.to_f32();
+  for (int64_t i = 0; i < big.numel(); ++i) ASSERT_EQ(again.f32()[i], big.f32()[i]) << i;
+  store.set_precision(WeightPrecision::Int8);
+  EXPECT_FALSE(store.get_weight("w", {256, 1024}).streamed) << "an int8 copy is not the file";
+  WeightStore plain = load_component_weights(d);
+  EXPECT_FALSE(plain.get_weight("w").streamed);
+}
+
 TEST(weight_store, errors_name_key_and_file) {
   const std::string d = fresh_dir("errors");
   write_safetensors(d + "/model.safetensors", {{"w", filled({4}, 1.f)}});

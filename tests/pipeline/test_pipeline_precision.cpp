@@ -61,6 +61,22 @@ TEST(precision, a_float16_model_held_as_stored_computes_as_its_float32_upcast) {
   fs::remove_all(upcast);
 }
 
+// --low-memory streams the file-backed matrices (each layer's pages released after it runs) and
+// frees activation blocks as they are released: the same image, bit for bit, from both tiny-sd1
+// and its fp16 copy.
+TEST(precision, low_memory_gives_the_same_image) {
+  const std::string half = converted_copy("tiny-sd1-f16-lowmem", DType::F16, DType::F16);
+  for (const std::string& model : {test::fixture("models/tiny-sd1"), half}) {
+    SCOPED_TRACE(model);
+    LoadOptions low;
+    low.low_memory = true;
+    const GenerationResult a = Pipeline::load(model)->generate(small_generation());
+    const GenerationResult b = Pipeline::load(model, low)->generate(small_generation());
+    EXPECT_EQ(a.images.at(0).rgb, b.images.at(0).rgb);
+  }
+  fs::remove_all(half);
+}
+
 TEST(precision, compact_matrices_stay_within_35_db_of_float32) {
   LoadOptions lo;
   const Image f32 = Pipeline::load(test::fixture("models/tiny-sd1"), lo)

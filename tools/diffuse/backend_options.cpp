@@ -18,6 +18,10 @@ void add_backend_options(CLI::App& cmd, LoadOptions& load) {
                             "plain backend names work too");
   b->excludes(cu);
   cmd.add_option("--threads", load.threads, "CPU threads for this pipeline (default: all cores)");
+  cmd.add_flag("--low-memory", load.low_memory,
+               "least memory over speed: weights read from the model's files are paged in for "
+               "each layer and released after it (--precision f32, as stored), and the VAE "
+               "decodes in 256-pixel tiles");
   cmd.add_option("--precision", load.precision,
                  "how layer weights are held and computed: f32 (as stored, exact; an fp16 model "
                  "stays 16-bit in memory), f16 (half the memory, float32 compute), bf16 (half the "

@@ -277,10 +277,11 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   Shape s = ids.shape();
   s.push_back(D);
   Tensor out = Tensor::empty(s);
+  const Weight rows(table);  // F32 copied, F16/BF16 widened exactly
   for (int64_t i = 0; i < ids.numel(); ++i) {
     const int64_t id = ids.data_as<int64_t>()[i];
     op_checks::index_in_range("embedding: token id", id, "vocabulary of", V);
-    for (int64_t d = 0; d < D; ++d) out.f32()[i * D + d] = table.f32()[id * D + d];
+    rows.widen_rows(id, id + 1, out.f32() + i * D);
   }
   return out;
 }

@@ -45,7 +45,8 @@ ClipTextModel ClipTextModel::from_weights(const ClipTextConfig& c, const WeightS
   m.config_ = c;
   const int64_t H = c.hidden_size, I = c.intermediate_size;
   const std::string p = "text_model.";
-  m.token_embedding_ = w.get(p + "embeddings.token_embedding.weight", {c.vocab_size, H});
+  // As stored: a 16-bit table stays 16-bit (and mapped), since a prompt reads only 77 rows of it.
+  m.token_embedding_ = w.get_as_stored(p + "embeddings.token_embedding.weight", {c.vocab_size, H});
   m.position_embedding_ =
       w.get(p + "embeddings.position_embedding.weight", {c.max_position_embeddings, H});
   for (int i = 0; i < c.num_hidden_layers; ++i) {
