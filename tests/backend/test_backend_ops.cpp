@@ -300,12 +300,12 @@ std::vector<OpCase> op_cases() {
                0});
   // A 16-bit table (an fp16 text encoder's, kept as stored): rows widened exactly.
   for (const DType dtype : {DType::F16, DType::BF16})
-    c.push_back({std::string("embedding/table_") + std::string(dtype_name(dtype)),
-                 [=](Device d) {
-                   return ops::embedding(token_ids({2, 77}, 1000, 51, d),
-                                         R({1000, 64}, 52, d).to(dtype));
-                 },
-                 0});
+    c.push_back(
+        {std::string("embedding/table_") + std::string(dtype_name(dtype)),
+         [=](Device d) {
+           return ops::embedding(token_ids({2, 77}, 1000, 51, d), R({1000, 64}, 52, d).to(dtype));
+         },
+         0});
   c.push_back({"select_tokens/pooled",
                [=](Device d) {
                  return ops::select_tokens(R({3, 77, 64}, 53, d), token_ids({3}, 77, 54, d));
