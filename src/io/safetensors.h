@@ -34,6 +34,8 @@ class SafetensorsFile {
   /// Drops the process's resident pages of tensor `name`'s bytes (MappedFile::release_pages),
   /// once it has been converted into memory of its own.
   void release(const std::string& name) const;
+  /// Drops every resident page of the file (between uses of a whole model component).
+  void release_all() const { file_.release_pages(file_.data(), file_.size()); }
 
  private:
   MappedFile file_;

@@ -53,6 +53,11 @@ class WeightStore {
   void set_streaming(bool on) { streaming_ = on; }
   /// Stored dtype/shape without conversion.
   Tensor raw(const std::string& name) const;
+  /// Drops the resident pages of every safetensors file behind this store: views of them read
+  /// the same bytes again (from the page cache) when next touched. Between uses of a component.
+  void release_file_pages() const {
+    for (const auto& f : files_) f->release_all();
+  }
   /// Weight names (without the companion tensors of compressed weights: "<name>:scales", ...).
   std::vector<std::string> keys() const;
   /// Where the weights came from, for error messages.

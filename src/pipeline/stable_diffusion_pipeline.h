@@ -40,8 +40,9 @@ class StableDiffusionPipeline : public Pipeline {
                             const ProgressCallback& progress) override;
   std::vector<int64_t> tokenize(const std::string& text, size_t* token_count) const override;
 
-  /// Between stages: with LoadOptions::low_memory, the activation pool's cached blocks are freed.
-  void end_of_stage() const;
+  /// Between stages: the finished component's file pages are released, and with
+  /// LoadOptions::low_memory the activation pool's cached blocks are freed.
+  void end_of_stage(const WeightStore* finished) const;
 
   /// Builds the scheduler the options ask for on top of the model's scheduler config.
   std::unique_ptr<Scheduler> make_scheduler_for(const GenerateOptions& o,

@@ -24,7 +24,7 @@ constexpr int64_t kColumnBudgetValues = 8 << 20;  // 16 MB of bf16 im2col per ti
 /// transient copy of bf16(w.to_f32()) made row by row.
 Tensor bf16_values(const Weight& w) {
   if (w.dtype() == DType::BF16 && w.values.is_contiguous()) return w.values;
-  Tensor out = Tensor::empty(w.shape(), DType::BF16, w.device());
+  Tensor out = weight_scratch(w.shape(), DType::BF16, w.device());
   auto* dst = out.data_as<uint16_t>();
   const int64_t cols = w.row_size();
   parallel_for(

@@ -82,18 +82,10 @@ void fill_with_bias(float* out, int64_t rows, int64_t cols, const float* bias, b
       std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)));
 }
 
-Tensor widened(const Weight& w) {
-  if (w.dtype() == DType::F32 && !w.quantized()) {
-    require_f32_contiguous(w.values, "weight");
-    return w.values;
-  }
-  // A transient F32 copy for this call, widened in parallel; the model keeps the compact form.
-  // (Widening inside the GEMM's packing would save the copy's memory traffic; oneDNN's sgemm
-  // takes only F32.) The copy lives in one scratch block per calling thread, grown to the
-  // largest matrix: from the activation pool, every matrix size would stay cached there.
+Tensor weight_scratch(const Shape& shape, DType dtype, Device device) {
   thread_local Buffer scratch;
   thread_local size_t scratch_bytes = 0;
-  const size_t bytes = static_cast<size_t>(w.values.numel()) * sizeof(float);
+  const size_t bytes = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
   if (scratch_bytes < bytes || scratch.use_count() > 1) {
     scratch = Buffer(static_cast<std::byte*>(std::aligned_alloc(
                          kTensorAlignment,
@@ -102,7 +94,18 @@ Tensor widened(const Weight& w) {
     if (!scratch) throw std::bad_alloc();
     scratch_bytes = bytes;
   }
-  Tensor out = Tensor::view_of(scratch, scratch.get(), w.shape(), DType::F32).on(w.device());
+  return Tensor::view_of(scratch, scratch.get(), shape, dtype).on(device);
+}
+
+Tensor widened(const Weight& w) {
+  if (w.dtype() == DType::F32 && !w.quantized()) {
+    require_f32_contiguous(w.values, "weight");
+    return w.values;
+  }
+  // A transient F32 copy for this call, widened in parallel; the model keeps the compact form.
+  // (Widening inside the GEMM's packing would save the copy's memory traffic; oneDNN's sgemm
+  // takes only F32.)
+  Tensor out = weight_scratch(w.shape(), DType::F32, w.device());
   float* dst = out.f32();
   const int64_t cols = w.row_size();
   parallel_for(
