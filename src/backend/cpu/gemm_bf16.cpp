@@ -2,8 +2,8 @@
 //
 // Why a matmul primitive: oneDNN's C API has sgemm and int8 GEMMs but no bf16 one; its matmul
 // runs bf16 x bf16 -> f32 on AVX512_BF16's vdpbf16ps (two products per lane per instruction, f32
-// sums). Measured on this project's 2-core Zen 5 machine, one thread, UNet shapes: 100-160
-// GFLOP/s against sgemm's 45-55 (docs/PERFORMANCE.md, "bf16 compute").
+// sums): on this project's 2-core Zen 5 machine the UNet's and VAE's convolutions and linear layers
+// run at 1.4-2.2x their sgemm rate (docs/PERFORMANCE.md, "bf16 compute").
 //
 // On a CPU without AVX512_BF16 the same products are computed by widening both operands to f32
 // and calling sgemm: the values multiplied are the same bf16 values, so results agree up to the
