@@ -60,11 +60,16 @@ void BM_Conv3x3(benchmark::State& state) {
   state.SetLabel(std::string(weight_precision_name(precision)));
 }
 
-void conv_args(benchmark::internal::Benchmark* b) {
-  for (int64_t i = 0; i < int64_t(std::size(kConvCases)); ++i)
+/// Args {case, precision} for each of `cases` cases in every WeightPrecision.
+void case_and_precision_args(benchmark::internal::Benchmark* b, int64_t cases) {
+  for (int64_t i = 0; i < cases; ++i)
     for (WeightPrecision p :
          {WeightPrecision::F32, WeightPrecision::F16, WeightPrecision::BF16, WeightPrecision::Int8})
       b->Args({i, static_cast<int64_t>(p)});
+}
+
+void conv_args(benchmark::internal::Benchmark* b) {
+  case_and_precision_args(b, int64_t(std::size(kConvCases)));
 }
 
 struct LinearCase {
@@ -93,10 +98,7 @@ void BM_Linear(benchmark::State& state) {
 }
 
 void linear_args(benchmark::internal::Benchmark* b) {
-  for (int64_t i = 0; i < int64_t(std::size(kLinearCases)); ++i)
-    for (WeightPrecision p :
-         {WeightPrecision::F32, WeightPrecision::F16, WeightPrecision::BF16, WeightPrecision::Int8})
-      b->Args({i, static_cast<int64_t>(p)});
+  case_and_precision_args(b, int64_t(std::size(kLinearCases)));
 }
 
 // Self-attention of the UNet's transformer blocks: [2, tokens, channels], 8 heads.

@@ -17,12 +17,6 @@ namespace diffuse::cpu {
 namespace {
 constexpr int64_t kBlock = 256;
 
-Tensor rounded_to_bf16(const Tensor& x) {
-  Tensor out = Tensor::empty(x.shape(), DType::BF16, x.device());
-  round_to_bf16(x.f32(), x.numel(), out.data_as<uint16_t>());
-  return out;
-}
-
 /// attention() with WeightCompute::BF16: q, k, v and the softmax probabilities rounded to bf16,
 /// the same blocks and split as the float32 path.
 Tensor attention_bf16(const Tensor& q32, const Tensor& k32, const Tensor& v32, int heads,

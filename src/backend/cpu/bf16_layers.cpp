@@ -33,12 +33,6 @@ Tensor bf16_values(const Weight& w) {
   return out;
 }
 
-Tensor rounded_to_bf16(const Tensor& x) {
-  Tensor out = Tensor::empty(x.shape(), DType::BF16, x.device());
-  round_to_bf16(x.f32(), x.numel(), out.data_as<uint16_t>());
-  return out;
-}
-
 }  // namespace
 
 Tensor linear_bf16(const Tensor& x, const Weight& weight, const Tensor* bias) {

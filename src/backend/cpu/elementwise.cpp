@@ -44,22 +44,6 @@ void sigmoid_gate_(Tensor& x, const char* what, float k) {
       x.numel(), [&](int64_t b, int64_t e) { vk.sigmoid_gate(p + b, e - b, k); }, kGrain);
 }
 
-/// embedding() of an F16/BF16 table: the selected rows widened exactly (Weight::widen_rows).
-Tensor embedding_of_16_bit_table(const Tensor& ids, const Tensor& table) {
-  if (table.ndim() != 2) throw ShapeError("embedding: table must be 2-D, got " + table.describe());
-  const Weight rows(table);
-  const int64_t V = table.dim(0), D = table.dim(1), n = ids.numel();
-  Shape s = ids.shape();
-  s.push_back(D);
-  Tensor out = Tensor::empty(s);
-  const int64_t* ip = ids.data_as<int64_t>();
-  for (int64_t i = 0; i < n; ++i) {
-    op_checks::index_in_range("embedding: token id", ip[i], "vocabulary of", V);
-    rows.widen_rows(ip[i], ip[i] + 1, out.f32() + i * D);
-  }
-  return out;
-}
-
 }  // namespace
 
 void silu_(Tensor& x) {
@@ -223,8 +207,9 @@ Tensor nlc_to_nchw(const Tensor& x, int64_t h, int64_t w) {
 Tensor embedding(const Tensor& ids, const Tensor& table) {
   if (ids.dtype() != DType::I64)
     throw ShapeError("embedding: ids must be I64, got " + ids.describe());
-  if (table.dtype() != DType::F32) return embedding_of_16_bit_table(ids, table);
-  require_f32_contiguous(table, "embedding table");
+  if (table.ndim() != 2 || !table.is_contiguous())
+    throw ShapeError("embedding: expected a contiguous 2-D table, got " + table.describe());
+  const Weight rows(table);  // F32 rows copied, F16/BF16 rows widened exactly
   const int64_t V = table.dim(0), D = table.dim(1), n = ids.numel();
   Shape s = ids.shape();
   s.push_back(D);
@@ -232,7 +217,7 @@ Tensor embedding(const Tensor& ids, const Tensor& table) {
   const int64_t* ip = ids.data_as<int64_t>();
   for (int64_t i = 0; i < n; ++i) {
     op_checks::index_in_range("embedding: token id", ip[i], "vocabulary of", V);
-    std::memcpy(out.f32() + i * D, table.f32() + ip[i] * D, sizeof(float) * static_cast<size_t>(D));
+    rows.widen_rows(ip[i], ip[i] + 1, out.f32() + i * D);
   }
   return out;
 }

@@ -53,16 +53,20 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
     single_threaded_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m1 - m0, n1 - n0, k, alpha, ap,
                           lda, bp, ldb, beta, c + m0 * ldc + n0, ldc);
   };
-  // Split the larger output dimension; each piece stays a large, cache-friendly GEMM.
+  split_gemm_output(m, n, k, 16, call);
+}
+
+void split_gemm_output(int64_t m, int64_t n, int64_t k, int64_t grain,
+                       const std::function<void(int64_t, int64_t, int64_t, int64_t)>& piece) {
   const double flops = 2.0 * double(m) * double(n) * double(k);
   if (flops < 2e6) {
-    call(0, m, 0, n);
+    piece(0, m, 0, n);
   } else if (m >= n) {
     parallel_for(
-        m, [&](int64_t b0, int64_t b1) { call(b0, b1, 0, n); }, 16);
+        m, [&](int64_t b0, int64_t b1) { piece(b0, b1, 0, n); }, grain);
   } else {
     parallel_for(
-        n, [&](int64_t b0, int64_t b1) { call(0, m, b0, b1); }, 16);
+        n, [&](int64_t b0, int64_t b1) { piece(0, m, b0, b1); }, grain);
   }
 }
 

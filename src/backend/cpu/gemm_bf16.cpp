@@ -11,8 +11,6 @@
 //
 // Each worker thread keeps its primitives by shape (the UNet calls a few dozen shapes every step)
 // and its own scratchpad, as conv2d_direct.cpp explains.
-#include <algorithm>
-#include <cstring>
 #include <map>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
@@ -101,9 +99,14 @@ bool has_bf16_dot_product() {
   return cpu_has_avx512_bf16();
 }
 
-void round_to_bf16(const float* src, int64_t n, uint16_t* dst) {
+Tensor rounded_to_bf16(const Tensor& x) {
+  Tensor out = Tensor::empty(x.shape(), DType::BF16, x.device());
+  const float* src = x.f32();
+  auto* dst = out.data_as<uint16_t>();
   parallel_for(
-      n, [&](int64_t i0, int64_t i1) { floats_to_bf16(src + i0, i1 - i0, dst + i0); }, 1 << 15);
+      x.numel(), [&](int64_t i0, int64_t i1) { floats_to_bf16(src + i0, i1 - i0, dst + i0); },
+      1 << 15);
+  return out;
 }
 
 void gemm_bf16_widened(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
@@ -131,19 +134,8 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda, 
     matmul_serial({m1 - m0, n1 - n0, k, lda, ldb, ldc, trans_b, accumulate, alpha}, a + m0 * lda,
                   bp, c + m0 * ldc + n0);
   };
-  // As gemm(): the larger output dimension split into tiles of fixed size (results do not depend
-  // on the thread count), each a large GEMM.
   try {
-    const double flops = 2.0 * double(m) * double(n) * double(k);
-    if (flops < 2e6) {
-      call(0, m, 0, n);
-    } else if (m >= n) {
-      parallel_for(
-          m, [&](int64_t b0, int64_t b1) { call(b0, b1, 0, n); }, 64);
-    } else {
-      parallel_for(
-          n, [&](int64_t b0, int64_t b1) { call(0, m, b0, b1); }, 64);
-    }
+    split_gemm_output(m, n, k, 64, call);
   } catch (const dnnl::error& e) {
     throw ShapeError("bf16 gemm: oneDNN rejected " + std::to_string(m) + "x" + std::to_string(n) +
                      "x" + std::to_string(k) + ": " + e.what());

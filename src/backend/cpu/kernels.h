@@ -2,11 +2,19 @@
 // share. Registered as the `cpu` backend in backend.cpp.
 #pragma once
 
+#include <functional>
+
 #include "backend/backend.h"
 
 namespace diffuse::cpu {
 
 DIFFUSE_BACKEND_OPS(DIFFUSE_DECLARE_OP)
+
+/// Runs piece(m0, m1, n0, n1) over the output of an m x n x k GEMM: whole when small, else the
+/// larger output dimension split over the thread pool in chunks of at least `grain`, so that each
+/// piece stays a large, cache-friendly single-threaded GEMM (gemm and gemm_bf16).
+void split_gemm_output(int64_t m, int64_t n, int64_t k, int64_t grain,
+                       const std::function<void(int64_t, int64_t, int64_t, int64_t)>& piece);
 
 /// C[M,N] = alpha * op(A) op(B) + beta * C on raw row-major buffers (BLAS semantics, oneDNN
 /// sgemm), parallelised over the current thread pool.
@@ -34,8 +42,9 @@ void gemm_bf16_widened(int64_t m, int64_t n, int64_t k, const uint16_t* a, int64
                        int64_t ldc, float alpha = 1.f);
 /// Whether the CPU multiplies bf16 natively (AVX512_BF16); without it gemm_bf16 is correct, slower.
 bool has_bf16_dot_product();
-/// dst[i] = bf16(src[i]), nearest even (core/dtype.h's floats_to_bf16), over the thread pool.
-void round_to_bf16(const float* src, int64_t n, uint16_t* dst);
+/// A BF16 tensor of x's shape holding bf16(x), nearest even (core/dtype.h's floats_to_bf16),
+/// converted over the thread pool: the activations a bf16 GEMM multiplies.
+Tensor rounded_to_bf16(const Tensor& x);
 
 /// linear and conv2d for weights with WeightCompute::BF16 (bf16_layers.cpp).
 Tensor linear_bf16(const Tensor& x, const Weight& w, const Tensor* bias);

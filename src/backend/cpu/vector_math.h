@@ -24,14 +24,16 @@ inline float select(bool c, float a, float b) {
       float, (__builtin_bit_cast(uint32_t, a) & mask) | (__builtin_bit_cast(uint32_t, b) & ~mask));
 }
 
-/// e^x in float32 to within 2 ulp of the correctly rounded value (Cephes' expf: x = n ln2 + r
-/// with |r| <= ln2/2, a degree-6 polynomial for e^r, scaled by 2^n through the exponent bits).
-/// Overflows to +inf above 88.72, flushes to 0 below -87.33 (the smallest normal result); NaN
-/// stays NaN.
-inline float exp_f32(float x) {
-  constexpr float kHi = 88.72283935546875f, kLo = -87.33654022216797f;
-  const float at_least_lo = select(x < kLo, kLo, x);
-  const float clamped = select(at_least_lo > kHi, kHi, at_least_lo);
+constexpr float kExpHi = 88.72283935546875f, kExpLo = -87.33654022216797f;
+
+/// exp(x) = 2^k * er for x already clamped to [kExpLo, kExpHi]: the range reduction and
+/// polynomial both exps below share. (A NaN x gives a NaN er; k is zeroed only so that its
+/// conversion to int is defined.)
+struct ExpParts {
+  int32_t k;
+  float er;
+};
+inline ExpParts exp_parts(float clamped) {
   // Round to nearest by adding and removing 1.5 * 2^23 (no library call, so it vectorizes;
   // exact for |x * log2 e| < 2^22).
   constexpr float kRound = 12582912.f;
@@ -45,36 +47,30 @@ inline float exp_f32(float x) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  const float er = p * (r * r) + r + 1.f;
-  // 2^n in two factors: near the top of the range n = 128 has no float of its own. (A NaN x
-  // gives a NaN polynomial; n is zeroed only so that its conversion to int is defined.)
-  const auto k = static_cast<int32_t>(select(n > -200.f, n, 0.f));
+  return {static_cast<int32_t>(select(n > -200.f, n, 0.f)), p * (r * r) + r + 1.f};
+}
+
+/// e^x in float32 to within 2 ulp of the correctly rounded value (Cephes' expf: x = n ln2 + r
+/// with |r| <= ln2/2, a degree-6 polynomial for e^r, scaled by 2^n through the exponent bits).
+/// Overflows to +inf above 88.72, flushes to 0 below -87.33 (the smallest normal result); NaN
+/// stays NaN.
+inline float exp_f32(float x) {
+  const float at_least_lo = select(x < kExpLo, kExpLo, x);
+  const auto [k, er] = exp_parts(select(at_least_lo > kExpHi, kExpHi, at_least_lo));
+  // 2^k in two factors: near the top of the range k = 128 has no float of its own.
   const int32_t k1 = k / 2, k2 = k - k1;
   const float result = er * __builtin_bit_cast(float, static_cast<uint32_t>(k1 + 127) << 23) *
                        __builtin_bit_cast(float, static_cast<uint32_t>(k2 + 127) << 23);
-  return select(x > kHi, INFINITY, select(x < kLo, 0.f, result));
+  return select(x > kExpHi, INFINITY, select(x < kExpLo, 0.f, result));
 }
 
 /// exp_f32(x) for x <= 0 (a max-subtracted softmax score), bit for bit, in fewer operations: no
 /// overflow side, and 2^n in one factor (n >= -126 is a normal float; where the product is
 /// subnormal both forms round the same exact value once). NaN in, NaN out.
 inline float exp_nonpositive_f32(float x) {
-  constexpr float kLo = -87.33654022216797f;
-  const float clamped = select(x < kLo, kLo, x);
-  constexpr float kRound = 12582912.f;
-  const float n = (clamped * 1.44269504088896341f + kRound) - kRound;
-  float r = clamped - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float er = p * (r * r) + r + 1.f;
-  const auto k = static_cast<int32_t>(select(n > -200.f, n, 0.f));
+  const auto [k, er] = exp_parts(select(x < kExpLo, kExpLo, x));
   const float result = er * __builtin_bit_cast(float, static_cast<uint32_t>(k + 127) << 23);
-  return select(x < kLo, 0.f, result);
+  return select(x < kExpLo, 0.f, result);
 }
 
 /// x * sigmoid(x) (torch.nn.functional.silu).
