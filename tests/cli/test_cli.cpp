@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -250,6 +251,34 @@ TEST(cli, ctrl_c_stops_and_writes_nothing) {
   EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out << r.err;
   EXPECT_NE(r.err.find("cancelled"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out));
+}
+
+// A signal handler runs on the stack of the thread it interrupts, and oneDNN's JIT kernels move
+// that stack into a heap block: a SIGTERM mid-step once overwrote the heap. So every thread but
+// the one watcher must have SIGINT and SIGTERM blocked while a generation runs, and SIGTERM
+// must cancel it as Ctrl-C does.
+TEST(cli, stop_signals_reach_only_the_watcher_thread) {
+  const std::string out = out_path("terminated.png");
+  const std::string log = out_path("terminated.log");
+  const std::string masks = out_path("terminated.masks");
+  const std::string script =
+      std::string(DIFFUSE_BINARY) + " generate --model " + tiny() +
+      " -p x --steps 1000 --scheduler euler --threads 2 -o " + out + " 2>" + log +
+      " & pid=$!; for i in $(seq 600); do grep -q 'step' " + log +
+      " && break; sleep 0.1; done; for t in /proc/$pid/task/*; do awk '/^SigBlk/ {print $2}' "
+      "$t/status; done > " +
+      masks + "; kill -TERM $pid; wait $pid; echo rc=$?; cat " + log + " >&2";
+  CommandResult r = run_shell(script);
+  EXPECT_NE(r.out.find("rc=130"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.err.find("cancelled"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  std::ifstream in(masks);
+  const unsigned long long stop_bits = (1ull << (SIGINT - 1)) | (1ull << (SIGTERM - 1));
+  int threads = 0, taking_signals = 0;
+  for (std::string hex; in >> hex; ++threads)
+    if ((std::stoull(hex, nullptr, 16) & stop_bits) != stop_bits) ++taking_signals;
+  EXPECT_GE(threads, 3) << "main, watcher and at least one kernel thread expected";
+  EXPECT_EQ(taking_signals, 1) << threads << " threads";
 }
 
 // Needs the library side of LoadOptions::backend / threads and GenerationResult::backend.

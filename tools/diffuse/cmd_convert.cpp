@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -11,6 +10,7 @@
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
+#include "stop_signals.h"
 
 namespace diffuse::cli {
 
@@ -36,10 +36,6 @@ double mib(int64_t bytes) {
 }
 
 std::atomic<bool> g_interrupted{false};
-void on_sigint(int) {
-  g_interrupted = true;
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C kills immediately
-}
 
 /// "unet      [##########          ]  343/686" on one stderr line, redrawn in place on a terminal.
 /// Returns false after Ctrl-C: the library then stops and removes what it had written.
@@ -121,10 +117,12 @@ Command add_convert(CLI::App& app) {
     o.components = split_commas(a->components);
     o.load.config_dir = a->config_dir;
     o.load.assets_dir = assets_dir();
-    std::signal(SIGINT, on_sigint);
-    const ConvertReport r =
-        convert_model(resolve_model_argument(a->source), a->output, o, draw_progress);
-    std::signal(SIGINT, SIG_DFL);
+    ConvertReport r;
+    {
+      // Ctrl-C (or SIGTERM) stops the convert, which removes what it wrote; a second one kills.
+      StopScope stop_on_signal([](int) { g_interrupted = true; });
+      r = convert_model(resolve_model_argument(a->source), a->output, o, draw_progress);
+    }
     if (a->json)
       std::cout << report_json(r).dump(2) << "\n";
     else

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -15,6 +14,7 @@
 #include "hub/hub_cache.h"
 #include "serve/http_error.h"
 #include "serve/prompt_loras.h"
+#include "stop_signals.h"
 
 namespace fs = std::filesystem;
 
@@ -23,10 +23,6 @@ namespace diffuse::cli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
-void on_sigint(int) {
-  g_interrupted = true;
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C kills immediately
-}
 
 struct GenerateArgs {
   std::string model, config_dir, prompt, negative_prompt, scheduler, timestep_spacing, image,
@@ -320,11 +316,14 @@ int run_generate(const GenerateArgs& a, const CLI::App& cmd) {
   lo.assets_dir = assets_dir();
   auto pipe = load_pipeline(model_dir, lo, backend_flag(cmd));
   if (!a.json) std::cerr << "seed: " << o.seed << "\n";
-  std::signal(SIGINT, on_sigint);
   ProgressPrinter printer(a.json);
-  GenerationResult r = pipe->generate(o, [&](const Progress& p) { return printer(p); });
+  GenerationResult r;
+  {
+    // Ctrl-C (or SIGTERM) stops within one step; a second one kills at once.
+    StopScope stop_on_signal([](int) { g_interrupted = true; });
+    r = pipe->generate(o, [&](const Progress& p) { return printer(p); });
+  }
   if (!hub_name.empty()) r.model_name = hub_name;
-  std::signal(SIGINT, SIG_DFL);
   print_warnings(r.warnings);
 
   std::vector<std::string> files;

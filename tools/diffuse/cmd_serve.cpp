@@ -1,18 +1,17 @@
 // diffuse serve: the web app and the HTTP APIs (A1111, OpenAI, diffuse's own) on one port.
-#include <pthread.h>
 #include <signal.h>
 
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <mutex>
-#include <thread>
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
 #include "hub/hub_cache.h"
 #include "serve/redis_client.h"
 #include "serve/server.h"
+#include "stop_signals.h"
 
 namespace fs = std::filesystem;
 
@@ -73,46 +72,15 @@ std::vector<serve::ModelEntry> model_entries(const ServeArgs& a, std::string& cu
   return entries;
 }
 
-// SIGINT/SIGTERM are blocked in every thread and taken by this one, which stops the server:
-// the running job is cancelled within one step and the process exits cleanly.
-class SignalWatcher {
- public:
-  explicit SignalWatcher(std::function<void()> on_signal) {
-    sigemptyset(&set_);
-    sigaddset(&set_, SIGINT);
-    sigaddset(&set_, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this, on_signal] {
-      while (!done_) {
-        timespec timeout{0, 200'000'000};
-        const int sig = sigtimedwait(&set_, nullptr, &timeout);
-        if (sig == SIGINT || sig == SIGTERM) {
-          std::cerr << "diffuse serve: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
-                    << ", cancelling jobs and stopping\n";
-          on_signal();
-          return;
-        }
-      }
-    });
-  }
-  ~SignalWatcher() {
-    done_ = true;
-    thread_.join();
-  }
-
- private:
-  sigset_t set_;
-  std::atomic<bool> done_{false};
-  std::thread thread_;
-};
-
 int run_serve(ServeArgs a, const CLI::App& cmd) {
-  // Signals first, so every thread created from here on (the pipeline's kernel threads too)
-  // inherits the blocked mask and only the watcher takes them.
+  // SIGINT/SIGTERM stop the server: the running job is cancelled within one step and the
+  // process exits cleanly.
   std::mutex server_mutex;
   serve::Server* running = nullptr;
   bool stop_requested = false;
-  SignalWatcher signals([&] {
+  StopScope signals([&](int sig) {
+    std::cerr << "diffuse serve: " << (sig == SIGINT ? "SIGINT" : "SIGTERM")
+              << ", cancelling jobs and stopping\n";
     std::lock_guard<std::mutex> lock(server_mutex);
     stop_requested = true;
     if (running) running->stop();

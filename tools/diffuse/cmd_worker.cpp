@@ -1,6 +1,5 @@
 // diffuse worker: one of N processes taking generation jobs from a Redis queue (see
 // docs/SCALE-OUT.md and serve/queue_worker.h).
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,15 +10,13 @@
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
 #include "serve/queue_worker.h"
+#include "stop_signals.h"
 
 namespace diffuse::cli {
 
 namespace {
 
 std::atomic<bool> g_stop{false};
-void on_stop_signal(int) {
-  g_stop = true;
-}
 
 struct WorkerArgs {
   std::string queue, models_dir, config_dir;
@@ -72,11 +69,7 @@ int run_worker(WorkerArgs a) {
           ? a.load.threads
           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / a.concurrency);
   // SIGTERM/SIGINT: the running jobs stop within one step and go back on the queue.
-  struct sigaction sa = {};
-  sa.sa_handler = on_stop_signal;
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGTERM, &sa, nullptr);
-  sigaction(SIGINT, &sa, nullptr);
+  StopScope stop_on_signal([](int) { g_stop = true; });
   if (a.concurrency == 1) {
     serve_as_consumer(a, a.worker, entries, lo);
     return 0;

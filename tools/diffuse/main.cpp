@@ -3,8 +3,10 @@
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
+#include "stop_signals.h"
 
 int main(int argc, char** argv) {
+  diffuse::cli::install_stop_signals();  // before any thread exists (see stop_signals.h)
   CLI::App app{"diffuse: Stable Diffusion in C++ (no Python)", "diffuse"};
   app.set_version_flag("--version", std::string("diffuse ") + diffuse::version());
   app.require_subcommand(1);
