@@ -11,7 +11,8 @@ diffusers is optional: without torch/diffusers importable by --python, only diff
 
 Usage:
   python3 bench/compare.py --model /tmp/sd15-f32 [--binary build/bin/diffuse] [--sizes 256,512]
-      [--rounds 3] [--threads 2] [--python /opt/refenv/bin/python] [--json]
+      [--rounds 3] [--threads 2] [--precision f32|bf16|int8] [--python /opt/refenv/bin/python]
+      [--json]
 """
 import argparse
 import json
@@ -22,14 +23,15 @@ import sys
 import time
 
 
-def diffusers_worker(model, size, threads, steps):
+def diffusers_worker(model, size, threads, steps, dtype_name):
     """Runs in a child process: times diffusers' stages and prints one JSON line."""
     import torch
     from diffusers import StableDiffusionPipeline
 
     torch.set_num_threads(threads)
+    dtype = getattr(torch, dtype_name)
     t0 = time.perf_counter()
-    pipe = StableDiffusionPipeline.from_pretrained(model, torch_dtype=torch.float32,
+    pipe = StableDiffusionPipeline.from_pretrained(model, torch_dtype=dtype,
                                                    safety_checker=None,
                                                    requires_safety_checker=False)
     load_s = time.perf_counter() - t0
@@ -40,7 +42,7 @@ def diffusers_worker(model, size, threads, steps):
         text_s = time.perf_counter() - t0
         context = torch.cat([uncond, cond])
         latents = torch.randn(2, 4, size // 8, size // 8,
-                              generator=torch.Generator().manual_seed(1))
+                              generator=torch.Generator().manual_seed(1)).to(dtype)
         steps_s = []
         for i in range(steps):
             t0 = time.perf_counter()
@@ -76,11 +78,14 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--steps", type=int, default=2, help="UNet evaluations timed per run")
     ap.add_argument("--python", default=sys.executable, help="the Python that has diffusers")
+    ap.add_argument("--precision", default="f32", choices=["f32", "bf16", "int8"],
+                    help="diffuse's --precision; diffusers runs in bfloat16 for bf16, else float32")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        diffusers_worker(args.model, args.worker, args.threads, args.steps)
+        peer_dtype = "bfloat16" if args.precision == "bf16" else "float32"
+        diffusers_worker(args.model, args.worker, args.threads, args.steps, peer_dtype)
         return
 
     with_diffusers = diffusers_available(args.python)
@@ -93,11 +98,13 @@ def main():
         runs = {"diffuse": [], "diffusers": []}
         for r in range(args.rounds):
             cmd = [args.binary, "bench", "--model", args.model, "-W", str(size), "-H", str(size),
-                   "--steps", str(args.steps), "--threads", str(args.threads), "--json"]
+                   "--steps", str(args.steps), "--threads", str(args.threads),
+                   "--precision", args.precision, "--json"]
             runs["diffuse"].append(run_json(cmd))
             if with_diffusers:
                 cmd = [args.python, os.path.abspath(__file__), "--model", args.model, "--worker",
-                       str(size), "--threads", str(args.threads), "--steps", str(args.steps)]
+                       str(size), "--threads", str(args.threads), "--steps", str(args.steps),
+                       "--precision", args.precision]
                 runs["diffusers"].append(run_json(cmd, env))
             print(f"{size}px round {r + 1}/{args.rounds} done", file=sys.stderr)
         best = {}
@@ -116,8 +123,9 @@ def main():
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"threads {args.threads}, best of {args.rounds} interleaved rounds, float32, "
-          f"UNet batch 2 (CFG)")
+    peer = "bfloat16" if args.precision == "bf16" else "float32"
+    print(f"threads {args.threads}, best of {args.rounds} interleaved rounds, diffuse "
+          f"--precision {args.precision}, diffusers {peer}, UNet batch 2 (CFG)")
     for size, b in results.items():
         d = b["diffuse"]
         print(f"\n{size}x{size}: sgemm {b['sgemm_gflops']:.0f} GFLOP/s; diffuse UNet "

@@ -152,6 +152,16 @@ std::vector<OpCase> op_cases() {
       {"conv2d/direct_stride2_pad_br", {1, 16, 160, 130}, {16, 16, 3, 3}, {2, 0, 0, 1, 1}},
       {"conv2d/direct_vae_conv_out", {1, 128, 96, 64}, {3, 128, 3, 3}, ops::Conv2dParams::same(1)},
       {"conv2d/direct_unpadded_5x5", {1, 8, 70, 68}, {9, 8, 5, 5}, {}},
+      // From 128x128, float32 3x3 stride-1 convolutions take oneDNN's Winograd kernel on AVX-512
+      // CPUs: bands of 4-row tiles with a short last one, channels of a multiple of 16 and not.
+      {"conv2d/winograd_bands_130x132",
+       {1, 32, 130, 132},
+       {32, 32, 3, 3},
+       ops::Conv2dParams::same(1)},
+      {"conv2d/winograd_odd_channels_batch2",
+       {2, 13, 128, 129},
+       {11, 13, 3, 3},
+       ops::Conv2dParams::same(1)},
   };
   uint32_t seed = 10;
   for (const Conv& v : convs) {
@@ -439,16 +449,19 @@ TEST_P(BackendOps, results_do_not_depend_on_the_thread_count) {
   const Tensor x = random_tensor({2, 24, 130, 66}, 90, device);
   const Tensor w = random_tensor({16, 24, 3, 3}, 91, device), b = random_tensor({16}, 92, device);
   const Tensor small = random_tensor({2, 24, 9, 7}, 93, device);
+  const Tensor large = random_tensor({1, 24, 136, 130}, 94, device);  // Winograd's size
   auto run = [&](int threads) {
     ThreadPool pool(threads);
     ThreadPoolScope scope(pool);
-    return std::pair{ops::conv2d(x, w, &b, ops::Conv2dParams::same(1)),
-                     ops::conv2d(small, w, &b, ops::Conv2dParams::same(1))};
+    return std::tuple{ops::conv2d(x, w, &b, ops::Conv2dParams::same(1)),
+                      ops::conv2d(small, w, &b, ops::Conv2dParams::same(1)),
+                      ops::conv2d(large, w, &b, ops::Conv2dParams::same(1))};
   };
-  const auto [one_big, one_small] = run(1);
-  const auto [three_big, three_small] = run(3);
+  const auto [one_big, one_small, one_large] = run(1);
+  const auto [three_big, three_small, three_large] = run(3);
   EXPECT_EQ(test::abs_error(one_big, three_big), 0.0);
   EXPECT_EQ(test::abs_error(one_small, three_small), 0.0);
+  EXPECT_EQ(test::abs_error(one_large, three_large), 0.0);
 }
 
 // The op seam counts the arithmetic of the ops that carry it into the caller's FlopCounter.
