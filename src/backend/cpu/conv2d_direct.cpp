@@ -8,15 +8,16 @@
 // the two are even, and reordering the weights per call would cost more than it saves, so
 // conv2d.cpp keeps im2col there.
 //
-// Winograd: from 2 x 64x64 output pixels in the batch, float32 3x3 stride-1 convolutions (the
-// VAE decoder's upper levels, the UNet's first level with classifier-free guidance at 512²) use
-// oneDNN's Winograd F(4x4, 3x3) kernel, which does a quarter of the multiplications. Measured on
-// a 2-core Zen 5 (AVX-512; bench BM_Conv3x3): VAE 512 channels at 128² 389 -> 224 ms, 256 at
-// 256² 408 -> 168 ms, 128 at 512² 429 -> 175 ms; UNet 320 channels at 2 x 64² 73 -> 60 ms. One
-// image of 64² was slower (VAE 512 channels: 89 -> 130 ms), so it stays direct. It is float32
-// throughout; the transforms round differently from a direct sum (the VAE at 512² is 2.6e-6 from
-// diffusers instead of 1.3e-6, within the 1e-4 goldens). oneDNN has it for AVX-512 CPUs only;
-// elsewhere the primitive is refused and the direct kernel runs.
+// Winograd: on maps of 128x128 and more, float32 3x3 stride-1 convolutions (the VAE's upper
+// levels; the UNet's first level from 1024²) use oneDNN's Winograd F(4x4, 3x3) kernel, which
+// does a quarter of the multiplications. Measured on a 2-core Zen 5 (AVX-512; bench BM_Conv3x3):
+// VAE 512 channels at 128² 389 -> 224 ms, 256 at 256² 408 -> 168 ms, 128 at 512² 429 -> 175 ms.
+// At 64² it does not pay: one image with 512 channels was slower (89 -> 130 ms), and the UNet's
+// 320 channels at 2 x 64², though faster (73 -> 60 ms, 5% of a 512² step), raised the peak RSS
+// of a 512² generation by 290 MiB. It is float32 throughout; the transforms round differently
+// from a direct sum (the VAE at 512² is 2.6e-6 from diffusers instead of 1.3e-6, within the 1e-4
+// goldens). oneDNN has it for AVX-512 CPUs only; elsewhere the primitive is refused and the
+// direct kernel runs.
 //
 // The layouts stay NCHW between ops: each call reorders its input into oneDNN's blocked layout and
 // the result back. To keep those copies small and the work split over our own thread pool, the
@@ -47,8 +48,8 @@ using Dims = memory::dims;
 constexpr int64_t kBandFloats = 256 * 1024;
 // Below this many output pixels per image the per-call weight reorder outweighs the gain.
 constexpr int64_t kMinDirectPixels = 64 * 64;
-// Winograd from this many output pixels in the batch (see the top of the file).
-constexpr int64_t kMinWinogradPixels = 2 * 64 * 64;
+// Winograd from this many output pixels per image (see the top of the file).
+constexpr int64_t kMinWinogradPixels = 128 * 128;
 // Winograd computes output tiles of 4x4: bands of a multiple of 4 rows waste none.
 constexpr int64_t kWinogradTileRows = 4;
 
@@ -236,7 +237,7 @@ namespace {
 
 bool winograd_pays(const Geometry& g) {
   return g.compute == memory::data_type::f32 && g.KH == 3 && g.KW == 3 && g.S == 1 &&
-         g.B * g.OH * g.OW >= kMinWinogradPixels;
+         g.OH * g.OW >= kMinWinogradPixels;
 }
 
 int64_t rows_per_band(const Geometry& g) {
