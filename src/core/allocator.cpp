@@ -1,5 +1,6 @@
 #include "core/allocator.h"
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 
 #include <cstdlib>
@@ -17,11 +18,35 @@ MemoryPool& default_pool() {
   return **p;
 }
 
+// Blocks from this size are mapped pages of their own, so that freeing one gives its memory back
+// to the system at once. From malloc, a freed block of a few MB may stay in the heap (glibc
+// raises its mmap threshold up to 32 MB as large blocks come and go), and a run of differently
+// sized blocks (a converter reading tensor after tensor) then grew the process by hundreds of MB.
+constexpr size_t kMappedBlockBytes = size_t{1} << 20;
+
+std::byte* system_allocate(size_t bytes) {
+  const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+  if (rounded >= kMappedBlockBytes) {
+    void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? nullptr : static_cast<std::byte*>(p);
+  }
+  return static_cast<std::byte*>(
+      std::aligned_alloc(kTensorAlignment, rounded == 0 ? kTensorAlignment : rounded));
+}
+
+void system_free(std::byte* p, size_t bytes) {
+  const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+  if (rounded >= kMappedBlockBytes)
+    munmap(p, rounded);
+  else
+    std::free(p);
+}
+
 }  // namespace
 
 MemoryPool::~MemoryPool() {
   for (auto& [size, blocks] : free_)
-    for (std::byte* p : blocks) std::free(p);
+    for (std::byte* p : blocks) system_free(p, size);
 }
 
 std::byte* MemoryPool::take(size_t bytes) {
@@ -38,14 +63,13 @@ std::byte* MemoryPool::take(size_t bytes) {
     }
     ++system_allocations_;
   }
-  const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
-  void* p = std::aligned_alloc(kTensorAlignment, rounded == 0 ? kTensorAlignment : rounded);
+  std::byte* p = system_allocate(bytes);
   if (!p) {
     std::lock_guard<std::mutex> lock(mu_);
     live_ -= bytes;
     throw std::bad_alloc();
   }
-  return static_cast<std::byte*>(p);
+  return p;
 }
 
 void MemoryPool::give(std::byte* p, size_t bytes) {
@@ -58,7 +82,7 @@ void MemoryPool::give(std::byte* p, size_t bytes) {
       return;
     }
   }
-  std::free(p);
+  system_free(p, bytes);
 }
 
 Buffer MemoryPool::allocate(size_t bytes) {
@@ -69,7 +93,7 @@ Buffer MemoryPool::allocate(size_t bytes) {
 void MemoryPool::release_cached() {
   std::lock_guard<std::mutex> lock(mu_);
   for (auto& [size, blocks] : free_)
-    for (std::byte* p : blocks) std::free(p);
+    for (std::byte* p : blocks) system_free(p, size);
   free_.clear();
   cached_ = 0;
 }

@@ -7,6 +7,7 @@
 
 #include "diffuse/error.hpp"
 #include "io/atomic_file.h"
+#include "io/safetensors_writer.h"
 
 namespace diffuse {
 
@@ -136,19 +137,12 @@ void write_safetensors(const std::string& path,
   std::vector<Tensor> dense;
   for (const auto& [name, t] : tensors) {
     dense.push_back(t.contiguous());
-    nlohmann::json shape = nlohmann::json::array();
-    for (int64_t d : t.shape()) shape.push_back(d);
-    header[name] = {{"dtype", std::string(dtype_name(t.dtype()))},
-                    {"shape", shape},
-                    {"data_offsets", {offset, offset + t.nbytes()}}};
-    offset += t.nbytes();
+    offset = add_safetensors_entry(header, name, dense.back(), offset);
   }
-  std::string h = header.dump();
-  while ((h.size() + 8) % 8 != 0) h.push_back(' ');  // keep the data section 8-byte aligned
+  const std::string prefix = safetensors_prefix(header);
   AtomicFile file(path);
   FILE* out = file.get();
-  const uint64_t n = h.size();
-  bool ok = std::fwrite(&n, 8, 1, out) == 1 && std::fwrite(h.data(), 1, h.size(), out) == h.size();
+  bool ok = std::fwrite(prefix.data(), 1, prefix.size(), out) == prefix.size();
   for (const Tensor& t : dense)
     ok = ok && (t.nbytes() == 0 || std::fwrite(t.raw(), 1, t.nbytes(), out) == t.nbytes());
   file.commit(ok, ok ? "" : std::strerror(errno));

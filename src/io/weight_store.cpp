@@ -112,6 +112,18 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   return e.converted;
 }
 
+Tensor WeightStore::read_once(const std::string& name) const {
+  const Tensor t = checked(name, {});
+  const Entry& e = entries_.at(name);
+  if (e.converted.defined()) return e.converted;
+  return t.dtype() == DType::I8 ? int8_weight(name, t).to_f32() : t.to(DType::F32).contiguous();
+}
+
+void WeightStore::release_pages(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it != entries_.end() && it->second.file) it->second.file->release(name);
+}
+
 Tensor WeightStore::get_as_stored(const std::string& name, const Shape& expected) const {
   const Tensor t = checked(name, expected);
   if ((t.dtype() == DType::F32 || t.dtype() == DType::F16 || t.dtype() == DType::BF16) &&

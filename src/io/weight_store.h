@@ -53,6 +53,11 @@ class WeightStore {
   void set_streaming(bool on) { streaming_ = on; }
   /// Stored dtype/shape without conversion.
   Tensor raw(const std::string& name) const;
+  /// The tensor as F32, as get() gives it, but kept nowhere: for reading each weight once (the
+  /// converter), with release_pages() after use, so a whole model never sits in memory.
+  Tensor read_once(const std::string& name) const;
+  /// Drops the resident file pages of tensor `name` (nothing for in-memory tensors).
+  void release_pages(const std::string& name) const;
   /// Drops the resident pages of every safetensors file behind this store: views of them read
   /// the same bytes again (from the page cache) when next touched. Between uses of a component.
   void release_file_pages() const {

@@ -4,12 +4,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
 
+#include "core/allocator.h"
 #include "core/palette.h"
 #include "core/weight.h"
 #include "diffuse/error.hpp"
 #include "diffuse/utilities.hpp"
 #include "io/safetensors.h"
+#include "io/safetensors_writer.h"
 
 namespace fs = std::filesystem;
 
@@ -125,6 +129,58 @@ std::string shard_name(const std::string& stem, size_t index, size_t count) {
   return stem + buf;
 }
 
+/// A component's weight files, written as the tensors come: a new shard when the next tensor
+/// would take the current one past `chunk_bytes` (> 0). Shards are written under provisional
+/// names and renamed when their count is known (diffusers' names say "-0000k-of-0000n").
+class ShardedOutput {
+ public:
+  ShardedOutput(std::string dir, std::string stem, int64_t chunk_bytes)
+      : dir_(std::move(dir)), stem_(std::move(stem)), chunk_bytes_(chunk_bytes) {}
+
+  /// Adds a weight and its companions to one shard; returns its index.
+  size_t add(const NamedTensors& tensors) {
+    if (!current_ || (chunk_bytes_ > 0 && !current_->empty() &&
+                      int64_t(current_->data_bytes()) + bytes_of(tensors) > chunk_bytes_))
+      start_shard();
+    for (const auto& [name, t] : tensors) {
+      current_->add(name, t);
+      keys_.back().push_back(name);
+    }
+    return provisional_.size() - 1;
+  }
+
+  /// Finishes the last shard and gives every shard its final name: {name, keys} per shard.
+  std::vector<std::pair<std::string, std::vector<std::string>>> finish() {
+    if (!current_) start_shard();  // a component without tensors still gets its (empty) file
+    current_->finish();
+    std::vector<std::pair<std::string, std::vector<std::string>>> shards;
+    for (size_t s = 0; s < provisional_.size(); ++s) {
+      const std::string name = provisional_.size() == 1 ? stem_ + ".safetensors"
+                                                        : shard_name(stem_, s, provisional_.size());
+      fs::rename(provisional_[s], fs::path(dir_) / name);
+      shards.push_back({name, std::move(keys_[s])});
+    }
+    return shards;
+  }
+
+ private:
+  void start_shard() {
+    if (current_) current_->finish();
+    provisional_.push_back(
+        (fs::path(dir_) / (stem_ + ".part" + std::to_string(provisional_.size()))).string());
+    keys_.emplace_back();
+    current_ = std::make_unique<SafetensorsWriter>(
+        provisional_.back(),
+        std::map<std::string, std::string>{{"format", "pt"}, {"generator", "diffuse convert"}});
+  }
+
+  std::string dir_, stem_;
+  int64_t chunk_bytes_;
+  std::unique_ptr<SafetensorsWriter> current_;
+  std::vector<std::string> provisional_;
+  std::vector<std::vector<std::string>> keys_;
+};
+
 }  // namespace
 
 WrittenComponent write_package_component(const WeightStore& store, const std::string& dir,
@@ -132,50 +188,45 @@ WrittenComponent write_package_component(const WeightStore& store, const std::st
                                          int64_t chunk_bytes,
                                          const std::function<bool(int, int)>& progress) {
   WrittenComponent out;
-  std::vector<NamedTensors> shards(1);
+  // Every tensor here is of a size used once: a caching pool would keep a block of each size.
+  const auto pool = MemoryPool::create(/*caching=*/false);
+  const MemoryPoolScope pool_scope(*pool);
+  ShardedOutput shards(dir, stem, chunk_bytes);
   double error2 = 0, norm2 = 0;
   const std::vector<std::string> keys = store.keys();
   for (size_t i = 0; i < keys.size(); ++i) {
     // Integer buffers (CLIP's position_ids) as they are; floats as F32, decoded from any form.
+    // Each tensor is read, encoded and written on its own, and its file pages dropped after, so
+    // converting holds about one tensor, not the model.
     const Tensor raw = store.raw(keys[i]);
     const bool integer = raw.dtype() == DType::I64 || raw.dtype() == DType::I32;
-    const Tensor stored = integer ? raw : store.get(keys[i]);
-    Encoded e = encode(keys[i], stored, precision);
+    const Tensor stored = integer ? raw : store.read_once(keys[i]);
+    const Encoded e = encode(keys[i], stored, precision);
     out.parameters += stored.numel();
-    if (!integer) {
-      if (e.decoded.defined())
-        accumulate_error(stored, e.decoded, error2, norm2);
-      else
-        accumulate_error(stored, stored, error2, norm2);
-    }
+    if (!integer) accumulate_error(stored, e.decoded.defined() ? e.decoded : stored, error2, norm2);
     out.memory_bytes += e.memory_bytes;
-    if (chunk_bytes > 0 && !shards.back().empty() &&
-        bytes_of(shards.back()) + bytes_of(e.tensors) > chunk_bytes)
-      shards.emplace_back();
+    const size_t shard = shards.add(e.tensors);
+    store.release_pages(keys[i]);
     out.tensors[keys[i]] = {
         {"dtype", dtype_name(stored.dtype())},
         {"shape", std::vector<int64_t>(stored.shape().begin(), stored.shape().end())},
         {"encoding", e.encoding},
-        {"shard", shards.size() - 1}};
-    for (auto& named : e.tensors) shards.back().push_back(std::move(named));
+        {"shard", shard}};
     if (progress && !progress(static_cast<int>(i + 1), static_cast<int>(keys.size())))
       throw Cancelled();
   }
   out.relative_error = norm2 > 0 ? std::sqrt(error2 / norm2) : 0.0;
   nlohmann::json weight_map = nlohmann::json::object();
-  for (size_t s = 0; s < shards.size(); ++s) {
-    const std::string name =
-        shards.size() == 1 ? stem + ".safetensors" : shard_name(stem, s, shards.size());
+  for (const auto& [name, shard_keys] : shards.finish()) {
     const std::string path = (fs::path(dir) / name).string();
-    write_safetensors(path, shards[s], {{"format", "pt"}, {"generator", "diffuse convert"}});
     const int64_t bytes = static_cast<int64_t>(fs::file_size(path));
     out.disk_bytes += bytes;
     out.files.push_back({{"name", name}, {"bytes", bytes}, {"sha256", sha256_file(path)}});
-    for (const auto& [key, t] : shards[s]) weight_map[key] = name;
+    for (const auto& key : shard_keys) weight_map[key] = name;
   }
   for (auto& [key, info] : out.tensors.items())
     info["file"] = out.files[info["shard"].get<size_t>()]["name"];
-  if (shards.size() > 1) {
+  if (out.files.size() > 1) {
     const std::string index = stem + ".safetensors.index.json";
     std::ofstream((fs::path(dir) / index).string()) << nlohmann::json{
         {"metadata", {{"total_size", out.disk_bytes}}},

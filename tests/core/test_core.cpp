@@ -1,11 +1,16 @@
 // Core building blocks: tensors (views, layout, dtype conversion), the activation pool, the thread
 // pool, and memory-mapped files.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <fstream>
 #include <stdexcept>
+#include <vector>
 
 #include "common/fixtures.h"
 #include "core/allocator.h"
@@ -140,6 +145,26 @@ TEST(core_allocator, a_pool_without_caching_returns_every_block) {
   { Tensor again = Tensor::empty({1234567}); }
   EXPECT_EQ(memory_stats().system_allocations, before + 1);
   EXPECT_EQ(memory_stats().live_bytes, 0u);
+}
+
+// A released block of a few MB leaves the process at once (its pages are unmapped), even after a
+// larger block has raised glibc's mmap threshold, above which malloc would have kept it in the
+// heap: a converter's tensors, each of another size, grew the process by hundreds of MB that way.
+TEST(core_allocator, released_large_blocks_leave_the_process) {
+  const auto pool = MemoryPool::create(/*caching=*/false);
+  MemoryPoolScope scope(*pool);
+  { Tensor raise_threshold = Tensor::empty({int64_t{30} << 18}); }  // 30 MB
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t inside = 0;
+  {
+    Tensor t = Tensor::empty({int64_t{1} << 20});  // 4 MB
+    std::fill(t.f32(), t.f32() + t.numel(), 1.f);
+    inside = (reinterpret_cast<uintptr_t>(t.f32()) + (size_t{2} << 20)) & ~(page - 1);
+  }
+  unsigned char resident = 0;
+  errno = 0;
+  EXPECT_EQ(mincore(reinterpret_cast<void*>(inside), page, &resident), -1);
+  EXPECT_EQ(errno, ENOMEM) << "the block's pages are still mapped";
 }
 
 TEST(core_mapped_file, released_pages_read_back_the_same_bytes) {

@@ -1,12 +1,14 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
 #include "common/fixtures.h"
 #include "diffuse/error.hpp"
 #include "io/safetensors.h"
+#include "io/safetensors_writer.h"
 
 using namespace diffuse;
 
@@ -156,4 +158,57 @@ TEST(safetensors, random_corruption_never_crashes) {
   }
   EXPECT_GT(rejected, 0);
   EXPECT_EQ(opened + rejected, 3000);
+}
+
+namespace {
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+size_t entries_in(const std::string& dir) {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir)) ++n;
+  return n;
+}
+}  // namespace
+
+// The streaming writer (diffuse convert) makes the same file as the in-memory one, byte for byte.
+TEST(safetensors, streamed_file_equals_the_in_memory_writers) {
+  const std::string dir = test::temp_dir() + "/streamed";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  Tensor a = Tensor::empty({3, 5});
+  for (int64_t i = 0; i < a.numel(); ++i) a.f32()[i] = 0.25f * float(i) - 1.f;
+  Tensor b = Tensor::empty({7}, DType::I8);
+  for (int64_t i = 0; i < 7; ++i) b.data_as<int8_t>()[i] = static_cast<int8_t>(i * 30 - 100);
+  const Tensor empty = Tensor::empty({0, 4});
+  const Tensor strided = a.narrow(1, 1, 3);  // written contiguous
+  const std::map<std::string, std::string> meta{{"format", "pt"}};
+  write_safetensors(dir + "/whole.safetensors",
+                    {{"a", a}, {"b", b}, {"empty", empty}, {"t", strided}}, meta);
+  {
+    SafetensorsWriter w(dir + "/streamed.safetensors", meta);
+    w.add("a", a);
+    w.add("b", b);
+    w.add("empty", empty);
+    w.add("t", strided);
+    EXPECT_EQ(w.data_bytes(), a.nbytes() + b.nbytes() + strided.nbytes());
+    EXPECT_THROW(w.add("b", b), FileError);  // a name written twice
+    w.finish();
+  }
+  EXPECT_EQ(file_bytes(dir + "/streamed.safetensors"), file_bytes(dir + "/whole.safetensors"));
+  const SafetensorsFile f = SafetensorsFile::open(dir + "/streamed.safetensors");
+  EXPECT_EQ(f.get("t").f32()[3], a.f32()[6]);  // row 1, column 0 of the narrowed view
+  EXPECT_EQ(entries_in(dir), 2u);              // no temporary file left
+}
+
+TEST(safetensors, a_streamed_file_never_finished_leaves_nothing) {
+  const std::string dir = test::temp_dir() + "/unfinished";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    SafetensorsWriter w(dir + "/never.safetensors");
+    w.add("x", Tensor::empty({64}));
+  }
+  EXPECT_EQ(entries_in(dir), 0u);
 }
