@@ -18,15 +18,21 @@ MemoryPool& default_pool() {
   return **p;
 }
 
-// Blocks from this size are mapped pages of their own, so that freeing one gives its memory back
-// to the system at once. From malloc, a freed block of a few MB may stay in the heap (glibc
-// raises its mmap threshold up to 32 MB as large blocks come and go), and a run of differently
-// sized blocks (a converter reading tensor after tensor) then grew the process by hundreds of MB.
+// LargeBlocks::Mapped blocks from this size are mapped pages of their own. From malloc, a freed
+// block of a few MB may stay in the heap (glibc raises its mmap threshold up to 32 MB as large
+// blocks come and go): a run of differently sized blocks (a converter reading tensor after
+// tensor) grew the process by hundreds of MB that way.
 constexpr size_t kMappedBlockBytes = size_t{1} << 20;
 
-std::byte* system_allocate(size_t bytes) {
-  const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
-  if (rounded >= kMappedBlockBytes) {
+size_t rounded_size(size_t bytes) {
+  return (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+}
+
+}  // namespace
+
+std::byte* MemoryPool::system_allocate(size_t bytes) const {
+  const size_t rounded = rounded_size(bytes);
+  if (large_ == LargeBlocks::Mapped && rounded >= kMappedBlockBytes) {
     void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? nullptr : static_cast<std::byte*>(p);
   }
@@ -34,15 +40,13 @@ std::byte* system_allocate(size_t bytes) {
       std::aligned_alloc(kTensorAlignment, rounded == 0 ? kTensorAlignment : rounded));
 }
 
-void system_free(std::byte* p, size_t bytes) {
-  const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
-  if (rounded >= kMappedBlockBytes)
+void MemoryPool::system_free(std::byte* p, size_t bytes) const {
+  const size_t rounded = rounded_size(bytes);
+  if (large_ == LargeBlocks::Mapped && rounded >= kMappedBlockBytes)
     munmap(p, rounded);
   else
     std::free(p);
 }
-
-}  // namespace
 
 MemoryPool::~MemoryPool() {
   for (auto& [size, blocks] : free_)

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,10 +31,22 @@ struct MemoryStats {
 
 class MemoryPool : public std::enable_shared_from_this<MemoryPool> {
  public:
-  /// `caching` false: released blocks go straight back to the system (least memory; every
-  /// allocation reaches the system allocator).
-  static std::shared_ptr<MemoryPool> create(bool caching = true) {
-    return std::shared_ptr<MemoryPool>(new MemoryPool(caching));
+  /// How blocks of 1 MiB and more come from the system.
+  enum class LargeBlocks : uint8_t {
+    /// Pages mapped for the block and unmapped when it is freed: released memory always leaves
+    /// the process (release_cached() really shrinks it; a converter's tensors of ever new sizes
+    /// do not pile up in the heap), at the price of a page fault per page on each new block.
+    Mapped,
+    /// From malloc: glibc reuses freed heap pages without faulting them in again, which a pool
+    /// without caching (--low-memory) needs to stay fast (15% of a step, measured), at the price
+    /// of some freed memory staying in the process.
+    Heap,
+  };
+  /// `caching` false: released blocks go straight back to the system allocator (least memory;
+  /// every allocation reaches it).
+  static std::shared_ptr<MemoryPool> create(bool caching = true,
+                                            LargeBlocks large = LargeBlocks::Mapped) {
+    return std::shared_ptr<MemoryPool>(new MemoryPool(caching, large));
   }
   ~MemoryPool();
   MemoryPool(const MemoryPool&) = delete;
@@ -48,14 +61,17 @@ class MemoryPool : public std::enable_shared_from_this<MemoryPool> {
   void release_cached();
 
  private:
-  explicit MemoryPool(bool caching) : caching_(caching) {}
+  MemoryPool(bool caching, LargeBlocks large) : caching_(caching), large_(large) {}
   std::byte* take(size_t bytes);
   void give(std::byte* p, size_t bytes);
+  std::byte* system_allocate(size_t bytes) const;
+  void system_free(std::byte* p, size_t bytes) const;
 
   mutable std::mutex mu_;
   std::map<size_t, std::vector<std::byte*>> free_;
   size_t live_ = 0, peak_ = 0, cached_ = 0, system_allocations_ = 0;
   const bool caching_;
+  const LargeBlocks large_;
 };
 
 /// Makes `pool` the calling thread's current pool until the scope ends.
