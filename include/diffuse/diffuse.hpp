@@ -251,7 +251,8 @@ struct GenerationResult {
   size_t peak_activation_bytes =
       0;  // activation high-water mark during this call (weights excluded)
   /// Activation blocks this call took from the system allocator rather than the pipeline's pool
-  /// (0 once a previous call of the same shape has warmed the pool).
+  /// (the pool is emptied at the end of each stage, so every call takes its first step's blocks;
+  /// the steps after it take none).
   size_t activation_system_allocations = 0;
   GenerateOptions options;  // as resolved (defaults filled in)
   std::string model_name;
