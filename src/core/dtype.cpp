@@ -129,15 +129,13 @@ __attribute__((target("avx512f,avx512bw"))) int64_t round_bf16_avx512(const floa
 #endif
 #endif
 
-bool avx512_usable() {
 #if defined(__x86_64__)
+bool avx512_usable() {
   static const bool usable =
       __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
   return usable;
-#else
-  return false;
-#endif
 }
+#endif
 
 }  // namespace
 

@@ -197,7 +197,10 @@ void softmax_(Tensor& x) {
   for (int64_t r = 0; r < rows; ++r) {
     float* row = x.f32() + r * d;
     double m = -INFINITY, sum = 0;
-    for (int64_t i = 0; i < d; ++i) m = std::fmax(m, row[i]);
+    // As std::fmax (a NaN is skipped), written as a comparison: GCC 12 for aarch64 crashes
+    // vectorizing an fmax reduction of floats into a double.
+    for (int64_t i = 0; i < d; ++i)
+      if (double(row[i]) > m) m = row[i];
     for (int64_t i = 0; i < d; ++i) sum += std::exp(row[i] - m);
     for (int64_t i = 0; i < d; ++i) row[i] = static_cast<float>(std::exp(row[i] - m) / sum);
   }
