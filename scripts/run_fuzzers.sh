@@ -21,7 +21,7 @@ CORE="src/core/allocator.cpp src/core/device.cpp src/core/dtype.cpp src/core/map
       src/core/shape.cpp src/core/tensor.cpp"
 sources_of() {
   case "$1" in
-    safetensors) echo "$CORE src/io/safetensors.cpp src/io/atomic_file.cpp" ;;
+    safetensors) echo "$CORE src/io/safetensors.cpp src/io/safetensors_writer.cpp src/io/atomic_file.cpp" ;;
     png) echo "src/io/png_image.cpp src/io/atomic_file.cpp" ;;
     checkpoint) echo "$CORE src/io/pickle/pickle_reader.cpp src/io/pickle/zip_archive.cpp
                       src/io/pickle/torch_checkpoint.cpp" ;;
