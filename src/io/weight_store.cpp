@@ -105,8 +105,7 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
   const Tensor t = checked(name, expected);
   Entry& e = entries_.at(name);
   if (!e.converted.defined()) {
-    e.converted =
-        t.dtype() == DType::I8 ? int8_weight(name, t).to_f32() : t.to(DType::F32).contiguous();
+    e.converted = as_f32(name, t);
     release_if_copied(e, name, t, e.converted.raw());
   }
   return e.converted;
@@ -115,8 +114,12 @@ Tensor WeightStore::get(const std::string& name, const Shape& expected) const {
 Tensor WeightStore::read_once(const std::string& name) const {
   const Tensor t = checked(name, {});
   const Entry& e = entries_.at(name);
-  if (e.converted.defined()) return e.converted;
-  return t.dtype() == DType::I8 ? int8_weight(name, t).to_f32() : t.to(DType::F32).contiguous();
+  return e.converted.defined() ? e.converted : as_f32(name, t);
+}
+
+Tensor WeightStore::as_f32(const std::string& name, const Tensor& stored) const {
+  return stored.dtype() == DType::I8 ? int8_weight(name, stored).to_f32()
+                                     : stored.to(DType::F32).contiguous();
 }
 
 void WeightStore::release_pages(const std::string& name) const {

@@ -97,6 +97,8 @@ class WeightStore {
   Tensor decoded(const std::string& name) const;
   /// An I8 tensor with its per-output-channel scales (FileError when they are missing).
   Weight int8_weight(const std::string& name, const Tensor& q) const;
+  /// `stored` (tensor `name` as decoded()) as F32 contiguous: int8 dequantized with its scales.
+  Tensor as_f32(const std::string& name, const Tensor& stored) const;
   /// get()'s lookup, synthesis and shape check, without conversion.
   Tensor checked(const std::string& name, const Shape& expected) const;
 };
