@@ -101,16 +101,20 @@ void linear_args(benchmark::internal::Benchmark* b) {
   case_and_precision_args(b, int64_t(std::size(kLinearCases)));
 }
 
-// Self-attention of the UNet's transformer blocks: [2, tokens, channels], 8 heads.
+// Self-attention of the UNet's transformer blocks: [2, tokens, channels], 8 heads, in each
+// precision and attention kernel (core/attention_kernel.h).
 void BM_Attention(benchmark::State& state) {
   const int64_t tokens = state.range(0), channels = state.range(1);
   const auto compute = static_cast<WeightCompute>(state.range(2));
+  const auto kernel = static_cast<AttentionKernel>(state.range(3));
   const Tensor q = random_tensor({2, tokens, channels}, 4);
   const Tensor k = random_tensor({2, tokens, channels}, 5);
   const Tensor v = random_tensor({2, tokens, channels}, 6);
-  for (auto _ : state) benchmark::DoNotOptimize(ops::attention(q, k, v, 8, false, compute).f32());
-  report_rate(state, ops::op_flops(ops::op_tags::attention{}, q, k, v, 8, false, compute));
-  state.SetLabel(compute == WeightCompute::BF16 ? "bf16" : "f32");
+  for (auto _ : state)
+    benchmark::DoNotOptimize(ops::attention(q, k, v, 8, false, compute, kernel).f32());
+  report_rate(state, ops::op_flops(ops::op_tags::attention{}, q, k, v, 8, false, compute, kernel));
+  state.SetLabel(std::string(compute == WeightCompute::BF16 ? "bf16 " : "f32 ") +
+                 std::string(attention_kernel_name(kernel)));
 }
 
 // Softmax over rows of 4096 scores: the attention's share at 512x512 beside its two GEMMs.
@@ -141,8 +145,8 @@ void BM_GroupNormSilu(benchmark::State& state) {
 BENCHMARK(BM_Conv3x3)->Apply(conv_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Linear)->Apply(linear_args)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_Attention)
-    ->ArgsProduct({{4096}, {320}, {0, 1}})
-    ->ArgsProduct({{1024}, {640}, {0, 1}})
+    ->ArgsProduct({{4096}, {320}, {0, 1}, {0, 1, 2}})
+    ->ArgsProduct({{1024}, {640}, {0, 1}, {0, 1, 2}})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 BENCHMARK(BM_Softmax)->Args({256, 4096})->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -52,6 +52,10 @@ diffuse_status diffuse_load_options_set_low_memory(diffuse_load_options* o, int 
 /* How layer weights are held: "f32" (default, exact; 16-bit files stay 16-bit), "f16", "bf16",
  * "int8" (LoadOptions::precision); an unknown name fails at load time with DIFFUSE_ERROR_CONFIG. */
 diffuse_status diffuse_load_options_set_precision(diffuse_load_options* o, const char* precision);
+/* How attention computes: "sliced", "standard" or "flash" (LoadOptions::attention); "" = the
+ * package's default, else "sliced". An unknown name fails at load time with DIFFUSE_ERROR_CONFIG.
+ */
+diffuse_status diffuse_load_options_set_attention(diffuse_load_options* o, const char* attention);
 /* diffusers' weight-file variant ("fp16": diffusion_pytorch_model.fp16.safetensors where present);
  * "" = the plain files (LoadOptions::variant). */
 diffuse_status diffuse_load_options_set_variant(diffuse_load_options* o, const char* variant);

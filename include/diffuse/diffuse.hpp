@@ -272,8 +272,9 @@ struct ModelInfo {
   std::string scheduler_class;  // default scheduler
   int default_width = 512, default_height = 512;
   int text_max_length = 77;
-  std::string backend;  // the backend this pipeline runs on ("cpu", "reference", ...)
-  int threads = 0;      // threads its kernels use
+  std::string backend;    // the backend this pipeline runs on ("cpu", "reference", ...)
+  std::string attention;  // its attention kernel: "sliced", "standard" or "flash"
+  int threads = 0;        // threads its kernels use
 };
 
 struct LoadOptions {
@@ -309,6 +310,16 @@ struct LoadOptions {
   ///          computed in bfloat16 as "bf16".
   /// Norms, biases, embeddings and element-wise math stay float32. Anything else is a ConfigError.
   std::string precision = "f32";
+  /// How attention layers compute softmax(QK^T/sqrt(d))V; all three give the same images to
+  /// float32 rounding (the Core ML converter's attention variants):
+  ///   "sliced":   256 query rows at a time against every key (4 MiB of scores per thread at
+  ///               4096 tokens);
+  ///   "standard": a whole head's score matrix at once (64 MiB per thread at 4096 tokens);
+  ///   "flash":    blocks of queries and keys with a running softmax (FlashAttention's online
+  ///               softmax): a few hundred KB per thread at any length.
+  /// Empty (default): what a diffuse package records (ConvertOptions::attention), else "sliced".
+  /// docs/PERFORMANCE.md compares their speed. Anything else is a ConfigError.
+  std::string attention;
   /// diffusers' weight-file variant: "fp16" loads `diffusion_pytorch_model.fp16.safetensors` (and
   /// the like) where a component has it and its plain files where it has not, as diffusers'
   /// from_pretrained(variant=...). Empty (default): the plain files, or a component's only
@@ -390,10 +401,19 @@ ModelDescription inspect_model(const std::string& path, const LoadOptions& optio
 /// compressed (int8) or expand to float16 at load (palettized).
 struct ConvertOptions {
   /// How layer matrices are stored: "f32", "f16" (default), "bf16", "int8" (per-output-channel
-  /// scales), or "paletteN", N = 1..8 (a 2^N-entry float16 lookup table per tensor, found by 1-D
-  /// k-means over the tensor's weighted histogram; packed N-bit indices). Norms, biases and
+  /// scales), or "paletteN", N = 1..8 (a 2^N-entry float16 lookup table per tensor, or per group
+  /// of output channels with palette_group, found by 1-D k-means over the weighted histogram of
+  /// its values; packed N-bit indices). Norms, biases and
   /// embeddings stay float32.
   std::string precision = "f16";
+  /// Palettized precisions: output channels per lookup table (Core ML's per_grouped_channel
+  /// palettization, its group_size): each group of at most this many output channels of a matrix
+  /// gets its own 2^N-entry table, which follows channels of different scales more closely for
+  /// 2^N float16 values per group on disk. 0 (default): one table per tensor.
+  int64_t palette_group = 0;
+  /// The attention kernel recorded as the package's default ("sliced", "standard", "flash"; see
+  /// LoadOptions::attention, which overrides it at load). Empty: none recorded ("sliced").
+  std::string attention;
   /// Per-component precision overriding `precision` ("vae" -> "f32").
   std::map<std::string, std::string> component_precision;
   /// Components to write (text_encoder, text_encoder_2, unet, vae); empty = all of them.

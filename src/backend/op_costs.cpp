@@ -31,7 +31,7 @@ double op_flops(op_tags::conv2d, const Tensor& x, const Weight& w, const Tensor*
 }
 
 double op_flops(op_tags::attention, const Tensor& q, const Tensor& k, const Tensor&, int, bool,
-                WeightCompute) {
+                WeightCompute, AttentionKernel) {
   // Q K^T and P V: 2 * 2 * B * Lq * Lk * C (C = heads * head size)
   return 4.0 * double(q.dim(0)) * double(q.dim(1)) * double(k.dim(1)) * double(q.dim(2));
 }

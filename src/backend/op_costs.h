@@ -48,6 +48,6 @@ double op_flops(op_tags::linear, const Tensor& x, const Weight& w, const Tensor*
 double op_flops(op_tags::conv2d, const Tensor& x, const Weight& w, const Tensor* bias,
                 const Conv2dParams& p);
 double op_flops(op_tags::attention, const Tensor& q, const Tensor& k, const Tensor& v, int heads,
-                bool causal, WeightCompute compute);
+                bool causal, WeightCompute compute, AttentionKernel kernel);
 
 }  // namespace diffuse::ops

@@ -36,8 +36,8 @@
   X(Tensor, select_tokens, (const Tensor& x, const Tensor& positions), (x, positions), x)          \
   X(Tensor, attention,                                                                             \
     (const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal,                    \
-     WeightCompute compute),                                                                       \
-    (q, k, v, heads, causal, compute), q)                                                          \
+     WeightCompute compute, AttentionKernel kernel),                                               \
+    (q, k, v, heads, causal, compute, kernel), q)                                                  \
   X(Tensor, evaluate, (const Expr& e, const std::vector<Tensor>& inputs), (e, inputs),             \
     inputs.at(0))                                                                                  \
   X(void, dynamic_threshold_, (Tensor & x, float ratio, float max_value), (x, ratio, max_value),   \

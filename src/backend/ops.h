@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/expr.h"
+#include "core/attention_kernel.h"
 #include "core/tensor.h"
 #include "core/weight.h"
 
@@ -108,9 +109,10 @@ int64_t count_nonfinite(const Tensor& x);
 /// scale = 1/sqrt(D); `causal` masks keys after the query position (CLIP). Never materialises more
 /// than one block of query rows' scores per thread. `compute` is that of the layer's projections
 /// (WeightCompute): BF16 multiplies bf16(q) by bf16(k) and the softmax probabilities, rounded to
-/// bf16, by bf16(v), the sums and the softmax in float32 (as PyTorch's bf16 autocast).
+/// bf16, by bf16(v), the sums and the softmax in float32 (as PyTorch's bf16 autocast). `kernel`
+/// picks the algorithm (core/attention_kernel.h); all give the same result to float32 rounding.
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal,
-                 WeightCompute compute);
+                 WeightCompute compute, AttentionKernel kernel = AttentionKernel::Sliced);
 
 inline Tensor add(const Tensor& a, const Tensor& b) {
   return evaluate(expr::in(0) + expr::in(1), {a, b});

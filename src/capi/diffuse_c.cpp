@@ -113,6 +113,11 @@ diffuse_status diffuse_load_options_set_precision(diffuse_load_options* o, const
   DIFFUSE_REQUIRE(precision);
   return guarded([&] { o->impl.precision = precision; });
 }
+diffuse_status diffuse_load_options_set_attention(diffuse_load_options* o, const char* attention) {
+  DIFFUSE_REQUIRE(o);
+  DIFFUSE_REQUIRE(attention);
+  return guarded([&] { o->impl.attention = attention; });
+}
 diffuse_status diffuse_load_options_set_variant(diffuse_load_options* o, const char* variant) {
   DIFFUSE_REQUIRE(o);
   DIFFUSE_REQUIRE(variant);

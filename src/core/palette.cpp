@@ -20,13 +20,10 @@ struct WeightedValue {
   uint16_t code;
 };
 
-/// The tensor's distinct float16 values with their counts, ascending by value.
-std::vector<WeightedValue> half_histogram(const Tensor& t, std::vector<uint16_t>& codes) {
-  const Tensor h = t.to(DType::F16).contiguous();
-  const uint16_t* data = h.data_as<uint16_t>();
-  codes.assign(data, data + h.numel());
+/// The distinct float16 values of codes[0, n) with their counts, ascending by value.
+std::vector<WeightedValue> half_histogram(const uint16_t* codes, size_t n) {
   std::vector<uint64_t> counts(kHalfCodes, 0);
-  for (uint16_t c : codes) ++counts[c];
+  for (size_t i = 0; i < n; ++i) ++counts[codes[i]];
   std::vector<WeightedValue> values;
   for (int c = 0; c < kHalfCodes; ++c) {
     if (counts[static_cast<size_t>(c)] == 0) continue;
@@ -95,46 +92,78 @@ void put_bits(std::vector<uint8_t>& packed, size_t index, int bits, uint32_t val
           static_cast<uint8_t>(1u << ((bit + static_cast<size_t>(b)) % 8));
 }
 
+/// One table of 2^bits entries for codes[0, n), written to `table`, and each code's index in it.
+void palettize_group(const uint16_t* codes, size_t n, int bits, uint16_t* table,
+                     std::vector<uint8_t>& index_of_code) {
+  const std::vector<WeightedValue> values = half_histogram(codes, n);
+  const size_t k = size_t{1} << bits;
+  if (values.size() <= k) {
+    for (size_t i = 0; i < k; ++i) table[i] = values[std::min(i, values.size() - 1)].code;
+    for (size_t i = 0; i < values.size(); ++i)
+      index_of_code[values[i].code] = static_cast<uint8_t>(i);
+    return;
+  }
+  const std::vector<double> centroids = kmeans_1d(values, k);
+  for (size_t i = 0; i < k; ++i) table[i] = float_to_half(static_cast<float>(centroids[i]));
+  // Each distinct float16 value goes to its nearest table entry.
+  size_t c = 0;
+  for (const auto& v : values) {
+    // "<=": equal neighbouring entries (clusters that met) must not stop the sweep.
+    while (c + 1 < k && std::fabs(half_to_float(table[c + 1]) - v.value) <=
+                            std::fabs(half_to_float(table[c]) - v.value))
+      ++c;
+    index_of_code[v.code] = static_cast<uint8_t>(c);
+  }
+}
+
 }  // namespace
 
-PalettizedTensor palettize(const Tensor& t, int bits) {
+int64_t palette_group_rows(int64_t rows, int64_t groups) {
+  return groups <= 1 ? rows : (rows + groups - 1) / groups;
+}
+
+PalettizedTensor palettize(const Tensor& t, int bits, int64_t group_channels) {
   if (bits < 1 || bits > 8)
     throw ConfigError("palettize: bits must be 1..8, got " + std::to_string(bits));
+  if (group_channels < 0)
+    throw ConfigError("palettize: group size must be >= 0, got " + std::to_string(group_channels));
   PalettizedTensor p;
   p.bits = bits;
   p.shape = t.shape();
-  std::vector<uint16_t> codes;
-  const std::vector<WeightedValue> values = half_histogram(t, codes);
-  const size_t k = size_t{1} << bits;
-  // Each distinct float16 value goes to its nearest table entry.
+  const Tensor h = t.to(DType::F16).contiguous();
+  const uint16_t* codes = h.data_as<uint16_t>();
+  const size_t n = static_cast<size_t>(h.numel()), k = size_t{1} << bits;
+  const int64_t rows = t.ndim() > 0 ? std::max<int64_t>(t.dim(0), 1) : 1;
+  p.groups = group_channels == 0 ? 1 : (rows + group_channels - 1) / group_channels;
+  const int64_t group_rows = palette_group_rows(rows, p.groups);
+  const size_t per_row = n / static_cast<size_t>(rows);
+  p.palette.assign(static_cast<size_t>(p.groups) * k, 0);
+  p.packed.assign((n * static_cast<size_t>(bits) + 7) / 8, 0);
   std::vector<uint8_t> index_of_code(kHalfCodes, 0);
-  if (values.size() <= k) {
-    for (size_t i = 0; i < values.size(); ++i) {
-      p.palette.push_back(values[i].code);
-      index_of_code[values[i].code] = static_cast<uint8_t>(i);
-    }
-  } else {
-    for (double c : kmeans_1d(values, k)) p.palette.push_back(float_to_half(static_cast<float>(c)));
-    size_t c = 0;
-    for (const auto& v : values) {
-      // "<=": equal neighbouring entries (clusters that met) must not stop the sweep.
-      while (c + 1 < k && std::fabs(half_to_float(p.palette[c + 1]) - v.value) <=
-                              std::fabs(half_to_float(p.palette[c]) - v.value))
-        ++c;
-      index_of_code[v.code] = static_cast<uint8_t>(c);
-    }
+  for (int64_t g = 0; g < p.groups; ++g) {
+    const size_t begin = static_cast<size_t>(g * group_rows) * per_row;
+    const size_t end = std::min(n, static_cast<size_t>((g + 1) * group_rows) * per_row);
+    if (begin >= end) continue;
+    palettize_group(codes + begin, end - begin, bits, &p.palette[static_cast<size_t>(g) * k],
+                    index_of_code);
+    for (size_t i = begin; i < end; ++i) put_bits(p.packed, i, bits, index_of_code[codes[i]]);
   }
-  p.packed.assign((codes.size() * static_cast<size_t>(bits) + 7) / 8, 0);
-  for (size_t i = 0; i < codes.size(); ++i) put_bits(p.packed, i, bits, index_of_code[codes[i]]);
   return p;
 }
 
-Tensor expand_palette(const uint16_t* palette, int64_t palette_size, const uint8_t* packed,
-                      size_t packed_bytes, int bits, const Shape& shape) {
-  if (bits < 1 || bits > 8 || palette_size < 1 || palette_size > (int64_t{1} << bits))
-    throw FileError("palettized tensor: " + std::to_string(palette_size) + " entries for " +
+Tensor expand_palette(const uint16_t* palette, int64_t entries, int64_t groups,
+                      const uint8_t* packed, size_t packed_bytes, int bits, const Shape& shape) {
+  if (bits < 1 || bits > 8 || entries < 1 || entries > (int64_t{1} << bits))
+    throw FileError("palettized tensor: " + std::to_string(entries) + " entries for " +
                     std::to_string(bits) + " bits");
+  const int64_t rows = shape.ndim() > 0 ? std::max<int64_t>(shape[0], 1) : 1;
+  if (groups < 1 || groups > rows)
+    throw FileError("palettized tensor: " + std::to_string(groups) + " tables for " +
+                    std::to_string(rows) + " output channels");
   const size_t n = static_cast<size_t>(shape.numel());
+  // Elements per table (the last table may serve fewer).
+  const int64_t group_elements =
+      palette_group_rows(rows, groups) * (static_cast<int64_t>(n) / rows);
   if (packed_bytes != (n * static_cast<size_t>(bits) + 7) / 8)
     throw FileError("palettized tensor: " + std::to_string(packed_bytes) + " index bytes for " +
                     std::to_string(n) + " values of " + std::to_string(bits) + " bits");
@@ -152,11 +181,11 @@ Tensor expand_palette(const uint16_t* palette, int64_t palette_size, const uint8
           uint32_t window = packed[byte];
           if (byte + 1 < packed_bytes) window |= static_cast<uint32_t>(packed[byte + 1]) << 8;
           const uint32_t idx = window >> (bit % 8) & mask;
-          if (idx >= static_cast<uint32_t>(palette_size)) {
+          if (idx >= static_cast<uint32_t>(entries)) {
             bad = true;
             dst[i] = 0;
           } else {
-            dst[i] = palette[idx];
+            dst[i] = palette[(group_elements > 0 ? i / group_elements : 0) * entries + idx];
           }
         }
       },

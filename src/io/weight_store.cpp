@@ -59,19 +59,21 @@ Tensor WeightStore::decoded(const std::string& name) const {
   // A palettized tensor (diffuse convert --precision paletteN): expanded to float16 once.
   const Tensor palette = raw(palette_key).contiguous(),
                shape = raw(name + kShapeSuffix).contiguous();
-  const int64_t entries = palette.numel();
+  // One table [2^bits], or one per group of output channels [groups, 2^bits].
+  const int64_t groups = palette.ndim() == 2 ? palette.dim(0) : 1;
+  const int64_t entries = palette.ndim() == 2 ? palette.dim(1) : palette.numel();
   int bits = 0;
   while (bits < 9 && (int64_t{1} << bits) < entries) ++bits;
-  if (palette.dtype() != DType::F16 || shape.dtype() != DType::I64 || shape.ndim() != 1 ||
-      (int64_t{1} << bits) != entries)
+  if (palette.dtype() != DType::F16 || palette.ndim() < 1 || palette.ndim() > 2 ||
+      shape.dtype() != DType::I64 || shape.ndim() != 1 || (int64_t{1} << bits) != entries)
     throw FileError(source() + ": palettized weight '" + name +
-                    "' needs an F16 palette of 2^bits entries and an I64 shape");
+                    "' needs an F16 palette of 2^bits entries (per table) and an I64 shape");
   const int64_t* dims = shape.data_as<int64_t>();
   Tensor expanded;
   try {
-    expanded =
-        expand_palette(palette.data_as<uint16_t>(), entries, t.contiguous().data_as<uint8_t>(),
-                       t.nbytes(), bits, Shape(dims, dims + shape.numel()));
+    expanded = expand_palette(palette.data_as<uint16_t>(), entries, groups,
+                              t.contiguous().data_as<uint8_t>(), t.nbytes(), bits,
+                              Shape(dims, dims + shape.numel()));
   } catch (const Error& err) {
     throw FileError(source() + ": weight '" + name + "': " + err.what());
   }

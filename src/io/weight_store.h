@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/attention_kernel.h"
 #include "core/weight.h"
 #include "io/safetensors.h"
 
@@ -48,6 +49,10 @@ class WeightStore {
   /// How get_weight() holds matrices; set before a model is built from this store.
   void set_precision(WeightPrecision p) { precision_ = p; }
   WeightPrecision precision() const { return precision_; }
+  /// How the attention layers of a model built from this store compute (set before building it,
+  /// as the precision): LoadOptions::attention.
+  void set_attention_kernel(AttentionKernel k) { attention_kernel_ = k; }
+  AttentionKernel attention_kernel() const { return attention_kernel_; }
   /// When set, get_weight() marks matrices that view a file's mapping as Weight::streamed (their
   /// pages are released after each use: LoadOptions::low_memory).
   void set_streaming(bool on) { streaming_ = on; }
@@ -88,6 +93,7 @@ class WeightStore {
   std::string source_;
   WeightPrecision precision_ = WeightPrecision::F32;
   bool streaming_ = false;
+  AttentionKernel attention_kernel_ = AttentionKernel::Sliced;
 
   /// Drops the resident file pages of `name` when `result` (the conversion of `stored`, its
   /// tensor as raw() gave it) is a copy.

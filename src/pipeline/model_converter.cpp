@@ -137,6 +137,12 @@ ConvertReport convert_model(const std::string& source, const std::string& output
     parse_storage_precision(p, c + " precision");
   const std::set<std::string> chosen = selected_components(options);
   if (options.chunk_mib < 0) throw ConfigError("chunk: must be >= 0 MiB");
+  if (options.palette_group < 0)
+    throw ConfigError("palette group: must be >= 0 output channels (0 = one table per tensor)");
+  AttentionKernel attention{};
+  if (!options.attention.empty() && !parse_attention_kernel(options.attention, &attention))
+    throw ConfigError("attention: unknown '" + options.attention +
+                      "' (choose sliced, standard or flash)");
   weight_variant(options.load);
   std::error_code ec;
   if (fs::exists(output, ec)) throw FileError(output + ": already exists (choose a new folder)");
@@ -151,13 +157,17 @@ ConvertReport convert_model(const std::string& source, const std::string& output
   ConvertReport report;
   report.path = output;
   nlohmann::json components = nlohmann::json::object();
+  bool palettized = false;
   for (const auto& [name, store] : src.weights) {
     if (!chosen.count(name)) continue;
     const auto override_it = options.component_precision.find(name);
-    const StoragePrecision p =
-        override_it == options.component_precision.end()
-            ? default_precision
-            : parse_storage_precision(override_it->second, name + " precision");
+    StoragePrecision p = override_it == options.component_precision.end()
+                             ? default_precision
+                             : parse_storage_precision(override_it->second, name + " precision");
+    if (p.kind == StoragePrecision::Palette) {
+      p.group_channels = options.palette_group;
+      palettized = true;
+    }
     const fs::path dir = staging.path() / name;
     fs::create_directories(dir);
     const std::string stem =
@@ -168,6 +178,7 @@ ConvertReport convert_model(const std::string& source, const std::string& output
                                   return !progress || progress(component, done, total);
                                 });
     components[name] = {{"precision", p.name()},
+                        {"palette_group", p.group_channels},
                         {"parameters", w.parameters},
                         {"disk_bytes", w.disk_bytes},
                         {"memory_bytes", w.memory_bytes},
@@ -177,14 +188,17 @@ ConvertReport convert_model(const std::string& source, const std::string& output
     report.components.push_back({name, p.name(), w.parameters, w.disk_bytes, w.memory_bytes,
                                  static_cast<int>(w.files.size()), w.relative_error});
   }
-  const nlohmann::json manifest = {{"format", "diffuse-package"},
-                                   {"version", kPackageVersion},
-                                   {"source", source},
-                                   {"family", src.family},
-                                   {"precision", default_precision.name()},
-                                   {"chunk_mib", options.chunk_mib},
-                                   {"variant", options.load.variant},
-                                   {"components", components}};
+  if (options.palette_group > 0 && !palettized)
+    throw ConfigError("palette group: no component is palettized (use --precision paletteN)");
+  nlohmann::json manifest = {{"format", "diffuse-package"},
+                             {"version", kPackageVersion},
+                             {"source", source},
+                             {"family", src.family},
+                             {"precision", default_precision.name()},
+                             {"chunk_mib", options.chunk_mib},
+                             {"variant", options.load.variant},
+                             {"components", components}};
+  if (!options.attention.empty()) manifest["attention"] = attention_kernel_name(attention);
   std::ofstream(staging.path() / kManifestName) << manifest.dump(1) << "\n";
   staging.commit(output);
   return report;

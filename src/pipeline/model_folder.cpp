@@ -72,11 +72,13 @@ struct WeightSource {
   std::string variant;
   std::string vae;  // LoadOptions::vae
   bool low_memory = false;
+  AttentionKernel attention = AttentionKernel::Sliced;
 };
 
-WeightSource weight_source(const LoadOptions& options) {
-  return {options.synthetic_weights, weight_precision(options), weight_variant(options),
-          options.vae, options.low_memory};
+WeightSource weight_source(const LoadOptions& options, const fs::path& root) {
+  return {options.synthetic_weights, weight_precision(options),
+          weight_variant(options),   options.vae,
+          options.low_memory,        attention_kernel(options, root)};
 }
 
 // A component's weights: the given ones (a converted checkpoint), rule weights, or the weight
@@ -89,6 +91,7 @@ WeightStore component_store(const fs::path& dir, const WeightSource& source, con
                                          : load_component_weights(dir.string(), source.variant);
   store.set_precision(source.precision);
   store.set_streaming(source.low_memory);
+  store.set_attention_kernel(source.attention);
   return store;
 }
 std::shared_ptr<const WeightStore> component_weights(const fs::path& dir,
@@ -154,6 +157,27 @@ std::string weight_variant(const LoadOptions& options) {
   return options.variant;
 }
 
+AttentionKernel attention_kernel(const LoadOptions& options, const std::string& dir) {
+  AttentionKernel k = AttentionKernel::Sliced;
+  if (!options.attention.empty()) {
+    if (!parse_attention_kernel(options.attention, &k))
+      throw ConfigError("attention: unknown '" + options.attention +
+                        "' (choose sliced, standard or flash)");
+    return k;
+  }
+  // A diffuse package records the kernel it was converted for.
+  const fs::path manifest_path = fs::path(dir) / "diffuse.json";
+  if (dir.empty() || !fs::is_regular_file(manifest_path)) return k;
+  const nlohmann::json m =
+      parse_json(read_text_file(manifest_path.string()), manifest_path.string());
+  const auto it = m.find("attention");
+  if (it == m.end()) return k;
+  if (!it->is_string() || !parse_attention_kernel(it->get<std::string>(), &k))
+    throw ConfigError(manifest_path.string() + ": attention " + it->dump() +
+                      " is not one of sliced, standard, flash");
+  return k;
+}
+
 WeightPrecision weight_precision(const LoadOptions& options) {
   WeightPrecision p{};
   if (!parse_weight_precision(options.precision, &p))
@@ -186,7 +210,7 @@ StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
   require_component(index, index_path, "vae", "diffusers", {"AutoencoderKL"});
 
   const fs::path root(dir);
-  const WeightSource source = weight_source(options);
+  const WeightSource source = weight_source(options, root);
   auto text_encoder_weights =
       component_weights(root / "text_encoder", source, weights ? weights->text_encoder : nullptr,
                         kTextEncoderRulePrefix);
@@ -206,6 +230,7 @@ StableDiffusionModel load_stable_diffusion_folder(const std::string& dir,
                       (root / "unet" / "config.json").string(), "the text encoder's hidden_size");
   check_latent_channels(m, root);
   m.family = m.text_encoder.config().hidden_act == "gelu" ? "sd2" : "sd1";
+  m.attention = source.attention;
   return m;
 }
 
@@ -306,7 +331,7 @@ StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
                       component + "')");
   check_xl_configs(root, first_encoder, aesthetics);
 
-  const WeightSource source = weight_source(options);
+  const WeightSource source = weight_source(options, root);
   auto text_encoder_2_weights =
       component_weights(root / "text_encoder_2", source,
                         weights ? weights->text_encoder_2 : nullptr, kTextEncoderRulePrefix);
@@ -342,6 +367,7 @@ StableDiffusionXLModel load_stable_diffusion_xl_folder(const std::string& dir,
       aesthetics,
       !first_encoder,
   };
+  m.base.attention = source.attention;
   check_latent_channels(m.base, root);
   return m;
 }

@@ -28,6 +28,9 @@ struct StableDiffusionModel {
   /// copies) and removed without reading the model again.
   std::shared_ptr<const WeightStore> unet_weights, text_encoder_weights;
 
+  /// How its attention layers compute (LoadOptions::attention, else the package's default).
+  AttentionKernel attention = AttentionKernel::Sliced;
+
   int vae_scale_factor() const;  // 2^(VAE levels - 1) = 8 for SD
   int default_size() const;      // unet sample_size * vae_scale_factor
 };
@@ -65,6 +68,9 @@ struct ComponentWeights {
 
 /// LoadOptions::variant, checked to be a plain name; a ConfigError naming the option otherwise.
 std::string weight_variant(const LoadOptions& options);
+/// LoadOptions::attention parsed; when empty, the "attention" a diffuse package folder `dir`
+/// records in its diffuse.json, else Sliced. ConfigError naming the option or file otherwise.
+AttentionKernel attention_kernel(const LoadOptions& options, const std::string& dir);
 /// LoadOptions::precision parsed; a ConfigError naming the option and the choices otherwise.
 WeightPrecision weight_precision(const LoadOptions& options);
 

@@ -55,8 +55,10 @@ ComponentDescription inspect_component(const fs::path& dir, const std::string& n
       const Tensor palette = store.raw(key + ":palette");
       int64_t n = 1;
       for (int64_t i = 0; i < shape.numel(); ++i) n *= shape.data_as<int64_t>()[i];
+      // [2^bits], or [groups, 2^bits] with a table per group of output channels.
+      const int64_t entries = palette.ndim() == 2 ? palette.dim(1) : palette.numel();
       int bits = 0;
-      while ((int64_t{1} << bits) < palette.numel()) ++bits;
+      while (bits < 9 && (int64_t{1} << bits) < entries) ++bits;
       c.parameters += n;
       c.bytes += static_cast<int64_t>(stored.nbytes() + palette.nbytes());
       c.parameters_by_dtype["palette" + std::to_string(bits)] += n;
@@ -109,7 +111,9 @@ ModelDescription inspect_folder(const std::string& path, const LoadOptions& opti
   nlohmann::json manifest;
   if (fs::exists(manifest_path)) {
     manifest = read_json(manifest_path);
-    m.kind = "diffuse package (" + manifest.value("precision", std::string("?")) + ")";
+    const std::string attention = manifest.value("attention", std::string());
+    m.kind = "diffuse package (" + manifest.value("precision", std::string("?")) +
+             (attention.empty() ? "" : ", " + attention + " attention") + ")";
   }
   for (const auto& [name, value] : index.items()) {
     if (!value.is_array() || value.size() != 2 || !value[1].is_string()) continue;

@@ -97,20 +97,24 @@ Encoded encode(const std::string& key, const Tensor& stored, StoragePrecision p)
     e.encoding = "int8 per-output-channel";
     e.decoded = w.to_f32();
   } else {
-    const PalettizedTensor pt = palettize(stored, p.bits);
-    std::vector<uint16_t> palette = pt.palette;
-    palette.resize(size_t{1} << p.bits, palette.back());  // always 2^bits entries
-    Tensor table = Tensor::empty({static_cast<int64_t>(palette.size())}, DType::F16);
-    std::copy(palette.begin(), palette.end(), table.data_as<uint16_t>());
+    const PalettizedTensor pt = palettize(stored, p.bits, p.group_channels);
+    const int64_t entries = int64_t{1} << p.bits;
+    // One table: [2^bits]; one per group of output channels: [groups, 2^bits].
+    Tensor table = Tensor::empty(p.group_channels > 0 ? Shape{pt.groups, entries} : Shape{entries},
+                                 DType::F16);
+    std::copy(pt.palette.begin(), pt.palette.end(), table.data_as<uint16_t>());
     Tensor packed = Tensor::empty({static_cast<int64_t>(pt.packed.size())}, DType::U8);
     std::copy(pt.packed.begin(), pt.packed.end(), packed.data_as<uint8_t>());
     Tensor shape = Tensor::empty({stored.ndim()}, DType::I64);
     for (int i = 0; i < stored.ndim(); ++i) shape.data_as<int64_t>()[i] = stored.dim(i);
     e.tensors = {{key, packed}, {key + ":palette", table}, {key + ":shape", shape}};
     e.encoding = "palette " + std::to_string(p.bits) + "-bit";
+    if (p.group_channels > 0)
+      e.encoding += ", " + std::to_string(pt.groups) + " tables of " +
+                    std::to_string(palette_group_rows(stored.dim(0), pt.groups)) + " channels";
     e.memory_bytes = stored.numel() * 2;  // expanded to float16 at load
-    e.decoded = expand_palette(pt.palette.data(), static_cast<int64_t>(pt.palette.size()),
-                               pt.packed.data(), pt.packed.size(), p.bits, stored.shape());
+    e.decoded = expand_palette(pt.palette.data(), entries, pt.groups, pt.packed.data(),
+                               pt.packed.size(), p.bits, stored.shape());
     return e;
   }
   for (const auto& [name, t] : e.tensors) e.memory_bytes += static_cast<int64_t>(t.nbytes());

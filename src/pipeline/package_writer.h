@@ -15,6 +15,9 @@ namespace diffuse {
 struct StoragePrecision {
   enum Kind { F32, F16, BF16, Int8, Palette } kind = F16;
   int bits = 0;  // Palette: index bits, 1..8
+  /// Palette: output channels per lookup table (Core ML's per_grouped_channel group size);
+  /// 0 = one table per tensor.
+  int64_t group_channels = 0;
   std::string name() const;
 };
 

@@ -91,6 +91,7 @@ StableDiffusionPipeline::StableDiffusionPipeline(StableDiffusionModel model, dou
   info_.text_max_length = static_cast<int>(model_.tokenizer.max_length());
   info_.backend = runtime_.device.name();
   info_.threads = runtime_.threads->size();
+  info_.attention = attention_kernel_name(model_.attention);
 }
 
 std::vector<int64_t> StableDiffusionPipeline::tokenize(const std::string& text,
@@ -729,6 +730,7 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
                       std::to_string(options.threads));
   const WeightPrecision precision = weight_precision(options);  // unknown names fail first
   weight_variant(options);
+  attention_kernel(options, {});
   const DeviceChoice choice = resolve_device(options.backend);
   std::string warning = choice.warning;
   if ((precision == WeightPrecision::BF16 || precision == WeightPrecision::Int8) &&

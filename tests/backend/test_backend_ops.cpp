@@ -52,6 +52,11 @@ struct OpCase {
 // Accumulating ops differ from the reference (which accumulates in double) by float rounding.
 constexpr double kAccumulating = 2e-5;
 constexpr double kBf16Probabilities = 2e-4;
+// Flash attention in bf16 rounds the unnormalised probabilities exp(s - running max) (as
+// PyTorch's flash kernel does), the reference the normalised ones: the two roundings of one
+// probability differ by up to one bf16 step, 2^-8 relative, which shows undiluted where a query
+// sees only a few keys (the first causal rows).
+constexpr double kBf16UnnormalisedProbabilities = 0x1p-8;
 
 std::vector<OpCase> op_cases() {
   std::vector<OpCase> c;
@@ -349,6 +354,34 @@ std::vector<OpCase> op_cases() {
                                          R({2, 300, 64}, 66, d), 2, causal, WeightCompute::BF16);
                  },
                  kBf16Probabilities});
+  // Standard and Flash against the same reference: Flash's blocks of 128 queries and 512 keys
+  // with odd remainders (1100 tokens: 9 query blocks, 3 key blocks), causal across key blocks,
+  // cross-attention shorter than a block, and its bf16 form.
+  for (const AttentionKernel kernel : {AttentionKernel::Standard, AttentionKernel::Flash}) {
+    const std::string name = std::string(attention_kernel_name(kernel));
+    for (const bool causal : {false, true})
+      c.push_back({"attention/" + name + "_self_1100_" + (causal ? "causal" : "full"),
+                   [=](Device d) {
+                     return ops::attention(R({1, 1100, 64}, 67, d), R({1, 1100, 64}, 68, d),
+                                           R({1, 1100, 64}, 69, d), 2, causal, WeightCompute::F32,
+                                           kernel);
+                   },
+                   kAccumulating});
+    c.push_back({"attention/" + name + "_cross_300x77_8heads",
+                 [=](Device d) {
+                   return ops::attention(R({2, 300, 320}, 70, d), R({2, 77, 320}, 71, d),
+                                         R({2, 77, 320}, 72, d), 8, false, WeightCompute::F32,
+                                         kernel);
+                 },
+                 kAccumulating});
+    c.push_back(
+        {"attention/" + name + "_bf16_self_700_causal",
+         [=](Device d) {
+           return ops::attention(R({1, 700, 64}, 73, d), R({1, 700, 64}, 74, d),
+                                 R({1, 700, 64}, 75, d), 2, true, WeightCompute::BF16, kernel);
+         },
+         kernel == AttentionKernel::Flash ? kBf16UnnormalisedProbabilities : kBf16Probabilities});
+  }
   // ---- fused formulas and reductions: exact on every backend
   c.push_back({"evaluate/dpmsolver_sde_update",
                [=](Device d) {

@@ -116,6 +116,12 @@ TEST(vector_kernels, every_instruction_set_computes_the_baselines_bits) {
       std::vector<float> row = in;
       k.softmax_row(row.data(), n > 3 ? n - 3 : n, n);  // a causal tail of zeros
       out.insert(out.end(), row.begin(), row.end());
+      row = in;
+      const float m = k.max(in.data(), n);
+      const double exp_sum = k.exp_shifted(row.data(), n > 3 ? n - 3 : n, n, m);
+      out.insert(out.end(), row.begin(), row.end());
+      out.push_back(m);
+      out.push_back(static_cast<float>(exp_sum));
       const double sum = k.sum(in.data(), n), sq = k.sum_sq_dev(in.data(), n, 0.25);
       out.push_back(static_cast<float>(sum));
       out.push_back(static_cast<float>(sum - static_cast<double>(static_cast<float>(sum))));

@@ -80,7 +80,8 @@ TEST(cli_convert, convert_verify_and_generate_from_the_package) {
   const std::string pkg = diffuse::test::temp_dir() + "/cli-package";
   fs::remove_all(pkg);
   const CommandResult r = run_diffuse("convert " + fixture("models/tiny-sd1") + " -o " + pkg +
-                                      " --precision int8 --vae-precision f32 --chunk 2 --json");
+                                      " --precision int8 --vae-precision f32 --chunk 2 "
+                                      "--attention flash --json");
   ASSERT_EQ(r.code, 0) << r.err;
   const nlohmann::json report = nlohmann::json::parse(r.out);
   ASSERT_EQ(report["components"].size(), 3u);
@@ -92,6 +93,16 @@ TEST(cli_convert, convert_verify_and_generate_from_the_package) {
   const std::string png = out_path("from-package.png");
   EXPECT_EQ(run_diffuse("generate -m " + pkg + " -p cat --steps 2 -o " + png).code, 0);
   EXPECT_TRUE(fs::exists(png));
+  const CommandResult info = run_diffuse("info " + pkg);
+  EXPECT_NE(info.out.find("diffuse package (int8, flash attention)"), std::string::npos)
+      << info.out;
+  const CommandResult overridden =
+      run_diffuse("generate -m " + pkg + " -p cat --steps 1 --attention standard -o " + png);
+  EXPECT_EQ(overridden.code, 0) << overridden.err;
+  const CommandResult unknown =
+      run_diffuse("generate -m " + pkg + " -p cat --steps 1 --attention ring -o " + png);
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_NE(unknown.err.find("attention: unknown 'ring'"), std::string::npos) << unknown.err;
 
   // A damaged file: verify names it and exits 1.
   fs::resize_file(pkg + "/vae/diffusion_pytorch_model.safetensors", 64);

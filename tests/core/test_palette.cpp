@@ -22,7 +22,7 @@ Tensor gaussian(int64_t n, uint32_t seed) {
 }
 
 Tensor expand(const PalettizedTensor& p) {
-  return expand_palette(p.palette.data(), static_cast<int64_t>(p.palette.size()), p.packed.data(),
+  return expand_palette(p.palette.data(), int64_t{1} << p.bits, p.groups, p.packed.data(),
                         p.packed.size(), p.bits, p.shape);
 }
 
@@ -84,6 +84,43 @@ TEST(palette, heavy_values_do_not_waste_table_entries) {
   EXPECT_LT(mean_abs_error(expand(p), t), mean_abs_error(expand(p7), t));
 }
 
+// Core ML's per_grouped_channel palettization: a table per group of output channels follows
+// channels whose scales differ, where one table for the tensor cannot.
+TEST(palette, a_table_per_group_of_channels_follows_each_groups_values) {
+  // 10 output channels of 3x3x5 values: scale 1 for channels 0-3, 1e-2 for 4-7, 1e-4 for 8-9.
+  Tensor t = Tensor::empty({10, 5, 3, 3}, DType::F32);
+  const Tensor noise = gaussian(t.numel(), 5);
+  const int64_t per_row = t.numel() / 10;
+  for (int64_t i = 0; i < t.numel(); ++i)
+    t.f32()[i] = noise.f32()[i] * std::pow(10.f, -2.f * static_cast<float>(i / per_row / 4));
+  const PalettizedTensor whole = palettize(t, 4), grouped = palettize(t, 4, 4);
+  EXPECT_EQ(whole.groups, 1);
+  EXPECT_EQ(grouped.groups, 3);  // channels 0-3, 4-7, 8-9
+  EXPECT_EQ(palette_group_rows(10, 3), 4);
+  EXPECT_EQ(grouped.palette.size(), 3u * 16u);
+  EXPECT_EQ(grouped.packed.size(), whole.packed.size());
+  const Tensor back = expand(grouped);
+  EXPECT_EQ(back.shape(), t.shape());
+  // Relative to each channel's scale, the grouped tables are far closer on the small channels.
+  double whole_error = 0, grouped_error = 0;
+  const Tensor w = expand(whole);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const double scale = std::pow(10.0, -2.0 * double(i / per_row / 4));
+    whole_error += std::fabs(double(half_to_float(w.data_as<uint16_t>()[i])) - t.f32()[i]) / scale;
+    grouped_error +=
+        std::fabs(double(half_to_float(back.data_as<uint16_t>()[i])) - t.f32()[i]) / scale;
+  }
+  EXPECT_LT(grouped_error, 0.5 * whole_error);
+  // One channel per table: a channel of <= 16 distinct values comes back exactly.
+  Tensor steps = Tensor::empty({6, 40}, DType::F32);
+  for (int64_t i = 0; i < steps.numel(); ++i)
+    steps.f32()[i] = static_cast<float>(i % 16) * std::pow(2.f, static_cast<float>(i / 40));
+  const PalettizedTensor per_channel = palettize(steps, 4, 1);
+  EXPECT_EQ(per_channel.groups, 6);
+  EXPECT_EQ(mean_abs_error(expand(per_channel), steps), 0.0);
+  EXPECT_GT(mean_abs_error(expand(palettize(steps, 4)), steps), 0.0);
+}
+
 TEST(palette, bad_widths_and_corrupt_indices_are_errors) {
   const Tensor t = gaussian(16, 1);
   EXPECT_THROW(palettize(t, 0), ConfigError);
@@ -93,4 +130,8 @@ TEST(palette, bad_widths_and_corrupt_indices_are_errors) {
   EXPECT_THROW(expand(p), FileError);
   Tensor nan = Tensor::full({4}, NAN);
   EXPECT_THROW(palettize(nan, 4), ShapeError);
+  EXPECT_THROW(palettize(t, 4, -1), ConfigError);
+  PalettizedTensor too_many_tables = palettize(t, 4, 1);  // 16 rows of one value
+  too_many_tables.groups = 17;
+  EXPECT_THROW(expand(too_many_tables), FileError);
 }

@@ -54,6 +54,13 @@ TEST(hub_cli, pull_then_generate_by_repo_id_matches_the_local_folder) {
   EXPECT_NE(info.out.find(snapshot + ": diffusers folder"), std::string::npos) << info.out;
   CommandResult bench = run_diffuse("bench -m org/tiny-sd1 -W 64 -H 64 --steps 1 --json", offline);
   EXPECT_EQ(bench.code, 0) << bench.err;
+  // A worker serves a cached repo under its name (the stream diffuse:jobs:tiny-sd1); with no
+  // Redis at that port it loads the model and then waits for one, until stopped.
+  CommandResult worker = run_diffuse(
+      "worker --queue redis://127.0.0.1:9/0 --threads 1 --model org/tiny-sd1 & pid=$!; "
+      "sleep 5; kill -TERM $pid; wait $pid",
+      offline);
+  EXPECT_NE(worker.err.find("loading tiny-sd1"), std::string::npos) << worker.err;
   CommandResult convert =
       run_diffuse("convert org/tiny-sd1 --precision int8 -o " + out + "/pkg", offline);
   ASSERT_EQ(convert.code, 0) << convert.err;
@@ -103,6 +110,12 @@ TEST(hub_cli, generate_with_an_uncached_repo_id_says_to_pull) {
   r = run_diffuse("serve --model org/absent --port 0", env_for(hub, home));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("diffuse pull org/absent"), std::string::npos) << r.err;
+  r = run_diffuse("worker --queue redis://127.0.0.1:9/0 --model org/absent", env_for(hub, home));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("diffuse pull org/absent"), std::string::npos) << r.err;
+  r = run_diffuse("worker --queue redis://127.0.0.1:9/0", env_for(hub, home));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--models FOLDER or --model MODEL"), std::string::npos) << r.err;
 }
 
 TEST(hub_cli, gated_repo_message_and_token_sources) {

@@ -127,6 +127,25 @@ TEST(model_converter, palettized_packages_shrink_and_stay_close) {
   EXPECT_GT(db8, db4);
   EXPECT_GE(db4, 20.0);
   std::printf("PSNR vs float32: palette8 %.1f dB, palette4 %.1f dB\n", db8, db4);
+
+  // A table per group of 8 output channels: closer weights for a few more bytes of tables.
+  ConvertOptions grouped = with_precision("palette4");
+  grouped.palette_group = 8;
+  const std::string p4g = converted("palette4-g8", grouped);
+  const nlohmann::json unet = manifest(p4g)["components"]["unet"];
+  EXPECT_EQ(unet["palette_group"], 8);
+  EXPECT_NE(unet["tensors"]["conv_in.weight"]["encoding"].get<std::string>().find("tables of 8"),
+            std::string::npos)
+      << unet["tensors"]["conv_in.weight"].dump();
+  const double e4g = unet["relative_error"];
+  EXPECT_LT(e4g, e4);
+  EXPECT_LT(unet_bytes(p4g), unet_bytes(p8));
+  const double db4g = test::psnr_db(image_of(p4g), source_image());
+  EXPECT_GE(db4g, 20.0);
+  std::printf(
+      "palette4 with a table per 8 channels: %lld bytes, error %.4f (per tensor %.4f), "
+      "%.1f dB\n",
+      static_cast<long long>(unet_bytes(p4g)), e4g, e4, db4g);
 }
 
 TEST(model_converter, shards_components_checkpoints_and_per_component_precision) {
@@ -189,6 +208,10 @@ TEST(model_converter, bad_options_and_failures_leave_nothing_behind) {
   fs::remove_all(dir);
   fs::create_directories(dir);
   EXPECT_THROW(converted("bad-precision", with_precision("fp8"), tiny(), dir), ConfigError);
+  ConvertOptions group_without_palette = with_precision("f16");
+  group_without_palette.palette_group = 16;
+  test::expect_error_mentioning<ConfigError>(
+      [&] { converted("group-f16", group_without_palette, tiny(), dir); }, {"palette group"});
   ConvertOptions bad_component;
   bad_component.components = {"safety_checker"};
   EXPECT_THROW(converted("bad-component", bad_component, tiny(), dir), ConfigError);
@@ -203,4 +226,42 @@ TEST(model_converter, bad_options_and_failures_leave_nothing_behind) {
   EXPECT_FALSE(fs::exists(cancelled));
   EXPECT_THROW(converted("missing-source", {}, dir + "/no-such-model", dir), FileError);
   EXPECT_TRUE(hidden_entries(dir).empty());
+}
+
+// The attention kernel is a package option (Core ML's attention variants): recorded in
+// diffuse.json, the default of every load of the package, overridden by LoadOptions::attention;
+// each kernel gives the source's image to float32 rounding.
+TEST(model_converter, attention_kernel_is_the_package_default_and_a_load_overrides_it) {
+  ConvertOptions o;
+  o.precision = "f32";
+  o.attention = "flash";
+  const std::string package = converted("flash", o);
+  EXPECT_EQ(manifest(package)["attention"], "flash");
+  EXPECT_EQ(Pipeline::load(package)->info().attention, "flash");
+  EXPECT_EQ(Pipeline::load(tiny())->info().attention, "sliced");
+  LoadOptions standard;
+  standard.attention = "standard";
+  EXPECT_EQ(Pipeline::load(package, standard)->info().attention, "standard");
+  for (const LoadOptions& load : {LoadOptions{}, standard}) {
+    const std::vector<uint8_t> image = image_of(package, load), source = source_image();
+    ASSERT_EQ(image.size(), source.size());
+    int worst = 0;
+    for (size_t i = 0; i < image.size(); ++i)
+      worst = std::max(worst, std::abs(int(image[i]) - int(source[i])));
+    EXPECT_LE(worst, 1) << "attention " << load.attention;
+  }
+
+  // A kernel diffuse does not know, in the options or in a manifest, names where it came from.
+  LoadOptions unknown;
+  unknown.attention = "ring";
+  test::expect_error_mentioning<ConfigError>([&] { Pipeline::load(package, unknown); },
+                                             {"attention", "ring", "flash"});
+  o.attention = "ring";
+  EXPECT_THROW(converted("ring", o), ConfigError);
+  EXPECT_FALSE(fs::exists(test::temp_dir() + "/pkg-ring"));
+  nlohmann::json m = manifest(package);
+  m["attention"] = "ring";
+  std::ofstream(package + "/diffuse.json") << m.dump();
+  test::expect_error_mentioning<ConfigError>([&] { Pipeline::load(package); },
+                                             {"diffuse.json", "ring"});
 }

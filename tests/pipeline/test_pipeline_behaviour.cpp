@@ -295,6 +295,10 @@ TEST(pipeline_behaviour, c_api_load_options_and_warnings) {
   EXPECT_EQ(diffuse_pipeline_load_with_options(model.c_str(), lo, &p), DIFFUSE_ERROR_CONFIG);
   EXPECT_NE(std::string(diffuse_last_error()).find("fp8"), std::string::npos);
   ASSERT_EQ(diffuse_load_options_set_precision(lo, "int8"), DIFFUSE_OK);
+  ASSERT_EQ(diffuse_load_options_set_attention(lo, "ring"), DIFFUSE_OK);  // checked at load
+  EXPECT_EQ(diffuse_pipeline_load_with_options(model.c_str(), lo, &p), DIFFUSE_ERROR_CONFIG);
+  EXPECT_NE(std::string(diffuse_last_error()).find("ring"), std::string::npos);
+  ASSERT_EQ(diffuse_load_options_set_attention(lo, "flash"), DIFFUSE_OK);
   ASSERT_EQ(diffuse_load_options_set_threads(lo, 1), DIFFUSE_OK);
   ASSERT_EQ(diffuse_pipeline_load_with_options(model.c_str(), lo, &p), DIFFUSE_OK);
   diffuse_options* o = nullptr;

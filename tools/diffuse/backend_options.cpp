@@ -28,6 +28,10 @@ void add_backend_options(CLI::App& cmd, LoadOptions& load) {
                  "memory, bfloat16 compute: fastest on CPUs with AVX512_BF16), int8 (a quarter; "
                  "per-channel scales, bfloat16 compute)")
       ->capture_default_str();
+  cmd.add_option("--attention", load.attention,
+                 "attention kernel: sliced (256 query rows at a time), standard (a whole head's "
+                 "scores at once), flash (online softmax over key blocks: least memory); the "
+                 "same images to float32 rounding (default: the package's, else sliced)");
   cmd.add_option("--variant", load.variant,
                  "diffusers weight-file variant to load, e.g. fp16 "
                  "(diffusion_pytorch_model.fp16.safetensors; components without it load their "

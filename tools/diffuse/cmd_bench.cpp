@@ -86,6 +86,7 @@ Command add_bench(CLI::App& app) {
                        {"unet_batch", batch},
                        {"threads", threads},
                        {"precision", a->load.precision},
+                       {"attention", pipe->info().attention},
                        {"vae_tiling", a->vae_tiling},
                        {"load_s", r.times.load_s},
                        {"text_encoder_s", r.times.text_encoder_s},
@@ -101,10 +102,11 @@ Command add_bench(CLI::App& app) {
                        {"sgemm_gflops", sgemm}};
       std::cout << j.dump(2) << "\n";
     } else {
-      std::printf("model %s%s, %dx%d, UNet batch %d, backend %s, %d threads, %s weights\n",
-                  r.model_name.c_str(), lo.synthetic_weights ? " (synthetic weights)" : "",
-                  a->width, a->height, batch, r.backend.c_str(), threads,
-                  a->load.precision.c_str());
+      std::printf(
+          "model %s%s, %dx%d, UNet batch %d, backend %s, %d threads, %s weights, %s attention\n",
+          r.model_name.c_str(), lo.synthetic_weights ? " (synthetic weights)" : "", a->width,
+          a->height, batch, r.backend.c_str(), threads, a->load.precision.c_str(),
+          pipe->info().attention.c_str());
       std::printf("load %.3f s | text encoder %.3f s | UNet step best %.3f s | VAE decode %.3f s\n",
                   r.times.load_s, r.times.text_encoder_s, best, r.times.vae_s);
       std::printf("peak RSS %.0f MiB | peak activations %.0f MiB\n", rss, act);

@@ -91,7 +91,8 @@ Command add_convert(CLI::App& app) {
   c->add_option("--output,-o", a->output, "package folder to create (must not exist)")->required();
   c->add_option("--precision", a->options.precision,
                 "how layer matrices are stored: f32, f16, bf16, int8 (per-channel scales), "
-                "palette1..palette8 (2^N-entry lookup table per tensor)")
+                "palette1..palette8 (2^N-entry lookup table per tensor, or per channel group "
+                "with --palette-group)")
       ->capture_default_str();
   for (const char* component : {"text-encoder", "text-encoder-2", "unet", "vae"}) {
     std::string name = component;
@@ -106,6 +107,12 @@ Command add_convert(CLI::App& app) {
   c->add_option(
       "--chunk", a->options.chunk_mib,
       "largest weight file in MiB; bigger components are sharded (default: 0 = one file)");
+  c->add_option("--palette-group", a->options.palette_group,
+                "paletteN: output channels per lookup table (Core ML's per-grouped-channel "
+                "palettization); default 0 = one table per tensor");
+  c->add_option("--attention", a->options.attention,
+                "attention kernel recorded as the package's default: sliced, standard or flash "
+                "(generate --attention overrides it; default: none recorded = sliced)");
   c->add_option("--variant", a->options.load.variant, "source weight-file variant to read (fp16)");
   c->add_option("--config-dir", a->config_dir,
                 "for a single-file checkpoint: diffusers folder whose configs describe it");

@@ -8,7 +8,7 @@
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
-#include "hub/hub_cache.h"
+#include "model_entries.h"
 #include "serve/redis_client.h"
 #include "serve/server.h"
 #include "stop_signals.h"
@@ -40,26 +40,8 @@ std::string read_key_file(const std::string& path) {
 std::vector<serve::ModelEntry> model_entries(const ServeArgs& a, std::string& current) {
   std::vector<serve::ModelEntry> entries;
   if (!a.models_dir.empty()) entries = serve::scan_model_folder(a.models_dir);
-  // org/name[@revision]: the snapshot `diffuse pull` put in the cache, served as "name".
-  std::string model = a.model, name;
-  if (auto cached = hub::resolve_cached_model(model, hub_options_from_environment())) {
-    name = hub::parse_repo_reference(model)->name();
-    model = *cached;
-  }
-  if (!model.empty() && fs::exists(model)) {
-    const fs::path p = fs::absolute(model);
-    const bool file = fs::is_regular_file(p);
-    current = !name.empty() ? name : file ? p.stem().string() : p.filename().string();
-    bool listed = false;
-    for (const auto& e : entries) listed = listed || e.name == current;
-    if (!listed) entries.insert(entries.begin(), {current, p.string(), file});
-  } else if (!a.model.empty()) {
-    current = a.model;
-    bool listed = false;
-    for (const auto& e : entries) listed = listed || e.name == current;
-    if (!listed)
-      throw ConfigError("--model " + a.model + ": no such file, folder or entry of --models" +
-                        (a.models_dir.empty() ? "" : " " + a.models_dir));
+  if (!a.model.empty()) {
+    current = add_model_entry(entries, a.model, a.models_dir);
   } else if (!entries.empty()) {
     current = entries.front().name;
   } else {

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "diffuse/diffuse.hpp"
+#include "model_entries.h"
 #include "serve/queue_worker.h"
 #include "stop_signals.h"
 
@@ -55,11 +56,13 @@ int run_worker(WorkerArgs a) {
     throw ConfigError(e.what());
   }
   if (a.worker.name.empty()) a.worker.name = default_worker_name();
-  std::vector<serve::ModelEntry> entries = serve::scan_model_folder(a.models_dir);
-  if (entries.empty()) throw ConfigError("--models " + a.models_dir + ": no models found");
-  serve::ModelRegistry check(entries, {}, entries.front().name);
-  for (const auto& name : a.preload)
-    if (!check.find(name)) throw ConfigError("--model " + name + ": not an entry of --models");
+  std::vector<serve::ModelEntry> entries;
+  if (!a.models_dir.empty()) entries = serve::scan_model_folder(a.models_dir);
+  // Each --model: an entry of --models, or a path or cached repo id added as an entry.
+  for (std::string& model : a.preload) model = add_model_entry(entries, model, a.models_dir);
+  if (entries.empty())
+    throw ConfigError(a.models_dir.empty() ? "give --models FOLDER or --model MODEL"
+                                           : "--models " + a.models_dir + ": no models found");
   LoadOptions lo = a.load;
   lo.config_dir = a.config_dir;
   lo.assets_dir = assets_dir();
@@ -100,8 +103,11 @@ Command add_worker(CLI::App& app) {
   CLI::App* c = app.add_subcommand(
       "worker", "Take generation jobs from a Redis queue (diffuse:jobs:<model> streams)");
   c->add_option("--queue", a->queue, "Redis queue, redis://HOST:PORT/DB")->required();
-  c->add_option("--models", a->models_dir, "folder of models served (one stream each)")->required();
-  c->add_option("--model,-m", a->preload, "entries of --models to load before taking jobs");
+  c->add_option("--models", a->models_dir, "folder of models served (one stream each)");
+  c->add_option("--model,-m", a->preload,
+                "models to load before taking jobs, each served too: an entry of --models, a "
+                "folder or checkpoint file, or org/name pulled with `diffuse pull` (served as "
+                "\"name\")");
   c->add_option("--config-dir", a->config_dir, "for single-file checkpoints (see generate)");
   c->add_option("--name", a->worker.name, "consumer name in the group (default: host-pid)");
   c->add_option("--claim-idle-ms", a->worker.claim_idle_ms,

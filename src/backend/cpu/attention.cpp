@@ -1,7 +1,15 @@
-// Multi-head attention, blocked over query rows: each task computes the scores of up to kBlock
-// queries against all keys for one (batch, head), so a 4096x4096 attention never holds more than
-// one score block per thread. Heads are addressed through GEMM leading dimensions, so no
-// head-splitting transposes are needed.
+// Multi-head attention in three algorithms (AttentionKernel), float32 or bfloat16 products:
+//
+// - Sliced (default): each task computes the scores of up to 256 queries against all keys for one
+//   (batch, head), so a 4096x4096 attention never holds more than one score block per thread.
+// - Standard: the same with one task per (batch, head): its whole score matrix at once.
+// - Flash: each task takes up to 128 queries through the keys 512 at a time, keeping a running
+//   maximum and sum per query (the online softmax) and rescaling the partial output when the
+//   maximum grows, so no task ever holds a whole row of scores.
+//
+// Heads are addressed through GEMM leading dimensions, so no head-splitting transposes are
+// needed. Tasks depend on the shapes only, never on the thread count, so every kernel gives the
+// same bits at any --threads.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -15,51 +23,164 @@
 namespace diffuse::cpu {
 
 namespace {
-constexpr int64_t kBlock = 256;
 
-/// attention() with WeightCompute::BF16: q, k, v and the softmax probabilities rounded to bf16,
-/// the same blocks and split as the float32 path.
-Tensor attention_bf16(const Tensor& q32, const Tensor& k32, const Tensor& v32, int heads,
-                      bool causal) {
-  const int64_t B = q32.dim(0), Lq = q32.dim(1), C = q32.dim(2), Lk = k32.dim(1), D = C / heads;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const Tensor q = rounded_to_bf16(q32), k = rounded_to_bf16(k32), v = rounded_to_bf16(v32);
-  Tensor out = Tensor::empty({B, Lq, C});
-  const int64_t blocks = (Lq + kBlock - 1) / kBlock;
-  const int64_t tasks = B * heads * blocks;
-  const int64_t workers = std::min<int64_t>(num_threads(), tasks);
-  std::vector<Tensor> scores, probabilities;
-  for (int64_t i = 0; i < workers; ++i) {
-    scores.push_back(Tensor::empty({std::min(kBlock, Lq), Lk}));
-    probabilities.push_back(Tensor::empty({std::min(kBlock, Lq), Lk}, DType::BF16));
+constexpr int64_t kSlicedQueryRows = 256;
+constexpr int64_t kFlashQueryRows = 128, kFlashKeys = 512;
+
+/// q, k and v of one attention call, float32 or rounded to bf16 (WeightCompute::BF16), with the
+/// two products every algorithm is made of, on one (batch, head)'s rows and keys.
+class Operands {
+ public:
+  Operands(const Tensor& q, const Tensor& k, const Tensor& v, int heads, WeightCompute compute)
+      : bf16_(compute == WeightCompute::BF16),
+        q_(bf16_ ? rounded_to_bf16(q) : q),
+        k_(bf16_ ? rounded_to_bf16(k) : k),
+        v_(bf16_ ? rounded_to_bf16(v) : v),
+        Lq_(q.dim(1)),
+        Lk_(k.dim(1)),
+        C_(q.dim(2)),
+        D_(C_ / heads),
+        scale_(1.0f / std::sqrt(static_cast<float>(D_))) {}
+
+  bool bf16() const { return bf16_; }
+  int64_t head_size() const { return D_; }
+
+  /// s[r, j] = scale * q[b, r0 + r, head h] . k[b, c0 + j, head h]; s has row stride lds.
+  void scores(int64_t b, int64_t h, int64_t r0, int64_t rows, int64_t c0, int64_t cols, float* s,
+              int64_t lds) const {
+    const int64_t qo = (b * Lq_ + r0) * C_ + h * D_, ko = (b * Lk_ + c0) * C_ + h * D_;
+    if (bf16_)
+      gemm_bf16(rows, cols, D_, q_.data_as<uint16_t>() + qo, C_, k_.data_as<uint16_t>() + ko, C_,
+                true, false, s, lds, scale_);
+    else
+      gemm(false, true, rows, cols, D_, scale_, q_.f32() + qo, C_, k_.f32() + ko, C_, 0.f, s, lds);
   }
-  const VectorKernels& vk = vector_kernels();
+
+  /// o[r, :] (+)= sum_j p[r, j] v[b, c0 + j, head h], o with row stride ldo. In bf16 the
+  /// probabilities are rounded to bf16 into p16 (room for rows x ldp) first.
+  void weighted_sum(int64_t b, int64_t h, int64_t rows, int64_t c0, int64_t cols, const float* p,
+                    int64_t ldp, uint16_t* p16, bool accumulate, float* o, int64_t ldo) const {
+    const int64_t vo = (b * Lk_ + c0) * C_ + h * D_;
+    if (bf16_) {
+      floats_to_bf16(p, rows * ldp, p16);
+      gemm_bf16(rows, D_, cols, p16, ldp, v_.data_as<uint16_t>() + vo, C_, false, accumulate, o,
+                ldo);
+    } else {
+      gemm(false, false, rows, D_, cols, 1.f, p, ldp, v_.f32() + vo, C_, accumulate ? 1.f : 0.f, o,
+           ldo);
+    }
+  }
+
+ private:
+  bool bf16_;
+  Tensor q_, k_, v_;
+  int64_t Lq_, Lk_, C_, D_;
+  float scale_;
+};
+
+/// Per-worker buffers, allocated before the workers start so that the activation pool sees the
+/// same allocation sequence every step, whatever the thread timing.
+struct Scratch {
+  Tensor scores, probabilities16;  // [rows, cols] float32; the same in bf16 when computing in bf16
+};
+std::vector<Scratch> make_scratch(int64_t workers, int64_t rows, int64_t cols, bool bf16) {
+  std::vector<Scratch> s(static_cast<size_t>(workers));
+  for (Scratch& w : s) {
+    w.scores = Tensor::empty({rows, cols});
+    if (bf16) w.probabilities16 = Tensor::empty({rows, cols}, DType::BF16);
+  }
+  return s;
+}
+
+/// Runs task(worker, t) for t in [0, tasks), each worker a contiguous range of tasks.
+template <typename Task>
+void run_tasks(int64_t workers, int64_t tasks, const Task& task) {
   parallel_for(workers, [&](int64_t w0, int64_t w1) {
-    for (int64_t wi = w0; wi < w1; ++wi) {
-      float* s = scores[static_cast<size_t>(wi)].f32();
-      auto* p = probabilities[static_cast<size_t>(wi)].data_as<uint16_t>();
-      for (int64_t t = tasks * wi / workers; t < tasks * (wi + 1) / workers; ++t) {
-        const int64_t b = t / (heads * blocks), h = (t / blocks) % heads, blk = t % blocks;
-        const int64_t r0 = blk * kBlock, rows = std::min(kBlock, Lq - r0);
-        const uint16_t* qp = q.data_as<uint16_t>() + (b * Lq + r0) * C + h * D;
-        const uint16_t* kp = k.data_as<uint16_t>() + b * Lk * C + h * D;
-        const uint16_t* vp = v.data_as<uint16_t>() + b * Lk * C + h * D;
-        gemm_bf16(rows, Lk, D, qp, C, kp, C, true, false, s, Lk, scale);
-        for (int64_t r = 0; r < rows; ++r)
-          vk.softmax_row(s + r * Lk, causal ? std::min(Lk, r0 + r + 1) : Lk, Lk);
-        floats_to_bf16(s, rows * Lk, p);
-        gemm_bf16(rows, D, Lk, p, Lk, vp, C, false, false, out.f32() + (b * Lq + r0) * C + h * D,
-                  C);
+    for (int64_t wi = w0; wi < w1; ++wi)
+      for (int64_t t = tasks * wi / workers; t < tasks * (wi + 1) / workers; ++t) task(wi, t);
+  });
+}
+
+/// Sliced and Standard: tasks of `block` query rows against every key, a plain softmax per row.
+void attention_by_rows(const Operands& ops, Tensor& out, int heads, bool causal, int64_t block,
+                       int64_t Lk) {
+  const int64_t B = out.dim(0), Lq = out.dim(1), C = out.dim(2), D = ops.head_size();
+  const int64_t blocks = (Lq + block - 1) / block, tasks = B * heads * blocks;
+  const int64_t workers = std::min<int64_t>(num_threads(), tasks);
+  std::vector<Scratch> scratch = make_scratch(workers, std::min(block, Lq), Lk, ops.bf16());
+  const VectorKernels& vk = vector_kernels();
+  run_tasks(workers, tasks, [&](int64_t wi, int64_t t) {
+    const int64_t b = t / (heads * blocks), h = (t / blocks) % heads, blk = t % blocks;
+    const int64_t r0 = blk * block, rows = std::min(block, Lq - r0);
+    Scratch& w = scratch[static_cast<size_t>(wi)];
+    float* s = w.scores.f32();
+    ops.scores(b, h, r0, rows, 0, Lk, s, Lk);
+    for (int64_t r = 0; r < rows; ++r)
+      vk.softmax_row(s + r * Lk, causal ? std::min(Lk, r0 + r + 1) : Lk, Lk);
+    uint16_t* p16 = ops.bf16() ? w.probabilities16.data_as<uint16_t>() : nullptr;
+    ops.weighted_sum(b, h, rows, 0, Lk, s, Lk, p16, false, out.f32() + (b * Lq + r0) * C + h * D,
+                     C);
+  });
+}
+
+/// Flash: tasks of kFlashQueryRows queries through the keys kFlashKeys at a time. The output rows
+/// accumulate unnormalised, rescaled by exp(old max - new max) whenever a row's maximum grows,
+/// and are divided by the row's sum at the end.
+void attention_online_softmax(const Operands& ops, Tensor& out, int heads, bool causal,
+                              int64_t Lk) {
+  const int64_t B = out.dim(0), Lq = out.dim(1), C = out.dim(2), D = ops.head_size();
+  const int64_t blocks = (Lq + kFlashQueryRows - 1) / kFlashQueryRows, tasks = B * heads * blocks;
+  const int64_t workers = std::min<int64_t>(num_threads(), tasks);
+  const int64_t rows_max = std::min(kFlashQueryRows, Lq), keys_max = std::min(kFlashKeys, Lk);
+  std::vector<Scratch> scratch = make_scratch(workers, rows_max, keys_max, ops.bf16());
+  const VectorKernels& vk = vector_kernels();
+  run_tasks(workers, tasks, [&](int64_t wi, int64_t t) {
+    const int64_t b = t / (heads * blocks), h = (t / blocks) % heads, blk = t % blocks;
+    const int64_t r0 = blk * kFlashQueryRows, rows = std::min(kFlashQueryRows, Lq - r0);
+    Scratch& w = scratch[static_cast<size_t>(wi)];
+    float* s = w.scores.f32();
+    uint16_t* p16 = ops.bf16() ? w.probabilities16.data_as<uint16_t>() : nullptr;
+    float* o = out.f32() + (b * Lq + r0) * C + h * D;
+    float running_max[kFlashQueryRows];
+    double running_sum[kFlashQueryRows];
+    std::fill_n(running_max, rows, -INFINITY);
+    std::fill_n(running_sum, rows, 0.0);
+    // A causal task needs only the keys up to its last query.
+    const int64_t key_end = causal ? std::min(Lk, r0 + rows) : Lk;
+    for (int64_t c0 = 0; c0 < key_end; c0 += kFlashKeys) {
+      const int64_t cols = std::min(kFlashKeys, key_end - c0);
+      ops.scores(b, h, r0, rows, c0, cols, s, cols);
+      for (int64_t r = 0; r < rows; ++r) {
+        float* row = s + r * cols;
+        const int64_t valid = causal ? std::clamp<int64_t>(r0 + r + 1 - c0, 0, cols) : cols;
+        const float block_max = valid > 0 ? vk.max(row, valid) : -INFINITY;
+        const float new_max = std::max(running_max[r], block_max);
+        if (new_max == -INFINITY) {  // nothing visible to this query yet
+          std::fill_n(row, cols, 0.f);
+          continue;
+        }
+        const double block_sum = vk.exp_shifted(row, valid, cols, new_max);
+        if (c0 > 0 && new_max != running_max[r]) {
+          const float rescale = std::exp(running_max[r] - new_max);
+          for (int64_t d = 0; d < D; ++d) o[r * C + d] *= rescale;
+          running_sum[r] *= rescale;
+        }
+        running_sum[r] += block_sum;
+        running_max[r] = new_max;
       }
+      ops.weighted_sum(b, h, rows, c0, cols, s, cols, p16, c0 > 0, o, C);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      const float inv = static_cast<float>(1.0 / running_sum[r]);
+      for (int64_t d = 0; d < D; ++d) o[r * C + d] *= inv;
     }
   });
-  return out;
 }
 
 }  // namespace
 
 Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, bool causal,
-                 WeightCompute compute) {
+                 WeightCompute compute, AttentionKernel kernel) {
   require_f32_contiguous(q, "attention q");
   require_f32_contiguous(k, "attention k");
   require_f32_contiguous(v, "attention v");
@@ -68,37 +189,19 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int heads, b
       heads <= 0 || C % heads != 0)
     throw ShapeError("attention: q " + q.shape().str() + ", k " + k.shape().str() + ", v " +
                      v.shape().str() + " with " + std::to_string(heads) + " heads");
-  const int64_t D = C / heads;
-  if (compute == WeightCompute::BF16) return attention_bf16(q, k, v, heads, causal);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const Operands operands(q, k, v, heads, compute);
   Tensor out = Tensor::empty({B, Lq, C});
-  const int64_t blocks = (Lq + kBlock - 1) / kBlock;
-  const int64_t tasks = B * heads * blocks;
-  // One score buffer per worker, allocated here rather than inside the workers so that the
-  // pool sees the same allocation sequence every step, whatever the thread timing.
-  const int64_t workers = std::min<int64_t>(num_threads(), tasks);
-  std::vector<Tensor> scratch;
-  for (int64_t i = 0; i < workers; ++i)
-    scratch.push_back(Tensor::empty({std::min(kBlock, Lq), Lk}));
-  const VectorKernels& vk = vector_kernels();
-  parallel_for(workers, [&](int64_t w0, int64_t w1) {
-    for (int64_t wi = w0; wi < w1; ++wi) {
-      Tensor& scores = scratch[static_cast<size_t>(wi)];
-      for (int64_t t = tasks * wi / workers; t < tasks * (wi + 1) / workers; ++t) {
-        const int64_t b = t / (heads * blocks), h = (t / blocks) % heads, blk = t % blocks;
-        const int64_t r0 = blk * kBlock, rows = std::min(kBlock, Lq - r0);
-        const float* qp = q.f32() + (b * Lq + r0) * C + h * D;
-        const float* kp = k.f32() + b * Lk * C + h * D;
-        const float* vp = v.f32() + b * Lk * C + h * D;
-        float* s = scores.f32();
-        gemm(false, true, rows, Lk, D, scale, qp, C, kp, C, 0.f, s, Lk);
-        for (int64_t r = 0; r < rows; ++r)
-          vk.softmax_row(s + r * Lk, causal ? std::min(Lk, r0 + r + 1) : Lk, Lk);
-        gemm(false, false, rows, D, Lk, 1.f, s, Lk, vp, C, 0.f,
-             out.f32() + (b * Lq + r0) * C + h * D, C);
-      }
-    }
-  });
+  switch (kernel) {
+    case AttentionKernel::Sliced:
+      attention_by_rows(operands, out, heads, causal, kSlicedQueryRows, Lk);
+      break;
+    case AttentionKernel::Standard:
+      attention_by_rows(operands, out, heads, causal, std::max<int64_t>(Lq, 1), Lk);
+      break;
+    case AttentionKernel::Flash:
+      attention_online_softmax(operands, out, heads, causal, Lk);
+      break;
+  }
   return out;
 }
 

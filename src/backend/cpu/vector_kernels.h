@@ -17,6 +17,11 @@ struct VectorKernels {
   const char* isa;  // "avx512", "avx2", "baseline"
   /// Softmax over row[0, valid) in place (max-subtracted, sum in double); row[valid, total) = 0.
   void (*softmax_row)(float* row, int64_t valid, int64_t total);
+  /// Largest of p[0, n), n >= 1 (a running softmax's maximum).
+  float (*max)(const float* p, int64_t n);
+  /// row[j] = exp(row[j] - shift) for j < valid (shift >= every row[j]), row[valid, total) = 0;
+  /// returns the sum of the valid exponentials in double: one block of an online softmax.
+  double (*exp_shifted)(float* row, int64_t valid, int64_t total, float shift);
   /// Sum of p[0, n) in double, and of (p[i] - mean)^2.
   double (*sum)(const float* p, int64_t n);
   double (*sum_sq_dev)(const float* p, int64_t n, double mean);

@@ -16,6 +16,13 @@ void softmax_row(float* row, int64_t valid, int64_t total) {
   for (int64_t j = valid; j < total; ++j) row[j] = 0.f;
 }
 
+double exp_shifted(float* row, int64_t valid, int64_t total, float shift) {
+  for (int64_t j = 0; j < valid; ++j) row[j] = exp_nonpositive_f32(row[j] - shift);
+  const double sum = sum_f64(row, valid);
+  for (int64_t j = valid; j < total; ++j) row[j] = 0.f;
+  return sum;
+}
+
 void affine(const float* in, float* out, int64_t n, float a, float b, bool silu) {
   if (silu) {
     for (int64_t i = 0; i < n; ++i) out[i] = silu_f32(in[i] * a + b);
@@ -36,7 +43,7 @@ void sigmoid_gate(float* p, int64_t n, float k) {
 }  // namespace
 
 extern const VectorKernels kernels;
-const VectorKernels kernels{DIFFUSE_VECTOR_ISA_NAME, softmax_row,  sum_f64,     sum_sq_dev_f64,
-                            affine,                 normalize,    sigmoid_gate};
+const VectorKernels kernels{DIFFUSE_VECTOR_ISA_NAME, softmax_row, max_f32,   exp_shifted, sum_f64,
+                            sum_sq_dev_f64,          affine,      normalize, sigmoid_gate};
 
 }  // namespace diffuse::cpu::DIFFUSE_VECTOR_ISA

@@ -357,8 +357,9 @@ int64_t count_nonfinite(const Tensor& x) {
   return bad;
 }
 
+// Every AttentionKernel is this one formula, in double; the kernels differ only in the CPU backend.
 Tensor attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, int heads, bool causal,
-                 WeightCompute compute) {
+                 WeightCompute compute, AttentionKernel) {
   const bool bf16 = compute == WeightCompute::BF16;
   const Tensor q = bf16 ? rounded_to_bf16(q_in) : q_in, k = bf16 ? rounded_to_bf16(k_in) : k_in,
                v = bf16 ? rounded_to_bf16(v_in) : v_in;

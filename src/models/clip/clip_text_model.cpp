@@ -43,6 +43,7 @@ ClipTextModel ClipTextModel::from_weights(const ClipTextConfig& c, const WeightS
                                           bool with_projection) {
   ClipTextModel m;
   m.config_ = c;
+  m.attention_kernel_ = w.attention_kernel();
   const int64_t H = c.hidden_size, I = c.intermediate_size;
   const std::string p = "text_model.";
   // As stored: a 16-bit table stays 16-bit (and mapped), since a prompt reads only 77 rows of it.
@@ -86,7 +87,7 @@ Tensor ClipTextModel::run(const Tensor& ids, int layers, std::vector<Tensor>* hi
     const Layer& l = layers_[static_cast<size_t>(i)];
     Tensor h = l.norm1(x);
     Tensor a = ops::attention(l.q(h), l.k(h), l.v(h), config_.num_attention_heads, /*causal=*/true,
-                              l.q.weight.compute);
+                              l.q.weight.compute, attention_kernel_);
     Tensor y = ops::add(x, l.out(a));
     h = l.fc1(l.norm2(y));
     if (quick) {

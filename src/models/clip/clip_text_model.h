@@ -69,6 +69,7 @@ class ClipTextModel {
   Tensor run(const Tensor& input_ids, int layers, std::vector<Tensor>* hidden_states) const;
 
   ClipTextConfig config_;
+  AttentionKernel attention_kernel_ = AttentionKernel::Sliced;
   Tensor token_embedding_, position_embedding_;
   std::vector<Layer> layers_;
   nn::LayerNorm final_norm_;

@@ -22,12 +22,13 @@ Attention Attention::load(const WeightStore& w, const std::string& prefix, int64
   a.to_v = nn::Linear::load(w, join(prefix, "to_v"), context_dim, inner, qkv_bias);
   a.to_out = nn::Linear::load(w, join(prefix, "to_out.0"), inner, query_dim);
   a.heads = heads;
+  a.kernel = w.attention_kernel();
   return a;
 }
 
 Tensor Attention::operator()(const Tensor& x, const Tensor& context) const {
   Tensor o = ops::attention(to_q(x), to_k(context), to_v(context), heads, /*causal=*/false,
-                            to_q.weight.compute);
+                            to_q.weight.compute, kernel);
   return to_out(o);
 }
 

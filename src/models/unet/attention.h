@@ -18,6 +18,7 @@ nn::Linear load_projection(const WeightStore& w, const std::string& prefix, int6
 struct Attention {
   nn::Linear to_q, to_k, to_v, to_out;
   int heads = 1;
+  AttentionKernel kernel = AttentionKernel::Sliced;  // the store's attention_kernel()
 
   /// Loads `<prefix>.to_q/.to_k/.to_v/.to_out.0`; q/k/v carry a bias only when `qkv_bias`
   /// (the UNet's transformer blocks have none, the VAE's attention has them).

@@ -35,6 +35,7 @@ SpatialAttention SpatialAttention::load(const WeightStore& w, const std::string&
   a.attn.to_v = load_square_projection(w, prefix, "to_v", "value", channels);
   a.attn.to_out = load_square_projection(w, prefix, "to_out.0", "proj_attn", channels);
   a.attn.heads = 1;  // attention_head_dim = channels in diffusers' Encoder/Decoder
+  a.attn.kernel = w.attention_kernel();
   return a;
 }
 
