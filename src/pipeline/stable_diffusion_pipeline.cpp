@@ -367,7 +367,7 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
   const stages::Conditioning cond = encode_conditioning(o, cfg);
   result.times.text_encoder_s = seconds_since(t0);
   result.flops.text_encoder = std::exchange(flops.flops, 0.0);
-  end_of_stage(model_.text_encoder_weights.get());
+  end_of_stage({model_.text_encoder_weights.get(), other_text_encoder_weights()});
 
   // 2. Schedule(s), the conditioned UNet and initial latents ("only masked": of the region).
   t0 = Clock::now();
@@ -410,7 +410,7 @@ GenerationResult StableDiffusionPipeline::generate(const GenerateOptions& option
         finish.run(final_latents, *rng, report_from(static_cast<int>(loop.timesteps.size())));
   result.times.denoise_s = seconds_since(t0);
   result.flops.denoise = std::exchange(flops.flops, 0.0);
-  end_of_stage(model_.unet_weights.get());
+  end_of_stage({model_.unet_weights.get()});
 
   // 4. Decode.
   t0 = Clock::now();
@@ -763,11 +763,13 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
                                                    std::move(runtime));
 }
 
-void StableDiffusionPipeline::end_of_stage(const WeightStore* finished) const {
+void StableDiffusionPipeline::end_of_stage(
+    std::initializer_list<const WeightStore*> finished) const {
   // The component that just ran gives its file pages back (the next generation reads them from
   // the page cache again: a fraction of a second against minutes), so a mapped 16-bit or float32
   // model is resident one component at a time rather than all at once.
-  if (finished) finished->release_file_pages();
+  for (const WeightStore* store : finished)
+    if (store) store->release_file_pages();
   // Each stage leaves the activation pool holding blocks of its own shapes, which the next stage
   // cannot reuse: they go back to the system (512², --precision int8: 2926 -> 2418 MiB peak, the
   // UNet's cached blocks no longer beside the VAE's). The next generation faults them in again,

@@ -40,9 +40,9 @@ class StableDiffusionPipeline : public Pipeline {
                             const ProgressCallback& progress) override;
   std::vector<int64_t> tokenize(const std::string& text, size_t* token_count) const override;
 
-  /// Between stages: the finished component's file pages are released, and with
-  /// LoadOptions::low_memory the activation pool's cached blocks are freed.
-  void end_of_stage(const WeightStore* finished) const;
+  /// Between stages: the finished components' file pages are released, and the activation
+  /// pool's cached blocks are freed.
+  void end_of_stage(std::initializer_list<const WeightStore*> finished) const;
 
   /// Builds the scheduler the options ask for on top of the model's scheduler config.
   std::unique_ptr<Scheduler> make_scheduler_for(const GenerateOptions& o,
@@ -52,6 +52,8 @@ class StableDiffusionPipeline : public Pipeline {
   /// Encodes the prompts of `o`: the conditioning of a latent batch ordered [uncond x n, cond x n]
   /// when `cfg`, else [cond x n] (n = image_count).
   virtual stages::Conditioning encode_conditioning(const GenerateOptions& o, bool cfg) const;
+  /// The weights encode_conditioning() reads beyond the first text encoder's (SDXL's second).
+  virtual const WeightStore* other_text_encoder_weights() const { return nullptr; }
   /// Whether the UNet takes GenerateOptions' size conditions (SDXL); otherwise setting them is
   /// reported as a warning.
   virtual bool size_conditioned() const { return false; }

@@ -20,6 +20,9 @@ class StableDiffusionXLPipeline final : public StableDiffusionPipeline {
 
  protected:
   stages::Conditioning encode_conditioning(const GenerateOptions& o, bool cfg) const override;
+  const WeightStore* other_text_encoder_weights() const override {
+    return text_encoder_2_only_ ? nullptr : text_encoder_2_weights_.get();
+  }
   bool size_conditioned() const override { return true; }
   bool a1111_applies_clip_skip() const override { return false; }
   bool aesthetic_conditioned() const override { return requires_aesthetics_score_; }
