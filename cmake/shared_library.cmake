@@ -6,6 +6,9 @@ include(CMakePackageConfigHelpers)
 # Every module's objects in one shared library. Its SONAME carries the major version
 # (libdiffuse.so.<major>): the C API's ABI is kept stable within a major version.
 set(DIFFUSE_MODULES core io backend random tokenizer schedulers models pipeline)
+if(DIFFUSE_CUDA)
+  list(APPEND DIFFUSE_MODULES cuda_kernels)
+endif()
 set(diffuse_objects)
 foreach(m ${DIFFUSE_MODULES})
   list(APPEND diffuse_objects $<TARGET_OBJECTS:diffuse_${m}>)

@@ -17,7 +17,7 @@ FLAGS="-std=c++20 -O1 -gline-tables-only $SAN -Iinclude -Isrc -Itests -I. -DNDEB
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(safetensors png checkpoint)
 
-CORE="src/core/allocator.cpp src/core/device.cpp src/core/dtype.cpp src/core/mapped_file.cpp
+CORE="src/core/allocator.cpp src/core/device.cpp src/core/device_memory.cpp src/core/dtype.cpp src/core/mapped_file.cpp
       src/core/shape.cpp src/core/tensor.cpp"
 sources_of() {
   case "$1" in

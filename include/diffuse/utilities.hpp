@@ -72,7 +72,15 @@ struct SystemInfo {
   /// How --precision bf16/int8 multiply: "avx512_bf16" (oneDNN's bf16 kernels) or "float32" (the
   /// same bf16 products through sgemm: no AVX512_BF16 on this CPU).
   std::string bf16_compute;
-  std::vector<std::string> backends;  // built in: "cpu", "reference"
+  std::vector<std::string> backends;  // usable here: "cpu", "reference" (and "cuda")
+  struct Gpu {
+    int index = 0;
+    std::string name;
+    int64_t memory_bytes = 0;
+    int compute_capability = 0;  // 90 = 9.0 (Hopper)
+  };
+  std::vector<Gpu> gpus;    // those the CUDA backend can use
+  std::string gpu_problem;  // why there are none (no CUDA backend in this build, no driver, ...)
 };
 SystemInfo system_info();
 

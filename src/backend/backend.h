@@ -63,5 +63,23 @@ KernelChoice kernel_choice();
 namespace ref {
 const Backend& backend();
 }
+namespace cuda {
+struct Gpu {
+  int index = 0;
+  std::string name;            // "NVIDIA H200"
+  int64_t memory_bytes = 0;    // total device memory
+  int compute_capability = 0;  // major * 10 + minor (90 = Hopper)
+};
+/// The GPUs the CUDA backend can run on, or why it cannot: `problem` says what is missing (this
+/// build has no CUDA backend; no NVIDIA driver; no GPU) and is empty when `gpus` is not.
+struct Availability {
+  std::vector<Gpu> gpus;
+  std::string problem;
+};
+/// Probed once per process (the driver is asked on first use).
+const Availability& availability();
+/// The CUDA backend's ops (starting the CUDA runtime); Error when availability() has a problem.
+const Backend& backend();
+}  // namespace cuda
 
 }  // namespace diffuse

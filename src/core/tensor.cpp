@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/device_memory.h"
 #include "diffuse/error.hpp"
 
 namespace diffuse {
@@ -15,13 +16,20 @@ void Tensor::set_contiguous_strides() {
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  if (!device.is_host())
-    throw Error("no memory allocator for device " + device.name() + " in this build");
+  const size_t bytes = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
   Tensor t;
   t.device_ = device;
   t.shape_ = shape;
   t.dtype_ = dtype;
-  t.buffer_ = allocate_buffer(static_cast<size_t>(shape.numel()) * dtype_size(dtype));
+  if (device.is_host()) {
+    t.buffer_ = allocate_buffer(bytes);
+  } else {
+    const DeviceMemory* memory = device_memory(device.type);
+    if (!memory)
+      throw Error("no memory allocator for device " + device.name() +
+                  " (its backend is not in this build or not started)");
+    t.buffer_ = memory->allocate(bytes, device.index);
+  }
   t.data_ = t.buffer_.get();
   t.set_contiguous_strides();
   return t;
@@ -78,7 +86,26 @@ Tensor Tensor::on(Device device) const {
     t.device_ = device;
     return t;
   }
-  throw Error("no copy from " + device_.name() + " to " + device.name() + " in this build");
+  if (!device_.is_host() && !is_contiguous())
+    throw Error("on(" + device.name() + "): tensor " + describe() + " on " + device_.name() +
+                " is not contiguous");
+  if (device.is_host()) {  // device -> host
+    Tensor t = empty(shape_, dtype_, device);
+    device_memory(device_.type)->copy_to_host(t.data_, data_, nbytes(), device_.index);
+    return t;
+  }
+  if (!device_.is_host() && device_.type != device.type)
+    return on(kCpu).on(device);  // between two kinds of device: through the host
+  Tensor t = empty(shape_, dtype_, device);
+  if (device_.is_host()) {
+    const Tensor src = contiguous();
+    device_memory(device.type)->copy_to_device(t.data_, src.data_, nbytes(), device.index);
+  } else if (device_.index == device.index) {
+    device_memory(device.type)->copy_on_device(t.data_, data_, nbytes(), device.index);
+  } else {
+    return on(kCpu).on(device);  // another GPU of the same kind
+  }
+  return t;
 }
 
 Tensor Tensor::to_host() const {

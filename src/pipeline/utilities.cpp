@@ -106,6 +106,10 @@ SystemInfo system_info() {
   info.gemm = k.gemm;
   info.bf16_compute = k.bf16_compute;
   info.backends = backend_names();
+  const cuda::Availability& gpus = cuda::availability();
+  for (const cuda::Gpu& g : gpus.gpus)
+    info.gpus.push_back({g.index, g.name, g.memory_bytes, g.compute_capability});
+  info.gpu_problem = gpus.problem;
   return info;
 }
 

@@ -5,6 +5,7 @@
 // causal attention) and odd sizes (edge tiles, padding, strides).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <random>
@@ -563,10 +564,28 @@ TEST(backend_registry, names_and_compute_units_resolve) {
   EXPECT_EQ(resolve_device("cpuOnly").device, kCpu);
   EXPECT_EQ(resolve_device("reference").device, kReference);
   const DeviceChoice all = resolve_device("all");
-  EXPECT_EQ(all.device, kCpu);
-  EXPECT_FALSE(all.warning.empty()) << "falling back from 'all' is reported";
-  test::expect_error_mentioning<ConfigError>([] { resolve_device("cuda"); }, {"cuda", "CUDA"});
-  test::expect_error_mentioning<ConfigError>([] { resolve_device("cpuAndGPU"); }, {"cpuAndGPU"});
+  const cuda::Availability& gpus = cuda::availability();
+  if (gpus.problem.empty()) {  // a machine with a usable GPU
+    EXPECT_EQ(all.device, (Device{DeviceType::Cuda, 0}));
+    EXPECT_EQ(resolve_device("cuda").device, (Device{DeviceType::Cuda, 0}));
+    EXPECT_EQ(resolve_device("cpuAndGPU").device, (Device{DeviceType::Cuda, 0}));
+    const std::string past_last = "cuda:" + std::to_string(gpus.gpus.size());
+    test::expect_error_mentioning<ConfigError>([&] { resolve_device(past_last); }, {"no GPU"});
+  } else {
+    std::printf("no GPU here: %s\n", gpus.problem.c_str());
+    EXPECT_TRUE(gpus.gpus.empty());
+    EXPECT_NE(gpus.problem.find("CUDA"), std::string::npos) << gpus.problem;
+    EXPECT_EQ(all.device, kCpu);
+    EXPECT_NE(all.warning.find(gpus.problem), std::string::npos) << "the fallback says why";
+    // --backend cuda names what is missing (no CUDA build, no driver, no GPU) and the way out.
+    test::expect_error_mentioning<ConfigError>([] { resolve_device("cuda"); },
+                                               {"cuda", gpus.problem, "--backend cpu"});
+    test::expect_error_mentioning<ConfigError>([] { resolve_device("cpuAndGPU"); }, {"cpuAndGPU"});
+    test::expect_error_mentioning<ConfigError>([] { resolve_device("cuda:1"); }, {"cuda:1"});
+    const std::vector<std::string> names = backend_names();
+    EXPECT_EQ(std::count(names.begin(), names.end(), "cuda"), 0);
+  }
+  test::expect_error_mentioning<ConfigError>([] { resolve_device("cuda:x"); }, {"cuda:x"});
   test::expect_error_mentioning<ConfigError>([] { resolve_device("tpu"); },
                                              {"unknown backend 'tpu'", "cpu", "reference"});
 }
@@ -575,5 +594,22 @@ TEST(backend_registry, host_memory_is_explicit_for_other_devices) {
   Tensor t = random_tensor({2, 3}, 71, kReference);
   EXPECT_NO_THROW(t.f32());  // reference is a host device
   EXPECT_EQ(t.to_vector().size(), 6u);
-  EXPECT_THROW(Tensor::empty({2}, DType::F32, Device{DeviceType::Cuda, 0}), Error);
+  if (!cuda::availability().problem.empty()) {  // no allocator without a started CUDA backend
+    EXPECT_THROW(Tensor::empty({2}, DType::F32, Device{DeviceType::Cuda, 0}), Error);
+  }
+}
+
+// Tensors on the GPU: copies to and from the host keep every byte; shown where a GPU is.
+TEST(backend_registry, gpu_tensors_copy_to_and_from_the_host) {
+  if (!cuda::availability().problem.empty())
+    GTEST_SKIP() << "no GPU: " << cuda::availability().problem;
+  const Device gpu{DeviceType::Cuda, 0};
+  backend_for(gpu);  // starts the backend (its memory)
+  const Tensor host = random_tensor({3, 5, 7}, 81, kCpu);
+  const Tensor device = host.on(gpu);
+  EXPECT_EQ(device.device(), gpu);
+  EXPECT_THROW(device.f32(), Error);  // device memory is read through a copy
+  EXPECT_EQ(device.to_vector(), host.to_vector());
+  const Tensor ids = Tensor::zeros({4}, DType::I64).on(gpu);
+  EXPECT_EQ(ids.to_host().data_as<int64_t>()[3], 0);
 }

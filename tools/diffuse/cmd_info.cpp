@@ -109,6 +109,12 @@ void print_model(const ModelDescription& m) {
 
 int show_system(const InfoArgs& a) {
   const SystemInfo s = system_info();
+  nlohmann::json gpus = nlohmann::json::array();
+  for (const auto& g : s.gpus)
+    gpus.push_back({{"index", g.index},
+                    {"name", g.name},
+                    {"memory_bytes", g.memory_bytes},
+                    {"compute_capability", g.compute_capability}});
   if (a.json) {
     std::cout << nlohmann::json{{"cpu", s.cpu},
                                 {"hardware_threads", s.hardware_threads},
@@ -117,7 +123,8 @@ int show_system(const InfoArgs& a) {
                                 {"gemm", s.gemm},
                                 {"bf16_compute", s.bf16_compute},
                                 {"backends", s.backends},
-                                {"gpus", nlohmann::json::array()}}
+                                {"gpus", gpus},
+                                {"gpu_problem", s.gpu_problem}}
                      .dump(2)
               << "\n";
     return 0;
@@ -134,7 +141,12 @@ int show_system(const InfoArgs& a) {
               s.bf16_compute == "avx512_bf16"
                   ? "in bfloat16 (AVX512_BF16)"
                   : "the bfloat16 products through float32 (no AVX512_BF16: slower than f32)");
-  std::printf("backends: %s\nGPUs: none (this build has no GPU backend)\n", backends.c_str());
+  std::printf("backends: %s\n", backends.c_str());
+  if (s.gpus.empty()) std::printf("GPUs: none (%s)\n", s.gpu_problem.c_str());
+  for (const auto& g : s.gpus)
+    std::printf("GPU %d: %s, %.1f GiB, compute capability %d.%d (--backend cuda:%d)\n", g.index,
+                g.name.c_str(), static_cast<double>(g.memory_bytes) / (1 << 30),
+                g.compute_capability / 10, g.compute_capability % 10, g.index);
   return 0;
 }
 

@@ -1,0 +1,109 @@
+// The CUDA backend's registration: which GPUs there are (or why none), its device memory for
+// core's tensors, its shared context, and the table of its ops (cuda_ops.cpp).
+#include <cuda_runtime.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_context.h"
+#include "core/device_memory.h"
+#include "diffuse/error.hpp"
+
+namespace diffuse::cuda {
+
+void check_cuda(int status, const char* what) {
+  if (status != cudaSuccess)
+    throw Error(std::string("CUDA backend: ") + what + ": " +
+                cudaGetErrorString(static_cast<cudaError_t>(status)));
+}
+
+void check_launch(const char* what) {
+  check_cuda(cudaGetLastError(), what);
+}
+
+namespace {
+
+Availability probe() {
+  Availability a;
+  int count = 0;
+  const cudaError_t status = cudaGetDeviceCount(&count);
+  if (status == cudaErrorInsufficientDriver) {
+    a.problem =
+        "CUDA: no usable NVIDIA driver (libcuda.so.1 is missing or older than this CUDA "
+        "runtime needs)";
+  } else if (status == cudaErrorNoDevice || (status == cudaSuccess && count == 0)) {
+    a.problem = "CUDA: no NVIDIA GPU found";
+  } else if (status != cudaSuccess) {
+    a.problem = std::string("CUDA: ") + cudaGetErrorString(status);
+  }
+  if (!a.problem.empty()) {
+    cudaGetLastError();  // clear the sticky error of the failed query
+    return a;
+  }
+  for (int i = 0; i < count; ++i) {
+    cudaDeviceProp p{};
+    if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
+    a.gpus.push_back({i, p.name, static_cast<int64_t>(p.totalGlobalMem), p.major * 10 + p.minor});
+  }
+  if (a.gpus.empty()) a.problem = "CUDA: no GPU answered cudaGetDeviceProperties";
+  return a;
+}
+
+Buffer allocate(size_t bytes, int index) {
+  check_cuda(cudaSetDevice(index), "cudaSetDevice");
+  void* p = nullptr;
+  if (bytes > 0) check_cuda(cudaMalloc(&p, bytes), "cudaMalloc");
+  return Buffer(static_cast<std::byte*>(p), [](std::byte* q) {
+    if (q) cudaFree(q);
+  });
+}
+void copy_to_device(void* dst, const void* src, size_t bytes, int) {
+  check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "copy to the GPU");
+}
+void copy_to_host(void* dst, const void* src, size_t bytes, int) {
+  check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "copy from the GPU");
+}
+void copy_on_device(void* dst, const void* src, size_t bytes, int) {
+  check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), "copy on the GPU");
+}
+
+}  // namespace
+
+const Availability& availability() {
+  static const Availability a = probe();
+  return a;
+}
+
+Context::Context() {
+  if (!availability().problem.empty()) throw Error("CUDA backend: " + availability().problem);
+  register_device_memory(DeviceType::Cuda,
+                         {allocate, copy_to_device, copy_to_host, copy_on_device});
+  cublas_ = std::make_unique<Cublas>();
+}
+
+Context& Context::get() {
+  static Context context;
+  return context;
+}
+
+Tensor Context::on_device(const Tensor& t, Device device) {
+  if (t.device() == device) return t;
+  if (!t.device().is_host()) return t.on(device);
+  const auto key = std::make_tuple(t.raw(), t.nbytes(), static_cast<int>(t.dtype()));
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = uploads_.find(key);
+  if (it == uploads_.end()) it = uploads_.emplace(key, std::make_pair(t, t.on(device))).first;
+  return it->second.second;
+}
+
+Tensor Context::weight_on_device(const Weight& w, Device device) {
+  if (w.dtype() == DType::F32 && !w.quantized()) return on_device(w.values, device);
+  const auto key = std::make_tuple(w.values.raw(), w.values.nbytes(), -1);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (auto it = uploads_.find(key); it != uploads_.end()) return it->second.second;
+  }
+  const Tensor device_copy = w.to_f32().on(device);
+  std::lock_guard<std::mutex> lock(mutex_);
+  return uploads_.emplace(key, std::make_pair(w.values, device_copy)).first->second.second;
+}
+
+}  // namespace diffuse::cuda
