@@ -297,6 +297,9 @@ struct LoadOptions {
   /// "cuda"/"cpuAndGPU" -> the GPU backend (an error while none is built); "all" -> the GPU
   /// backend where one is usable, else cpu. An unknown name is a ConfigError.
   std::string backend = "cpu";
+  /// The GPU a GPU backend runs on (`--device N`; the same as backend "cuda:N"). Ignored by the
+  /// CPU backends; a GPU that is not there is a ConfigError.
+  int device = 0;
   /// How the models' layer matrices (Linear and Conv2d weights, ~98% of the parameters) are held
   /// and computed from:
   ///   "f32"  (default, exact): as the files store them; float32 files are memory-mapped, and

@@ -17,6 +17,10 @@ struct DeviceMemory {
   void (*copy_to_device)(void* dst, const void* host_src, size_t bytes, int index) = nullptr;
   void (*copy_to_host)(void* host_dst, const void* src, size_t bytes, int index) = nullptr;
   void (*copy_on_device)(void* dst, const void* src, size_t bytes, int index) = nullptr;
+  /// `rows` runs of `run_bytes` on the device, `src_pitch` bytes apart, packed into dst (a
+  /// narrowed view made contiguous).
+  void (*copy_rows_on_device)(void* dst, const void* src, size_t src_pitch, size_t run_bytes,
+                              size_t rows, int index) = nullptr;
 };
 
 /// Registers the memory functions of `type` (a non-host device); a later call replaces them.

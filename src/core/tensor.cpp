@@ -108,6 +108,30 @@ Tensor Tensor::on(Device device) const {
   return t;
 }
 
+Tensor Tensor::device_contiguous() const {
+  // A view of a contiguous tensor narrowed along one dimension: equal runs (the dense trailing
+  // dimensions) at one pitch, which the device copies in one call.
+  const size_t es = dtype_size(dtype_);
+  int d = ndim() - 1;
+  int64_t run = 1;
+  for (; d >= 0 && strides_[static_cast<size_t>(d)] == run; --d) run *= shape_[d];
+  int64_t rows = 1;
+  const int64_t pitch = d >= 0 ? strides_[static_cast<size_t>(d)] : run;
+  for (int k = d; k >= 0; --k) {
+    if (k < d &&
+        strides_[static_cast<size_t>(k)] != strides_[static_cast<size_t>(k + 1)] * shape_[k + 1])
+      throw Error("contiguous(): tensor " + describe() + " on " + device_.name() +
+                  " is strided in more than one dimension");
+    rows *= shape_[k];
+  }
+  Tensor out = empty(shape_, dtype_, device_);
+  device_memory(device_.type)
+      ->copy_rows_on_device(out.data_, data_, static_cast<size_t>(pitch) * es,
+                            static_cast<size_t>(run) * es, static_cast<size_t>(rows),
+                            device_.index);
+  return out;
+}
+
 Tensor Tensor::to_host() const {
   if (device_.is_host()) return *this;
   return on(kCpu);
@@ -177,7 +201,7 @@ Tensor Tensor::narrow(int dim, int64_t start, int64_t length) const {
 
 Tensor Tensor::contiguous() const {
   if (is_contiguous()) return *this;
-  require_host("contiguous()");
+  if (!device_.is_host()) return device_contiguous();
   Tensor out = empty(shape_, dtype_, device_);
   const size_t es = dtype_size(dtype_);
   const int nd = ndim();

@@ -91,6 +91,7 @@ class Tensor {
   Device device_ = kCpu;
 
   void require_host(const char* what) const;
+  Tensor device_contiguous() const;  // contiguous() of a GPU tensor
   void set_contiguous_strides();
 };
 

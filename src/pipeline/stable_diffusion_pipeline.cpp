@@ -731,7 +731,12 @@ std::unique_ptr<Pipeline> Pipeline::load(const std::string& model_dir, const Loa
   const WeightPrecision precision = weight_precision(options);  // unknown names fail first
   weight_variant(options);
   attention_kernel(options, {});
-  const DeviceChoice choice = resolve_device(options.backend);
+  if (options.device < 0)
+    throw ConfigError("device must be >= 0, got " + std::to_string(options.device));
+  const bool gpu_name = options.backend == "cuda" || options.backend == "cpuAndGPU";
+  const DeviceChoice choice = resolve_device(
+      gpu_name && options.device > 0 ? options.backend + ":" + std::to_string(options.device)
+                                     : options.backend);
   std::string warning = choice.warning;
   if ((precision == WeightPrecision::BF16 || precision == WeightPrecision::Int8) &&
       choice.device == kCpu && !cpu_has_avx512_bf16())

@@ -612,4 +612,9 @@ TEST(backend_registry, gpu_tensors_copy_to_and_from_the_host) {
   EXPECT_EQ(device.to_vector(), host.to_vector());
   const Tensor ids = Tensor::zeros({4}, DType::I64).on(gpu);
   EXPECT_EQ(ids.to_host().data_as<int64_t>()[3], 0);
+  // Narrowed views (the VAE's mean/logvar halves, tile edges) made contiguous on the device.
+  for (int dim : {0, 1, 2})
+    EXPECT_EQ(device.narrow(dim, 1, 2).contiguous().to_vector(),
+              host.narrow(dim, 1, 2).contiguous().to_vector())
+        << dim;
 }

@@ -275,6 +275,11 @@ TEST(pipeline_behaviour, backend_choice_is_checked_and_reported) {
   EXPECT_EQ(r.backend, "cpu");
   ASSERT_EQ(r.warnings.size(), 1u);
   EXPECT_NE(r.warnings[0].find("all"), std::string::npos) << r.warnings[0];
+  load.backend = "cuda";
+  load.device = -1;
+  test::expect_error_mentioning<ConfigError>(
+      [&] { Pipeline::load(test::fixture("models/tiny-sd1"), load); }, {"device"});
+  load.device = 0;
   load.threads = -1;
   load.backend = "cpu";
   test::expect_error_mentioning<ConfigError>(

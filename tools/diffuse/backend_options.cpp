@@ -17,6 +17,8 @@ void add_backend_options(CLI::App& cmd, LoadOptions& load) {
                             "(the GPU backend), all (the GPU backend where usable, else cpu); "
                             "plain backend names work too");
   b->excludes(cu);
+  cmd.add_option("--device", load.device,
+                 "GPU number for --backend cuda (as cuda:N; `diffuse info --system` lists them)");
   cmd.add_option("--threads", load.threads, "CPU threads for this pipeline (default: all cores)");
   cmd.add_flag("--low-memory", load.low_memory,
                "least memory over speed: weights read from the model's files are paged in for "

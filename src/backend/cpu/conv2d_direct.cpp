@@ -27,6 +27,8 @@
 // whatever band it falls in, so results are identical at any --threads.
 #include "backend/cpu/conv2d_direct.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <unordered_map>
@@ -184,9 +186,25 @@ Tensor floats_for(size_t bytes) {
   return Tensor::empty({static_cast<int64_t>(std::max<size_t>(bytes, 4) + 3) / 4});
 }
 
-/// The weights in the layout the band kernels read, reordered once per call.
+/// For its lifetime, oneDNN primitives called from this thread run on an OpenMP team of `threads`
+/// (then one again, as keep_onednn_on_this_thread() leaves it). Only where our pool's workers
+/// are idle meanwhile, so the cores are not oversubscribed.
+class OnednnTeam {
+ public:
+  explicit OnednnTeam(int threads) {
+    keep_onednn_on_this_thread();
+    omp_set_num_threads(std::max(threads, 1));
+  }
+  ~OnednnTeam() { omp_set_num_threads(1); }
+  OnednnTeam(const OnednnTeam&) = delete;
+  OnednnTeam& operator=(const OnednnTeam&) = delete;
+};
+
+/// The weights in the layout the band kernels read, reordered once per call, before the bands
+/// run, by all the pipeline's threads: the Winograd transform is the costly one (a 512-channel
+/// 3x3 weight took 0.2 s on one thread, docs/PERFORMANCE.md).
 Tensor pack_weights(const Tensor& w, const memory::desc& layout) {
-  keep_onednn_on_this_thread();
+  OnednnTeam team(num_threads());
   dnnl::engine& engine = cpu_engine();
   dnnl::stream stream(engine);
   Tensor packed = floats_for(layout.get_size());
