@@ -12,8 +12,10 @@ work=/tmp/diffuse-gpu
 rm -rf "$work" && mkdir -p "$work"
 tar -C "$work" -xJf .gpu/bundle.tar.xz || { echo "gpu_check: no .gpu/bundle.tar.xz (carry .gpu)"; exit 1; }
 fixtures=$(cat "$work/fixtures_path")
-mkdir -p "$(dirname "$fixtures")"
-rm -rf "$fixtures" && ln -s "$work/fixtures" "$fixtures"
+if [ ! -e "$fixtures" ]; then  # a machine without the fixtures (never replace real ones)
+  mkdir -p "$(dirname "$fixtures")"
+  ln -s "$work/fixtures" "$fixtures"
+fi
 # cuBLAS: the toolkit's, or NVIDIA's Python wheel's.
 cublas=$(find /usr/local/cuda*/lib* /opt /usr/lib -name 'libcublas.so.1[0-9]*' 2>/dev/null | head -1)
 export LD_LIBRARY_PATH="$work/lib${cublas:+:$(dirname "$cublas")}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
