@@ -2,6 +2,10 @@
 // core's tensors, its shared context, and the table of its ops (cuda_ops.cpp).
 #include <cuda_runtime.h>
 
+#include <map>
+#include <mutex>
+#include <vector>
+
 #include "backend/backend.h"
 #include "backend/cuda/cuda_context.h"
 #include "core/device_memory.h"
@@ -47,13 +51,64 @@ Availability probe() {
   return a;
 }
 
+/// Device blocks by rounded size, kept when their tensors go and handed out again: cudaFree waits
+/// for the whole device, and a denoising step frees and allocates the same sizes every time (as
+/// the CPU's MemoryPool). Blocks are never returned to the driver while the process runs.
+class BlockCache {
+ public:
+  static BlockCache& get() {
+    static BlockCache* cache = new BlockCache;  // outlives every Buffer (never destroyed)
+    return *cache;
+  }
+  Buffer allocate(size_t bytes, int index) {
+    if (bytes == 0) return Buffer();
+    const size_t size = rounded(bytes);
+    void* p = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto& list = free_[{index, size}];
+      if (!list.empty()) {
+        p = list.back();
+        list.pop_back();
+      }
+    }
+    if (!p) {
+      check_cuda(cudaSetDevice(index), "cudaSetDevice");
+      cudaError_t status = cudaMalloc(&p, size);
+      if (status == cudaErrorMemoryAllocation) {  // give the cached blocks back and try again
+        cudaGetLastError();
+        release(index);
+        status = cudaMalloc(&p, size);
+      }
+      check_cuda(status, "cudaMalloc");
+    }
+    return Buffer(static_cast<std::byte*>(p), [this, index, size](std::byte* q) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      free_[{index, size}].push_back(q);
+    });
+  }
+
+ private:
+  // 512-byte steps up to 1 MiB, then 2 MiB steps: few distinct sizes, little waste.
+  static size_t rounded(size_t bytes) {
+    const size_t step = bytes < (size_t{1} << 20) ? 512 : (size_t{2} << 20);
+    return (bytes + step - 1) / step * step;
+  }
+  void release(int index) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cudaSetDevice(index);
+    for (auto& [key, list] : free_) {
+      if (key.first != index) continue;
+      for (void* p : list) cudaFree(p);
+      list.clear();
+    }
+  }
+  std::mutex mutex_;
+  std::map<std::pair<int, size_t>, std::vector<void*>> free_;
+};
+
 Buffer allocate(size_t bytes, int index) {
-  check_cuda(cudaSetDevice(index), "cudaSetDevice");
-  void* p = nullptr;
-  if (bytes > 0) check_cuda(cudaMalloc(&p, bytes), "cudaMalloc");
-  return Buffer(static_cast<std::byte*>(p), [](std::byte* q) {
-    if (q) cudaFree(q);
-  });
+  return BlockCache::get().allocate(bytes, index);
 }
 void copy_to_device(void* dst, const void* src, size_t bytes, int) {
   check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice), "copy to the GPU");
