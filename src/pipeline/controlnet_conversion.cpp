@@ -74,16 +74,18 @@ WeightStore convert_ldm_controlnet(const StateDict& sd, const ControlNetConfig& 
   return w;
 }
 
-ControlNetModel load_controlnet_checkpoint(const std::string& path,
-                                           const ControlNetConfig& config) {
+ControlNetModel load_controlnet_checkpoint(const std::string& path, const ControlNetConfig& config,
+                                           AttentionKernel attention) {
   const StateDict sd = read_checkpoint_state_dict(path);
+  WeightStore w;
   if (sd.count("time_embedding.linear_1.weight")) {  // diffusers' layout already
-    WeightStore w;
     w.set_source(path);
     for (const auto& [key, t] : sd) w.add(key, t);
-    return ControlNetModel::from_weights(config, w);
+  } else {
+    w = convert_ldm_controlnet(sd, config, path);
   }
-  return ControlNetModel::from_weights(config, convert_ldm_controlnet(sd, config, path));
+  w.set_attention_kernel(attention);
+  return ControlNetModel::from_weights(config, w);
 }
 
 ControlNetModel load_controlnet_checkpoint(const std::string& path,

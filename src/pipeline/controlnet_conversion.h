@@ -24,7 +24,8 @@ WeightStore convert_ldm_controlnet(const StateDict& sd, const ControlNetConfig& 
 /// A single-file ControlNet (.safetensors, or a torch .pth/.ckpt read without running pickle
 /// code) in the original or diffusers layout, with the architecture of `config`: as diffusers'
 /// ControlNetModel.from_single_file(path, config=...).
-ControlNetModel load_controlnet_checkpoint(const std::string& path, const ControlNetConfig& config);
+ControlNetModel load_controlnet_checkpoint(const std::string& path, const ControlNetConfig& config,
+                                           AttentionKernel attention = AttentionKernel::Sliced);
 /// The same with the config read from `config_path`: a config.json, or a folder holding one.
 ControlNetModel load_controlnet_checkpoint(const std::string& path, const std::string& config_path);
 

@@ -165,14 +165,14 @@ std::shared_ptr<const ControlNetModel> StableDiffusionPipeline::controlnet(
   if (it != controlnets_.end()) return it->second;
   ControlNetModel net;
   if (std::filesystem::is_directory(path)) {
-    net = ControlNetModel::load(path);
+    net = ControlNetModel::load(path, model_.attention);
   } else {
     // A single file carries no config: its architecture is the UNet's encoder half.
     ControlNetConfig config;
     config.unet = model_.unet.config();
     config.unet.in_channels = model_.vae.config().latent_channels;
     config.unet.up_blocks.clear();
-    net = load_controlnet_checkpoint(path, config);
+    net = load_controlnet_checkpoint(path, config, model_.attention);
   }
   const int64_t want = model_.unet.config().cross_attention_dim.back(),
                 got = net.config().unet.cross_attention_dim.back();

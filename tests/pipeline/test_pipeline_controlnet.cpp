@@ -46,9 +46,8 @@ GenerateOptions controlnet_options(const nlohmann::json& meta) {
 
 class ControlNetGolden : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(ControlNetGolden, dpmpp_scale_0_8) {
-  LoadOptions load;
-  load.backend = GetParam();
+namespace {
+void check_controlnet_golden(const LoadOptions& load, const std::string& what) {
   auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"), load);
   const std::string golden = test::fixture("golden/pipe-controlnet-dpmpp.safetensors");
   const nlohmann::json meta =
@@ -58,7 +57,24 @@ TEST_P(ControlNetGolden, dpmpp_scale_0_8) {
                     load_png(test::fixture("golden/img2img-init.png")),
                     meta.at("controlnet_conditioning_scale").get<float>(), 0, 1}};
   test::check_pipeline_reference(*pipe, o, golden, {test::fixture("golden/controlnet-dpmpp-0.png")},
-                                 "controlnet-dpmpp on " + GetParam());
+                                 what);
+}
+}  // namespace
+
+TEST_P(ControlNetGolden, dpmpp_scale_0_8) {
+  LoadOptions load;
+  load.backend = GetParam();
+  check_controlnet_golden(load, "controlnet-dpmpp on " + GetParam());
+}
+
+// The other attention kernels hold the golden's tolerances too, through the text encoder, the
+// UNet, the ControlNet and the VAE.
+TEST(controlnet_golden, every_attention_kernel_matches_diffusers) {
+  for (const char* kernel : {"standard", "flash"}) {
+    LoadOptions load;
+    load.attention = kernel;
+    check_controlnet_golden(load, std::string("controlnet-dpmpp with ") + kernel + " attention");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ControlNetGolden, ::testing::ValuesIn(backend_names()));

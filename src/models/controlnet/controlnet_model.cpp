@@ -106,9 +106,11 @@ struct ControlNetModel::Impl {
   nn::Conv2d mid_zero_conv;            // controlnet_mid_block
 };
 
-ControlNetModel ControlNetModel::load(const std::string& dir) {
+ControlNetModel ControlNetModel::load(const std::string& dir, AttentionKernel attention) {
   ControlNetConfig config = ControlNetConfig::load(dir + "/config.json");
-  return from_weights(std::move(config), load_component_weights(dir));
+  WeightStore weights = load_component_weights(dir);
+  weights.set_attention_kernel(attention);
+  return from_weights(std::move(config), weights);
 }
 
 ControlNetModel ControlNetModel::from_weights(ControlNetConfig config, const WeightStore& w) {

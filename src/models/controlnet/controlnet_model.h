@@ -21,8 +21,10 @@ using ControlNetOutput = UNetResiduals;
 class ControlNetModel {
  public:
   /// Loads `<dir>/config.json` and the weights in `dir` (diffusers layout). ConfigError names the
-  /// file and key, FileError a missing or mis-shaped weight.
-  static ControlNetModel load(const std::string& dir);
+  /// file and key, FileError a missing or mis-shaped weight. `attention`: how its attention
+  /// layers compute (the pipeline's LoadOptions::attention).
+  static ControlNetModel load(const std::string& dir,
+                              AttentionKernel attention = AttentionKernel::Sliced);
   /// Builds the model from a parsed config and a weight store (diffusers keys); every weight is
   /// fetched (and its shape checked) here, once.
   static ControlNetModel from_weights(ControlNetConfig config, const WeightStore& weights);
