@@ -206,18 +206,11 @@ void Weight::rows_to_bf16(int64_t r0, int64_t r1, uint16_t* dst) const {
                 sizeof(uint16_t) * size_t((r1 - r0) * cols));
     return;
   }
-  constexpr int64_t kPiece = 1024;
-  float piece[kPiece];
   for (int64_t r = r0; r < r1; ++r) {
     uint16_t* out = dst + (r - r0) * cols;
     if (values.dtype() == DType::I8 && quantized() && values.is_contiguous() && r >= 0 &&
         r < dim(0)) {
-      const int8_t* q = values.data_as<int8_t>() + r * cols;
-      for (int64_t c = 0; c < cols; c += kPiece) {
-        const int64_t n = std::min(kPiece, cols - c);
-        dequantize_row(q + c, n, scales.f32()[r], piece);
-        floats_to_bf16(piece, n, out + c);
-      }
+      scaled_int8_to_bf16(values.data_as<int8_t>() + r * cols, cols, scales.f32()[r], out);
     } else {
       std::vector<float> row(static_cast<size_t>(cols));
       widen_rows(r, r + 1, row.data());

@@ -124,6 +124,21 @@ TEST(weight, int8_quantizes_each_output_channel_symmetrically) {
   EXPECT_EQ(w.nbytes(), 15u + 3u * sizeof(float));
 }
 
+// int8 rows go straight to bfloat16 (16 at a time on AVX-512): the bits of rounding the float32
+// products, for every int8 value, odd lengths (the scalar tail) and scales that make the products
+// round to even, reach subnormals or overflow.
+TEST(weight, int8_rows_dequantize_to_bf16_as_the_float_products_round) {
+  std::vector<int8_t> q;
+  for (int v = -128; v <= 127; ++v) q.push_back(static_cast<int8_t>(v));
+  q.push_back(5);  // 257 values: 16 blocks of 16 and a tail of one
+  for (float scale : {1.f, 0.0123f, 3.0517578e-5f, 1e-40f, 3e36f, 1.00390625f}) {
+    std::vector<uint16_t> got(q.size()), want(q.size());
+    scaled_int8_to_bf16(q.data(), static_cast<int64_t>(q.size()), scale, got.data());
+    for (size_t i = 0; i < q.size(); ++i) want[i] = float_to_bf16(static_cast<float>(q[i]) * scale);
+    EXPECT_EQ(got, want) << scale;
+  }
+}
+
 TEST(weight, quantized_matrices_reshape_only_within_an_output_channel) {
   const Weight w = Weight::from_tensor(random_f32({6, 4, 1, 1}, 4), WeightPrecision::Int8);
   EXPECT_EQ(w.reshape({6, 4}).shape(), Shape({6, 4}));
