@@ -4,7 +4,7 @@
 # New inputs go to build-fuzz/corpus/<t>/ (the committed seeds stay as they are); a crash leaves
 # its input as build-fuzz/crash-* and fails the script. Only the library sources each target
 # needs are compiled, once each, at -O1.
-#   scripts/run_fuzzers.sh [target...]     targets: safetensors png checkpoint (default: all)
+#   scripts/run_fuzzers.sh [target...]     targets: safetensors png checkpoint manifest (default: all)
 #   FUZZ_SECONDS=600 scripts/run_fuzzers.sh checkpoint   # a longer run of one target
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +15,7 @@ OUT=build-fuzz
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 FLAGS="-std=c++20 -O1 -gline-tables-only $SAN -Iinclude -Isrc -Itests -I. -DNDEBUG"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors png checkpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors png checkpoint manifest)
 
 CORE="src/core/allocator.cpp src/core/device.cpp src/core/device_memory.cpp src/core/dtype.cpp src/core/mapped_file.cpp
       src/core/shape.cpp src/core/tensor.cpp"
@@ -25,6 +25,7 @@ sources_of() {
     png) echo "src/io/png_image.cpp src/io/atomic_file.cpp" ;;
     checkpoint) echo "$CORE src/io/pickle/pickle_reader.cpp src/io/pickle/zip_archive.cpp
                       src/io/pickle/torch_checkpoint.cpp" ;;
+    manifest) echo "$CORE src/core/attention_kernel.cpp src/io/json_config.cpp src/io/package_manifest.cpp" ;;
     *) echo "run_fuzzers: unknown target '$1'" >&2; exit 2 ;;
   esac
 }

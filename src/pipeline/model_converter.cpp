@@ -8,6 +8,7 @@
 #include "diffuse/diffuse.hpp"
 #include "diffuse/error.hpp"
 #include "io/json_config.h"
+#include "io/package_manifest.h"
 #include "pipeline/checkpoint_loader.h"
 #include "pipeline/model_folder.h"
 #include "pipeline/package_writer.h"
@@ -18,8 +19,6 @@ namespace diffuse {
 
 namespace {
 
-constexpr int kPackageVersion = 1;
-constexpr const char* kManifestName = "diffuse.json";
 const char* const kWeightComponents[] = {"text_encoder", "text_encoder_2", "unet", "vae"};
 
 /// Where the components' weights and the non-weight files (configs, tokenizer, scheduler) come
@@ -191,7 +190,7 @@ ConvertReport convert_model(const std::string& source, const std::string& output
   if (options.palette_group > 0 && !palettized)
     throw ConfigError("palette group: no component is palettized (use --precision paletteN)");
   nlohmann::json manifest = {{"format", "diffuse-package"},
-                             {"version", kPackageVersion},
+                             {"version", kPackageFormatVersion},
                              {"source", source},
                              {"family", src.family},
                              {"precision", default_precision.name()},
@@ -199,46 +198,29 @@ ConvertReport convert_model(const std::string& source, const std::string& output
                              {"variant", options.load.variant},
                              {"components", components}};
   if (!options.attention.empty()) manifest["attention"] = attention_kernel_name(attention);
-  std::ofstream(staging.path() / kManifestName) << manifest.dump(1) << "\n";
+  std::ofstream(staging.path() / kPackageManifestName) << manifest.dump(1) << "\n";
   staging.commit(output);
   return report;
 }
 
 std::vector<std::string> verify_package(const std::string& path) {
-  const fs::path manifest_path = fs::path(path) / kManifestName;
-  if (!fs::exists(manifest_path))
-    throw FileError(path + ": not a diffuse package (no " + kManifestName + ")");
-  const nlohmann::json m =
-      parse_json(read_text_file(manifest_path.string()), manifest_path.string());
-  if (m.value("format", "") != "diffuse-package" || !m.contains("components") ||
-      !m["components"].is_object())
-    throw FileError(manifest_path.string() + ": not a diffuse package manifest");
+  const std::optional<PackageManifest> m = package_manifest_of(path);
+  if (!m) throw FileError(path + ": not a diffuse package (no " + kPackageManifestName + ")");
   std::vector<std::string> problems;
-  for (const auto& [name, c] : m["components"].items()) {
-    if (!c.contains("files") || !c["files"].is_array()) {
-      problems.push_back(name + ": no file list");
-      continue;
-    }
-    for (const auto& f : c["files"]) {
-      const std::string file = f.value("name", "");
-      if (file.empty() || file.find('/') != std::string::npos ||
-          file.find("..") != std::string::npos) {
-        problems.push_back(name + ": bad file name '" + file + "'");
-        continue;
-      }
-      const fs::path p = fs::path(path) / name / file;
+  for (const PackageComponent& c : m->components)
+    for (const PackageFile& f : c.files) {
+      const fs::path p = fs::path(path) / c.name / f.name;
       std::error_code ec;
       const auto size = fs::file_size(p, ec);
       if (ec) {
         problems.push_back(p.string() + ": missing");
-      } else if (static_cast<int64_t>(size) != f.value("bytes", int64_t{-1})) {
+      } else if (static_cast<int64_t>(size) != f.bytes) {
         problems.push_back(p.string() + ": " + std::to_string(size) + " bytes, expected " +
-                           std::to_string(f.value("bytes", int64_t{-1})));
-      } else if (sha256_file(p.string()) != f.value("sha256", "")) {
-        problems.push_back(p.string() + ": SHA-256 differs from " + kManifestName);
+                           std::to_string(f.bytes));
+      } else if (sha256_file(p.string()) != f.sha256) {
+        problems.push_back(p.string() + ": SHA-256 differs from " + kPackageManifestName);
       }
     }
-  }
   return problems;
 }
 

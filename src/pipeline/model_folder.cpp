@@ -6,6 +6,7 @@
 #include "core/mapped_file.h"
 #include "diffuse/error.hpp"
 #include "io/json_config.h"
+#include "io/package_manifest.h"
 #include "pipeline/synthetic_weights.h"
 #include "pipeline/vae_loader.h"
 
@@ -165,16 +166,9 @@ AttentionKernel attention_kernel(const LoadOptions& options, const std::string& 
                         "' (choose sliced, standard or flash)");
     return k;
   }
-  // A diffuse package records the kernel it was converted for.
-  const fs::path manifest_path = fs::path(dir) / "diffuse.json";
-  if (dir.empty() || !fs::is_regular_file(manifest_path)) return k;
-  const nlohmann::json m =
-      parse_json(read_text_file(manifest_path.string()), manifest_path.string());
-  const auto it = m.find("attention");
-  if (it == m.end()) return k;
-  if (!it->is_string() || !parse_attention_kernel(it->get<std::string>(), &k))
-    throw ConfigError(manifest_path.string() + ": attention " + it->dump() +
-                      " is not one of sliced, standard, flash");
+  // A diffuse package records the kernel it was converted for (checked when the manifest is read).
+  const std::optional<PackageManifest> m = package_manifest_of(dir);
+  if (m && !m->attention.empty()) parse_attention_kernel(m->attention, &k);
   return k;
 }
 

@@ -69,7 +69,8 @@ struct ComponentWeights {
 /// LoadOptions::variant, checked to be a plain name; a ConfigError naming the option otherwise.
 std::string weight_variant(const LoadOptions& options);
 /// LoadOptions::attention parsed; when empty, the "attention" a diffuse package folder `dir`
-/// records in its diffuse.json, else Sliced. ConfigError naming the option or file otherwise.
+/// records in its diffuse.json, else Sliced. ConfigError naming the option, FileError naming a
+/// manifest that is not one diffuse writes.
 AttentionKernel attention_kernel(const LoadOptions& options, const std::string& dir);
 /// LoadOptions::precision parsed; a ConfigError naming the option and the choices otherwise.
 WeightPrecision weight_precision(const LoadOptions& options);

@@ -5,6 +5,7 @@
 #include "diffuse/diffuse.hpp"
 #include "diffuse/error.hpp"
 #include "io/json_config.h"
+#include "io/package_manifest.h"
 #include "pipeline/checkpoint_conversion.h"
 #include "pipeline/checkpoint_loader.h"
 #include "pipeline/model_folder.h"
@@ -107,21 +108,15 @@ ModelDescription inspect_folder(const std::string& path, const LoadOptions& opti
   m.pipeline = index.value("_class_name", "");
   const std::string variant = weight_variant(options);
   // A diffuse package says which components it holds (convert --components may leave some out).
-  const fs::path manifest_path = root / "diffuse.json";
-  nlohmann::json manifest;
-  if (fs::exists(manifest_path)) {
-    manifest = read_json(manifest_path);
-    const std::string attention = manifest.value("attention", std::string());
-    m.kind = "diffuse package (" + manifest.value("precision", std::string("?")) +
-             (attention.empty() ? "" : ", " + attention + " attention") + ")";
-  }
+  const std::optional<PackageManifest> manifest = package_manifest_of(path);
+  if (manifest)
+    m.kind = "diffuse package (" + (manifest->precision.empty() ? "?" : manifest->precision) +
+             (manifest->attention.empty() ? "" : ", " + manifest->attention + " attention") + ")";
   for (const auto& [name, value] : index.items()) {
     if (!value.is_array() || value.size() != 2 || !value[1].is_string()) continue;
     const fs::path dir = root / name;
     if (!fs::exists(dir / "config.json") || name == "safety_checker") continue;
-    if (manifest.is_object() &&
-        !(manifest.contains("components") && manifest["components"].contains(name)))
-      continue;
+    if (manifest && !manifest->component(name)) continue;
     m.components.push_back(
         inspect_component(dir, name, value[1].get<std::string>(), variant, m.file_bytes));
   }

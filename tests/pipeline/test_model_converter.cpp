@@ -262,6 +262,6 @@ TEST(model_converter, attention_kernel_is_the_package_default_and_a_load_overrid
   nlohmann::json m = manifest(package);
   m["attention"] = "ring";
   std::ofstream(package + "/diffuse.json") << m.dump();
-  test::expect_error_mentioning<ConfigError>([&] { Pipeline::load(package); },
-                                             {"diffuse.json", "ring"});
+  test::expect_error_mentioning<FileError>([&] { Pipeline::load(package); },
+                                           {"diffuse.json", "ring"});
 }
