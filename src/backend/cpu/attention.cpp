@@ -92,27 +92,39 @@ std::vector<Scratch> make_scratch(int64_t workers, int64_t rows, int64_t cols, b
   return s;
 }
 
-/// Runs task(worker, t) for t in [0, tasks), each worker a contiguous range of tasks.
-template <typename Task>
-void run_tasks(int64_t workers, int64_t tasks, const Task& task) {
+/// One task: query rows [r0, r0 + rows) of head h of batch item b.
+struct QueryBlock {
+  int64_t b, h, r0, rows;
+};
+
+/// Runs fn(scratch, block) for every block of `block_rows` queries of every (batch, head) of
+/// `out` [B, Lq, C]; each worker has its own scratch of [min(block_rows, Lq), scratch_cols] and a
+/// contiguous range of blocks.
+template <typename Fn>
+void for_each_query_block(const Tensor& out, int heads, int64_t block_rows, int64_t scratch_cols,
+                          bool bf16, const Fn& fn) {
+  const int64_t B = out.dim(0), Lq = out.dim(1);
+  const int64_t blocks = (Lq + block_rows - 1) / block_rows, tasks = B * heads * blocks;
+  const int64_t workers = std::min<int64_t>(num_threads(), tasks);
+  std::vector<Scratch> scratch =
+      make_scratch(workers, std::min(block_rows, Lq), scratch_cols, bf16);
   parallel_for(workers, [&](int64_t w0, int64_t w1) {
     for (int64_t wi = w0; wi < w1; ++wi)
-      for (int64_t t = tasks * wi / workers; t < tasks * (wi + 1) / workers; ++t) task(wi, t);
+      for (int64_t t = tasks * wi / workers; t < tasks * (wi + 1) / workers; ++t) {
+        const int64_t r0 = t % blocks * block_rows;
+        fn(scratch[static_cast<size_t>(wi)],
+           QueryBlock{t / (heads * blocks), t / blocks % heads, r0, std::min(block_rows, Lq - r0)});
+      }
   });
 }
 
 /// Sliced and Standard: tasks of `block` query rows against every key, a plain softmax per row.
 void attention_by_rows(const Operands& ops, Tensor& out, int heads, bool causal, int64_t block,
                        int64_t Lk) {
-  const int64_t B = out.dim(0), Lq = out.dim(1), C = out.dim(2), D = ops.head_size();
-  const int64_t blocks = (Lq + block - 1) / block, tasks = B * heads * blocks;
-  const int64_t workers = std::min<int64_t>(num_threads(), tasks);
-  std::vector<Scratch> scratch = make_scratch(workers, std::min(block, Lq), Lk, ops.bf16());
+  const int64_t Lq = out.dim(1), C = out.dim(2), D = ops.head_size();
   const VectorKernels& vk = vector_kernels();
-  run_tasks(workers, tasks, [&](int64_t wi, int64_t t) {
-    const int64_t b = t / (heads * blocks), h = (t / blocks) % heads, blk = t % blocks;
-    const int64_t r0 = blk * block, rows = std::min(block, Lq - r0);
-    Scratch& w = scratch[static_cast<size_t>(wi)];
+  for_each_query_block(out, heads, block, Lk, ops.bf16(), [&](Scratch& w, const QueryBlock& q) {
+    const auto [b, h, r0, rows] = q;
     float* s = w.scores.f32();
     ops.scores(b, h, r0, rows, 0, Lk, s, Lk);
     for (int64_t r = 0; r < rows; ++r)
@@ -128,53 +140,49 @@ void attention_by_rows(const Operands& ops, Tensor& out, int heads, bool causal,
 /// and are divided by the row's sum at the end.
 void attention_online_softmax(const Operands& ops, Tensor& out, int heads, bool causal,
                               int64_t Lk) {
-  const int64_t B = out.dim(0), Lq = out.dim(1), C = out.dim(2), D = ops.head_size();
-  const int64_t blocks = (Lq + kFlashQueryRows - 1) / kFlashQueryRows, tasks = B * heads * blocks;
-  const int64_t workers = std::min<int64_t>(num_threads(), tasks);
-  const int64_t rows_max = std::min(kFlashQueryRows, Lq), keys_max = std::min(kFlashKeys, Lk);
-  std::vector<Scratch> scratch = make_scratch(workers, rows_max, keys_max, ops.bf16());
+  const int64_t Lq = out.dim(1), C = out.dim(2), D = ops.head_size();
   const VectorKernels& vk = vector_kernels();
-  run_tasks(workers, tasks, [&](int64_t wi, int64_t t) {
-    const int64_t b = t / (heads * blocks), h = (t / blocks) % heads, blk = t % blocks;
-    const int64_t r0 = blk * kFlashQueryRows, rows = std::min(kFlashQueryRows, Lq - r0);
-    Scratch& w = scratch[static_cast<size_t>(wi)];
-    float* s = w.scores.f32();
-    uint16_t* p16 = ops.bf16() ? w.probabilities16.data_as<uint16_t>() : nullptr;
-    float* o = out.f32() + (b * Lq + r0) * C + h * D;
-    float running_max[kFlashQueryRows];
-    double running_sum[kFlashQueryRows];
-    std::fill_n(running_max, rows, -INFINITY);
-    std::fill_n(running_sum, rows, 0.0);
-    // A causal task needs only the keys up to its last query.
-    const int64_t key_end = causal ? std::min(Lk, r0 + rows) : Lk;
-    for (int64_t c0 = 0; c0 < key_end; c0 += kFlashKeys) {
-      const int64_t cols = std::min(kFlashKeys, key_end - c0);
-      ops.scores(b, h, r0, rows, c0, cols, s, cols);
-      for (int64_t r = 0; r < rows; ++r) {
-        float* row = s + r * cols;
-        const int64_t valid = causal ? std::clamp<int64_t>(r0 + r + 1 - c0, 0, cols) : cols;
-        const float block_max = valid > 0 ? vk.max(row, valid) : -INFINITY;
-        const float new_max = std::max(running_max[r], block_max);
-        if (new_max == -INFINITY) {  // nothing visible to this query yet
-          std::fill_n(row, cols, 0.f);
-          continue;
+  const int64_t keys_max = std::min(kFlashKeys, Lk);
+  for_each_query_block(
+      out, heads, kFlashQueryRows, keys_max, ops.bf16(), [&](Scratch& w, const QueryBlock& q) {
+        const auto [b, h, r0, rows] = q;
+        float* s = w.scores.f32();
+        uint16_t* p16 = ops.bf16() ? w.probabilities16.data_as<uint16_t>() : nullptr;
+        float* o = out.f32() + (b * Lq + r0) * C + h * D;
+        float running_max[kFlashQueryRows];
+        double running_sum[kFlashQueryRows];
+        std::fill_n(running_max, rows, -INFINITY);
+        std::fill_n(running_sum, rows, 0.0);
+        // A causal task needs only the keys up to its last query.
+        const int64_t key_end = causal ? std::min(Lk, r0 + rows) : Lk;
+        for (int64_t c0 = 0; c0 < key_end; c0 += kFlashKeys) {
+          const int64_t cols = std::min(kFlashKeys, key_end - c0);
+          ops.scores(b, h, r0, rows, c0, cols, s, cols);
+          for (int64_t r = 0; r < rows; ++r) {
+            float* row = s + r * cols;
+            const int64_t valid = causal ? std::clamp<int64_t>(r0 + r + 1 - c0, 0, cols) : cols;
+            const float block_max = valid > 0 ? vk.max(row, valid) : -INFINITY;
+            const float new_max = std::max(running_max[r], block_max);
+            if (new_max == -INFINITY) {  // nothing visible to this query yet
+              std::fill_n(row, cols, 0.f);
+              continue;
+            }
+            const double block_sum = vk.exp_shifted(row, valid, cols, new_max);
+            if (c0 > 0 && new_max != running_max[r]) {
+              const float rescale = std::exp(running_max[r] - new_max);
+              for (int64_t d = 0; d < D; ++d) o[r * C + d] *= rescale;
+              running_sum[r] *= rescale;
+            }
+            running_sum[r] += block_sum;
+            running_max[r] = new_max;
+          }
+          ops.weighted_sum(b, h, rows, c0, cols, s, cols, p16, c0 > 0, o, C);
         }
-        const double block_sum = vk.exp_shifted(row, valid, cols, new_max);
-        if (c0 > 0 && new_max != running_max[r]) {
-          const float rescale = std::exp(running_max[r] - new_max);
-          for (int64_t d = 0; d < D; ++d) o[r * C + d] *= rescale;
-          running_sum[r] *= rescale;
+        for (int64_t r = 0; r < rows; ++r) {
+          const float inv = static_cast<float>(1.0 / running_sum[r]);
+          for (int64_t d = 0; d < D; ++d) o[r * C + d] *= inv;
         }
-        running_sum[r] += block_sum;
-        running_max[r] = new_max;
-      }
-      ops.weighted_sum(b, h, rows, c0, cols, s, cols, p16, c0 > 0, o, C);
-    }
-    for (int64_t r = 0; r < rows; ++r) {
-      const float inv = static_cast<float>(1.0 / running_sum[r]);
-      for (int64_t d = 0; d < D; ++d) o[r * C + d] *= inv;
-    }
-  });
+      });
 }
 
 }  // namespace
