@@ -160,9 +160,18 @@ TEST(cli, info_system_names_the_kernels_chosen_for_this_cpu) {
   EXPECT_TRUE(bf16 == "avx512_bf16" || bf16 == "float32") << bf16;
   EXPECT_NE(j["gemm"].get<std::string>().find("oneDNN"), std::string::npos);
   EXPECT_NE(j["backends"].dump().find("cpu"), std::string::npos);
+  // GPUs: the ones the CUDA backend can use, or why there are none (then also in the text).
+  ASSERT_TRUE(j["gpus"].is_array());
+  const std::string gpu_problem = j["gpu_problem"];
+  EXPECT_EQ(j["gpus"].empty(), !gpu_problem.empty()) << j.dump();
   CommandResult text = run("info --system");
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find("element-wise kernels: " + isa), std::string::npos) << text.out;
+  if (!gpu_problem.empty()) {
+    EXPECT_NE(text.out.find("GPUs: none (" + gpu_problem + ")"), std::string::npos) << text.out;
+  } else {
+    EXPECT_NE(text.out.find("GPU 0: "), std::string::npos) << text.out;
+  }
   CommandResult neither = run("info");
   EXPECT_EQ(neither.code, 1);
   EXPECT_NE(neither.err.find("--system"), std::string::npos) << neither.err;
