@@ -1,12 +1,11 @@
 #include "core/attention_kernel.h"
 
-#include <array>
-#include <utility>
+#include "core/name_table.h"
 
 namespace diffuse {
 
 namespace {
-constexpr std::array<std::pair<std::string_view, AttentionKernel>, 3> kNames{{
+constexpr NameTable<AttentionKernel, 3> kNames{{
     {"sliced", AttentionKernel::Sliced},
     {"standard", AttentionKernel::Standard},
     {"flash", AttentionKernel::Flash},
@@ -14,18 +13,15 @@ constexpr std::array<std::pair<std::string_view, AttentionKernel>, 3> kNames{{
 }  // namespace
 
 bool parse_attention_kernel(std::string_view name, AttentionKernel* out) {
-  for (const auto& [n, k] : kNames)
-    if (n == name) {
-      *out = k;
-      return true;
-    }
-  return false;
+  return value_named(kNames, name, out);
 }
 
 std::string_view attention_kernel_name(AttentionKernel k) {
-  for (const auto& [n, kernel] : kNames)
-    if (kernel == k) return n;
-  return "?";
+  return name_of(kNames, k);
+}
+
+std::string attention_kernel_choices() {
+  return names_listed(kNames);
 }
 
 }  // namespace diffuse

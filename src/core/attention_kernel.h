@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace diffuse {
@@ -23,5 +24,7 @@ enum class AttentionKernel : uint8_t {
 /// "sliced", "standard", "flash"; false for anything else.
 bool parse_attention_kernel(std::string_view name, AttentionKernel* out);
 std::string_view attention_kernel_name(AttentionKernel k);
+/// "sliced, standard or flash", for error messages.
+std::string attention_kernel_choices();
 
 }  // namespace diffuse

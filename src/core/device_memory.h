@@ -13,10 +13,9 @@ namespace diffuse {
 struct DeviceMemory {
   /// `bytes` of uninitialised memory on device `index`, freed when the last Buffer copy goes.
   Buffer (*allocate)(size_t bytes, int index) = nullptr;
-  /// Copies `bytes` between host and device memory (or within one device), waiting until done.
+  /// Copies `bytes` between host and device memory, waiting until done.
   void (*copy_to_device)(void* dst, const void* host_src, size_t bytes, int index) = nullptr;
   void (*copy_to_host)(void* host_dst, const void* src, size_t bytes, int index) = nullptr;
-  void (*copy_on_device)(void* dst, const void* src, size_t bytes, int index) = nullptr;
   /// `rows` runs of `run_bytes` on the device, `src_pitch` bytes apart, packed into dst (a
   /// narrowed view made contiguous).
   void (*copy_rows_on_device)(void* dst, const void* src, size_t src_pitch, size_t run_bytes,

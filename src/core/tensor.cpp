@@ -94,17 +94,11 @@ Tensor Tensor::on(Device device) const {
     device_memory(device_.type)->copy_to_host(t.data_, data_, nbytes(), device_.index);
     return t;
   }
-  if (!device_.is_host() && device_.type != device.type)
-    return on(kCpu).on(device);  // between two kinds of device: through the host
-  Tensor t = empty(shape_, dtype_, device);
-  if (device_.is_host()) {
-    const Tensor src = contiguous();
-    device_memory(device.type)->copy_to_device(t.data_, src.data_, nbytes(), device.index);
-  } else if (device_.index == device.index) {
-    device_memory(device.type)->copy_on_device(t.data_, data_, nbytes(), device.index);
-  } else {
-    return on(kCpu).on(device);  // another GPU of the same kind
-  }
+  // From one GPU to another (the same device returned itself above): through the host.
+  if (!device_.is_host()) return on(kCpu).on(device);
+  Tensor t = empty(shape_, dtype_, device);  // host -> device
+  const Tensor src = contiguous();
+  device_memory(device.type)->copy_to_device(t.data_, src.data_, nbytes(), device.index);
   return t;
 }
 

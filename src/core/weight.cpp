@@ -11,6 +11,7 @@
 
 #include "core/cpu_features.h"
 #include "core/mapped_file.h"
+#include "core/name_table.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
 
@@ -122,26 +123,22 @@ Weight quantize_int8(const Tensor& w) {
 }  // namespace
 
 namespace {
-constexpr std::pair<std::string_view, WeightPrecision> kPrecisionNames[] = {
-    {"f32", WeightPrecision::F32},
-    {"f16", WeightPrecision::F16},
-    {"bf16", WeightPrecision::BF16},
-    {"int8", WeightPrecision::Int8}};
+constexpr NameTable<WeightPrecision, 4> kPrecisionNames{{{"f32", WeightPrecision::F32},
+                                                         {"f16", WeightPrecision::F16},
+                                                         {"bf16", WeightPrecision::BF16},
+                                                         {"int8", WeightPrecision::Int8}}};
 }  // namespace
 
 bool parse_weight_precision(std::string_view name, WeightPrecision* out) {
-  for (const auto& [n, p] : kPrecisionNames)
-    if (n == name) {
-      *out = p;
-      return true;
-    }
-  return false;
+  return value_named(kPrecisionNames, name, out);
 }
 
 std::string_view weight_precision_name(WeightPrecision p) {
-  for (const auto& [n, q] : kPrecisionNames)
-    if (q == p) return n;
-  return "?";
+  return name_of(kPrecisionNames, p);
+}
+
+std::string weight_precision_choices() {
+  return names_listed(kPrecisionNames);
 }
 
 Weight::Weight(Tensor q, Tensor per_channel_scales)

@@ -37,6 +37,8 @@ enum class WeightCompute : uint8_t {
 /// "f32", "f16", "bf16", "int8"; false for anything else.
 bool parse_weight_precision(std::string_view name, WeightPrecision* out);
 std::string_view weight_precision_name(WeightPrecision p);
+/// "f32, f16, bf16 or int8", for error messages.
+std::string weight_precision_choices();
 
 struct Weight {
   Tensor values;  // F32, F16, BF16 or I8, contiguous, [out, ...]

@@ -4,7 +4,6 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "core/attention_kernel.h"
 #include "diffuse/error.hpp"
 #include "io/json_config.h"
 
@@ -110,11 +109,14 @@ PackageManifest read_package_manifest(const std::string& path) {
                     "; convert the model again or update diffuse)");
   m.version = static_cast<int>(version);
   m.precision = f.string("precision", false);
-  m.attention = f.string("attention", false);
+  const std::string attention = f.string("attention", false);
   AttentionKernel kernel{};
-  if (!m.attention.empty() && !parse_attention_kernel(m.attention, &kernel))
-    throw FileError(path + ": attention \"" + m.attention +
-                    "\" is not one of sliced, standard, flash");
+  if (!attention.empty()) {
+    if (!parse_attention_kernel(attention, &kernel))
+      throw FileError(path + ": attention \"" + attention + "\" is not one of " +
+                      attention_kernel_choices());
+    m.attention = kernel;
+  }
   for (const auto& [name, value] :
        f.value("components", &nlohmann::json::is_object, "an object").items())
     m.components.push_back(read_component(name, value, path));

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/attention_kernel.h"
+
 namespace diffuse {
 
 constexpr const char* kPackageManifestName = "diffuse.json";
@@ -28,8 +30,8 @@ struct PackageComponent {
 
 struct PackageManifest {
   int version = kPackageFormatVersion;
-  std::string precision;  // the default precision it was converted with
-  std::string attention;  // the attention kernel it loads with ("" = none recorded)
+  std::string precision;                     // the default precision it was converted with
+  std::optional<AttentionKernel> attention;  // the kernel it loads with, when recorded
   std::vector<PackageComponent> components;  // sorted by name
 
   const PackageComponent* component(const std::string& name) const;

@@ -138,10 +138,7 @@ ConvertReport convert_model(const std::string& source, const std::string& output
   if (options.chunk_mib < 0) throw ConfigError("chunk: must be >= 0 MiB");
   if (options.palette_group < 0)
     throw ConfigError("palette group: must be >= 0 output channels (0 = one table per tensor)");
-  AttentionKernel attention{};
-  if (!options.attention.empty() && !parse_attention_kernel(options.attention, &attention))
-    throw ConfigError("attention: unknown '" + options.attention +
-                      "' (choose sliced, standard or flash)");
+  if (!options.attention.empty()) attention_kernel_option(options.attention);  // checked first
   weight_variant(options.load);
   std::error_code ec;
   if (fs::exists(output, ec)) throw FileError(output + ": already exists (choose a new folder)");
@@ -197,7 +194,7 @@ ConvertReport convert_model(const std::string& source, const std::string& output
                              {"chunk_mib", options.chunk_mib},
                              {"variant", options.load.variant},
                              {"components", components}};
-  if (!options.attention.empty()) manifest["attention"] = attention_kernel_name(attention);
+  if (!options.attention.empty()) manifest["attention"] = options.attention;
   std::ofstream(staging.path() / kPackageManifestName) << manifest.dump(1) << "\n";
   staging.commit(output);
   return report;

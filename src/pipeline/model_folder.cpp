@@ -158,25 +158,26 @@ std::string weight_variant(const LoadOptions& options) {
   return options.variant;
 }
 
-AttentionKernel attention_kernel(const LoadOptions& options, const std::string& dir) {
-  AttentionKernel k = AttentionKernel::Sliced;
-  if (!options.attention.empty()) {
-    if (!parse_attention_kernel(options.attention, &k))
-      throw ConfigError("attention: unknown '" + options.attention +
-                        "' (choose sliced, standard or flash)");
-    return k;
-  }
-  // A diffuse package records the kernel it was converted for (checked when the manifest is read).
-  const std::optional<PackageManifest> m = package_manifest_of(dir);
-  if (m && !m->attention.empty()) parse_attention_kernel(m->attention, &k);
+AttentionKernel attention_kernel_option(const std::string& name) {
+  AttentionKernel k{};
+  if (!parse_attention_kernel(name, &k))
+    throw ConfigError("attention: unknown '" + name + "' (choose " + attention_kernel_choices() +
+                      ")");
   return k;
+}
+
+AttentionKernel attention_kernel(const LoadOptions& options, const std::string& dir) {
+  if (!options.attention.empty()) return attention_kernel_option(options.attention);
+  // A diffuse package records the kernel it was converted for.
+  const std::optional<PackageManifest> m = package_manifest_of(dir);
+  return m && m->attention ? *m->attention : AttentionKernel::Sliced;
 }
 
 WeightPrecision weight_precision(const LoadOptions& options) {
   WeightPrecision p{};
   if (!parse_weight_precision(options.precision, &p))
-    throw ConfigError("precision: unknown '" + options.precision +
-                      "' (choose f32, f16, bf16 or int8)");
+    throw ConfigError("precision: unknown '" + options.precision + "' (choose " +
+                      weight_precision_choices() + ")");
   return p;
 }
 

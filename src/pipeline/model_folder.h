@@ -68,6 +68,9 @@ struct ComponentWeights {
 
 /// LoadOptions::variant, checked to be a plain name; a ConfigError naming the option otherwise.
 std::string weight_variant(const LoadOptions& options);
+/// An attention option (LoadOptions::attention, ConvertOptions::attention) parsed; ConfigError
+/// naming the option and the choices otherwise.
+AttentionKernel attention_kernel_option(const std::string& name);
 /// LoadOptions::attention parsed; when empty, the "attention" a diffuse package folder `dir`
 /// records in its diffuse.json, else Sliced. ConfigError naming the option, FileError naming a
 /// manifest that is not one diffuse writes.

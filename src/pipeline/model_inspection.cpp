@@ -111,7 +111,10 @@ ModelDescription inspect_folder(const std::string& path, const LoadOptions& opti
   const std::optional<PackageManifest> manifest = package_manifest_of(path);
   if (manifest)
     m.kind = "diffuse package (" + (manifest->precision.empty() ? "?" : manifest->precision) +
-             (manifest->attention.empty() ? "" : ", " + manifest->attention + " attention") + ")";
+             (manifest->attention
+                  ? ", " + std::string(attention_kernel_name(*manifest->attention)) + " attention"
+                  : "") +
+             ")";
   for (const auto& [name, value] : index.items()) {
     if (!value.is_array() || value.size() != 2 || !value[1].is_string()) continue;
     const fs::path dir = root / name;

@@ -42,7 +42,7 @@ TEST(package_manifest, reads_what_convert_writes) {
   const PackageManifest m = read_package_manifest(written("valid", valid().dump()));
   EXPECT_EQ(m.version, 1);
   EXPECT_EQ(m.precision, "palette4");
-  EXPECT_EQ(m.attention, "flash");
+  EXPECT_EQ(m.attention, AttentionKernel::Flash);
   ASSERT_EQ(m.components.size(), 2u);
   const PackageComponent* unet = m.component("unet");
   ASSERT_NE(unet, nullptr);

@@ -116,9 +116,6 @@ void copy_to_device(void* dst, const void* src, size_t bytes, int) {
 void copy_to_host(void* dst, const void* src, size_t bytes, int) {
   check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost), "copy from the GPU");
 }
-void copy_on_device(void* dst, const void* src, size_t bytes, int) {
-  check_cuda(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), "copy on the GPU");
-}
 void copy_rows_on_device(void* dst, const void* src, size_t pitch, size_t run, size_t rows, int) {
   check_cuda(cudaMemcpy2D(dst, run, src, pitch, run, rows, cudaMemcpyDeviceToDevice),
              "strided copy on the GPU");
@@ -133,8 +130,8 @@ const Availability& availability() {
 
 Context::Context() {
   if (!availability().problem.empty()) throw Error("CUDA backend: " + availability().problem);
-  register_device_memory(DeviceType::Cuda, {allocate, copy_to_device, copy_to_host, copy_on_device,
-                                            copy_rows_on_device});
+  register_device_memory(DeviceType::Cuda,
+                         {allocate, copy_to_device, copy_to_host, copy_rows_on_device});
   cublas_ = std::make_unique<Cublas>();
 }
 
