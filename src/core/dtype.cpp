@@ -161,6 +161,17 @@ void scaled_int8_to_bf16(const int8_t* q, int64_t n, float scale, uint16_t* dst)
   for (; i < n; ++i) dst[i] = float_to_bf16(static_cast<float>(q[i]) * scale);
 }
 
+void round_to_bf16_in_place(float* p, int64_t n) {
+  // Branch-free so that it vectorizes: float_to_bf16's rounding, the low half cleared.
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t x = __builtin_bit_cast(uint32_t, p[i]);
+    const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) & 0xffff0000u;
+    const uint32_t quiet_nan = (x & 0xffff0000u) | 0x00400000u;
+    const uint32_t nan_mask = 0u - static_cast<uint32_t>((x & 0x7fffffffu) > 0x7f800000u);
+    p[i] = __builtin_bit_cast(float, (quiet_nan & nan_mask) | (rounded & ~nan_mask));
+  }
+}
+
 void floats_to_bf16(const float* src, int64_t n, uint16_t* dst) {
   int64_t i = 0;
 #if defined(__x86_64__)

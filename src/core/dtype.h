@@ -27,6 +27,9 @@ inline float bf16_to_float(uint16_t b) {
 uint16_t float_to_bf16(float f);
 /// dst[i] = float_to_bf16(src[i]) for n values, 16 at a time where the CPU has AVX-512.
 void floats_to_bf16(const float* src, int64_t n, uint16_t* dst);
+/// p[i] = bf16_to_float(float_to_bf16(p[i])) for n values: float32 holding exactly the bfloat16
+/// values a bf16 product would multiply (NaNs stay NaN).
+void round_to_bf16_in_place(float* p, int64_t n);
 /// dst[i] = bf16(float(q[i]) * scale), nearest even: an int8 weight row dequantized straight to
 /// bfloat16 (the same bits as floats_to_bf16 of the float32 products), 16 at a time on AVX-512.
 void scaled_int8_to_bf16(const int8_t* q, int64_t n, float scale, uint16_t* dst);

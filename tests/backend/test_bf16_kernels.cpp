@@ -50,6 +50,15 @@ TEST(bf16_kernels, vector_rounding_matches_the_scalar_rule_bit_for_bit) {
     std::memcpy(&u, &values[i], 4);
     ASSERT_EQ(got[i], float_to_bf16(values[i])) << "input bits " << std::hex << u;
   }
+  // The same rounding kept in float32 (the operands of bf16 layers on CPUs without AVX512_BF16).
+  std::vector<float> in_place = values;
+  round_to_bf16_in_place(in_place.data(), int64_t(in_place.size()));
+  for (size_t i = 0; i < values.size(); ++i) {
+    uint32_t u, r;
+    std::memcpy(&u, &values[i], 4);
+    std::memcpy(&r, &in_place[i], 4);
+    ASSERT_EQ(r, uint32_t(float_to_bf16(values[i])) << 16) << "input bits " << std::hex << u;
+  }
 }
 
 TEST(bf16_kernels, gemm_matches_the_widened_float32_path) {

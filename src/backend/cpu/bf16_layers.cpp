@@ -3,11 +3,15 @@
 // when it is bf16 (no copy) or rounded into a transient bf16 copy (int8: q * scale), and the
 // products are summed in float32 by gemm_bf16 or oneDNN's bf16 direct convolution. The layouts
 // and the work split are those of the float32 paths (gemm.cpp, conv2d.cpp).
+//
+// On a CPU without AVX512_BF16 the same bf16-rounded operands are held in float32 and handed to
+// the float32 layers: the products are the same, their sums are float32 sums in another order
+// (and, on large maps, through the Winograd transform).
 #include <algorithm>
 #include <vector>
 
 #include "backend/cpu/conv2d_direct.h"
-#include "backend/cpu/im2col.h"
+#include "backend/cpu/conv_as_gemm.h"
 #include "backend/cpu/kernels.h"
 #include "backend/op_checks.h"
 #include "core/dtype.h"
@@ -33,11 +37,44 @@ Tensor bf16_values(const Weight& w) {
   return out;
 }
 
+/// On a CPU without AVX512_BF16: the values a bf16 layer multiplies held in float32, for the
+/// float32 kernels (sgemm, direct and Winograd convolutions), which are faster there than widening
+/// both bf16 operands for every GEMM. `w`'s rows are rounded into a transient float32 copy.
+Weight bf16_values_in_f32(const Weight& w) {
+  Tensor out = weight_scratch(w.shape(), DType::F32, w.device());
+  float* dst = out.f32();
+  const int64_t cols = w.row_size();
+  parallel_for(
+      w.dim(0),
+      [&](int64_t r0, int64_t r1) {
+        w.widen_rows(r0, r1, dst + r0 * cols);
+        round_to_bf16_in_place(dst + r0 * cols, (r1 - r0) * cols);
+      },
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)));
+  return Weight(out);
+}
+
+Tensor rounded_in_f32(const Tensor& x) {
+  Tensor out = Tensor::empty(x.shape());
+  const float* src = x.f32();
+  float* dst = out.f32();
+  parallel_for(
+      x.numel(),
+      [&](int64_t i0, int64_t i1) {
+        std::copy(src + i0, src + i1, dst + i0);
+        round_to_bf16_in_place(dst + i0, i1 - i0);
+      },
+      1 << 15);
+  return out;
+}
+
 }  // namespace
 
 Tensor linear_bf16(const Tensor& x, const Weight& weight, const Tensor* bias) {
   require_f32_contiguous(x, "linear input");
   op_checks::linear(x, weight.values, bias);
+  if (!has_bf16_dot_product())
+    return cpu::linear(rounded_in_f32(x), bf16_values_in_f32(weight), bias);
   const Tensor w = bf16_values(weight);
   const Tensor xb = rounded_to_bf16(x);
   const int64_t k = w.dim(1), n = w.dim(0), m = x.numel() / k;
@@ -55,36 +92,22 @@ Tensor conv2d_bf16(const Tensor& x, const Weight& weight, const Tensor* bias,
   require_f32_contiguous(x, "conv2d input");
   int64_t OH = 0, OW = 0;
   op_checks::conv2d(x, weight.values, bias, p, &OH, &OW);
+  if (!has_bf16_dot_product())
+    return cpu::conv2d(rounded_in_f32(x), bf16_values_in_f32(weight), bias, p);
   const Tensor w = bf16_values(weight);
-  const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  const int64_t O = w.dim(0), KH = w.dim(2), KW = w.dim(3);
-  Tensor out = Tensor::empty({B, O, OH, OW});
-  const bool pointwise = KH == 1 && KW == 1 && p.stride == 1 && p.pad_top == 0 && p.pad_left == 0 &&
-                         p.pad_bottom == 0 && p.pad_right == 0;
-  if (!pointwise && direct_conv2d_pays(OH, OW, KH, KW) && has_bf16_dot_product() &&
+  const ConvGemmShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0),
+                        w.dim(2), w.dim(3), OH,       OW};
+  Tensor out = Tensor::empty({s.B, s.O, OH, OW});
+  if (!conv_is_pointwise(s, p) && direct_conv2d_pays(OH, OW, s.KH, s.KW) &&
       direct_conv2d(x, w, bias, p, out))
     return out;
-  const int64_t K = C * KH * KW, OHW = OH * OW;
   const Tensor xb = rounded_to_bf16(x);
-  const auto* wp = w.data_as<uint16_t>();
-  const int64_t rows_per_tile =
-      std::clamp<int64_t>(kColumnBudgetValues / std::max<int64_t>(K * OW, 1), 1, OH);
-  Tensor col = pointwise ? Tensor() : Tensor::empty({K, rows_per_tile * OW}, DType::BF16);
-  for (int64_t b = 0; b < B; ++b) {
-    const uint16_t* xp = xb.data_as<uint16_t>() + b * C * H * W;
-    float* ob = out.f32() + b * O * OHW;
-    if (bias) fill_with_bias(ob, O, OHW, bias->f32(), true);
-    if (pointwise) {
-      gemm_bf16(O, OHW, C, wp, C, xp, OHW, false, bias != nullptr, ob, OHW);
-      continue;
-    }
-    for (int64_t r0 = 0; r0 < OH; r0 += rows_per_tile) {
-      const int64_t rows = std::min(rows_per_tile, OH - r0), n = rows * OW;
-      auto* cp = col.data_as<uint16_t>();
-      im2col_rows(xp, C, H, W, KH, KW, p, OW, r0, rows, cp);
-      gemm_bf16(O, n, K, wp, K, cp, n, false, bias != nullptr, ob + r0 * OW, OHW);
-    }
-  }
+  conv2d_as_gemm(s, xb.data_as<uint16_t>(), w.data_as<uint16_t>(), bias ? bias->f32() : nullptr, p,
+                 kColumnBudgetValues, out.f32(),
+                 [](int64_t m, int64_t n, int64_t k, const uint16_t* a, int64_t lda,
+                    const uint16_t* b, int64_t ldb, bool accumulate, float* c, int64_t ldc) {
+                   gemm_bf16(m, n, k, a, lda, b, ldb, false, accumulate, c, ldc);
+                 });
   return out;
 }
 

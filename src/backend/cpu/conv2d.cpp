@@ -1,13 +1,12 @@
-// 2-D convolution: oneDNN's direct kernels on large maps (conv2d_direct.cpp), else im2col + GEMM,
-// tiled over output rows so the column buffer stays small (a 512x512 VAE layer would otherwise
-// need a 1 GB column matrix). 1x1 stride-1 convolutions skip im2col entirely.
+// 2-D convolution: oneDNN's direct kernels on large maps (conv2d_direct.cpp), else im2col + GEMM
+// (conv_as_gemm.h).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "backend/cpu/conv2d_direct.h"
-#include "backend/cpu/im2col.h"
+#include "backend/cpu/conv_as_gemm.h"
 #include "backend/cpu/kernels.h"
 #include "backend/op_checks.h"
 #include "core/thread_pool.h"
@@ -25,35 +24,18 @@ Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const C
   const Tensor w = widened(weight);
   int64_t OH = 0, OW = 0;
   op_checks::conv2d(x, w, bias, p, &OH, &OW);
-  const int64_t B = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
-  const int64_t O = w.dim(0), KH = w.dim(2), KW = w.dim(3), S = p.stride;
-  Tensor out = Tensor::empty({B, O, OH, OW});
-  const int64_t K = C * KH * KW, OHW = OH * OW;
-  const float* wp = w.f32();
-  const bool pointwise = KH == 1 && KW == 1 && S == 1 && p.pad_top == 0 && p.pad_left == 0 &&
-                         p.pad_bottom == 0 && p.pad_right == 0;
-  if (!pointwise && direct_conv2d_pays(OH, OW, KH, KW) && direct_conv2d(x, w, bias, p, out))
+  const ConvGemmShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0),
+                        w.dim(2), w.dim(3), OH,       OW};
+  Tensor out = Tensor::empty({s.B, s.O, OH, OW});
+  if (!conv_is_pointwise(s, p) && direct_conv2d_pays(OH, OW, s.KH, s.KW) &&
+      direct_conv2d(x, w, bias, p, out))
     return out;
-  const int64_t rows_per_tile =
-      std::clamp<int64_t>(kColumnBudgetFloats / std::max<int64_t>(K * OW, 1), 1, OH);
-  Tensor col = pointwise ? Tensor() : Tensor::empty({K, rows_per_tile * OW});
-
-  for (int64_t b = 0; b < B; ++b) {
-    const float* xb = x.f32() + b * C * H * W;
-    float* ob = out.f32() + b * O * OHW;
-    if (bias) fill_with_bias(ob, O, OHW, bias->f32(), true);
-    const float beta = bias ? 1.f : 0.f;
-    if (pointwise) {
-      gemm(false, false, O, OHW, C, 1.f, wp, C, xb, OHW, beta, ob, OHW);
-      continue;
-    }
-    for (int64_t r0 = 0; r0 < OH; r0 += rows_per_tile) {
-      const int64_t rows = std::min(rows_per_tile, OH - r0), n = rows * OW;
-      float* cp = col.f32();
-      im2col_rows(xb, C, H, W, KH, KW, p, OW, r0, rows, cp);
-      gemm(false, false, O, n, K, 1.f, wp, K, cp, n, beta, ob + r0 * OW, OHW);
-    }
-  }
+  conv2d_as_gemm(s, x.f32(), w.f32(), bias ? bias->f32() : nullptr, p, kColumnBudgetFloats,
+                 out.f32(),
+                 [](int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                    int64_t ldb, bool accumulate, float* c, int64_t ldc) {
+                   gemm(false, false, m, n, k, 1.f, a, lda, b, ldb, accumulate ? 1.f : 0.f, c, ldc);
+                 });
   return out;
 }
 

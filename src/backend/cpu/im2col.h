@@ -11,17 +11,19 @@ namespace diffuse::cpu {
 
 /// The column matrix of output rows [r0, r0 + rows) of one image x[C,H,W]:
 /// col[(c,kh,kw), (r,ow)] = x[c, (r0+r)*S + kh - pad_top, ow*S + kw - pad_left], 0 outside.
-/// `col` holds C*KH*KW rows of rows*OW values.
+/// `col` holds C*KH*KW rows of rows*OW values, `ld` apart (ld >= rows*OW: the columns of several
+/// images side by side).
 template <typename T>
 void im2col_rows(const T* x, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                 const ops::Conv2dParams& p, int64_t OW, int64_t r0, int64_t rows, T* col) {
-  const int64_t S = p.stride, K = C * KH * KW, n = rows * OW;
+                 const ops::Conv2dParams& p, int64_t OW, int64_t r0, int64_t rows, T* col,
+                 int64_t ld) {
+  const int64_t S = p.stride, K = C * KH * KW;
   parallel_for(
       K,
       [&](int64_t k0, int64_t k1) {
         for (int64_t kk = k0; kk < k1; ++kk) {
           const int64_t c = kk / (KH * KW), kh = (kk / KW) % KH, kw = kk % KW;
-          T* dst = col + kk * n;
+          T* dst = col + kk * ld;
           for (int64_t r = 0; r < rows; ++r) {
             const int64_t ih = (r0 + r) * S + kh - p.pad_top;
             T* drow = dst + r * OW;
