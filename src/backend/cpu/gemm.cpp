@@ -56,18 +56,48 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
   split_gemm_output(m, n, k, 16, call);
 }
 
+namespace {
+
+// The extent of each output piece along the split dimension. It follows the shape alone, never
+// the thread count: oneDNN's sgemm picks its kernels and blockings by the size of the call, so a
+// piece size that followed --threads would change the rounding of some sums, and the image with
+// it. The piece count is a power of two (2, 4, 8 or 16 threads share it out evenly), at most 16,
+// and pieces keep >= 256 rows or columns: each piece repacks the operand all pieces share, which
+// costs little only beside that much work per packed value.
+int64_t piece_extent(int64_t extent, int64_t grain, double flops) {
+  constexpr double kWholeBelowFlops = 2e6;
+  constexpr int64_t kMaxPieces = 16, kMinPieceExtent = 256;
+  int64_t pieces = 1;
+  if (flops >= kWholeBelowFlops)
+    while (pieces * 2 <= kMaxPieces && extent / (pieces * 2) >= std::max(kMinPieceExtent, grain))
+      pieces *= 2;
+  const int64_t per_piece = (extent + pieces - 1) / pieces;
+  return (per_piece + grain - 1) / grain * grain;
+}
+
+}  // namespace
+
 void split_gemm_output(int64_t m, int64_t n, int64_t k, int64_t grain,
                        const std::function<void(int64_t, int64_t, int64_t, int64_t)>& piece) {
   const double flops = 2.0 * double(m) * double(n) * double(k);
-  if (flops < 2e6) {
+  const bool split_rows = m >= n;
+  const int64_t extent = split_rows ? m : n;
+  const int64_t step = piece_extent(extent, grain, flops);
+  const int64_t pieces = (extent + step - 1) / step;
+  if (pieces == 1) {
     piece(0, m, 0, n);
-  } else if (m >= n) {
-    parallel_for(
-        m, [&](int64_t b0, int64_t b1) { piece(b0, b1, 0, n); }, grain);
-  } else {
-    parallel_for(
-        n, [&](int64_t b0, int64_t b1) { piece(0, m, b0, b1); }, grain);
+    return;
   }
+  parallel_for(pieces, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t b0 = p * step, b1 = std::min(extent, b0 + step);
+      if (split_rows) {
+        piece(b0, b1, 0, n);
+      } else {
+        piece(0, m, b0, b1);
+      }
+    }
+  });
 }
 
 void fill_with_bias(float* out, int64_t rows, int64_t cols, const float* bias, bool per_row) {

@@ -11,8 +11,9 @@ namespace diffuse::cpu {
 DIFFUSE_BACKEND_OPS(DIFFUSE_DECLARE_OP)
 
 /// Runs piece(m0, m1, n0, n1) over the output of an m x n x k GEMM: whole when small, else the
-/// larger output dimension split over the thread pool in chunks of at least `grain`, so that each
-/// piece stays a large, cache-friendly single-threaded GEMM (gemm and gemm_bf16).
+/// larger output dimension cut into pieces (multiples of `grain`) shared out over the thread pool,
+/// so that each piece stays a large, cache-friendly single-threaded GEMM (gemm and gemm_bf16).
+/// The cut follows the shape alone, so results are the same bits at any thread count.
 void split_gemm_output(int64_t m, int64_t n, int64_t k, int64_t grain,
                        const std::function<void(int64_t, int64_t, int64_t, int64_t)>& piece);
 

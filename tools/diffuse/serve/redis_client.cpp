@@ -45,6 +45,15 @@ RedisValue convert(const redisReply* r) {
   return v;
 }
 
+// Error replies of a Redis that is up but cannot serve yet: it is loading its dataset after a
+// restart (LOADING), a script blocks it (BUSY), or a replica lost its master (MASTERDOWN). Callers
+// treat them like a lost connection: back off, reconnect and retry.
+bool is_not_ready_reply(const std::string& message) {
+  for (const char* prefix : {"LOADING ", "BUSY ", "MASTERDOWN ", "TRYAGAIN "})
+    if (message.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
 }  // namespace
 
 RedisUrl parse_redis_url(const std::string& url, const std::string& option) {
@@ -102,8 +111,12 @@ RedisValue RedisClient::command(const std::vector<std::string>& args) {
     throw RedisConnectionError("lost the connection to Redis at " + url_.text() + ": " +
                                (context_->errstr[0] ? context_->errstr : "no reply"));
   std::unique_ptr<redisReply, void (*)(void*)> owned(reply, freeReplyObject);
-  if (reply->type == REDIS_REPLY_ERROR)
-    throw RedisReplyError(args.front() + ": " + std::string(reply->str, reply->len));
+  if (reply->type == REDIS_REPLY_ERROR) {
+    const std::string message(reply->str, reply->len);
+    if (is_not_ready_reply(message))
+      throw RedisConnectionError("Redis at " + url_.text() + " is not ready: " + message);
+    throw RedisReplyError(args.front() + ": " + message);
+  }
   return convert(reply);
 }
 

@@ -58,8 +58,9 @@ class RedisClient {
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
 
-  /// Runs one command. RedisConnectionError when the connection is lost (this client is then
-  /// unusable), RedisReplyError for an error reply.
+  /// Runs one command. RedisConnectionError when the connection is lost or Redis is not ready
+  /// to serve (LOADING after a restart): this client is then unusable. RedisReplyError for any
+  /// other error reply.
   RedisValue command(const std::vector<std::string>& args);
   /// Runs the commands in one MULTI/EXEC transaction; the replies of EXEC.
   RedisValue transaction(const std::vector<std::vector<std::string>>& commands);
