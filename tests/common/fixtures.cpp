@@ -9,6 +9,11 @@
 
 namespace diffuse::test {
 
+// Each test program's own scratch directory, defined in a source that tests/CMakeLists.txt
+// generates per program (a per-program macro would keep the programs from sharing one
+// precompiled header).
+extern const char* const kTempDir;
+
 std::string fixture(const std::string& rel) {
   return std::string(DIFFUSE_FIXTURES_DIR) + "/" + rel;
 }
@@ -18,8 +23,8 @@ SafetensorsFile golden(const std::string& name) {
 }
 
 std::string temp_dir() {
-  std::filesystem::create_directories(DIFFUSE_TEST_TMP);
-  return DIFFUSE_TEST_TMP;
+  std::filesystem::create_directories(kTempDir);
+  return kTempDir;
 }
 
 std::string writable_model_copy(const std::string& model, const std::string& name) {

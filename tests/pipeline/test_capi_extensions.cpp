@@ -120,7 +120,7 @@ TEST(c_api_extensions, setters_give_the_cpp_api_images) {
 TEST(c_api_extensions, sdxl_setters_give_the_cpp_api_images) {
   const std::string base = test::fixture("models/tiny-sdxl");
   const std::string refiner = test::assemble_tiny_sdxl_refiner(
-      std::filesystem::path(DIFFUSE_TEST_TMP) / "c-api-sdxl-refiner");
+      std::filesystem::path(test::temp_dir()) / "c-api-sdxl-refiner");
   const Image init = load_png(test::fixture("golden/img2img-init.png"));
   const std::vector<uint8_t> init8 = init.to_rgb8();
   EXPECT_EQ(c_api_image(base,

@@ -22,7 +22,7 @@ namespace {
 // The tiny refiner, in a folder of this test's own.
 std::string tiny_refiner() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  return test::assemble_tiny_sdxl_refiner(fs::path(DIFFUSE_TEST_TMP) /
+  return test::assemble_tiny_sdxl_refiner(fs::path(test::temp_dir()) /
                                           (std::string("refiner-") + info->name()));
 }
 

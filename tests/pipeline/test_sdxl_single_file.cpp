@@ -24,7 +24,7 @@ namespace {
 
 std::string scratch(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::path(DIFFUSE_TEST_TMP) / (std::string("single-file-") + info->name());
+  const fs::path dir = fs::path(test::temp_dir()) / (std::string("single-file-") + info->name());
   fs::create_directories(dir);
   return (dir / name).string();
 }

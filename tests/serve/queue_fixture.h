@@ -116,7 +116,7 @@ class QueueTest : public ::testing::Test {
     if (!std::filesystem::exists(kRedisServer))
       GTEST_SKIP() << kRedisServer << " is absent (scripts/bootstrap.sh installs redis-server)";
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = std::filesystem::path(DIFFUSE_TEST_TMP) / ("queue-" + std::string(info->name()));
+    dir_ = std::filesystem::path(test::temp_dir()) / ("queue-" + std::string(info->name()));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_ / "models");
     std::filesystem::create_directory_symlink(fixture("models/tiny-sd1"),
