@@ -21,7 +21,7 @@ const std::string kPrompt = "'a photo of an astronaut riding a horse on mars'";
 
 // Per test: ctest runs this file's tests in parallel processes, two of which write one golden's
 // name.
-std::string out_path(const std::string& name) {
+std::string out_path_in_cli_extensions(const std::string& name) {
   const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
   const std::string p = diffuse::test::temp_dir() + "/" + test + "-" + name;
   fs::remove(p);
@@ -31,7 +31,7 @@ std::string out_path(const std::string& name) {
 /// Runs `args -o OUT` and returns the fraction of OUT's 8-bit values within one level of the
 /// golden PNG `golden`.
 double generate_close_to(const std::string& args, const std::string& golden) {
-  const std::string out = out_path(golden);
+  const std::string out = out_path_in_cli_extensions(golden);
   const CommandResult r = diffuse::test::run_diffuse(args + " -o " + out);
   EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
   if (r.code != 0) return 0;
@@ -43,8 +43,9 @@ double generate_close_to(const std::string& args, const std::string& golden) {
   return double(close) / double(a.size());
 }
 
-void expect_failure(const std::string& args, const std::vector<std::string>& fragments) {
-  const std::string out = out_path("failed.png");
+void expect_failure_in_cli_extensions(const std::string& args,
+                                      const std::vector<std::string>& fragments) {
+  const std::string out = out_path_in_cli_extensions("failed.png");
   const CommandResult r = diffuse::test::run_diffuse(args + " -o " + out);
   EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
   for (const auto& f : fragments)
@@ -88,31 +89,39 @@ TEST(cli_extensions, controlnet_golden_from_the_command_line) {
 TEST(cli_extensions, flag_errors_name_the_flag) {
   const std::string base =
       "generate --model " + fixture("models/tiny-sd1") + " --prompt x --steps 1 -W 64 -H 64";
-  expect_failure(base + " --mask " + fixture("golden/inpaint-mask.png"), {"--mask", "--image"});
-  expect_failure(base + " --mask-blur 3", {"--mask-blur", "--mask"});
-  expect_failure(base + " --mask-crop 16", {"--mask-crop", "--mask"});
-  expect_failure(base + " --image " + fixture("golden/img2img-init.png") + " --mask " +
-                     fixture("golden/inpaint-mask.png") + " --mask-crop -3",
-                 {"mask crop padding", "-3"});
-  expect_failure(base + " --controlnet " + fixture("models/tiny-controlnet"), {"--control-image"});
-  expect_failure(base + " --control-scale 0.5", {"--controlnet"});
-  expect_failure(base + " --controlnet a --controlnet b --control-image " +
-                     fixture("golden/img2img-init.png") + " --control-image " +
-                     fixture("golden/img2img-init.png") +
-                     " --control-scale 1 --control-scale 2 "
-                     "--control-scale 3",
-                 {"--control-scale", "3 times"});
+  expect_failure_in_cli_extensions(base + " --mask " + fixture("golden/inpaint-mask.png"),
+                                   {"--mask", "--image"});
+  expect_failure_in_cli_extensions(base + " --mask-blur 3", {"--mask-blur", "--mask"});
+  expect_failure_in_cli_extensions(base + " --mask-crop 16", {"--mask-crop", "--mask"});
+  expect_failure_in_cli_extensions(base + " --image " + fixture("golden/img2img-init.png") +
+                                       " --mask " + fixture("golden/inpaint-mask.png") +
+                                       " --mask-crop -3",
+                                   {"mask crop padding", "-3"});
+  expect_failure_in_cli_extensions(base + " --controlnet " + fixture("models/tiny-controlnet"),
+                                   {"--control-image"});
+  expect_failure_in_cli_extensions(base + " --control-scale 0.5", {"--controlnet"});
+  expect_failure_in_cli_extensions(base + " --controlnet a --controlnet b --control-image " +
+                                       fixture("golden/img2img-init.png") + " --control-image " +
+                                       fixture("golden/img2img-init.png") +
+                                       " --control-scale 1 --control-scale 2 "
+                                       "--control-scale 3",
+                                   {"--control-scale", "3 times"});
   const std::string controlnet = base + " --controlnet " + fixture("models/tiny-controlnet") +
                                  " --control-image " + fixture("golden/img2img-init.png");
-  expect_failure(controlnet + " --control-preprocess sobel", {"--control-preprocess", "sobel"});
-  expect_failure(controlnet + " --control-preprocess canny:100", {"canny:LOW:HIGH"});
-  expect_failure(controlnet + " --control-preprocess canny:a:b", {"canny:LOW:HIGH"});
-  expect_failure(base + " --control-preprocess canny", {"--control-preprocess", "--controlnet"});
-  expect_failure(base + " --lora /nonexistent/style.safetensors:0.5",
-                 {"/nonexistent/style.safetensors"});
+  expect_failure_in_cli_extensions(controlnet + " --control-preprocess sobel",
+                                   {"--control-preprocess", "sobel"});
+  expect_failure_in_cli_extensions(controlnet + " --control-preprocess canny:100",
+                                   {"canny:LOW:HIGH"});
+  expect_failure_in_cli_extensions(controlnet + " --control-preprocess canny:a:b",
+                                   {"canny:LOW:HIGH"});
+  expect_failure_in_cli_extensions(base + " --control-preprocess canny",
+                                   {"--control-preprocess", "--controlnet"});
+  expect_failure_in_cli_extensions(base + " --lora /nonexistent/style.safetensors:0.5",
+                                   {"/nonexistent/style.safetensors"});
   // A 9-channel inpainting model without --mask says what it needs.
-  expect_failure("generate --model " + fixture("models/tiny-sd1-inpaint") + " --prompt x",
-                 {"inpainting model", "mask"});
+  expect_failure_in_cli_extensions(
+      "generate --model " + fixture("models/tiny-sd1-inpaint") + " --prompt x",
+      {"inpainting model", "mask"});
 }
 
 TEST(cli_extensions, lora_tags_in_the_prompt_with_lora_dir) {
@@ -128,15 +137,17 @@ TEST(cli_extensions, lora_tags_in_the_prompt_with_lora_dir) {
                                   dir,
                               "lora-kohya-dpmpp-0.png"),
             0.999);
-  expect_failure("generate --model " + fixture("models/tiny-sd1") +
-                     " --prompt 'x <lora:absent:0.5>' --steps 1 -W 64 -H 64 --lora-dir " + dir,
-                 {"<lora:absent:0.5>", "absent.safetensors"});
+  expect_failure_in_cli_extensions(
+      "generate --model " + fixture("models/tiny-sd1") +
+          " --prompt 'x <lora:absent:0.5>' --steps 1 -W 64 -H 64 --lora-dir " + dir,
+      {"<lora:absent:0.5>", "absent.safetensors"});
 }
 
 TEST(cli_extensions, prompt_syntax_flag_reads_a1111_prompts) {
   const std::string base = "generate --model " + fixture("models/tiny-sd1") +
                            " --steps 1 -W 64 -H 64 --seed 4 --prompt '(red:1.3) cube, [table'";
-  const std::string a1111 = out_path("a1111.png"), plain = out_path("plain.png");
+  const std::string a1111 = out_path_in_cli_extensions("a1111.png"),
+                    plain = out_path_in_cli_extensions("plain.png");
   CommandResult r = diffuse::test::run_diffuse(base + " --prompt-syntax a1111 -o " + a1111);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("warning: prompt: a bracket without its partner"), std::string::npos)
@@ -144,5 +155,5 @@ TEST(cli_extensions, prompt_syntax_flag_reads_a1111_prompts) {
   r = diffuse::test::run_diffuse(base + " -o " + plain);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(diffuse::load_png(a1111).to_rgb8(), diffuse::load_png(plain).to_rgb8());
-  expect_failure(base + " --prompt-syntax comfy", {"prompt syntax", "comfy"});
+  expect_failure_in_cli_extensions(base + " --prompt-syntax comfy", {"prompt syntax", "comfy"});
 }

@@ -25,7 +25,7 @@ SafetensorsFile refs() {
   return SafetensorsFile::open((kHere / "data" / "filter_refs.safetensors").string());
 }
 
-std::vector<uint8_t> bytes_of(const SafetensorsFile& f, const std::string& name) {
+std::vector<uint8_t> bytes_of_in_image_filters(const SafetensorsFile& f, const std::string& name) {
   const Tensor t = f.get(name);
   EXPECT_EQ(t.dtype(), DType::U8) << name;
   std::vector<uint8_t> out(t.nbytes());
@@ -35,7 +35,8 @@ std::vector<uint8_t> bytes_of(const SafetensorsFile& f, const std::string& name)
 
 Rgb8Image image_of(const SafetensorsFile& f, const std::string& name) {
   const Tensor t = f.get(name);
-  return {static_cast<int>(t.dim(1)), static_cast<int>(t.dim(0)), bytes_of(f, name)};
+  return {static_cast<int>(t.dim(1)), static_cast<int>(t.dim(0)),
+          bytes_of_in_image_filters(f, name)};
 }
 
 size_t mismatches(const std::vector<uint8_t>& ours, const std::vector<uint8_t>& ref) {
@@ -58,7 +59,7 @@ TEST(image_filters, gaussian_blur_matches_pillow) {
     const Rgb8Image src = image_of(f, "src/" + value.substr(0, comma));
     const float radius = std::stof(value.substr(comma + 1));
     const Rgb8Image ours = gaussian_blur(src, radius);
-    EXPECT_EQ(mismatches(ours.pixels, bytes_of(f, "blur/" + name)), 0u) << name;
+    EXPECT_EQ(mismatches(ours.pixels, bytes_of_in_image_filters(f, "blur/" + name)), 0u) << name;
   }
   EXPECT_GE(cases, 8);
 }
@@ -67,7 +68,10 @@ TEST(image_filters, grayscale_matches_pillow) {
   const auto f = refs();
   for (const char* name : {"a128x128", "b37x29", "c1x40"}) {
     const Rgb8Image src = image_of(f, std::string("src/") + name);
-    EXPECT_EQ(mismatches(to_grayscale(src), bytes_of(f, std::string("gray/") + name)), 0u) << name;
+    EXPECT_EQ(
+        mismatches(to_grayscale(src), bytes_of_in_image_filters(f, std::string("gray/") + name)),
+        0u)
+        << name;
   }
 }
 

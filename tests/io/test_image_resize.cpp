@@ -19,7 +19,7 @@ std::string refs_path() {
       .string();
 }
 
-Rgb8Image image_of(const SafetensorsFile& f, const std::string& name) {
+Rgb8Image image_of_in_image_resize(const SafetensorsFile& f, const std::string& name) {
   Tensor t = f.get(name);
   EXPECT_EQ(t.dtype(), DType::U8) << name;
   EXPECT_EQ(t.ndim(), 3) << name;
@@ -35,8 +35,8 @@ void expect_matches_pillow(const std::string& name) {
   const auto& meta = f.metadata();
   const auto src_name = meta.find("case/" + name);
   ASSERT_NE(src_name, meta.end()) << name;
-  const Rgb8Image src = image_of(f, "src/" + src_name->second);
-  const Rgb8Image ref = image_of(f, "out/" + name);
+  const Rgb8Image src = image_of_in_image_resize(f, "src/" + src_name->second);
+  const Rgb8Image ref = image_of_in_image_resize(f, "out/" + name);
   const Rgb8Image ours = resize_lanczos(src, ref.width, ref.height);
   ASSERT_EQ(ours.width, ref.width);
   ASSERT_EQ(ours.height, ref.height);
@@ -89,7 +89,7 @@ TEST(image_resize, one_pixel_wide_matches_pillow) {
 TEST(image_resize, same_size_is_a_copy) {
   expect_matches_pillow("same_size_64x48");
   const auto f = SafetensorsFile::open(refs_path());
-  const Rgb8Image src = image_of(f, "src/d64x48");
+  const Rgb8Image src = image_of_in_image_resize(f, "src/d64x48");
   EXPECT_EQ(resize_lanczos(src, 64, 48).pixels, src.pixels);
 }
 

@@ -18,7 +18,7 @@ using namespace diffuse;
 
 namespace {
 
-std::vector<double> timesteps_of(const Tensor& t) {
+std::vector<double> timesteps_of_in_unet(const Tensor& t) {
   std::vector<double> out;
   for (int64_t i = 0; i < t.numel(); ++i) out.push_back(double(t.data_as<int64_t>()[i]));
   return out;
@@ -29,7 +29,7 @@ std::vector<double> timesteps_of(const Tensor& t) {
 double run_case(const UNet2DConditionModel& unet, const SafetensorsFile& g, const std::string& name,
                 const std::string& suffix) {
   const Tensor sample = g.get("sample" + suffix);
-  const auto t = timesteps_of(g.get("timestep" + suffix));
+  const auto t = timesteps_of_in_unet(g.get("timestep" + suffix));
   const Tensor ctx = g.get("encoder_hidden_states" + suffix);
   unet.forward(sample, t, ctx);  // warm the activation pool
   const auto start = std::chrono::steady_clock::now();
@@ -55,7 +55,7 @@ void check_model(const std::string& model) {
   EXPECT_LT(e2, 1e-4);
 }
 
-nlohmann::json tiny_config(const std::string& model = "tiny-sd1") {
+nlohmann::json tiny_config_in_unet(const std::string& model = "tiny-sd1") {
   return nlohmann::json::parse(
       read_text_file(test::fixture("models/" + model + "/unet/config.json")));
 }
@@ -105,7 +105,7 @@ TEST(unet, tiny_sdxl_with_added_conditions_matches_diffusers) {
   EXPECT_EQ(unet.config().transformer_layers_per_block, std::vector<int>({1, 1, 2}));
   const SafetensorsFile g = test::golden("tiny-sdxl-components.safetensors");
   const Tensor sample = g.get("unet_sample"), ctx = g.get("unet_encoder_hidden_states");
-  const auto t = timesteps_of(g.get("unet_timestep"));
+  const auto t = timesteps_of_in_unet(g.get("unet_timestep"));
   const UNetAddedConditions added{g.get("unet_text_embeds"), g.get("unet_time_ids")};
   const Tensor out = unet.forward(sample, t, ctx, &added);
   const double err = test::rel_error(out, g.get("unet_out"));
@@ -193,7 +193,7 @@ TEST(unet, full_size_configs_parse) {
 }
 
 TEST(unet, unknown_config_key_is_config_error_naming_it) {
-  nlohmann::json j = tiny_config();
+  nlohmann::json j = tiny_config_in_unet();
   j["frobnicate_attention"] = true;
   const std::string dir = unet_dir_with(j, "unknown_key");
   test::expect_error_mentioning<ConfigError>([&] { UNet2DConditionModel::load(dir); },
@@ -213,16 +213,16 @@ TEST(unet, unsupported_features_are_config_errors) {
        {"AttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"}},
   };
   for (const auto& [key, value] : cases) {
-    nlohmann::json j = tiny_config();
+    nlohmann::json j = tiny_config_in_unet();
     j[key] = value;
     test::expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "unet/config.json"); },
                                                {key});
   }
-  nlohmann::json j = tiny_config();
+  nlohmann::json j = tiny_config_in_unet();
   j["norm_num_groups"] = 24;  // 32 and 64 channels do not split into 24 groups
   test::expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "c.json"); },
                                              {"block_out_channels", "norm_num_groups"});
-  j = tiny_config("tiny-sd2");
+  j = tiny_config_in_unet("tiny-sd2");
   j["attention_head_dim"] = {3, 4, 4, 4};  // 32 channels into 3 heads
   test::expect_error_mentioning<ConfigError>([&] { UNetConfig::parse(j, "c.json"); },
                                              {"attention_head_dim"});

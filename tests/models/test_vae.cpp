@@ -32,7 +32,7 @@ double report(const std::string& what, const Tensor& ours, const Tensor& ref, do
   return err;
 }
 
-void check_model(const std::string& model) {
+void check_model_in_vae(const std::string& model) {
   const AutoencoderKL vae = AutoencoderKL::load(test::fixture("models/" + model + "/vae"));
   const SafetensorsFile g = test::golden(model + "-vae.safetensors");
 
@@ -51,7 +51,7 @@ void check_model(const std::string& model) {
   EXPECT_LT(report(model + "_logvar", d.logvar, g.get("logvar"), ms), 1e-4);
 }
 
-nlohmann::json tiny_config() {
+nlohmann::json tiny_config_in_vae() {
   return nlohmann::json::parse(read_text_file(test::fixture("models/tiny-sd1/vae/config.json")));
 }
 
@@ -85,11 +85,11 @@ WeightStore tiny_weights(const std::string& drop, const std::string& replace = "
 }  // namespace
 
 TEST(vae, tiny_sd1_matches_diffusers) {
-  check_model("tiny-sd1");
+  check_model_in_vae("tiny-sd1");
 }
 
 TEST(vae, tiny_sd2_matches_diffusers) {
-  check_model("tiny-sd2");
+  check_model_in_vae("tiny-sd2");
 }
 
 // diffusers' enable_tiling() on the tiny VAE (tools/reference/make_vae_tiling_references.py): the
@@ -168,7 +168,7 @@ TEST(vae, image_not_multiple_of_8_is_shape_error) {
 
 TEST(vae, unknown_config_key_is_config_error_naming_it) {
   namespace fs = std::filesystem;
-  nlohmann::json j = tiny_config();
+  nlohmann::json j = tiny_config_in_vae();
   j["use_tiling_magic"] = 1;
   const fs::path dir = fs::path(test::temp_dir()) / "vae_unknown_key";
   fs::remove_all(dir);
@@ -190,7 +190,7 @@ TEST(vae, unsupported_features_are_config_errors) {
       {"norm_num_groups", 12},
   };
   for (const auto& [key, value] : cases) {
-    nlohmann::json j = tiny_config();
+    nlohmann::json j = tiny_config_in_vae();
     j[key] = value;
     test::expect_error_mentioning<ConfigError>([&] { VaeConfig::parse(j, "vae/config.json"); },
                                                {key});

@@ -19,7 +19,7 @@ using namespace diffuse;
 
 namespace {
 
-Rgb8Image rgb8_of(const Tensor& t) {
+Rgb8Image rgb8_of_in_masked_content(const Tensor& t) {
   EXPECT_EQ(t.dtype(), DType::U8);
   const Tensor c = t.contiguous();
   return Rgb8Image{static_cast<int>(t.dim(1)), static_cast<int>(t.dim(0)),
@@ -47,9 +47,10 @@ TEST(masked_content, fill_and_latent_region_match_a1111) {
   const auto meta = nlohmann::json::parse(f.metadata().at("json"));
   ASSERT_EQ(meta.at("cases").size(), 3u);
   for (const auto& [name, c] : meta.at("cases").items()) {
-    const Rgb8Image image = rgb8_of(f.get(name + ".image")), mask = rgb8_of(f.get(name + ".mask"));
+    const Rgb8Image image = rgb8_of_in_masked_content(f.get(name + ".image")),
+                    mask = rgb8_of_in_masked_content(f.get(name + ".mask"));
     const Rgb8Image filled = stages::fill_masked_region(image, mask);
-    const Rgb8Image want = rgb8_of(f.get(name + ".filled"));
+    const Rgb8Image want = rgb8_of_in_masked_content(f.get(name + ".filled"));
     size_t differ = 0;
     for (size_t i = 0; i < want.pixels.size(); ++i) differ += filled.pixels[i] != want.pixels[i];
     EXPECT_EQ(differ, 0u) << name << ": filled values that differ from A1111's";

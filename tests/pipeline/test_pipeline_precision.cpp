@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-GenerateOptions small_generation() {
+GenerateOptions small_generation_in_pipeline_precision() {
   GenerateOptions o;
   o.prompt = "a red cube on a table";
   o.negative_prompt = "blurry";
@@ -54,8 +54,10 @@ std::string converted_copy(const std::string& name, DType dtype, DType rounded_t
 TEST(precision, a_float16_model_held_as_stored_computes_as_its_float32_upcast) {
   const std::string half = converted_copy("tiny-sd1-f16", DType::F16, DType::F16);
   const std::string upcast = converted_copy("tiny-sd1-f16-upcast", DType::F32, DType::F16);
-  const GenerationResult a = Pipeline::load(half)->generate(small_generation());
-  const GenerationResult b = Pipeline::load(upcast)->generate(small_generation());
+  const GenerationResult a =
+      Pipeline::load(half)->generate(small_generation_in_pipeline_precision());
+  const GenerationResult b =
+      Pipeline::load(upcast)->generate(small_generation_in_pipeline_precision());
   EXPECT_EQ(a.images.at(0).rgb, b.images.at(0).rgb) << "widening an F16 matrix is exact";
   fs::remove_all(half);
   fs::remove_all(upcast);
@@ -71,12 +73,14 @@ TEST(precision, low_memory_gives_the_same_image) {
     LoadOptions low;
     low.low_memory = true;
     const auto pipe = Pipeline::load(model);
-    const GenerationResult a = pipe->generate(small_generation());
-    const GenerationResult b = Pipeline::load(model, low)->generate(small_generation());
+    const GenerationResult a = pipe->generate(small_generation_in_pipeline_precision());
+    const GenerationResult b =
+        Pipeline::load(model, low)->generate(small_generation_in_pipeline_precision());
     EXPECT_EQ(a.images.at(0).rgb, b.images.at(0).rgb);
     // Every mode releases a component's file pages once its stage is done: the next generation
     // reads them back unchanged.
-    EXPECT_EQ(pipe->generate(small_generation()).images.at(0).rgb, a.images.at(0).rgb);
+    EXPECT_EQ(pipe->generate(small_generation_in_pipeline_precision()).images.at(0).rgb,
+              a.images.at(0).rgb);
   }
   fs::remove_all(half);
 }
@@ -84,13 +88,13 @@ TEST(precision, low_memory_gives_the_same_image) {
 TEST(precision, compact_matrices_stay_within_35_db_of_float32) {
   LoadOptions lo;
   const Image f32 = Pipeline::load(test::fixture("models/tiny-sd1"), lo)
-                        ->generate(small_generation())
+                        ->generate(small_generation_in_pipeline_precision())
                         .images.at(0);
   for (const char* p : {"f16", "bf16", "int8"}) {
     SCOPED_TRACE(p);
     lo.precision = p;
     const Image got = Pipeline::load(test::fixture("models/tiny-sd1"), lo)
-                          ->generate(small_generation())
+                          ->generate(small_generation_in_pipeline_precision())
                           .images.at(0);
     EXPECT_NE(got.rgb, f32.rgb) << "the precision was not applied";
     const double db = test::psnr_db(got.to_rgb8(), f32.to_rgb8());

@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-GenerateOptions small_generation() {
+GenerateOptions small_generation_in_pipeline_weight_files() {
   GenerateOptions o;
   o.prompt = "a lighthouse on a cliff";
   o.steps = 3;
@@ -29,12 +29,17 @@ GenerateOptions small_generation() {
   return o;
 }
 
-std::vector<uint8_t> image_of(const std::string& model, const LoadOptions& options = {}) {
-  return Pipeline::load(model, options)->generate(small_generation()).images.at(0).to_rgb8();
+std::vector<uint8_t> image_of_in_pipeline_weight_files(const std::string& model,
+                                                       const LoadOptions& options = {}) {
+  return Pipeline::load(model, options)
+      ->generate(small_generation_in_pipeline_weight_files())
+      .images.at(0)
+      .to_rgb8();
 }
 
 const std::vector<uint8_t>& fixture_image() {
-  static const std::vector<uint8_t> image = image_of(test::fixture("models/tiny-sd1"));
+  static const std::vector<uint8_t> image =
+      image_of_in_pipeline_weight_files(test::fixture("models/tiny-sd1"));
   return image;
 }
 
@@ -85,7 +90,7 @@ std::string error_of(const std::string& model, const LoadOptions& options) {
 
 TEST(weight_files, a_component_saved_as_pytorch_bin_gives_the_same_image) {
   const std::string model = model_with_vae("model-bin-vae", test::reference("inputs/vae-bin"));
-  EXPECT_EQ(image_of(model), fixture_image());
+  EXPECT_EQ(image_of_in_pipeline_weight_files(model), fixture_image());
 }
 
 TEST(weight_files, the_fp16_variant_loads_by_name_by_default_when_alone_and_falls_back) {
@@ -93,15 +98,18 @@ TEST(weight_files, the_fp16_variant_loads_by_name_by_default_when_alone_and_fall
   const std::string model = model_with_vae("model-fp16-vae", variant_dir);
   LoadOptions fp16;
   fp16.variant = "fp16";
-  const std::vector<uint8_t> with_fp16 = image_of(model, fp16);
+  const std::vector<uint8_t> with_fp16 = image_of_in_pipeline_weight_files(model, fp16);
   EXPECT_NE(with_fp16, fixture_image());  // the rounded VAE really is used
-  EXPECT_EQ(image_of(model), with_fp16);  // the VAE's only weights are the variant's
+  EXPECT_EQ(image_of_in_pipeline_weight_files(model),
+            with_fp16);  // the VAE's only weights are the variant's
   // Components without fp16 files (here all of them) load their plain files.
-  EXPECT_EQ(image_of(test::fixture("models/tiny-sd1"), fp16), fixture_image());
+  EXPECT_EQ(image_of_in_pipeline_weight_files(test::fixture("models/tiny-sd1"), fp16),
+            fixture_image());
   // --vae with the same folder and variant: the same image.
   LoadOptions replaced = fp16;
   replaced.vae = variant_dir;
-  EXPECT_EQ(image_of(test::fixture("models/tiny-sd1"), replaced), with_fp16);
+  EXPECT_EQ(image_of_in_pipeline_weight_files(test::fixture("models/tiny-sd1"), replaced),
+            with_fp16);
 }
 
 TEST(weight_files, a_replacement_vae_is_read_in_every_layout) {
@@ -114,7 +122,7 @@ TEST(weight_files, a_replacement_vae_is_read_in_every_layout) {
         test::fixture("models/tiny-sd1/vae/diffusion_pytorch_model.safetensors")}) {  // diffusers
     LoadOptions o;
     o.vae = vae;
-    EXPECT_EQ(image_of(model, o), fixture_image()) << vae;
+    EXPECT_EQ(image_of_in_pipeline_weight_files(model, o), fixture_image()) << vae;
   }
   // A single-file checkpoint takes the replacement too.
   LoadOptions o;
@@ -122,7 +130,8 @@ TEST(weight_files, a_replacement_vae_is_read_in_every_layout) {
   LoadOptions fp16 = o;
   fp16.variant = "fp16";
   fp16.config_dir = model;
-  EXPECT_EQ(image_of(test::fixture("models/tiny-sd1.safetensors"), fp16), image_of(model, o));
+  EXPECT_EQ(image_of_in_pipeline_weight_files(test::fixture("models/tiny-sd1.safetensors"), fp16),
+            image_of_in_pipeline_weight_files(model, o));
 }
 
 TEST(weight_files, bad_variant_and_vae_values_are_named) {

@@ -33,7 +33,8 @@ std::vector<std::string> pngs_of(const std::string& name, int count) {
   return pngs;
 }
 
-void check_case(Pipeline& pipe, const GenerateOptions& o, const std::string& name) {
+void check_case_in_sdxl_extensions(Pipeline& pipe, const GenerateOptions& o,
+                                   const std::string& name) {
   test::check_pipeline_reference(pipe, o, test::reference("pipe-" + name + ".safetensors"),
                                  pngs_of(name, o.image_count), name);
 }
@@ -78,7 +79,7 @@ TEST(sdxl_inpaint, four_channel_model_default_strength_matches_diffusers) {
   // diffusers' default strength for SDXL inpainting is 0.9999: the first step is skipped and the
   // loop starts from the noised image.
   ASSERT_FALSE(meta.contains("num_images_per_prompt") && meta.at("num_images_per_prompt") != 1);
-  check_case(*pipe, inpaint_options(meta), "sdxl-inpaint-euler");
+  check_case_in_sdxl_extensions(*pipe, inpaint_options(meta), "sdxl-inpaint-euler");
   const GenerationResult r = pipe->generate(inpaint_options(meta));
   ASSERT_TRUE(r.options.strength.has_value());
   EXPECT_EQ(*r.options.strength, 0.9999f);
@@ -91,7 +92,7 @@ TEST(sdxl_inpaint, strength_and_two_images_match_diffusers) {
   GenerateOptions o = inpaint_options(meta);
   o.strength = meta.at("strength").get<float>();
   ASSERT_EQ(o.image_count, 2);
-  check_case(*pipe, o, "sdxl-inpaint-strength-dpmpp");
+  check_case_in_sdxl_extensions(*pipe, o, "sdxl-inpaint-strength-dpmpp");
 }
 
 TEST(sdxl_controlnet, text_time_controlnet_matches_diffusers) {
@@ -109,7 +110,7 @@ TEST(sdxl_controlnet, text_time_controlnet_matches_diffusers) {
     c.end = meta.at("control_guidance_end").get<double>();
     o.controlnets = {c};
     o.control_guess_mode = meta.at("guess_mode").get<bool>();
-    check_case(*pipe, o, name);
+    check_case_in_sdxl_extensions(*pipe, o, name);
   }
 }
 
@@ -128,7 +129,7 @@ TEST(sdxl_controlnet, image_to_image_and_inpainting_match_diffusers) {
                                              meta.at("control_images_root").at(0)));
     c.scale = meta.at("controlnet_conditioning_scale").get<float>();
     o.controlnets = {c};
-    check_case(*pipe, o, name);
+    check_case_in_sdxl_extensions(*pipe, o, name);
   }
 }
 
@@ -151,7 +152,7 @@ TEST(sdxl_textual_inversion, a1111_sdxl_embedding_matches_diffusers) {
   for (const auto& e : meta.at("embeddings"))
     o.embeddings.push_back(
         test::reference_input(e.at("file").get<std::string>(), e.at("root").get<std::string>()));
-  check_case(*pipe, o, name);
+  check_case_in_sdxl_extensions(*pipe, o, name);
 }
 
 TEST(sdxl_textual_inversion, embeddings_for_the_other_family_are_named) {

@@ -35,7 +35,7 @@ Tensor penultimate(const Tensor& states, int64_t item) {
       .contiguous();
 }
 
-GenerateOptions quick_options() {
+GenerateOptions quick_options_in_sdxl_pipeline() {
   GenerateOptions o;
   o.prompt = kPrompt;
   o.steps = 2;
@@ -104,7 +104,7 @@ TEST(sdxl, add_time_ids_order) {
 
 TEST(sdxl, absent_negative_prompt_is_zeros_explicit_empty_is_encoded) {
   auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
-  GenerateOptions o = quick_options();
+  GenerateOptions o = quick_options_in_sdxl_pipeline();
   const auto absent = pixels(*pipe, o);
   o.negative_prompt = "";
   const auto empty = pixels(*pipe, o);
@@ -120,7 +120,7 @@ TEST(sdxl, absent_negative_prompt_is_zeros_explicit_empty_is_encoded) {
 
 TEST(sdxl, size_conditions_default_to_the_image_size) {
   auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
-  GenerateOptions o = quick_options();
+  GenerateOptions o = quick_options_in_sdxl_pipeline();
   o.width = 96;
   o.height = 64;
   const GenerationResult r = pipe->generate(o);
@@ -153,7 +153,7 @@ TEST(sdxl, size_conditions_default_to_the_image_size) {
 
 TEST(sdxl, size_conditions_on_other_models_are_a_warning) {
   auto pipe = Pipeline::load(test::fixture("models/tiny-sd1"));
-  GenerateOptions o = quick_options();
+  GenerateOptions o = quick_options_in_sdxl_pipeline();
   const auto plain = pipe->generate(o);
   o.original_size = SizeHW{1024, 1024};
   const auto r = pipe->generate(o);
@@ -169,22 +169,22 @@ TEST(sdxl, bad_options_are_named_before_generating) {
     test::expect_error_mentioning<ConfigError>(
         [&] { pipe->generate(o, [&](const Progress&) { return ++steps > 0; }); }, words);
   };
-  GenerateOptions o = quick_options();
+  GenerateOptions o = quick_options_in_sdxl_pipeline();
   o.width = 100;
   expect_error(o, {"width 100", "multiple of 8"});
-  o = quick_options();
+  o = quick_options_in_sdxl_pipeline();
   o.height = 60;
   expect_error(o, {"height 60", "multiple of 8"});
-  o = quick_options();
+  o = quick_options_in_sdxl_pipeline();
   o.original_size = SizeHW{0, 512};
   expect_error(o, {"original size"});
-  o = quick_options();
+  o = quick_options_in_sdxl_pipeline();
   o.negative_original_size = SizeHW{512, -1};
   expect_error(o, {"negative original size"});
-  o = quick_options();
+  o = quick_options_in_sdxl_pipeline();
   o.crop_coords = CropTopLeft{-8, 0};
   expect_error(o, {"crop coordinates"});
-  o = quick_options();
+  o = quick_options_in_sdxl_pipeline();
   o.hires = HiresFix{};
   o.refiner = test::fixture("models/tiny-sdxl");
   expect_error(o, {"hires", "refiner"});

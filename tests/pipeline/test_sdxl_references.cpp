@@ -41,7 +41,7 @@ GenerateOptions options_of(const nlohmann::json& m) {
   return o;
 }
 
-void check_case(Pipeline& pipe, GenerateOptions o, const std::string& name) {
+void check_case_in_sdxl_references(Pipeline& pipe, GenerateOptions o, const std::string& name) {
   const nlohmann::json meta = test::reference_metadata(name);
   std::vector<std::string> pngs;
   for (int n = 0; n < o.image_count; ++n)
@@ -50,7 +50,7 @@ void check_case(Pipeline& pipe, GenerateOptions o, const std::string& name) {
                                  name);
 }
 
-GenerateOptions quick_options() {
+GenerateOptions quick_options_in_sdxl_references() {
   GenerateOptions o;
   o.prompt = "a photo of an astronaut riding a horse on mars";
   o.steps = 4;
@@ -68,13 +68,13 @@ Image grey_image() {
 TEST(sdxl_refiner, base_model_image_to_image_matches_diffusers) {
   auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
   const std::string name = "sdxl-img2img-euler";
-  check_case(*pipe, options_of(test::reference_metadata(name)), name);
+  check_case_in_sdxl_references(*pipe, options_of(test::reference_metadata(name)), name);
 }
 
 TEST(sdxl_refiner, refiner_on_an_image_matches_diffusers) {
   auto pipe = Pipeline::load(tiny_refiner());
   const std::string name = "sdxl-refiner-dpmpp";
-  check_case(*pipe, options_of(test::reference_metadata(name)), name);
+  check_case_in_sdxl_references(*pipe, options_of(test::reference_metadata(name)), name);
 }
 
 TEST(sdxl_refiner, ensemble_of_experts_matches_diffusers) {
@@ -85,7 +85,7 @@ TEST(sdxl_refiner, ensemble_of_experts_matches_diffusers) {
   for (const std::string name : {"sdxl-ensemble-eulera", "sdxl-ensemble-heun"}) {
     GenerateOptions o = options_of(test::reference_metadata(name));
     o.refiner = refiner;
-    check_case(*pipe, o, name);
+    check_case_in_sdxl_references(*pipe, o, name);
   }
 }
 
@@ -94,12 +94,12 @@ TEST(sdxl_few_step, turbo_and_lightning_settings_match_diffusers) {
   auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
   for (const std::string name :
        {"sdxl-turbo-eulera-1step", "sdxl-lightning-euler-4step", "sdxl-turbo-img2img-eulera"})
-    check_case(*pipe, options_of(test::reference_metadata(name)), name);
+    check_case_in_sdxl_references(*pipe, options_of(test::reference_metadata(name)), name);
 }
 
 TEST(sdxl_refiner, ensemble_progress_counts_both_experts) {
   auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
-  GenerateOptions o = quick_options();
+  GenerateOptions o = quick_options_in_sdxl_references();
   o.steps = 10;
   o.refiner = tiny_refiner();
   std::vector<std::pair<int, int>> seen;
@@ -127,23 +127,23 @@ TEST(sdxl_refiner, bad_refiner_options_are_named_before_generating) {
                                 const std::vector<std::string>& words) {
     test::expect_error_mentioning<ConfigError>([&] { pipe.generate(o, count); }, words);
   };
-  GenerateOptions o = quick_options();
+  GenerateOptions o = quick_options_in_sdxl_references();
   expect_error(*refiner, o, {"refiner", "image", "noise"});  // a refiner cannot start from noise
   o.refiner = refiner_dir;
   o.high_noise_frac = 1.f;
   expect_error(*base, o, {"high noise fraction"});
   o.high_noise_frac = 0.f;
   expect_error(*base, o, {"high noise fraction"});
-  o = quick_options();
+  o = quick_options_in_sdxl_references();
   o.aesthetic_score = std::nanf("");
   expect_error(*base, o, {"aesthetic score"});
-  o = quick_options();
+  o = quick_options_in_sdxl_references();
   o.init_image = grey_image();
   o.loras = {{test::reference("inputs/lora-peft-tiny-sdxl.safetensors"), 1.f}};
   expect_error(*refiner, o, {"LoRA", "refiner"});
   // A refiner with an SD 1.x base, and a refiner that is not an SDXL folder.
   auto sd1 = Pipeline::load(test::fixture("models/tiny-sd1"));
-  o = quick_options();
+  o = quick_options_in_sdxl_references();
   o.refiner = refiner_dir;
   expect_error(*sd1, o, {"refiner", "SDXL", "sd1"});
   o.refiner = test::fixture("models/tiny-sd1");
@@ -156,7 +156,7 @@ TEST(sdxl_refiner, bad_refiner_options_are_named_before_generating) {
 
 TEST(sdxl_refiner, aesthetic_scores_without_a_refiner_are_a_warning) {
   auto pipe = Pipeline::load(test::fixture("models/tiny-sdxl"));
-  GenerateOptions o = quick_options();
+  GenerateOptions o = quick_options_in_sdxl_references();
   o.steps = 1;
   o.aesthetic_score = 7.f;
   const GenerationResult r = pipe->generate(o);

@@ -20,8 +20,8 @@ TEST(kdpm2_ancestral_discrete_scheduler, golden_kdpm2_a) {
 }
 
 // Throws ConfigError whose message names `key`.
-void expect_config_error(const char* class_name, const nlohmann::json& config,
-                         const std::string& key) {
+void expect_config_error_in_kdpm2(const char* class_name, const nlohmann::json& config,
+                                  const std::string& key) {
   try {
     make_scheduler(config, class_name);
     ADD_FAILURE() << class_name << ": no error for " << config.dump();
@@ -32,12 +32,12 @@ void expect_config_error(const char* class_name, const nlohmann::json& config,
 
 TEST(kdpm2_discrete_scheduler, rejects_bad_config) {
   for (const char* cls : {"KDPM2DiscreteScheduler", "KDPM2AncestralDiscreteScheduler"}) {
-    expect_config_error(cls, {{"prediction_type", "sample"}}, "prediction_type");
-    expect_config_error(cls, {{"timestep_spacing", "cosine"}}, "timestep_spacing");
-    expect_config_error(cls, {{"beta_schedule", "quadratic"}}, "beta_schedule");
-    expect_config_error(cls, {{"use_karras_sigmas", true}, {"use_exponential_sigmas", true}},
-                        "use_karras_sigmas");
-    expect_config_error(cls, {{"steps_offset", 0.5}}, "steps_offset");
+    expect_config_error_in_kdpm2(cls, {{"prediction_type", "sample"}}, "prediction_type");
+    expect_config_error_in_kdpm2(cls, {{"timestep_spacing", "cosine"}}, "timestep_spacing");
+    expect_config_error_in_kdpm2(cls, {{"beta_schedule", "quadratic"}}, "beta_schedule");
+    expect_config_error_in_kdpm2(
+        cls, {{"use_karras_sigmas", true}, {"use_exponential_sigmas", true}}, "use_karras_sigmas");
+    expect_config_error_in_kdpm2(cls, {{"steps_offset", 0.5}}, "steps_offset");
   }
 }
 

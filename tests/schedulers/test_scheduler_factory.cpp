@@ -37,7 +37,7 @@ const char* const kClasses[] = {"PNDMScheduler",
 
 // Runs f and expects a ConfigError whose message contains every one of `needles`.
 template <typename F>
-void expect_config_error(F f, std::initializer_list<std::string> needles) {
+void expect_config_error_in_scheduler_factory(F f, std::initializer_list<std::string> needles) {
   try {
     f();
     ADD_FAILURE() << "no ConfigError";
@@ -60,58 +60,66 @@ TEST(scheduler_factory, dispatches_on_class_name) {
 }
 
 TEST(scheduler_factory, unknown_class_is_named_with_the_supported_list) {
-  expect_config_error([] { make_scheduler(sd15_config(), "FancyScheduler"); },
-                      {"FancyScheduler", "EulerDiscreteScheduler", "DDIMScheduler"});
+  expect_config_error_in_scheduler_factory(
+      [] { make_scheduler(sd15_config(), "FancyScheduler"); },
+      {"FancyScheduler", "EulerDiscreteScheduler", "DDIMScheduler"});
   nlohmann::json c = sd15_config();
   c["_class_name"] = "ScoreSdeVeScheduler";
-  expect_config_error([&] { make_scheduler(c); }, {"ScoreSdeVeScheduler"});
+  expect_config_error_in_scheduler_factory([&] { make_scheduler(c); }, {"ScoreSdeVeScheduler"});
   c.erase("_class_name");
-  expect_config_error([&] { make_scheduler(c); }, {"_class_name"});
-  expect_config_error([] { make_scheduler(nlohmann::json::array(), "DDIMScheduler"); }, {"object"});
+  expect_config_error_in_scheduler_factory([&] { make_scheduler(c); }, {"_class_name"});
+  expect_config_error_in_scheduler_factory(
+      [] { make_scheduler(nlohmann::json::array(), "DDIMScheduler"); }, {"object"});
 }
 
 TEST(scheduler_factory, unknown_beta_schedule_is_named) {
   for (const char* name : kClasses) {
     nlohmann::json c = sd15_config();
     c["beta_schedule"] = "quadratic";
-    expect_config_error([&] { make_scheduler(c, name); }, {"beta_schedule", "quadratic"});
+    expect_config_error_in_scheduler_factory([&] { make_scheduler(c, name); },
+                                             {"beta_schedule", "quadratic"});
   }
 }
 
 TEST(scheduler_factory, bad_values_name_their_key) {
   nlohmann::json c = sd15_config();
   c["timestep_spacing"] = "uniform";
-  expect_config_error([&] { make_scheduler(c, "EulerDiscreteScheduler"); },
-                      {"timestep_spacing", "uniform"});
+  expect_config_error_in_scheduler_factory([&] { make_scheduler(c, "EulerDiscreteScheduler"); },
+                                           {"timestep_spacing", "uniform"});
   c = sd15_config();
   c["prediction_type"] = "x0";
-  expect_config_error([&] { make_scheduler(c, "DDIMScheduler"); }, {"prediction_type", "x0"});
+  expect_config_error_in_scheduler_factory([&] { make_scheduler(c, "DDIMScheduler"); },
+                                           {"prediction_type", "x0"});
   c["prediction_type"] = "sample";  // diffusers' Euler ancestral and PNDM do not implement it
-  expect_config_error([&] { make_scheduler(c, "EulerAncestralDiscreteScheduler"); },
-                      {"prediction_type", "sample"});
-  expect_config_error([&] { make_scheduler(c, "PNDMScheduler"); }, {"prediction_type", "sample"});
+  expect_config_error_in_scheduler_factory(
+      [&] { make_scheduler(c, "EulerAncestralDiscreteScheduler"); }, {"prediction_type", "sample"});
+  expect_config_error_in_scheduler_factory([&] { make_scheduler(c, "PNDMScheduler"); },
+                                           {"prediction_type", "sample"});
   c = sd15_config();
   c["steps_offset"] = "one";
-  expect_config_error([&] { make_scheduler(c, "DDIMScheduler"); }, {"steps_offset"});
+  expect_config_error_in_scheduler_factory([&] { make_scheduler(c, "DDIMScheduler"); },
+                                           {"steps_offset"});
   c = sd15_config();
   c["variance_type"] = "learned_range";
-  expect_config_error([&] { make_scheduler(c, "DDPMScheduler"); },
-                      {"variance_type", "learned_range"});
+  expect_config_error_in_scheduler_factory([&] { make_scheduler(c, "DDPMScheduler"); },
+                                           {"variance_type", "learned_range"});
   c = sd15_config();
   c["use_karras_sigmas"] = "yes";
-  expect_config_error([&] { make_scheduler(c, "LMSDiscreteScheduler"); }, {"use_karras_sigmas"});
+  expect_config_error_in_scheduler_factory([&] { make_scheduler(c, "LMSDiscreteScheduler"); },
+                                           {"use_karras_sigmas"});
 }
 
 TEST(scheduler_factory, steps_below_one_or_above_training_are_rejected) {
   for (const char* name : kClasses) {
     auto s = make_scheduler(sd15_config(), name);
-    expect_config_error([&] { s->set_timesteps(0); }, {"steps"});
-    expect_config_error([&] { s->set_timesteps(-3); }, {"steps", "-3"});
-    expect_config_error([&] { s->set_timesteps(1001); }, {"1001"});
+    expect_config_error_in_scheduler_factory([&] { s->set_timesteps(0); }, {"steps"});
+    expect_config_error_in_scheduler_factory([&] { s->set_timesteps(-3); }, {"steps", "-3"});
+    expect_config_error_in_scheduler_factory([&] { s->set_timesteps(1001); }, {"1001"});
   }
   // LCM's schedule is a subset of its 50 distillation steps.
   auto lcm = make_scheduler(sd15_config(), "LCMScheduler");
-  expect_config_error([&] { lcm->set_timesteps(51); }, {"51", "original_inference_steps"});
+  expect_config_error_in_scheduler_factory([&] { lcm->set_timesteps(51); },
+                                           {"51", "original_inference_steps"});
 }
 
 TEST(scheduler_factory, one_step_schedules_work) {
@@ -123,7 +131,8 @@ TEST(scheduler_factory, one_step_schedules_work) {
 }
 
 TEST(scheduler_preset, unknown_name_is_named_with_the_valid_list) {
-  expect_config_error([] { scheduler_preset("dpm-fast"); }, {"dpm-fast", "euler-a", "dpmpp-2m"});
+  expect_config_error_in_scheduler_factory([] { scheduler_preset("dpm-fast"); },
+                                           {"dpm-fast", "euler-a", "dpmpp-2m"});
 }
 
 TEST(scheduler_preset, presets_reproduce_the_golden_cases) {
