@@ -31,12 +31,6 @@ CommandResult run(const std::string& args, const std::string& env = "") {
 std::string tiny() {
   return diffuse::test::fixture("models/tiny-sd1");
 }
-std::string out_path(const std::string& name) {
-  const std::string p = diffuse::test::temp_dir() + "/" + name;
-  fs::remove(p);
-  return p;
-}
-
 void expect_failure(const std::string& args, const std::string& fragment,
                     const std::string& output) {
   CommandResult r = run(args);
@@ -49,7 +43,7 @@ void expect_failure(const std::string& args, const std::string& fragment,
 }  // namespace
 
 TEST(cli, generate_writes_png_with_parameters_and_json) {
-  const std::string out = out_path("gen.png");
+  const std::string out = diffuse::test::temp_path("gen.png");
   CommandResult r =
       run("generate --model " + tiny() +
           " --prompt 'a red fox' --negative-prompt blurry --steps 3 --seed 93 --scheduler "
@@ -73,7 +67,7 @@ TEST(cli, generate_writes_png_with_parameters_and_json) {
 }
 
 TEST(cli, image_count_names_files_by_index) {
-  const std::string out = out_path("batch.png");
+  const std::string out = diffuse::test::temp_path("batch.png");
   CommandResult r =
       run("generate --model " + tiny() + " -p cat --steps 2 --seed 1 --image-count 2 -o " + out);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -83,14 +77,14 @@ TEST(cli, image_count_names_files_by_index) {
 }
 
 TEST(cli, random_seed_is_printed) {
-  CommandResult r =
-      run("generate --model " + tiny() + " -p cat --steps 1 -o " + out_path("seeded.png"));
+  CommandResult r = run("generate --model " + tiny() + " -p cat --steps 1 -o " +
+                        diffuse::test::temp_path("seeded.png"));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("seed: "), std::string::npos) << r.err;
 }
 
 TEST(cli, img2img_from_png) {
-  const std::string out = out_path("img2img.png");
+  const std::string out = diffuse::test::temp_path("img2img.png");
   CommandResult r =
       run("generate --model " + tiny() + " -p cat --steps 4 --seed 2 --image " +
           diffuse::test::fixture("golden/img2img-init.png") + " --strength 0.5 -o " + out);
@@ -99,7 +93,7 @@ TEST(cli, img2img_from_png) {
 }
 
 TEST(cli, bad_input_is_a_clear_error) {
-  const std::string out = out_path("never.png");
+  const std::string out = diffuse::test::temp_path("never.png");
   const std::string m = "generate --model " + tiny() + " -p x -o " + out + " ";
   expect_failure(m + "--steps 0", "steps", out);
   expect_failure(m + "--width 100", "width 100", out);
@@ -137,7 +131,7 @@ TEST(cli, vae_tiling_decodes_in_tiles_only_when_asked_or_needed) {
                         " -p fox --steps 2 --seed 3 -W 256 -H 192 --json --vae-tiling ";
   std::map<std::string, std::vector<char>> png;
   for (const std::string mode : {"on", "off", "auto"}) {
-    const std::string out = out_path("tiling-" + mode + ".png");
+    const std::string out = diffuse::test::temp_path("tiling-" + mode + ".png");
     CommandResult r = run(m + mode + " -o " + out);
     ASSERT_EQ(r.code, 0) << r.err;
     std::ifstream f(out, std::ios::binary);
@@ -181,7 +175,7 @@ TEST(cli, corrupt_weights_name_the_file) {
   const std::string dir = diffuse::test::writable_model_copy("tiny-sd1", "corrupt-model");
   const std::string weights = dir + "/unet/diffusion_pytorch_model.safetensors";
   fs::resize_file(weights, fs::file_size(weights) / 2);  // truncated download
-  const std::string out = out_path("corrupt.png");
+  const std::string out = diffuse::test::temp_path("corrupt.png");
   expect_failure("generate --model " + dir + " -p x -o " + out,
                  "diffusion_pytorch_model.safetensors", out);
 }
@@ -198,14 +192,14 @@ TEST(cli, tokenize_json_has_77_ids_and_count) {
 TEST(cli, demo_model_runs_without_model_flag) {
   const std::string cache = diffuse::test::temp_dir() + "/cache";
   fs::remove_all(cache);
-  const std::string out = out_path("demo.png");
+  const std::string out = diffuse::test::temp_path("demo.png");
   CommandResult r =
       run("generate -p 'a lighthouse' --steps 2 --seed 3 -o " + out, "XDG_CACHE_HOME=" + cache);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("noise"), std::string::npos) << r.err;
   EXPECT_TRUE(fs::exists(out));
   // Second run reuses the cached model and reproduces the image bit for bit.
-  const std::string out2 = out_path("demo2.png");
+  const std::string out2 = diffuse::test::temp_path("demo2.png");
   ASSERT_EQ(
       run("generate -p 'a lighthouse' --steps 2 --seed 3 -o " + out2, "XDG_CACHE_HOME=" + cache)
           .code,
@@ -246,10 +240,10 @@ TEST(cli, bench_reports_stage_times_with_synthetic_weights) {
 }
 
 TEST(cli, ctrl_c_stops_and_writes_nothing) {
-  const std::string out = out_path("interrupted.png");
+  const std::string out = diffuse::test::temp_path("interrupted.png");
   // SIGINT once the first step is reported (so the handler is installed however slow loading is
   // on a busy machine); 1000 steps take far longer, and the run must end within a step.
-  const std::string log = out_path("interrupted.log");
+  const std::string log = diffuse::test::temp_path("interrupted.log");
   const std::string script = std::string(DIFFUSE_BINARY) + " generate --model " + tiny() +
                              " -p x --steps 1000 --scheduler euler -o " + out + " 2>" + log +
                              " & pid=$!; for i in $(seq 600); do grep -q 'step' " + log +
@@ -267,9 +261,9 @@ TEST(cli, ctrl_c_stops_and_writes_nothing) {
 // the one watcher must have SIGINT and SIGTERM blocked while a generation runs, and SIGTERM
 // must cancel it as Ctrl-C does.
 TEST(cli, stop_signals_reach_only_the_watcher_thread) {
-  const std::string out = out_path("terminated.png");
-  const std::string log = out_path("terminated.log");
-  const std::string masks = out_path("terminated.masks");
+  const std::string out = diffuse::test::temp_path("terminated.png");
+  const std::string log = diffuse::test::temp_path("terminated.log");
+  const std::string masks = diffuse::test::temp_path("terminated.masks");
   const std::string script =
       std::string(DIFFUSE_BINARY) + " generate --model " + tiny() +
       " -p x --steps 1000 --scheduler euler --threads 2 -o " + out + " 2>" + log +
@@ -292,7 +286,7 @@ TEST(cli, stop_signals_reach_only_the_watcher_thread) {
 
 // Needs the library side of LoadOptions::backend / threads and GenerationResult::backend.
 TEST(cli, backend_and_threads_reach_the_library_and_json) {
-  const std::string out = out_path("backend.png");
+  const std::string out = diffuse::test::temp_path("backend.png");
   CommandResult r = run("generate --model " + tiny() +
                         " -p cat --steps 2 --seed 1 --backend cpu --threads 2 --json -o " + out);
   ASSERT_EQ(r.code, 0) << r.err;

@@ -30,12 +30,6 @@ CommandResult run_in_cli_sdxl(const std::string& args) {
 std::string tiny_sdxl() {
   return diffuse::test::fixture("models/tiny-sdxl");
 }
-std::string out_path_in_cli_sdxl(const std::string& name) {
-  const std::string p = diffuse::test::temp_dir() + "/" + name;
-  fs::remove(p);
-  return p;
-}
-
 // The golden call's arguments (pipe-sdxl-txt2img: Euler from the folder, 8 steps, guidance 5,
 // 128x128 = the model's default size, seed 3, no negative prompt).
 std::string golden_args() {
@@ -70,7 +64,7 @@ void expect_failure_in_cli_sdxl(const std::string& args, const std::vector<std::
 }  // namespace
 
 TEST(cli_sdxl, generate_reproduces_the_diffusers_png) {
-  const std::string out = out_path_in_cli_sdxl("sdxl.png");
+  const std::string out = diffuse::test::temp_path("sdxl.png");
   const CommandResult r = run_in_cli_sdxl(golden_args() + " --json -o " + out);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
@@ -85,7 +79,7 @@ TEST(cli_sdxl, generate_reproduces_the_diffusers_png) {
 
 TEST(cli_sdxl, size_condition_flags_reach_the_model) {
   // The defaults spelled out reproduce the golden image; other sizes condition it differently.
-  const std::string same = out_path_in_cli_sdxl("sdxl-defaults.png");
+  const std::string same = diffuse::test::temp_path("sdxl-defaults.png");
   CommandResult r =
       run_in_cli_sdxl(golden_args() +
                       " --original-size 128x128 --target-size 128x128 --crop-coords 0,0 "
@@ -93,14 +87,14 @@ TEST(cli_sdxl, size_condition_flags_reach_the_model) {
                       same);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_GE(fraction_close_to_golden(same), 0.999);
-  const std::string moved = out_path_in_cli_sdxl("sdxl-conditioned.png");
+  const std::string moved = diffuse::test::temp_path("sdxl-conditioned.png");
   r = run_in_cli_sdxl(golden_args() + " --original-size 1024x768 --crop-coords 32,0 -o " + moved);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_LT(fraction_close_to_golden(moved), 0.999);
 }
 
 TEST(cli_sdxl, bad_sizes_and_folders_are_one_line_errors) {
-  const std::string out = out_path_in_cli_sdxl("sdxl-bad.png");
+  const std::string out = diffuse::test::temp_path("sdxl-bad.png");
   expect_failure_in_cli_sdxl(golden_args() + " --original-size 1024",
                              {"--original-size", "WIDTHxHEIGHT"}, out);
   expect_failure_in_cli_sdxl(golden_args() + " --negative-original-size 0x512",
@@ -117,7 +111,7 @@ TEST(cli_sdxl, bad_sizes_and_folders_are_one_line_errors) {
 TEST(cli_sdxl, refiner_flags_run_the_ensemble_and_the_refiner) {
   const std::string refiner = diffuse::test::assemble_tiny_sdxl_refiner(
       fs::path(diffuse::test::temp_dir()) / "cli-tiny-refiner");
-  const std::string refined = out_path_in_cli_sdxl("sdxl-refined.png");
+  const std::string refined = diffuse::test::temp_path("sdxl-refined.png");
   CommandResult r = run_in_cli_sdxl(
       "generate --model " + tiny_sdxl() + " --refiner " + refiner +
       " --high-noise-frac 0.7 --prompt horse --steps 4 -W 64 -H 64 --seed 5 -o " + refined);
@@ -130,9 +124,9 @@ TEST(cli_sdxl, refiner_flags_run_the_ensemble_and_the_refiner) {
   r = run_in_cli_sdxl(
       "generate --model " + refiner + " --image " + refined +
       " --prompt horse --steps 4 --aesthetic-score 7 --negative-aesthetic-score 2 -o " +
-      out_path_in_cli_sdxl("sdxl-refiner-only.png"));
+      diffuse::test::temp_path("sdxl-refiner-only.png"));
   EXPECT_EQ(r.code, 0) << r.err;
-  const std::string out = out_path_in_cli_sdxl("sdxl-refiner-bad.png");
+  const std::string out = diffuse::test::temp_path("sdxl-refiner-bad.png");
   expect_failure_in_cli_sdxl("generate --model " + refiner + " --prompt horse --steps 2",
                              {"refiner", "noise"}, out);
   expect_failure_in_cli_sdxl(golden_args() + " --high-noise-frac 0.5",
@@ -152,6 +146,6 @@ TEST(cli_sdxl, synth_writes_both_text_encoders) {
                         "tokenizer_2/tokenizer_config.json"})
     EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
   r = run_in_cli_sdxl("generate --model " + out + " --prompt x --steps 1 -W 64 -H 64 -o " +
-                      out_path_in_cli_sdxl("synth-sdxl.png"));
+                      diffuse::test::temp_path("synth-sdxl.png"));
   EXPECT_EQ(r.code, 0) << r.err;
 }

@@ -15,15 +15,7 @@ using diffuse::test::CommandResult;
 using diffuse::test::fixture;
 using diffuse::test::run_diffuse;
 
-namespace {
-
-std::string out_path_in_cli_weight_files(const std::string& name) {
-  const std::string p = diffuse::test::temp_dir() + "/" + name;
-  fs::remove(p);
-  return p;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST(cli_info, describes_folders_checkpoints_and_pngs_in_text_and_json) {
   const CommandResult text = run_diffuse("info " + fixture("models/tiny-sdxl"));
@@ -38,7 +30,7 @@ TEST(cli_info, describes_folders_checkpoints_and_pngs_in_text_and_json) {
   EXPECT_EQ(j["family"], "sd1");
   EXPECT_EQ(j["components"].size(), 3u);
 
-  const std::string png = out_path_in_cli_weight_files("info.png");
+  const std::string png = diffuse::test::temp_path("info.png");
   ASSERT_EQ(run_diffuse("generate -m " + fixture("models/tiny-sd1") +
                         " -p cat --steps 1 --seed 3 -o " + png)
                 .code,
@@ -58,8 +50,8 @@ TEST(cli_info, what_is_not_a_model_is_one_line_and_exit_1) {
 }
 
 TEST(cli_weight_files, vae_and_variant_flags_reach_the_library) {
-  const std::string plain = out_path_in_cli_weight_files("plain.png"),
-                    replaced = out_path_in_cli_weight_files("replaced.png");
+  const std::string plain = diffuse::test::temp_path("plain.png"),
+                    replaced = diffuse::test::temp_path("replaced.png");
   const std::string args =
       "generate -m " + fixture("models/tiny-sd1") + " -p cat --steps 2 --seed 4";
   ASSERT_EQ(run_diffuse(args + " -o " + plain).code, 0);
@@ -70,11 +62,11 @@ TEST(cli_weight_files, vae_and_variant_flags_reach_the_library) {
   EXPECT_NE(diffuse::load_png(plain).to_rgb8(), diffuse::load_png(replaced).to_rgb8());
 
   const CommandResult bad =
-      run_diffuse(args + " --vae /no/such/vae -o " + out_path_in_cli_weight_files("bad.png"));
+      run_diffuse(args + " --vae /no/such/vae -o " + diffuse::test::temp_path("bad.png"));
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("error: /no/such/vae: VAE not found"), std::string::npos) << bad.err;
   const CommandResult variant =
-      run_diffuse(args + " --variant 'a/b' -o " + out_path_in_cli_weight_files("bad.png"));
+      run_diffuse(args + " --variant 'a/b' -o " + diffuse::test::temp_path("bad.png"));
   EXPECT_EQ(variant.code, 1);
   EXPECT_NE(variant.err.find("variant: 'a/b'"), std::string::npos) << variant.err;
 }
@@ -93,7 +85,7 @@ TEST(cli_convert, convert_verify_and_generate_from_the_package) {
   EXPECT_NE(r.err.find("unet"), std::string::npos);  // the progress lines
   const CommandResult verified = run_diffuse("verify " + pkg);
   EXPECT_EQ(verified.code, 0) << verified.err;
-  const std::string png = out_path_in_cli_weight_files("from-package.png");
+  const std::string png = diffuse::test::temp_path("from-package.png");
   EXPECT_EQ(run_diffuse("generate -m " + pkg + " -p cat --steps 2 -o " + png).code, 0);
   EXPECT_TRUE(fs::exists(png));
   const CommandResult info = run_diffuse("info " + pkg);

@@ -27,6 +27,12 @@ std::string temp_dir() {
   return kTempDir;
 }
 
+std::string temp_path(const std::string& name) {
+  const std::string p = temp_dir() + "/" + name;
+  std::filesystem::remove(p);
+  return p;
+}
+
 std::string writable_model_copy(const std::string& model, const std::string& name) {
   namespace fs = std::filesystem;
   const std::string dir = temp_dir() + "/" + name;

@@ -17,6 +17,8 @@ std::string fixture(const std::string& rel);
 SafetensorsFile golden(const std::string& name);
 /// A scratch directory for this test binary (created on demand).
 std::string temp_dir();
+/// temp_dir()/<name>, with any file left there by an earlier run removed: an output path.
+std::string temp_path(const std::string& name);
 /// A writable copy of ../shared/fixtures/models/<model> at temp_dir()/<name> (replacing any older
 /// copy): the fixtures are read-only, tests that corrupt a model work on a copy.
 std::string writable_model_copy(const std::string& model, const std::string& name);
