@@ -40,6 +40,7 @@ constexpr ConvCase kConvCases[] = {
     {2, 640, 32},   // UNet level 1
     {2, 1280, 16},  // UNet level 2
     {2, 1280, 8},   // UNet level 3
+    {1, 512, 32},   // VAE decoder at 256x256: mid block / up block 0
     {1, 512, 64},   // VAE decoder: mid block / up block 0
     {1, 512, 128},  // up block 1
     {1, 256, 256},  // up block 2

@@ -69,6 +69,8 @@ struct SystemInfo {
   std::vector<std::string> cpu_features;  // those the kernels could use (avx2, fma, f16c, ...)
   std::string vector_kernels;  // the element-wise kernel set: "avx512", "avx2", "baseline"
   std::string gemm;            // GEMM/convolution library and its kernels
+  /// 3x3 convolutions on larger maps: "oneDNN winograd" or "own winograd, avx2 transforms".
+  std::string conv3x3;
   /// How --precision bf16/int8 multiply: "avx512_bf16" (oneDNN's bf16 kernels) or "float32" (the
   /// same bf16 products through sgemm: no AVX512_BF16 on this CPU).
   std::string bf16_compute;

@@ -55,6 +55,9 @@ const Backend& backend();
 struct KernelChoice {
   std::string vector_kernels;  // the element-wise kernel set: "avx512", "avx2", "baseline"
   std::string gemm;            // e.g. "oneDNN 2.6.3, avx2"
+  /// 3x3 stride-1 float32 convolutions on larger maps: "oneDNN winograd" (AVX-512 CPUs) or
+  /// "own winograd, <isa> transforms".
+  std::string conv3x3;
   std::string bf16_compute;    // "avx512_bf16" or "float32" (WeightCompute::BF16's path)
   std::vector<std::string> cpu_features;  // those the kernels could use, as the CPU reports
 };

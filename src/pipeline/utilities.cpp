@@ -104,6 +104,7 @@ SystemInfo system_info() {
   info.cpu_features = k.cpu_features;
   info.vector_kernels = k.vector_kernels;
   info.gemm = k.gemm;
+  info.conv3x3 = k.conv3x3;
   info.bf16_compute = k.bf16_compute;
   info.backends = backend_names();
   const cuda::Availability& gpus = cuda::availability();

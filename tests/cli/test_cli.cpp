@@ -153,6 +153,8 @@ TEST(cli, info_system_names_the_kernels_chosen_for_this_cpu) {
   const std::string bf16 = j["bf16_compute"];
   EXPECT_TRUE(bf16 == "avx512_bf16" || bf16 == "float32") << bf16;
   EXPECT_NE(j["gemm"].get<std::string>().find("oneDNN"), std::string::npos);
+  const std::string conv3x3 = j["conv3x3"];
+  EXPECT_TRUE(conv3x3 == "oneDNN winograd" || conv3x3.rfind("own winograd, ", 0) == 0) << conv3x3;
   EXPECT_NE(j["backends"].dump().find("cpu"), std::string::npos);
   // GPUs: the ones the CUDA backend can use, or why there are none (then also in the text).
   ASSERT_TRUE(j["gpus"].is_array());
@@ -161,6 +163,7 @@ TEST(cli, info_system_names_the_kernels_chosen_for_this_cpu) {
   CommandResult text = run("info --system");
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find("element-wise kernels: " + isa), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("3x3 convolutions: " + conv3x3), std::string::npos) << text.out;
   if (!gpu_problem.empty()) {
     EXPECT_NE(text.out.find("GPUs: none (" + gpu_problem + ")"), std::string::npos) << text.out;
   } else {

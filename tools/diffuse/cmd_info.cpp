@@ -121,6 +121,7 @@ int show_system(const InfoArgs& a) {
                                 {"cpu_features", s.cpu_features},
                                 {"vector_kernels", s.vector_kernels},
                                 {"gemm", s.gemm},
+                                {"conv3x3", s.conv3x3},
                                 {"bf16_compute", s.bf16_compute},
                                 {"backends", s.backends},
                                 {"gpus", gpus},
@@ -137,6 +138,7 @@ int show_system(const InfoArgs& a) {
   std::printf("  features: %s\n", features.empty() ? "(baseline only)" : features.c_str());
   std::printf("  element-wise kernels: %s\n", s.vector_kernels.c_str());
   std::printf("  GEMM and convolutions: %s\n", s.gemm.c_str());
+  std::printf("  3x3 convolutions: %s\n", s.conv3x3.c_str());
   std::printf("  bf16/int8 precision computes: %s\n",
               s.bf16_compute == "avx512_bf16"
                   ? "in bfloat16 (AVX512_BF16)"

@@ -1,5 +1,6 @@
-// 2-D convolution: oneDNN's direct kernels on large maps (conv2d_direct.cpp), else im2col + GEMM
-// (conv_as_gemm.h).
+// 2-D convolution: 3x3 stride-1 layers through our Winograd kernel where oneDNN has none
+// (winograd_conv2d.cpp), oneDNN's direct or Winograd kernels on large maps (conv2d_direct.cpp),
+// else im2col + GEMM (conv_as_gemm.h).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -8,6 +9,7 @@
 #include "backend/cpu/conv2d_direct.h"
 #include "backend/cpu/conv_as_gemm.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/winograd_conv2d.h"
 #include "backend/op_checks.h"
 #include "core/thread_pool.h"
 #include "diffuse/error.hpp"
@@ -27,6 +29,10 @@ Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const C
   const ConvGemmShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0),
                         w.dim(2), w.dim(3), OH,       OW};
   Tensor out = Tensor::empty({s.B, s.O, OH, OW});
+  if (!onednn_has_winograd() && winograd_conv2d_pays(x, w, p)) {
+    winograd_conv2d(x, w, bias, p, out);
+    return out;
+  }
   if (!conv_is_pointwise(s, p) && direct_conv2d_pays(OH, OW, s.KH, s.KW) &&
       direct_conv2d(x, w, bias, p, out))
     return out;

@@ -16,8 +16,8 @@
 // 320 channels at 2 x 64², though faster (73 -> 60 ms, 5% of a 512² step), raised the peak RSS
 // of a 512² generation by 290 MiB. It is float32 throughout; the transforms round differently
 // from a direct sum (the VAE at 512² is 2.6e-6 from diffusers instead of 1.3e-6, within the 1e-4
-// goldens). oneDNN has it for AVX-512 CPUs only; elsewhere the primitive is refused and the
-// direct kernel runs.
+// goldens). oneDNN has it for AVX-512 CPUs only; elsewhere conv2d.cpp runs our own
+// (winograd_conv2d.cpp) before this file is asked.
 //
 // The layouts stay NCHW between ops: each call reorders its input into oneDNN's blocked layout and
 // the result back. To keep those copies small and the work split over our own thread pool, the
@@ -246,6 +246,24 @@ std::vector<BandKind> plan_band_kinds(const Geometry& g, int64_t rows_per_band, 
 }
 
 }  // namespace
+
+bool onednn_has_winograd() {
+  // A property of the CPU and the library, the same for the whole process: asked once.
+  static const bool has = [] {
+    const memory::desc data(Dims{1, 16, 16, 16}, memory::data_type::f32, memory::format_tag::any);
+    const memory::desc weights(Dims{16, 16, 3, 3}, memory::data_type::f32, memory::format_tag::any);
+    try {
+      const dnnl::convolution_forward::desc desc(
+          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd, data, weights,
+          memory::desc(), data, Dims{1, 1}, Dims{1, 1}, Dims{1, 1});
+      dnnl::convolution_forward::primitive_desc(desc, cpu_engine());
+      return true;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return has;
+}
 
 bool direct_conv2d_pays(int64_t out_h, int64_t out_w, int64_t kernel_h, int64_t kernel_w) {
   return out_h * out_w >= kMinDirectPixels && kernel_h * kernel_w > 1;

@@ -1,7 +1,9 @@
 #include <oneapi/dnnl/dnnl.h>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/conv2d_direct.h"
 #include "backend/cpu/vector_kernels.h"
+#include "backend/cpu/winograd_transforms.h"
 #include "core/cpu_features.h"
 
 namespace diffuse::cpu {
@@ -41,6 +43,9 @@ const char* onednn_isa_name(dnnl_cpu_isa_t isa) {
 KernelChoice kernel_choice() {
   KernelChoice c;
   c.vector_kernels = vector_kernels().isa;
+  c.conv3x3 = onednn_has_winograd()
+                  ? "oneDNN winograd"
+                  : std::string("own winograd, ") + winograd_transforms().isa + " transforms";
   c.bf16_compute = has_bf16_dot_product() ? "avx512_bf16" : "float32";
   const dnnl_version_t* v = dnnl_version();
   c.gemm = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
