@@ -16,11 +16,13 @@
 // (A^T m A) with the bias added. The three steps are each split over the thread pool by
 // channel or position, never by the thread count, and the bands follow from the shapes alone,
 // so the result is the same bits at any --threads. The transforms round differently from a
-// direct sum: the error stays within a few 1e-6 of the float32 sum (tests/backend).
+// direct sum: 2-4e-6 of the largest output from the exact sum at up to 128 channels, 1.1e-5 at
+// 512 (tests/backend/test_winograd.cpp; a float32 direct sum is nearer, ~1e-6).
 #include "backend/cpu/winograd_conv2d.h"
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <vector>
 
@@ -38,6 +40,17 @@ constexpr int64_t kPositions = 36;  // the 6x6 points of a transformed tile
 // Zen 1 machine: 2 x 1280 channels at 16x16, 32 tiles, 144 ms against 135 ms through im2col;
 // 512 channels at 32x32, 64 tiles, 25 ms against 47 ms).
 constexpr int64_t kMinTiles = 64;
+// Layers whose transformed weights (36 x O x C floats, 4x the 3x3 weights) would exceed this
+// take the other kernels: the UNet's widest level-1 layers (1920 -> 640 channels: 177 MB) would
+// add that much transient memory to a step.
+constexpr int64_t kMaxTransformedWeightFloats = 16 << 20;  // 64 MB: 640 x 640 channels
+
+/// `floats` of workspace from the activation pool, rounded up to a power of two: the pool caches
+/// freed blocks by size, and the layers' many shapes then share a few blocks instead of caching
+/// one each (which had raised the peak RSS of a 512x512 generation by ~900 MB).
+Tensor workspace(int64_t floats) {
+  return Tensor::empty({static_cast<int64_t>(std::bit_ceil(static_cast<uint64_t>(floats)))});
+}
 
 struct Geometry {
   int64_t B, C, H, W, O, OH, OW;
@@ -57,9 +70,9 @@ Geometry geometry(const Tensor& x, const Tensor& w, const ops::Conv2dParams& p, 
   g.tile_rows = (g.OH + 3) / 4;
   g.tile_cols = (g.OW + 3) / 4;
   const int64_t per_tile_row = kPositions * (g.C + g.O) * g.tile_cols;
-  // V and M together (36 x (C + O) x tiles) within the budget: 48 MB by default, enough tiles per
+  // V and M together (36 x (C + O) x tiles) within the budget: 32 MB by default, enough tiles per
   // band for sgemm to run near its rate (on the Zen 1 machine, 512 channels at 128x128 took
-  // 322 ms with a quarter of it, 237 ms with all).
+  // 338 ms with 12 MB, 208 ms with 32 MB and 235 ms with 64 MB).
   g.band_rows = std::clamp<int64_t>(band_floats / per_tile_row, 1, g.B * g.tile_rows);
   return g;
 }
@@ -68,7 +81,7 @@ Geometry geometry(const Tensor& x, const Tensor& w, const ops::Conv2dParams& p, 
 Tensor transform_weights(const Tensor& w) {
   const WinogradTransforms& k = winograd_transforms();
   const int64_t O = w.dim(0), C = w.dim(1);
-  Tensor u = Tensor::empty({kPositions, O, C});
+  Tensor u = workspace(kPositions * O * C);
   parallel_for(O, [&](int64_t o0, int64_t o1) {
     std::vector<double> scratch(static_cast<size_t>(winograd_weight_scratch_doubles(C)));
     for (int64_t o = o0; o < o1; ++o)
@@ -147,7 +160,8 @@ bool winograd_conv2d_pays(const Tensor& x, const Tensor& w, const ops::Conv2dPar
   if (w.dtype() != DType::F32 || w.dim(2) != 3 || w.dim(3) != 3 || p.stride != 1) return false;
   const int64_t out_h = x.dim(2) + p.pad_top + p.pad_bottom - 2;
   const int64_t out_w = x.dim(3) + p.pad_left + p.pad_right - 2;
-  return x.dim(0) * ((out_h + 3) / 4) * ((out_w + 3) / 4) >= kMinTiles;
+  return x.dim(0) * ((out_h + 3) / 4) * ((out_w + 3) / 4) >= kMinTiles &&
+         kPositions * w.dim(0) * w.dim(1) <= kMaxTransformedWeightFloats;
 }
 
 void winograd_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias,
@@ -155,16 +169,17 @@ void winograd_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias,
   const Geometry g = geometry(x, w, p, out, band_floats);
   const Tensor u = transform_weights(w);
   const int64_t band_tiles = g.band_rows * g.tile_cols;
-  Tensor v = Tensor::empty({kPositions, g.C, band_tiles});
-  Tensor m = Tensor::empty({kPositions, g.O, band_tiles});
+  Tensor products_and_tiles = workspace(kPositions * (g.C + g.O) * band_tiles);
+  float* v = products_and_tiles.f32();                // V[36][C][band_tiles]
+  float* m = v + kPositions * g.C * band_tiles;       // M[36][O][band_tiles]
   // Tile rows of every image, one after another: a band of a small map takes in several images.
   const int64_t all_rows = g.B * g.tile_rows;
   for (int64_t row0 = 0; row0 < all_rows; row0 += g.band_rows) {
     const int64_t rows = std::min(g.band_rows, all_rows - row0);
     // A shorter last band keeps the full band's strides and leaves the columns past it unused.
-    transform_input(g, x.f32(), row0, rows, v.f32(), band_tiles);
-    multiply(g, u.f32(), v.f32(), m.f32(), rows * g.tile_cols, band_tiles);
-    transform_output(g, m.f32(), bias ? bias->f32() : nullptr, row0, rows, out.f32(), band_tiles);
+    transform_input(g, x.f32(), row0, rows, v, band_tiles);
+    multiply(g, u.f32(), v, m, rows * g.tile_cols, band_tiles);
+    transform_output(g, m, bias ? bias->f32() : nullptr, row0, rows, out.f32(), band_tiles);
   }
 }
 

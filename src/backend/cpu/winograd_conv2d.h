@@ -9,8 +9,8 @@ namespace diffuse::cpu {
 /// and is expected to beat the other kernels at this size on this CPU.
 bool winograd_conv2d_pays(const Tensor& x, const Tensor& w, const ops::Conv2dParams& p);
 
-/// Floats of transformed input and products a band holds by default (about 48 MB).
-constexpr int64_t kWinogradBandFloats = 12 << 20;
+/// Floats of transformed input and products a band holds by default (32 MB).
+constexpr int64_t kWinogradBandFloats = 8 << 20;
 
 /// out[B,O,OH,OW] = conv(x[B,C,H,W], w[O,C,3,3]) + bias, stride 1, float32; `out` is allocated
 /// with its final shape. `band_floats` bounds the transformed tiles held at once (at least one
