@@ -58,7 +58,7 @@ struct KernelChoice {
   /// 3x3 stride-1 float32 convolutions on larger maps: "oneDNN winograd" (AVX-512 CPUs) or
   /// "own winograd, <isa> transforms".
   std::string conv3x3;
-  std::string bf16_compute;    // "avx512_bf16" or "float32" (WeightCompute::BF16's path)
+  std::string bf16_compute;               // "avx512_bf16" or "float32" (WeightCompute::BF16's path)
   std::vector<std::string> cpu_features;  // those the kernels could use, as the CPU reports
 };
 KernelChoice kernel_choice();

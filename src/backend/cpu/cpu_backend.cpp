@@ -1,7 +1,7 @@
 #include <oneapi/dnnl/dnnl.h>
 
-#include "backend/cpu/kernels.h"
 #include "backend/cpu/conv2d_direct.h"
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/vector_kernels.h"
 #include "backend/cpu/winograd_transforms.h"
 #include "core/cpu_features.h"

@@ -170,8 +170,8 @@ void winograd_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias,
   const Tensor u = transform_weights(w);
   const int64_t band_tiles = g.band_rows * g.tile_cols;
   Tensor products_and_tiles = workspace(kPositions * (g.C + g.O) * band_tiles);
-  float* v = products_and_tiles.f32();                // V[36][C][band_tiles]
-  float* m = v + kPositions * g.C * band_tiles;       // M[36][O][band_tiles]
+  float* v = products_and_tiles.f32();           // V[36][C][band_tiles]
+  float* m = v + kPositions * g.C * band_tiles;  // M[36][O][band_tiles]
   // Tile rows of every image, one after another: a band of a small map takes in several images.
   const int64_t all_rows = g.B * g.tile_rows;
   for (int64_t row0 = 0; row0 < all_rows; row0 += g.band_rows) {
