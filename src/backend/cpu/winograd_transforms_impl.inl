@@ -5,6 +5,14 @@
 // a row's pixels are gathered into, or spread from, four phase arrays first).
 #include "backend/cpu/winograd_transforms.h"
 
+// The loops' arrays never overlap: GCC may vectorise without checking at run time. (Clang's
+// equivalent turns into an error where it cannot vectorise, as under the sanitizers at -O1.)
+#if defined(__GNUC__) && !defined(__clang__)
+#define DIFFUSE_INDEPENDENT_ITERATIONS _Pragma("GCC ivdep")
+#else
+#define DIFFUSE_INDEPENDENT_ITERATIONS
+#endif
+
 namespace diffuse::cpu::DIFFUSE_VECTOR_ISA {
 
 namespace {
@@ -16,7 +24,7 @@ void split_phases(const float* __restrict row, int64_t tiles, float* __restrict 
   float* __restrict p1 = phases + n;
   float* __restrict p2 = phases + 2 * n;
   float* __restrict p3 = phases + 3 * n;
-#pragma GCC ivdep
+DIFFUSE_INDEPENDENT_ITERATIONS
   for (int64_t t = 0; t < n; ++t) {
     p0[t] = row[4 * t];
     p1[t] = row[4 * t + 1];
@@ -44,7 +52,7 @@ void weights(const float* w, int64_t channels, float* u, int64_t position_stride
       const double* __restrict t1 = taps + (3 + l) * channels;
       const double* __restrict t2 = taps + (6 + l) * channels;
       double* __restrict out = left + (i * 3 + l) * channels;
-#pragma GCC ivdep
+DIFFUSE_INDEPENDENT_ITERATIONS
       for (int64_t c = 0; c < channels; ++c)
         out[c] = (G[i][0] * t0[c] + G[i][1] * t1[c]) + G[i][2] * t2[c];
     }
@@ -54,7 +62,7 @@ void weights(const float* w, int64_t channels, float* u, int64_t position_stride
       const double* __restrict l1 = left + (i * 3 + 1) * channels;
       const double* __restrict l2 = left + (i * 3 + 2) * channels;
       float* __restrict out = u + (6 * i + j) * position_stride;
-#pragma GCC ivdep
+DIFFUSE_INDEPENDENT_ITERATIONS
       for (int64_t c = 0; c < channels; ++c)
         out[c] = static_cast<float>((l0[c] * G[j][0] + l1[c] * G[j][1]) + l2[c] * G[j][2]);
     }
@@ -78,7 +86,7 @@ void input(const float* const rows[6], int64_t tiles, float* v, int64_t position
     float* __restrict c3 = columns + 3 * width;
     float* __restrict c4 = columns + 4 * width;
     float* __restrict c5 = columns + 5 * width;
-#pragma GCC ivdep
+DIFFUSE_INDEPENDENT_ITERATIONS
     for (int64_t x = 0; x < width; ++x) {
       c0[x] = (4.f * d0[x] - 5.f * d2[x]) + d4[x];
       c1[x] = (d3[x] + d4[x]) - 4.f * (d1[x] + d2[x]);
@@ -101,7 +109,7 @@ void input(const float* const rows[6], int64_t tiles, float* v, int64_t position
     float* __restrict v3 = v + (6 * i + 3) * position_stride;
     float* __restrict v4 = v + (6 * i + 4) * position_stride;
     float* __restrict v5 = v + (6 * i + 5) * position_stride;
-#pragma GCC ivdep
+DIFFUSE_INDEPENDENT_ITERATIONS
     for (int64_t t = 0; t < tiles; ++t) {
       // The tile's six values along the row: four phases of tile t, two of tile t + 1.
       const float e0 = q0[t], e1 = q1[t], e2 = q2[t], e3 = q3[t], e4 = q0[t + 1], e5 = q1[t + 1];
@@ -130,7 +138,7 @@ void output(const float* m, int64_t position_stride, int64_t tiles, float bias,
     float* __restrict r1 = columns + (1 * 6 + j) * tiles;
     float* __restrict r2 = columns + (2 * 6 + j) * tiles;
     float* __restrict r3 = columns + (3 * 6 + j) * tiles;
-#pragma GCC ivdep
+DIFFUSE_INDEPENDENT_ITERATIONS
     for (int64_t t = 0; t < tiles; ++t) {
       const float sum12 = m1[t] + m2[t], dif12 = m1[t] - m2[t];
       const float sum34 = m3[t] + m4[t], dif34 = m3[t] - m4[t];
@@ -149,7 +157,7 @@ void output(const float* m, int64_t position_stride, int64_t tiles, float bias,
     const float* __restrict m4 = c + 4 * tiles;
     const float* __restrict m5 = c + 5 * tiles;
     float* __restrict out = rows[r];
-#pragma GCC ivdep
+DIFFUSE_INDEPENDENT_ITERATIONS
     for (int64_t t = 0; t < tiles; ++t) {
       const float sum12 = m1[t] + m2[t], dif12 = m1[t] - m2[t];
       const float sum34 = m3[t] + m4[t], dif34 = m3[t] - m4[t];
