@@ -33,6 +33,7 @@ void report_rate(benchmark::State& state, double flops) {
 
 struct ConvCase {
   int64_t batch, channels, size;
+  int64_t out_channels = channels;  // the UNet's up blocks take in concatenated skips
 };
 // Args: case index, precision (WeightPrecision as int).
 constexpr ConvCase kConvCases[] = {
@@ -45,16 +46,18 @@ constexpr ConvCase kConvCases[] = {
     {1, 512, 128},  // up block 1
     {1, 256, 256},  // up block 2
     {1, 128, 512},  // up block 3
+    {2, 1920, 32, 640},   // UNet level 1 up block: resnet 0 after the skip concat
+    {2, 1280, 32, 1280},  // UNet level 2 upsampler's conv (at level 1's size)
 };
 
 void BM_Conv3x3(benchmark::State& state) {
   const ConvCase c = kConvCases[state.range(0)];
   const auto precision = static_cast<WeightPrecision>(state.range(1));
   const Tensor x = random_tensor({c.batch, c.channels, c.size, c.size}, 1);
-  Tensor w32 = random_tensor({c.channels, c.channels, 3, 3}, 2);
+  Tensor w32 = random_tensor({c.out_channels, c.channels, 3, 3}, 2);
   ops::scale_(w32, 1.f / 40.f);
   const Weight w = Weight::from_tensor(w32, precision);
-  const Tensor b = random_tensor({c.channels}, 3);
+  const Tensor b = random_tensor({c.out_channels}, 3);
   const auto same = ops::Conv2dParams::same(1);
   for (auto _ : state) benchmark::DoNotOptimize(ops::conv2d(x, w, &b, same).f32());
   report_rate(state, ops::op_flops(ops::op_tags::conv2d{}, x, w, &b, same));

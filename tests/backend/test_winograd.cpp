@@ -60,7 +60,7 @@ struct WinogradCase {
   const char* name;
   Shape x, w;
   ops::Conv2dParams p;
-  int64_t band_floats;
+  WinogradBudget budget;
 };
 
 /// Ours against the reference backend's direct sum (accumulated in double).
@@ -69,7 +69,7 @@ double winograd_error(const WinogradCase& c) {
   const Tensor b = random_tensor_in_winograd({c.w[0]}, 13);
   const Tensor want = ops::conv2d(x.on(kReference), w.on(kReference), &b, c.p);
   Tensor got = Tensor::empty(want.shape());
-  winograd_conv2d(x, w, &b, c.p, got, c.band_floats);
+  winograd_conv2d(x, w, &b, c.p, got, c.budget);
   return test::rel_error(got, want.on(kCpu));
 }
 
@@ -88,41 +88,57 @@ TEST(winograd_transforms, every_instruction_set_computes_the_baseline_bits) {
 }
 
 TEST(winograd_conv2d, matches_the_reference_on_sd_and_odd_shapes) {
-  // One row of tiles per band: 36 x (C + O) x tile columns floats.
-  auto one_row = [](int64_t c, int64_t o, int64_t w) { return 36 * (c + o) * ((w + 3) / 4); };
+  // `rows` rows of tiles per band: 36 x (C + O) x tile columns floats each.
+  auto bands_of = [](int64_t rows, int64_t c, int64_t o, int64_t w) {
+    return WinogradBudget{rows * 36 * (c + o) * ((w + 3) / 4)};
+  };
+  // Transformed weights of `o` output channels per block (the last block may hold fewer).
+  auto blocks_of = [](int64_t c, int64_t o) { return WinogradBudget{.weight_floats = 36 * c * o}; };
   const WinogradCase cases[] = {
       {"unet_conv_in_64x64",
        {1, 4, 64, 64},
        {320, 4, 3, 3},
        ops::Conv2dParams::same(1),
-       kWinogradBandFloats},
+       {}},
       {"vae_conv_out",
        {1, 128, 36, 40},
        {3, 128, 3, 3},
        ops::Conv2dParams::same(1),
-       kWinogradBandFloats},
+       {}},
       {"odd_channels_partial_tiles_67x70",
        {1, 13, 67, 70},
        {11, 13, 3, 3},
        ops::Conv2dParams::same(1),
-       kWinogradBandFloats},
+       {}},
       {"bands_of_one_tile_row_short_last",
        {1, 16, 30, 21},
        {24, 16, 3, 3},
        ops::Conv2dParams::same(1),
-       one_row(16, 24, 21)},
+       bands_of(1, 16, 24, 21)},
       {"bands_spanning_the_batch",
        {3, 8, 13, 17},
        {5, 8, 3, 3},
        ops::Conv2dParams::same(1),
-       3 * one_row(8, 5, 17)},
-      {"uneven_padding", {1, 6, 19, 23}, {7, 6, 3, 3}, {1, 0, 1, 2, 0}, kWinogradBandFloats},
-      {"unpadded", {2, 5, 21, 18}, {4, 5, 3, 3}, {}, kWinogradBandFloats},
+       bands_of(3, 8, 5, 17)},
+      {"uneven_padding", {1, 6, 19, 23}, {7, 6, 3, 3}, {1, 0, 1, 2, 0}, {}},
+      {"unpadded", {2, 5, 21, 18}, {4, 5, 3, 3}, {}, {}},
+      // 11 output channels in blocks of 4, 4 and 3 sharing one band's transformed input.
+      {"blocks_of_output_channels",
+       {2, 13, 20, 22},
+       {11, 13, 3, 3},
+       ops::Conv2dParams::same(1),
+       blocks_of(13, 5)},
+      // Blocks of 3 output channels, each through bands of two tile rows.
+      {"blocks_through_bands",
+       {1, 9, 26, 19},
+       {8, 9, 3, 3},
+       ops::Conv2dParams::same(1),
+       {2 * 36 * (9 + 3) * 5, 36 * 9 * 3}},
       {"vae_512ch_16x16",
        {1, 512, 16, 16},
        {512, 512, 3, 3},
        ops::Conv2dParams::same(1),
-       kWinogradBandFloats},
+       {}},
   };
   for (const WinogradCase& c : cases) {
     SCOPED_TRACE(c.name);
@@ -139,7 +155,9 @@ TEST(winograd_conv2d, gives_the_same_bits_at_any_thread_count) {
     ThreadPool pool(threads);
     ThreadPoolScope scope(pool);
     Tensor out = Tensor::empty({2, 16, 37, 45});
-    winograd_conv2d(x, w, &b, ops::Conv2dParams::same(1), out, 36 * 40 * 12 * 3);
+    // Bands of three tile rows, blocks of 6, 6 and 4 output channels.
+    winograd_conv2d(x, w, &b, ops::Conv2dParams::same(1), out,
+                    {36 * (24 + 6) * 12 * 3, 36 * 24 * 6});
     return out;
   };
   const Tensor one = run(1), three = run(3);
