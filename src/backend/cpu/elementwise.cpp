@@ -25,10 +25,6 @@ void map_(Tensor& x, const char* what, F f) {
       kGrain);
 }
 
-inline float gelu(float v) {
-  return 0.5f * v * (1.f + std::erf(v * 0.70710678118654752f));
-}
-
 void require_same(const Tensor& a, const Tensor& b, const char* what) {
   require_f32_contiguous(a, what);
   require_f32_contiguous(b, what);
@@ -50,7 +46,10 @@ void silu_(Tensor& x) {
   sigmoid_gate_(x, "silu", 1.f);
 }
 void gelu_(Tensor& x) {
-  map_(x, "gelu", gelu);
+  require_f32_contiguous(x, "gelu");
+  float* p = x.f32();
+  const VectorKernels& vk = vector_kernels();
+  parallel_for(x.numel(), [&](int64_t b, int64_t e) { vk.gelu(p + b, p + b, e - b); }, kGrain);
 }
 void quick_gelu_(Tensor& x) {
   sigmoid_gate_(x, "quick_gelu", 1.702f);
@@ -72,11 +71,11 @@ Tensor geglu(const Tensor& x) {
   Tensor out = Tensor::empty(s);
   const float* xp = x.f32();
   float* op = out.f32();
+  const VectorKernels& vk = vector_kernels();
   parallel_for(
       rows,
       [&](int64_t r0, int64_t r1) {
-        for (int64_t r = r0; r < r1; ++r)
-          for (int64_t i = 0; i < d; ++i) op[r * d + i] = xp[r * d2 + i] * gelu(xp[r * d2 + d + i]);
+        for (int64_t r = r0; r < r1; ++r) vk.gelu_gate(xp + r * d2, xp + r * d2 + d, op + r * d, d);
       },
       16);
   return out;

@@ -32,6 +32,10 @@ struct VectorKernels {
                     const float* gamma, const float* beta);
   /// p[i] = p[i] * sigmoid(k * p[i]): SiLU (k = 1) and CLIP's quick GELU (k = 1.702).
   void (*sigmoid_gate)(float* p, int64_t n, float k);
+  /// out[i] = GELU(in[i]) (erf form; out may be in).
+  void (*gelu)(const float* in, float* out, int64_t n);
+  /// out[i] = hidden[i] * GELU(gate[i]): the GEGLU feed-forward's activation.
+  void (*gelu_gate)(const float* hidden, const float* gate, float* out, int64_t n);
 };
 
 /// The fastest set this CPU runs (chosen once).

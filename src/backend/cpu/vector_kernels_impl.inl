@@ -40,10 +40,27 @@ void sigmoid_gate(float* p, int64_t n, float k) {
   for (int64_t i = 0; i < n; ++i) p[i] = p[i] / (1.f + exp_f32(-k * p[i]));
 }
 
+void gelu(const float* in, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = gelu_f32(in[i]);
+}
+
+void gelu_gate(const float* hidden, const float* gate, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = hidden[i] * gelu_f32(gate[i]);
+}
+
 }  // namespace
 
 extern const VectorKernels kernels;
-const VectorKernels kernels{DIFFUSE_VECTOR_ISA_NAME, softmax_row, max_f32,   exp_shifted, sum_f64,
-                            sum_sq_dev_f64,          affine,      normalize, sigmoid_gate};
+const VectorKernels kernels{DIFFUSE_VECTOR_ISA_NAME,
+                            softmax_row,
+                            max_f32,
+                            exp_shifted,
+                            sum_f64,
+                            sum_sq_dev_f64,
+                            affine,
+                            normalize,
+                            sigmoid_gate,
+                            gelu,
+                            gelu_gate};
 
 }  // namespace diffuse::cpu::DIFFUSE_VECTOR_ISA

@@ -78,6 +78,34 @@ inline float silu_f32(float x) {
   return x / (1.f + exp_f32(-x));
 }
 
+/// The standard normal distribution function, Phi(x) = (1 + erf(x / sqrt 2)) / 2, through
+/// erfc: with t = |x| / sqrt 2, erfc(t) = exp(-t^2) tau P(tau) for tau = 1 / (1 + 0.4 t), where
+/// P is a degree-8 least-squares fit of erfc(t) e^(t^2) / tau over t >= 0 (1.3e-7 relative;
+/// tools/math/fit_normal_cdf.py), and Phi = erfc(t) / 2 below zero, 1 - erfc(t) / 2 above. The
+/// lower tail keeps its relative accuracy (1 + erf(x / sqrt 2) cancels there), and there is no
+/// library call, so the loops around it vectorize. NaN stays NaN.
+inline float normal_cdf_f32(float x) {
+  const float z = x * 0.70710678118654752f;
+  const float t = select(z < 0.f, -z, z);
+  const float tau = 1.f / (1.f + 0.4f * t);
+  float p = 0.050187286f;
+  p = p * tau + -0.18261534f;
+  p = p * tau + 0.168643847f;
+  p = p * tau + -0.00525539881f;
+  p = p * tau + 0.141277343f;
+  p = p * tau + 0.168578178f;
+  p = p * tau + 0.20783858f;
+  p = p * tau + 0.225669771f;
+  p = p * tau + 0.225675866f;
+  const float half_erfc = 0.5f * (exp_f32(-(t * t)) * (tau * p));
+  return select(z < 0.f, half_erfc, 1.f - half_erfc);
+}
+
+/// x * Phi(x): GELU without the tanh approximation (torch.nn.functional.gelu's default).
+inline float gelu_f32(float x) {
+  return x * normal_cdf_f32(x);
+}
+
 /// Sum of p[0, n) in double, in eight interleaved partial sums (added pairwise at the end) so
 /// the additions vectorize; the order is fixed, so the result is too.
 inline double sum_f64(const float* p, int64_t n) {
