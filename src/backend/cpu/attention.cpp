@@ -118,7 +118,11 @@ void for_each_query_block(const Tensor& out, int heads, int64_t block_rows, int6
   });
 }
 
-/// Sliced and Standard: tasks of `block` query rows against every key, a plain softmax per row.
+/// Sliced and Standard: tasks of `block` query rows against every key. In float32 each row's
+/// scores become exp(score - row max), which weigh the values, and the weighted sum (D values a
+/// row) is then divided by the row's sum instead of every probability (Lk of them). In bf16 the
+/// probabilities themselves are rounded to bf16 (as the reference backend does), so they are
+/// normalised first.
 void attention_by_rows(const Operands& ops, Tensor& out, int heads, bool causal, int64_t block,
                        int64_t Lk) {
   const int64_t Lq = out.dim(1), C = out.dim(2), D = ops.head_size();
@@ -127,11 +131,24 @@ void attention_by_rows(const Operands& ops, Tensor& out, int heads, bool causal,
     const auto [b, h, r0, rows] = q;
     float* s = w.scores.f32();
     ops.scores(b, h, r0, rows, 0, Lk, s, Lk);
-    for (int64_t r = 0; r < rows; ++r)
-      vk.softmax_row(s + r * Lk, causal ? std::min(Lk, r0 + r + 1) : Lk, Lk);
+    const bool normalise_after = !ops.bf16();
+    std::vector<float> inverse_sums(normalise_after ? static_cast<size_t>(rows) : 0);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* row = s + r * Lk;
+      const int64_t valid = causal ? std::min(Lk, r0 + r + 1) : Lk;
+      if (!normalise_after) {
+        vk.softmax_row(row, valid, Lk);
+        continue;
+      }
+      const double sum = valid > 0 ? vk.exp_shifted(row, valid, Lk, vk.max(row, valid)) : 0.0;
+      inverse_sums[static_cast<size_t>(r)] = sum > 0 ? static_cast<float>(1.0 / sum) : 0.f;
+    }
     uint16_t* p16 = ops.bf16() ? w.probabilities16.data_as<uint16_t>() : nullptr;
-    ops.weighted_sum(b, h, rows, 0, Lk, s, Lk, p16, false, out.f32() + (b * Lq + r0) * C + h * D,
-                     C);
+    float* o = out.f32() + (b * Lq + r0) * C + h * D;
+    ops.weighted_sum(b, h, rows, 0, Lk, s, Lk, p16, false, o, C);
+    if (normalise_after)
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t d = 0; d < D; ++d) o[r * C + d] *= inverse_sums[static_cast<size_t>(r)];
   });
 }
 
