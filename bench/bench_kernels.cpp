@@ -41,6 +41,7 @@ constexpr ConvCase kConvCases[] = {
     {2, 640, 32},   // UNet level 1
     {2, 1280, 16},  // UNet level 2
     {2, 1280, 8},   // UNet level 3
+    {2, 1280, 4},   // UNet level 3 at 256x256
     {1, 512, 32},   // VAE decoder at 256x256: mid block / up block 0
     {1, 512, 64},   // VAE decoder: mid block / up block 0
     {1, 512, 128},  // up block 1
