@@ -23,11 +23,7 @@ using ops::expr::in;
 namespace {
 
 Tensor random_tensor(const Shape& s, uint32_t seed, Device device, float scale = 1.f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.f, scale);
-  Tensor t = Tensor::empty(s);
-  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = d(g);
-  return t.on(device);
+  return test::random_tensor(s, seed, scale).on(device);
 }
 
 Tensor token_ids(const Shape& s, int64_t vocab, uint32_t seed, Device device) {

@@ -27,13 +27,6 @@ std::vector<float> random_floats(size_t n, uint32_t seed) {
   return v;
 }
 
-Tensor random_tensor_in_winograd(const Shape& s, uint32_t seed) {
-  Tensor t = Tensor::empty(s);
-  const std::vector<float> v = random_floats(static_cast<size_t>(t.numel()), seed);
-  std::memcpy(t.f32(), v.data(), v.size() * sizeof(float));
-  return t;
-}
-
 /// What every transform of `set` writes for fixed random inputs over 13 tiles (an odd count,
 /// so the vector loops' remainders run too).
 std::vector<float> transform_outputs(const WinogradTransforms& set) {
@@ -65,8 +58,8 @@ struct WinogradCase {
 
 /// Ours against the reference backend's direct sum (accumulated in double).
 double winograd_error(const WinogradCase& c) {
-  const Tensor x = random_tensor_in_winograd(c.x, 11), w = random_tensor_in_winograd(c.w, 12);
-  const Tensor b = random_tensor_in_winograd({c.w[0]}, 13);
+  const Tensor x = test::random_tensor(c.x, 11), w = test::random_tensor(c.w, 12);
+  const Tensor b = test::random_tensor({c.w[0]}, 13);
   const Tensor want = ops::conv2d(x.on(kReference), w.on(kReference), &b, c.p);
   Tensor got = Tensor::empty(want.shape());
   winograd_conv2d(x, w, &b, c.p, got, c.budget);
@@ -148,9 +141,9 @@ TEST(winograd_conv2d, matches_the_reference_on_sd_and_odd_shapes) {
 }
 
 TEST(winograd_conv2d, gives_the_same_bits_at_any_thread_count) {
-  const Tensor x = random_tensor_in_winograd({2, 24, 37, 45}, 21);
-  const Tensor w = random_tensor_in_winograd({16, 24, 3, 3}, 22);
-  const Tensor b = random_tensor_in_winograd({16}, 23);
+  const Tensor x = test::random_tensor({2, 24, 37, 45}, 21);
+  const Tensor w = test::random_tensor({16, 24, 3, 3}, 22);
+  const Tensor b = test::random_tensor({16}, 23);
   auto run = [&](int threads) {
     ThreadPool pool(threads);
     ThreadPoolScope scope(pool);

@@ -323,16 +323,10 @@ std::vector<std::string> leftovers(const std::string& dir, const std::set<std::s
     if (!keep.count(e.path().filename().string())) extra.push_back(e.path().filename().string());
   return extra;
 }
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = diffuse::test::temp_dir() + "/" + name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 }  // namespace
 
 TEST(cli, concurrent_runs_writing_one_output_leave_a_valid_png) {
-  const std::string dir = fresh_dir("concurrent-out");
+  const std::string dir = diffuse::test::fresh_dir("concurrent-out");
   const std::string out = dir + "/same.png";
   const std::string gen =
       std::string(DIFFUSE_BINARY) + " generate --model " + tiny() + " -p cat --steps 2 --seed ";
@@ -346,7 +340,7 @@ TEST(cli, concurrent_runs_writing_one_output_leave_a_valid_png) {
 }
 
 TEST(cli, output_write_keeps_a_users_tmp_file_and_leaves_none_on_failure) {
-  const std::string dir = fresh_dir("tmp-files");
+  const std::string dir = diffuse::test::fresh_dir("tmp-files");
   const std::string out = dir + "/x.png";
   std::ofstream(out + ".tmp") << "mine";
   ASSERT_EQ(run("generate --model " + tiny() + " -p cat --steps 1 --seed 1 -o " + out).code, 0);
@@ -364,7 +358,7 @@ TEST(cli, output_write_keeps_a_users_tmp_file_and_leaves_none_on_failure) {
 }
 
 TEST(cli, synth_writes_a_complete_folder_or_nothing) {
-  const std::string dir = fresh_dir("synth");
+  const std::string dir = diffuse::test::fresh_dir("synth");
   const std::string out = dir + "/model";
   CommandResult r = run("synth --config " + tiny() + " --out " + out);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -387,7 +381,7 @@ TEST(cli, synth_writes_a_complete_folder_or_nothing) {
 }
 
 TEST(cli, synth_writes_16_bit_weight_files_that_generate) {
-  const std::string dir = fresh_dir("synth-f16");
+  const std::string dir = diffuse::test::fresh_dir("synth-f16");
   ASSERT_EQ(run("synth --config " + tiny() + " --dtype f16 --out " + dir + "/model").code, 0);
   const diffuse::SafetensorsFile f =
       diffuse::SafetensorsFile::open(dir + "/model/unet/diffusion_pytorch_model.safetensors");

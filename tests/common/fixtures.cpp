@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <random>
 
 #include "diffuse/error.hpp"
 
@@ -31,6 +32,21 @@ std::string temp_path(const std::string& name) {
   const std::string p = temp_dir() + "/" + name;
   std::filesystem::remove(p);
   return p;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = temp_dir() + "/" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+Tensor random_tensor(const Shape& shape, uint32_t seed, float stddev) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.f, stddev);
+  Tensor t = Tensor::empty(shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = d(g);
+  return t;
 }
 
 std::string writable_model_copy(const std::string& model, const std::string& name) {

@@ -19,6 +19,10 @@ SafetensorsFile golden(const std::string& name);
 std::string temp_dir();
 /// temp_dir()/<name>, with any file left there by an earlier run removed: an output path.
 std::string temp_path(const std::string& name);
+/// temp_dir()/<name> as an empty directory (whatever an earlier run left there is removed).
+std::string fresh_dir(const std::string& name);
+/// A float32 tensor of normal values (mean 0, `stddev`) drawn from std::mt19937(seed), in order.
+Tensor random_tensor(const Shape& shape, uint32_t seed, float stddev = 1.f);
 /// A writable copy of ../shared/fixtures/models/<model> at temp_dir()/<name> (replacing any older
 /// copy): the fixtures are read-only, tests that corrupt a model work on a copy.
 std::string writable_model_copy(const std::string& model, const std::string& name);

@@ -15,13 +15,9 @@
 namespace diffuse::test {
 
 /// temp_dir()/<test name>-<what>, emptied (ctest runs each test in its own process, in parallel).
-inline std::string fresh_dir(const std::string& what) {
+inline std::string fresh_dir_for_test(const std::string& what) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const std::string dir =
-      temp_dir() + "/" + info->test_suite_name() + "." + info->name() + "-" + what;
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
+  return fresh_dir(std::string(info->test_suite_name()) + "." + info->name() + "-" + what);
 }
 
 inline std::string read_bytes(const std::string& path) {

@@ -28,7 +28,7 @@ int lines(const std::string& s) {
 TEST(hub_cli, pull_then_generate_by_repo_id_matches_the_local_folder) {
   FakeHub hub;
   hub.add_repo("org/tiny-sd1", tiny_repo());  // named as the fixture: the PNGs name the model
-  const std::string home = fresh_dir("home"), out = fresh_dir("out");
+  const std::string home = fresh_dir_for_test("home"), out = fresh_dir_for_test("out");
   CommandResult pull = run_diffuse("pull org/tiny-sd1", env_for(hub, home));
   ASSERT_EQ(pull.code, 0) << pull.err;
   const std::string snapshot = home + "/hub/models--org--tiny-sd1/snapshots/" + tiny_repo().commit;
@@ -84,7 +84,7 @@ TEST(hub_cli, output_folder_is_a_plain_copy_of_the_snapshot) {
   FakeHub hub;
   const FakeRepo repo = tiny_repo();
   hub.add_repo("org/tiny", repo);
-  const std::string home = fresh_dir("home"), dir = fresh_dir("out") + "/tiny";
+  const std::string home = fresh_dir_for_test("home"), dir = fresh_dir_for_test("out") + "/tiny";
   CommandResult r = run_diffuse("pull org/tiny -o " + dir, env_for(hub, home));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, dir + "\n");
@@ -99,7 +99,7 @@ TEST(hub_cli, output_folder_is_a_plain_copy_of_the_snapshot) {
 
 TEST(hub_cli, generate_with_an_uncached_repo_id_says_to_pull) {
   FakeHub hub;
-  const std::string home = fresh_dir("home");
+  const std::string home = fresh_dir_for_test("home");
   CommandResult r =
       run_diffuse("generate --model org/absent --prompt x --steps 1", env_for(hub, home));
   EXPECT_EQ(r.code, 1);
@@ -123,7 +123,7 @@ TEST(hub_cli, gated_repo_message_and_token_sources) {
   FakeRepo repo = tiny_repo();
   repo.gated = true;
   hub.add_repo("org/tiny", repo);
-  const std::string home = fresh_dir("home");
+  const std::string home = fresh_dir_for_test("home");
   CommandResult r = run_diffuse("pull org/tiny", env_for(hub, home));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("HF_TOKEN"), std::string::npos) << r.err;
@@ -139,7 +139,7 @@ TEST(hub_cli, gated_repo_message_and_token_sources) {
 
 TEST(hub_cli, offline_and_unreachable_errors_are_one_line) {
   const std::string endpoint = "http://127.0.0.1:1";  // nothing listens on port 1 (tcpmux)
-  const std::string home = fresh_dir("home");
+  const std::string home = fresh_dir_for_test("home");
   const std::string env = "env -u HF_TOKEN -u HF_HUB_CACHE -u HF_HUB_OFFLINE HF_HOME=" + home +
                           " HF_ENDPOINT=" + endpoint;
   CommandResult r = run_diffuse("pull org/tiny", env);

@@ -54,7 +54,7 @@ TEST(hub_pull, pipeline_files_land_in_huggingface_hub_cache_layout) {
   FakeHub hub;
   const FakeRepo repo = tiny_repo();
   hub.add_repo("org/tiny", repo);
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   const PullResult r = diffuse::hub::pull(request("org/tiny"), hub_options(hub, cache));
   EXPECT_EQ(r.commit, repo.commit);
   EXPECT_EQ(r.snapshot_dir, repo_root(cache) + "/snapshots/" + repo.commit);
@@ -84,7 +84,7 @@ TEST(hub_pull, pipeline_files_land_in_huggingface_hub_cache_layout) {
 TEST(hub_pull, second_pull_downloads_nothing) {
   FakeHub hub;
   hub.add_repo("org/tiny", tiny_repo());
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   diffuse::hub::pull(request("org/tiny"), hub_options(hub, cache));
   hub.clear_requests();
   const PullResult again = diffuse::hub::pull(request("org/tiny"), hub_options(hub, cache));
@@ -99,7 +99,7 @@ TEST(hub_pull, blobs_of_another_snapshot_are_reused) {
   FakeHub hub;
   FakeRepo repo = tiny_repo();
   hub.add_repo("org/tiny", repo);
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   diffuse::hub::pull(request("org/tiny"), hub_options(hub, cache));
   repo.commit = std::string(40, 'b');  // a new commit with the same files
   hub.add_repo("org/tiny", repo);
@@ -118,7 +118,7 @@ TEST(hub_pull, partial_download_is_resumed_with_a_range_request) {
   FakeHub hub;
   const FakeRepo repo = tiny_repo();
   hub.add_repo("org/tiny", repo);
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   const FakeFile& unet = repo.files.at("unet/diffusion_pytorch_model.safetensors");
   const size_t half = unet.content.size() / 2;
   fs::create_directories(repo_root(cache) + "/blobs");
@@ -140,7 +140,7 @@ TEST(hub_pull, sha256_mismatch_is_an_error_and_leaves_no_blob) {
   FakeRepo repo = tiny_repo();
   repo.files["unet/diffusion_pytorch_model.safetensors"].corrupt = true;
   hub.add_repo("org/tiny", repo);
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   const std::string etag = repo.files.at("unet/diffusion_pytorch_model.safetensors").etag();
   expect_error_mentioning<HubError>(
       [&] { diffuse::hub::pull(request("org/tiny"), hub_options(hub, cache)); },
@@ -157,7 +157,7 @@ TEST(hub_pull, gated_repository_needs_the_token) {
   FakeRepo repo = tiny_repo();
   repo.gated = true;
   hub.add_repo("org/tiny", repo);
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   expect_error_mentioning<HubError>(
       [&] { diffuse::hub::pull(request("org/tiny"), hub_options(hub, cache)); },
       {"org/tiny", "401", "HF_TOKEN", "gated"});
@@ -178,7 +178,7 @@ TEST(hub_pull, gated_repository_needs_the_token) {
 TEST(hub_pull, missing_repository_revision_and_file_are_named) {
   FakeHub hub;
   hub.add_repo("org/tiny", tiny_repo());
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   const auto options = hub_options(hub, cache);
   PullRequest bad_revision = request("org/tiny", "v9");
   expect_error_mentioning<HubError>([&] { diffuse::hub::pull(bad_revision, options); },
@@ -195,7 +195,7 @@ TEST(hub_pull, file_names_climbing_out_of_the_snapshot_are_refused) {
     FakeRepo repo = tiny_repo();
     repo.files[evil] = {"x", false};
     hub.add_repo("org/tiny", repo);
-    const std::string cache = fresh_dir("cache");
+    const std::string cache = fresh_dir_for_test("cache");
     expect_error_mentioning<HubError>(
         [&] { diffuse::hub::pull(request("org/tiny"), hub_options(hub, cache)); },
         {"refusing", evil});
@@ -207,7 +207,7 @@ TEST(hub_pull, file_names_climbing_out_of_the_snapshot_are_refused) {
 TEST(hub_pull, offline_resolves_from_the_cache_only) {
   FakeHub hub;
   hub.add_repo("org/tiny", tiny_repo());
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   auto options = hub_options(hub, cache);
   options.offline = true;
   expect_error_mentioning<HubError>([&] { diffuse::hub::pull(request("org/tiny"), options); },
@@ -227,7 +227,7 @@ TEST(hub_pull, offline_resolves_from_the_cache_only) {
 TEST(hub_pull, cached_model_resolution_for_generate) {
   FakeHub hub;
   hub.add_repo("org/tiny", tiny_repo());
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   const auto options = hub_options(hub, cache);
   expect_error_mentioning<HubError>(
       [&] { diffuse::hub::resolve_cached_model("org/tiny", options); },
@@ -254,7 +254,7 @@ TEST(hub_pull, include_patterns_take_just_the_matches) {
   repo.files["README.md"] = {"readme", false};
   repo.files["lora/a.safetensors"] = {"lora", true};
   hub.add_repo("org/single", repo);
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   const auto options = hub_options(hub, cache);
   expect_error_mentioning<HubError>([&] { diffuse::hub::pull(request("org/single"), options); },
                                     {"no model_index.json", "--include"});
@@ -290,7 +290,7 @@ TEST(hub_pull, variant_weights_per_component) {
                               "feature_extractor/preprocessor_config.json"})
     repo.files[f] = {"{}", false};
   hub.add_repo("org/variants", repo);
-  const std::string cache = fresh_dir("cache");
+  const std::string cache = fresh_dir_for_test("cache");
   PullRequest req = request("org/variants");
   req.variant = "fp16";
   const PullResult fp16 = diffuse::hub::pull(req, hub_options(hub, cache));
@@ -316,7 +316,7 @@ TEST(hub_pull, variant_weights_per_component) {
 
 TEST(hub_pull, unreachable_endpoint_names_the_url) {
   diffuse::hub::HubOptions options;
-  options.cache_dir = fresh_dir("cache");
+  options.cache_dir = fresh_dir_for_test("cache");
   options.endpoint = "http://127.0.0.1:1";  // nothing listens on port 1 (tcpmux)
   expect_error_mentioning<HubError>(
       [&] { diffuse::hub::pull(request("org/tiny"), options); },

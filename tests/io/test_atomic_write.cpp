@@ -24,13 +24,6 @@ using namespace diffuse;
 namespace {
 
 /// A fresh, empty folder for one test (ctest runs the tests of this binary in parallel).
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = test::temp_dir() + "/atomic-" + name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
 std::vector<std::string> entries(const std::string& dir) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
@@ -52,7 +45,7 @@ Rgb8Image solid(int size, uint8_t value) {
 }  // namespace
 
 TEST(atomic_write, concurrent_png_writes_to_one_path_leave_one_complete_file) {
-  const std::string dir = fresh_dir("concurrent-png");
+  const std::string dir = test::fresh_dir("atomic-concurrent-png");
   const std::string path = dir + "/x.png";
   // Large enough that the writes overlap; each thread writes its own colour many times.
   constexpr int kThreads = 4, kRounds = 10;
@@ -81,7 +74,7 @@ TEST(atomic_write, concurrent_png_writes_to_one_path_leave_one_complete_file) {
 }
 
 TEST(atomic_write, concurrent_safetensors_writes_to_one_path_leave_one_complete_file) {
-  const std::string dir = fresh_dir("concurrent-st");
+  const std::string dir = test::fresh_dir("atomic-concurrent-st");
   const std::string path = dir + "/w.safetensors";
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
@@ -100,7 +93,7 @@ TEST(atomic_write, concurrent_safetensors_writes_to_one_path_leave_one_complete_
 }
 
 TEST(atomic_write, a_users_own_tmp_file_is_untouched) {
-  const std::string dir = fresh_dir("user-tmp");
+  const std::string dir = test::fresh_dir("atomic-user-tmp");
   const std::string path = dir + "/x.png";
   std::ofstream(path + ".tmp") << "my notes";
   write_png(path, solid(8, 7));
@@ -113,7 +106,7 @@ TEST(atomic_write, a_users_own_tmp_file_is_untouched) {
 }
 
 TEST(atomic_write, a_failed_write_leaves_no_temporary_file) {
-  const std::string dir = fresh_dir("failure");
+  const std::string dir = test::fresh_dir("atomic-failure");
   // The destination is a folder: everything is written, then the rename fails.
   const std::string blocked = dir + "/out.png";
   fs::create_directories(blocked + "/inside");
@@ -136,7 +129,7 @@ TEST(atomic_write, a_failed_write_leaves_no_temporary_file) {
 }
 
 TEST(atomic_write, files_get_the_permissions_of_a_plain_create) {
-  const std::string dir = fresh_dir("mode");
+  const std::string dir = test::fresh_dir("atomic-mode");
   std::ofstream(dir + "/plain") << "x";
   write_png(dir + "/x.png", solid(4, 3));
   struct stat plain {

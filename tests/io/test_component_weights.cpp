@@ -17,13 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string fresh_dir_in_component_weights(const std::string& name) {
-  const std::string d = test::temp_dir() + "/layout-" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
 void write_value(const std::string& path, float v) {
   write_safetensors(path, {{"w", Tensor::full({2}, v)}});
 }
@@ -54,7 +47,7 @@ void expect_same_weights(const WeightStore& a, const WeightStore& b) {
 }  // namespace
 
 TEST(component_weights, a_variant_is_chosen_by_name_and_falls_back_to_the_plain_files) {
-  const std::string d = fresh_dir_in_component_weights("variants");
+  const std::string d = test::fresh_dir("layout-variants");
   write_value(d + "/diffusion_pytorch_model.safetensors", 1.f);
   write_value(d + "/diffusion_pytorch_model.fp16.safetensors", 2.f);
   EXPECT_EQ(value_of(load_component_weights(d)), 1.f);
@@ -64,7 +57,7 @@ TEST(component_weights, a_variant_is_chosen_by_name_and_falls_back_to_the_plain_
 }
 
 TEST(component_weights, a_component_with_only_one_variant_loads_it) {
-  const std::string d = fresh_dir_in_component_weights("only-variant");
+  const std::string d = test::fresh_dir("layout-only-variant");
   write_value(d + "/model.fp16.safetensors", 3.f);
   EXPECT_EQ(value_of(load_component_weights(d)), 3.f);
   write_value(d + "/model.ema.safetensors", 4.f);
@@ -75,7 +68,7 @@ TEST(component_weights, a_component_with_only_one_variant_loads_it) {
 }
 
 TEST(component_weights, a_sharded_variant_index_names_its_shards) {
-  const std::string d = fresh_dir_in_component_weights("sharded-variant");
+  const std::string d = test::fresh_dir("layout-sharded-variant");
   write_safetensors(d + "/diffusion_pytorch_model.fp16-00001-of-00002.safetensors",
                     {{"a", Tensor::full({1}, 5.f)}});
   write_safetensors(d + "/diffusion_pytorch_model.fp16-00002-of-00002.safetensors",
@@ -91,7 +84,7 @@ TEST(component_weights, a_sharded_variant_index_names_its_shards) {
 }
 
 TEST(component_weights, safetensors_win_over_pytorch_pickles) {
-  const std::string d = fresh_dir_in_component_weights("prefer-safetensors");
+  const std::string d = test::fresh_dir("layout-prefer-safetensors");
   fs::copy_file(test::reference("inputs/vae-bin/diffusion_pytorch_model.bin"),
                 d + "/diffusion_pytorch_model.bin");
   write_value(d + "/diffusion_pytorch_model.safetensors", 7.f);
@@ -106,7 +99,7 @@ TEST(component_weights, a_diffusers_bin_holds_the_same_tensors_as_its_safetensor
 
 TEST(component_weights, sharded_fp16_bins_equal_the_fp16_safetensors_and_round_the_fp32_ones) {
   const std::string src = test::reference("inputs/vae-fp16-variant");
-  const std::string d = fresh_dir_in_component_weights("bin-shards");
+  const std::string d = test::fresh_dir("layout-bin-shards");
   for (const auto& e : fs::directory_iterator(src))
     if (e.path().extension() != ".safetensors")
       fs::copy_file(e.path(), fs::path(d) / e.path().filename());
@@ -128,16 +121,16 @@ TEST(component_weights, sharded_fp16_bins_equal_the_fp16_safetensors_and_round_t
 }
 
 TEST(component_weights, problems_name_the_folder_or_file) {
-  const std::string empty = fresh_dir_in_component_weights("empty-folder");
+  const std::string empty = test::fresh_dir("layout-empty-folder");
   EXPECT_NE(error_of(empty).find(empty + ": no weights found"), std::string::npos);
   EXPECT_NE(error_of(empty + "/nope").find("component folder not found"), std::string::npos);
 
-  const std::string corrupt = fresh_dir_in_component_weights("corrupt-bin");
+  const std::string corrupt = test::fresh_dir("layout-corrupt-bin");
   std::ofstream(corrupt + "/pytorch_model.bin") << "not a pickle";
   EXPECT_NE(error_of(corrupt).find(corrupt + "/pytorch_model.bin"), std::string::npos)
       << error_of(corrupt);
 
-  const std::string missing_shard = fresh_dir_in_component_weights("missing-shard");
+  const std::string missing_shard = test::fresh_dir("layout-missing-shard");
   std::ofstream(missing_shard + "/pytorch_model.bin.index.json")
       << R"({"weight_map": {"x": "pytorch_model-00001-of-00002.bin"}})";
   const std::string e = error_of(missing_shard);

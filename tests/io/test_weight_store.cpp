@@ -16,16 +16,10 @@ Tensor filled(const Shape& s, float v) {
   return Tensor::full(s, v);
 }
 
-std::string fresh_dir_in_weight_store(const std::string& name) {
-  const std::string d = test::temp_dir() + "/" + name;
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 }  // namespace
 
 TEST(weight_store, loads_sharded_index) {
-  const std::string d = fresh_dir_in_weight_store("sharded");
+  const std::string d = test::fresh_dir("sharded");
   write_safetensors(d + "/model-00001-of-00002.safetensors", {{"a.weight", filled({2, 2}, 1.f)}});
   write_safetensors(d + "/model-00002-of-00002.safetensors", {{"b.weight", filled({3}, 2.f)}});
   std::ofstream(d + "/model.safetensors.index.json")
@@ -37,7 +31,7 @@ TEST(weight_store, loads_sharded_index) {
 }
 
 TEST(weight_store, f16_weights_convert_to_f32) {
-  const std::string d = fresh_dir_in_weight_store("half");
+  const std::string d = test::fresh_dir("half");
   write_safetensors(d + "/diffusion_pytorch_model.safetensors",
                     {{"w", filled({4}, 0.5f).to(DType::F16)}});
   WeightStore w = load_component_weights(d);
@@ -49,7 +43,7 @@ TEST(weight_store, f16_weights_convert_to_f32) {
 // --low-memory: matrices that view the file are streamed (their pages go back after each use and
 // read the same values again); converted matrices live in memory of their own and are not.
 TEST(weight_store, streaming_marks_only_views_of_the_file) {
-  const std::string d = fresh_dir_in_weight_store("streamed");
+  const std::string d = test::fresh_dir("streamed");
   Tensor big = Tensor::empty({256, 1024});  // 1 MiB: whole pages to release
   for (int64_t i = 0; i < big.numel(); ++i) big.f32()[i] = float(i % 977) * 0.25f;
   write_safetensors(d + "/diffusion_pytorch_model.safetensors", {{"w", big}});
@@ -67,7 +61,7 @@ TEST(weight_store, streaming_marks_only_views_of_the_file) {
 }
 
 TEST(weight_store, errors_name_key_and_file) {
-  const std::string d = fresh_dir_in_weight_store("errors");
+  const std::string d = test::fresh_dir("errors");
   write_safetensors(d + "/model.safetensors", {{"w", filled({4}, 1.f)}});
   WeightStore w = load_component_weights(d);
   try {
@@ -86,7 +80,7 @@ TEST(weight_store, errors_name_key_and_file) {
 }
 
 TEST(weight_store, shard_missing_from_index_is_an_error) {
-  const std::string d = fresh_dir_in_weight_store("badindex");
+  const std::string d = test::fresh_dir("badindex");
   write_safetensors(d + "/a.safetensors", {{"x", filled({1}, 1.f)}});
   std::ofstream(d + "/model.safetensors.index.json")
       << R"({"weight_map": {"x": "a.safetensors", "y": "a.safetensors"}})";
@@ -97,7 +91,7 @@ TEST(weight_store, shard_missing_from_index_is_an_error) {
 }
 
 TEST(weight_store, a_corrupt_pickle_is_named) {
-  const std::string d = fresh_dir_in_weight_store("empty");
+  const std::string d = test::fresh_dir("empty");
   std::ofstream(d + "/pytorch_model.bin") << "x";
   try {
     load_component_weights(d);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <chrono>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -69,6 +70,19 @@ class TestServer {
   std::unique_ptr<serve::Server> server_;
   std::thread thread_;
 };
+
+/// GET /api/v1/jobs/<id> until the job is neither queued nor running (at most 5 minutes); the
+/// last answer.
+inline nlohmann::json wait_for_job(const TestServer& s, const std::string& id) {
+  nlohmann::json job;
+  for (int i = 0; i < 30000; ++i) {
+    job = s.get("/api/v1/jobs/" + id).second;
+    const std::string status = job.is_object() ? job.value("status", "") : "";
+    if (job.is_object() && status != "queued" && status != "running") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return job;
+}
 
 /// Decodes a base64 PNG from a response.
 inline Image decode_b64_png(const std::string& b64) {

@@ -17,6 +17,7 @@ using diffuse::Image;
 using diffuse::test::decode_b64_png;
 using diffuse::test::fixture;
 using diffuse::test::TestServer;
+using diffuse::test::wait_for_job;
 
 std::string b64_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -50,12 +51,10 @@ GenerateOptions a1111_options(const std::string& prompt, int steps, uint64_t see
 }
 
 // One folder per test: ctest runs the tests of this file in parallel processes.
+/// An empty directory named after `name` and the running test.
 std::string fresh_dir(const std::string& name) {
   const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  const fs::path dir = fs::path(diffuse::test::temp_dir()) / (name + "-" + test);
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir.string();
+  return diffuse::test::fresh_dir(name + "-" + test);
 }
 
 // A --lora-dir with the PEFT test LoRA as "peft" (and a file that is not a LoRA).
@@ -92,17 +91,6 @@ void expect_422(const TestServer& s, const std::string& path, const nlohmann::js
   for (const auto& n : needles)
     EXPECT_NE(message.find(n), std::string::npos) << "'" << message << "' lacks '" << n << "'";
   EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-}
-
-nlohmann::json wait_for_job(const TestServer& s, const std::string& id) {
-  nlohmann::json job;
-  for (int i = 0; i < 30000; ++i) {
-    job = s.get("/api/v1/jobs/" + id).second;
-    const std::string status = job.value("status", "");
-    if (status != "queued" && status != "running") break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return job;
 }
 
 std::vector<uint8_t> job_image(const TestServer& s, const nlohmann::json& body) {

@@ -47,16 +47,6 @@ std::string get_text(const TestServer& s, const std::string& path) {
   return r && r->status == 200 ? r->body : std::string();
 }
 
-nlohmann::json wait_for_job_in_scale_out(const TestServer& s, const std::string& id) {
-  nlohmann::json job;
-  eventually([&] {
-    job = s.get("/api/v1/jobs/" + id).second;
-    return job.is_object() && job.value("status", "") != "queued" &&
-           job.value("status", "") != "running";
-  });
-  return job;
-}
-
 std::vector<uint8_t> png_pixels(const std::string& path) {
   return load_png(path).to_rgb8();
 }
@@ -108,7 +98,7 @@ TEST_F(scale_out, three_workers_and_a_front_complete_thirty_jobs_equal_to_genera
   }
   for (int i = 20; i < 30; ++i) {
     const nlohmann::json job =
-        wait_for_job_in_scale_out(front, front_ids[static_cast<size_t>(i - 20)]);
+        wait_for_job(front, front_ids[static_cast<size_t>(i - 20)]);
     ASSERT_EQ(job.value("status", ""), "done") << job.dump();
     EXPECT_EQ(decode_b64_png(job["images"][0]["png_base64"]).to_rgb8(),
               library_pixels(prompt(i), steps(i), 100 + i));
@@ -299,7 +289,7 @@ TEST_F(scale_out, stateless_fronts_queue_jobs_for_the_workers_and_answer_from_re
   const auto [status, queued] = front.post("/api/v1/jobs", body);
   ASSERT_EQ(status, 202) << queued.dump();
   // Any front answers for any job: the other one reads it from Redis.
-  const nlohmann::json job = wait_for_job_in_scale_out(other_front, queued["id"]);
+  const nlohmann::json job = wait_for_job(other_front, queued["id"]);
   ASSERT_EQ(job.value("status", ""), "done") << job.dump();
   EXPECT_EQ(decode_b64_png(job["images"][0]["png_base64"]).to_rgb8(),
             library_pixels("front", 3, 21));
@@ -516,7 +506,7 @@ TEST(serve_metrics, in_process_metrics_count_jobs_and_steps) {
   const auto [status, queued] = s.post(
       "/api/v1/jobs", {{"prompt", "m"}, {"steps", 2}, {"seed", 1}, {"width", 64}, {"height", 64}});
   ASSERT_EQ(status, 202);
-  ASSERT_EQ(wait_for_job_in_scale_out(s, queued["id"]).value("status", ""), "done");
+  ASSERT_EQ(wait_for_job(s, queued["id"]).value("status", ""), "done");
   const std::string metrics = get_text(s, "/metrics");
   EXPECT_NE(metrics.find("diffuse_jobs_total{status=\"done\"} 1"), std::string::npos) << metrics;
   EXPECT_NE(metrics.find("diffuse_queue_waiting 0"), std::string::npos) << metrics;
