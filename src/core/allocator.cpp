@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <new>
 
@@ -94,8 +95,23 @@ Buffer MemoryPool::allocate(size_t bytes) {
   return Buffer(p, [self = shared_from_this(), bytes](std::byte* q) { self->give(q, bytes); });
 }
 
+Buffer MemoryPool::scratch(size_t bytes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (scratch_ && scratch_bytes_ >= bytes && scratch_.use_count() == 1) return scratch_;
+  const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+  auto* p = static_cast<std::byte*>(std::aligned_alloc(kTensorAlignment, std::max<size_t>(rounded, kTensorAlignment)));
+  if (!p) throw std::bad_alloc();
+  scratch_ = Buffer(p, [](std::byte* q) { std::free(q); });
+  scratch_bytes_ = bytes;
+  return scratch_;
+}
+
 void MemoryPool::release_cached() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (scratch_.use_count() == 1) {
+    scratch_.reset();
+    scratch_bytes_ = 0;
+  }
   for (auto& [size, blocks] : free_)
     for (std::byte* p : blocks) system_free(p, size);
   free_.clear();

@@ -57,7 +57,12 @@ class MemoryPool : public std::enable_shared_from_this<MemoryPool> {
   Buffer allocate(size_t bytes);
   MemoryStats stats() const;
   void reset_peak();
-  /// Returns cached blocks to the system (e.g. between generations or after a model unload).
+  /// One reusable block of at least `bytes` for a transient copy an op makes and drops before it
+  /// returns (a widened weight matrix): grown when a larger one is asked for, replaced when the
+  /// last one is still in use, given back by release_cached(). Not counted in stats().
+  Buffer scratch(size_t bytes);
+  /// Returns cached blocks and an idle scratch block to the system (e.g. between stages or after a
+  /// model unload).
   void release_cached();
 
  private:
@@ -70,6 +75,8 @@ class MemoryPool : public std::enable_shared_from_this<MemoryPool> {
   mutable std::mutex mu_;
   std::map<size_t, std::vector<std::byte*>> free_;
   size_t live_ = 0, peak_ = 0, cached_ = 0, system_allocations_ = 0;
+  Buffer scratch_;  // plain heap block (its deleter must not hold the pool)
+  size_t scratch_bytes_ = 0;
   const bool caching_;
   const LargeBlocks large_;
 };

@@ -117,17 +117,10 @@ void fill_with_bias(float* out, int64_t rows, int64_t cols, const float* bias, b
 }
 
 Tensor weight_scratch(const Shape& shape, DType dtype, Device device) {
-  thread_local Buffer scratch;
-  thread_local size_t scratch_bytes = 0;
+  // The pipeline's pool holds it, so it leaves with the stage that used it (end of the denoising
+  // loop: the UNet's largest widened matrix, 118 MB in float32, is not kept through the decode).
   const size_t bytes = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
-  if (scratch_bytes < bytes || scratch.use_count() > 1) {
-    scratch = Buffer(static_cast<std::byte*>(std::aligned_alloc(
-                         kTensorAlignment,
-                         (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment)),
-                     [](std::byte* p) { std::free(p); });
-    if (!scratch) throw std::bad_alloc();
-    scratch_bytes = bytes;
-  }
+  const Buffer scratch = current_memory_pool().scratch(bytes);
   return Tensor::view_of(scratch, scratch.get(), shape, dtype).on(device);
 }
 

@@ -52,9 +52,9 @@ Tensor linear_bf16(const Tensor& x, const Weight& w, const Tensor* bias);
 Tensor conv2d_bf16(const Tensor& x, const Weight& w, const Tensor* bias,
                    const ops::Conv2dParams& p);
 
-/// A contiguous tensor for a transient copy of a layer matrix: one block per calling thread,
-/// grown to the largest matrix and reused (from the activation pool, every matrix size would stay
-/// cached there: for int8 at bf16, a second copy of the model).
+/// A contiguous tensor for a transient copy of a layer matrix: the current memory pool's scratch
+/// block, grown to the largest matrix and reused (as pool blocks, every matrix size would stay
+/// cached: for int8 at bf16, a second copy of the model), released with the pool's cache.
 Tensor weight_scratch(const Shape& shape, DType dtype, Device device);
 
 /// A layer weight as a contiguous F32 tensor: itself when already F32, else a transient widened
