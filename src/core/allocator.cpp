@@ -3,7 +3,6 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 
-#include <algorithm>
 #include <cstdlib>
 #include <new>
 
@@ -29,6 +28,14 @@ size_t rounded_size(size_t bytes) {
   return (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
 }
 
+void free_block(MemoryPool::LargeBlocks large, std::byte* p, size_t bytes) {
+  const size_t rounded = rounded_size(bytes);
+  if (large == MemoryPool::LargeBlocks::Mapped && rounded >= kMappedBlockBytes)
+    munmap(p, rounded);
+  else
+    std::free(p);
+}
+
 }  // namespace
 
 std::byte* MemoryPool::system_allocate(size_t bytes) const {
@@ -42,11 +49,7 @@ std::byte* MemoryPool::system_allocate(size_t bytes) const {
 }
 
 void MemoryPool::system_free(std::byte* p, size_t bytes) const {
-  const size_t rounded = rounded_size(bytes);
-  if (large_ == LargeBlocks::Mapped && rounded >= kMappedBlockBytes)
-    munmap(p, rounded);
-  else
-    std::free(p);
+  free_block(large_, p, bytes);
 }
 
 MemoryPool::~MemoryPool() {
@@ -98,10 +101,9 @@ Buffer MemoryPool::allocate(size_t bytes) {
 Buffer MemoryPool::scratch(size_t bytes) {
   std::lock_guard<std::mutex> lock(mu_);
   if (scratch_ && scratch_bytes_ >= bytes && scratch_.use_count() == 1) return scratch_;
-  const size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
-  auto* p = static_cast<std::byte*>(std::aligned_alloc(kTensorAlignment, std::max<size_t>(rounded, kTensorAlignment)));
+  std::byte* p = system_allocate(bytes);
   if (!p) throw std::bad_alloc();
-  scratch_ = Buffer(p, [](std::byte* q) { std::free(q); });
+  scratch_ = Buffer(p, [large = large_, bytes](std::byte* q) { free_block(large, q, bytes); });
   scratch_bytes_ = bytes;
   return scratch_;
 }

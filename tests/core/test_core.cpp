@@ -147,6 +147,40 @@ TEST(core_allocator, a_pool_without_caching_returns_every_block) {
   EXPECT_EQ(memory_stats().live_bytes, 0u);
 }
 
+// The scratch block for transient copies: reused while idle, grown on demand, never handed out
+// twice at once, and gone after release_cached() (the end of a pipeline stage).
+TEST(core_allocator, scratch_is_reused_grown_and_released) {
+  const auto pool = MemoryPool::create();
+  const std::byte* first = nullptr;
+  {
+    const Buffer a = pool->scratch(1000);
+    first = a.get();
+  }
+  EXPECT_EQ(pool->scratch(800).get(), first);
+  {
+    const Buffer held = pool->scratch(1000);
+    const Buffer other = pool->scratch(1000);
+    EXPECT_NE(held.get(), other.get());
+  }
+  // A large block has pages of its own (LargeBlocks::Mapped), which leave when it is freed.
+  constexpr size_t kLarge = size_t{8} << 20;
+  uintptr_t inside = 0;
+  {
+    const Buffer larger = pool->scratch(kLarge);
+    std::fill(larger.get(), larger.get() + kLarge, std::byte{1});
+    inside = (reinterpret_cast<uintptr_t>(larger.get()) + kLarge / 2) &
+             ~(static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) - 1);
+    pool->release_cached();  // in use: kept
+    EXPECT_EQ(pool->stats().live_bytes, 0u);  // not counted as activations
+  }
+  unsigned char resident = 0;
+  EXPECT_EQ(mincore(reinterpret_cast<void*>(inside), 1, &resident), 0) << "freed while in use";
+  pool->release_cached();  // idle: freed
+  errno = 0;
+  EXPECT_EQ(mincore(reinterpret_cast<void*>(inside), 1, &resident), -1);
+  EXPECT_EQ(errno, ENOMEM) << "the scratch block is still mapped";
+}
+
 // A released block of a few MB leaves the process at once (its pages are unmapped), even after a
 // larger block has raised glibc's mmap threshold, above which malloc would have kept it in the
 // heap: a converter's tensors, each of another size, grew the process by hundreds of MB that way.
