@@ -4,7 +4,7 @@
 //
 // Why: a 4x4 output tile costs 36 multiplications per input channel instead of 144, so the
 // GEMM work falls to a quarter; the tile transforms add a few percent of memory traffic. On
-// this project's AVX2-only Zen 1 machine the direct kernels were the VAE decoder's pace, at
+// this project's AVX2-only Zen 3 machine the direct kernels were the VAE decoder's pace, at
 // 120-133 GFLOP/s on 2 threads, and the VAE decode 256² was only 1.03x PyTorch's
 // (docs/PERFORMANCE.md, "A CPU without AVX-512").
 //
@@ -39,7 +39,7 @@ namespace {
 constexpr int64_t kPositions = 36;  // the 6x6 points of a transformed tile
 // Below this many 4x4 output tiles in the batch, transforming the weights at every call and
 // streaming them 36 times costs more than the multiplications save (bench BM_Conv3x3 on the
-// Zen 1 machine, best of 3: 2 x 1280 channels at 16x16, 32 tiles, 92 ms against 113 ms through
+// Zen 3 machine, best of 3: 2 x 1280 channels at 16x16, 32 tiles, 92 ms against 113 ms through
 // the other kernels; at 8x8, 8 tiles, 65 ms against 36 ms).
 constexpr int64_t kMinTiles = 32;
 
@@ -77,7 +77,7 @@ Geometry geometry(const Tensor& x, const Tensor& w, const ops::Conv2dParams& p, 
   g.out_block = (g.O + blocks - 1) / blocks;
   const int64_t per_tile_row = kPositions * (g.C + g.out_block) * g.tile_cols;
   // V and a block's M together (36 x (C + block) x tiles) within the band budget: 32 MB by
-  // default, enough tiles per band for sgemm to run near its rate (on the Zen 1 machine, 512
+  // default, enough tiles per band for sgemm to run near its rate (on the Zen 3 machine, 512
   // channels at 128x128 took 338 ms with 12 MB, 208 ms with 32 MB and 235 ms with 64 MB).
   g.band_rows = std::clamp<int64_t>(budget.band_floats / per_tile_row, 1, g.B * g.tile_rows);
   return g;
