@@ -37,16 +37,16 @@ struct ConvCase {
 };
 // Args: case index, precision (WeightPrecision as int).
 constexpr ConvCase kConvCases[] = {
-    {2, 320, 64},   // UNet level 0 at 512x512
-    {2, 640, 32},   // UNet level 1
-    {2, 1280, 16},  // UNet level 2
-    {2, 1280, 8},   // UNet level 3
-    {2, 1280, 4},   // UNet level 3 at 256x256
-    {1, 512, 32},   // VAE decoder at 256x256: mid block / up block 0
-    {1, 512, 64},   // VAE decoder: mid block / up block 0
-    {1, 512, 128},  // up block 1
-    {1, 256, 256},  // up block 2
-    {1, 128, 512},  // up block 3
+    {2, 320, 64},         // UNet level 0 at 512x512
+    {2, 640, 32},         // UNet level 1
+    {2, 1280, 16},        // UNet level 2
+    {2, 1280, 8},         // UNet level 3
+    {2, 1280, 4},         // UNet level 3 at 256x256
+    {1, 512, 32},         // VAE decoder at 256x256: mid block / up block 0
+    {1, 512, 64},         // VAE decoder: mid block / up block 0
+    {1, 512, 128},        // up block 1
+    {1, 256, 256},        // up block 2
+    {1, 128, 512},        // up block 3
     {2, 1920, 32, 640},   // UNet level 1 up block: resnet 0 after the skip concat
     {2, 1280, 32, 1280},  // UNet level 2 upsampler's conv (at level 1's size)
 };

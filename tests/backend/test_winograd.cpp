@@ -88,16 +88,8 @@ TEST(winograd_conv2d, matches_the_reference_on_sd_and_odd_shapes) {
   // Transformed weights of `o` output channels per block (the last block may hold fewer).
   auto blocks_of = [](int64_t c, int64_t o) { return WinogradBudget{.weight_floats = 36 * c * o}; };
   const WinogradCase cases[] = {
-      {"unet_conv_in_64x64",
-       {1, 4, 64, 64},
-       {320, 4, 3, 3},
-       ops::Conv2dParams::same(1),
-       {}},
-      {"vae_conv_out",
-       {1, 128, 36, 40},
-       {3, 128, 3, 3},
-       ops::Conv2dParams::same(1),
-       {}},
+      {"unet_conv_in_64x64", {1, 4, 64, 64}, {320, 4, 3, 3}, ops::Conv2dParams::same(1), {}},
+      {"vae_conv_out", {1, 128, 36, 40}, {3, 128, 3, 3}, ops::Conv2dParams::same(1), {}},
       {"odd_channels_partial_tiles_67x70",
        {1, 13, 67, 70},
        {11, 13, 3, 3},
@@ -127,11 +119,7 @@ TEST(winograd_conv2d, matches_the_reference_on_sd_and_odd_shapes) {
        {8, 9, 3, 3},
        ops::Conv2dParams::same(1),
        {2 * 36 * (9 + 3) * 5, 36 * 9 * 3}},
-      {"vae_512ch_16x16",
-       {1, 512, 16, 16},
-       {512, 512, 3, 3},
-       ops::Conv2dParams::same(1),
-       {}},
+      {"vae_512ch_16x16", {1, 512, 16, 16}, {512, 512, 3, 3}, ops::Conv2dParams::same(1), {}},
   };
   for (const WinogradCase& c : cases) {
     SCOPED_TRACE(c.name);

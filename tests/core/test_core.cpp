@@ -170,7 +170,7 @@ TEST(core_allocator, scratch_is_reused_grown_and_released) {
     std::fill(larger.get(), larger.get() + kLarge, std::byte{1});
     inside = (reinterpret_cast<uintptr_t>(larger.get()) + kLarge / 2) &
              ~(static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) - 1);
-    pool->release_cached();  // in use: kept
+    pool->release_cached();                   // in use: kept
     EXPECT_EQ(pool->stats().live_bytes, 0u);  // not counted as activations
   }
   unsigned char resident = 0;

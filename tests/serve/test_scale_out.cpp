@@ -97,8 +97,7 @@ TEST_F(scale_out, three_workers_and_a_front_complete_thirty_jobs_equal_to_genera
     EXPECT_EQ(png_pixels(file), library_pixels(prompt(i), steps(i), 100 + i)) << file;
   }
   for (int i = 20; i < 30; ++i) {
-    const nlohmann::json job =
-        wait_for_job(front, front_ids[static_cast<size_t>(i - 20)]);
+    const nlohmann::json job = wait_for_job(front, front_ids[static_cast<size_t>(i - 20)]);
     ASSERT_EQ(job.value("status", ""), "done") << job.dump();
     EXPECT_EQ(decode_b64_png(job["images"][0]["png_base64"]).to_rgb8(),
               library_pixels(prompt(i), steps(i), 100 + i));

@@ -49,7 +49,8 @@ void gelu_(Tensor& x) {
   require_f32_contiguous(x, "gelu");
   float* p = x.f32();
   const VectorKernels& vk = vector_kernels();
-  parallel_for(x.numel(), [&](int64_t b, int64_t e) { vk.gelu(p + b, p + b, e - b); }, kGrain);
+  parallel_for(
+      x.numel(), [&](int64_t b, int64_t e) { vk.gelu(p + b, p + b, e - b); }, kGrain);
 }
 void quick_gelu_(Tensor& x) {
   sigmoid_gate_(x, "quick_gelu", 1.702f);

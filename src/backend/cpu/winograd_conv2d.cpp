@@ -64,8 +64,8 @@ struct Geometry {
 
 Geometry geometry(const Tensor& x, const Tensor& w, const ops::Conv2dParams& p, const Tensor& out,
                   const WinogradBudget& budget) {
-  Geometry g{x.dim(0),   x.dim(1),  x.dim(2),   x.dim(3), w.dim(0), out.dim(2), out.dim(3),
-             p.pad_top, p.pad_left, 0,         0,        0,        0};
+  Geometry g{x.dim(0),  x.dim(1),   x.dim(2), x.dim(3), w.dim(0), out.dim(2), out.dim(3),
+             p.pad_top, p.pad_left, 0,        0,        0,        0};
   g.tile_rows = (g.OH + 3) / 4;
   g.tile_cols = (g.OW + 3) / 4;
   // Output channels in equal blocks whose transformed weights (36 x block x C floats) fit their
@@ -95,8 +95,7 @@ void transform_weights(const Tensor& w, const OutputBlock& block, float* u) {
   parallel_for(block.count, [&](int64_t o0, int64_t o1) {
     std::vector<double> scratch(static_cast<size_t>(winograd_weight_scratch_doubles(C)));
     for (int64_t o = o0; o < o1; ++o)
-      k.weights(w.f32() + (block.first + o) * C * 9, C, u + o * C, block.count * C,
-                scratch.data());
+      k.weights(w.f32() + (block.first + o) * C * 9, C, u + o * C, block.count * C, scratch.data());
   });
 }
 
@@ -133,8 +132,8 @@ void transform_input(const Geometry& g, const float* x, int64_t row0, int64_t ro
 
 /// M[p] = U[p] V[p] for the 36 positions: the block's channels x used products of the band
 /// (row stride tiles).
-void multiply(const Geometry& g, const OutputBlock& block, const float* u, const float* v,
-              float* m, int64_t used, int64_t tiles) {
+void multiply(const Geometry& g, const OutputBlock& block, const float* u, const float* v, float* m,
+              int64_t used, int64_t tiles) {
   const int64_t n = block.count;
   parallel_for(kPositions, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p)

@@ -24,7 +24,7 @@ void split_phases(const float* __restrict row, int64_t tiles, float* __restrict 
   float* __restrict p1 = phases + n;
   float* __restrict p2 = phases + 2 * n;
   float* __restrict p3 = phases + 3 * n;
-DIFFUSE_INDEPENDENT_ITERATIONS
+  DIFFUSE_INDEPENDENT_ITERATIONS
   for (int64_t t = 0; t < n; ++t) {
     p0[t] = row[4 * t];
     p1[t] = row[4 * t + 1];
@@ -52,7 +52,7 @@ void weights(const float* w, int64_t channels, float* u, int64_t position_stride
       const double* __restrict t1 = taps + (3 + l) * channels;
       const double* __restrict t2 = taps + (6 + l) * channels;
       double* __restrict out = left + (i * 3 + l) * channels;
-DIFFUSE_INDEPENDENT_ITERATIONS
+      DIFFUSE_INDEPENDENT_ITERATIONS
       for (int64_t c = 0; c < channels; ++c)
         out[c] = (G[i][0] * t0[c] + G[i][1] * t1[c]) + G[i][2] * t2[c];
     }
@@ -62,7 +62,7 @@ DIFFUSE_INDEPENDENT_ITERATIONS
       const double* __restrict l1 = left + (i * 3 + 1) * channels;
       const double* __restrict l2 = left + (i * 3 + 2) * channels;
       float* __restrict out = u + (6 * i + j) * position_stride;
-DIFFUSE_INDEPENDENT_ITERATIONS
+      DIFFUSE_INDEPENDENT_ITERATIONS
       for (int64_t c = 0; c < channels; ++c)
         out[c] = static_cast<float>((l0[c] * G[j][0] + l1[c] * G[j][1]) + l2[c] * G[j][2]);
     }
@@ -86,7 +86,7 @@ void input(const float* const rows[6], int64_t tiles, float* v, int64_t position
     float* __restrict c3 = columns + 3 * width;
     float* __restrict c4 = columns + 4 * width;
     float* __restrict c5 = columns + 5 * width;
-DIFFUSE_INDEPENDENT_ITERATIONS
+    DIFFUSE_INDEPENDENT_ITERATIONS
     for (int64_t x = 0; x < width; ++x) {
       c0[x] = (4.f * d0[x] - 5.f * d2[x]) + d4[x];
       c1[x] = (d3[x] + d4[x]) - 4.f * (d1[x] + d2[x]);
@@ -109,7 +109,7 @@ DIFFUSE_INDEPENDENT_ITERATIONS
     float* __restrict v3 = v + (6 * i + 3) * position_stride;
     float* __restrict v4 = v + (6 * i + 4) * position_stride;
     float* __restrict v5 = v + (6 * i + 5) * position_stride;
-DIFFUSE_INDEPENDENT_ITERATIONS
+    DIFFUSE_INDEPENDENT_ITERATIONS
     for (int64_t t = 0; t < tiles; ++t) {
       // The tile's six values along the row: four phases of tile t, two of tile t + 1.
       const float e0 = q0[t], e1 = q1[t], e2 = q2[t], e3 = q3[t], e4 = q0[t + 1], e5 = q1[t + 1];
@@ -138,7 +138,7 @@ void output(const float* m, int64_t position_stride, int64_t tiles, float bias,
     float* __restrict r1 = columns + (1 * 6 + j) * tiles;
     float* __restrict r2 = columns + (2 * 6 + j) * tiles;
     float* __restrict r3 = columns + (3 * 6 + j) * tiles;
-DIFFUSE_INDEPENDENT_ITERATIONS
+    DIFFUSE_INDEPENDENT_ITERATIONS
     for (int64_t t = 0; t < tiles; ++t) {
       const float sum12 = m1[t] + m2[t], dif12 = m1[t] - m2[t];
       const float sum34 = m3[t] + m4[t], dif34 = m3[t] - m4[t];
@@ -157,7 +157,7 @@ DIFFUSE_INDEPENDENT_ITERATIONS
     const float* __restrict m4 = c + 4 * tiles;
     const float* __restrict m5 = c + 5 * tiles;
     float* __restrict out = rows[r];
-DIFFUSE_INDEPENDENT_ITERATIONS
+    DIFFUSE_INDEPENDENT_ITERATIONS
     for (int64_t t = 0; t < tiles; ++t) {
       const float sum12 = m1[t] + m2[t], dif12 = m1[t] - m2[t];
       const float sum34 = m3[t] + m4[t], dif34 = m3[t] - m4[t];
