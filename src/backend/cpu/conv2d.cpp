@@ -29,7 +29,7 @@ Tensor conv2d(const Tensor& x, const Weight& weight, const Tensor* bias, const C
   const ConvGemmShape s{x.dim(0), x.dim(1), x.dim(2), x.dim(3), w.dim(0),
                         w.dim(2), w.dim(3), OH,       OW};
   Tensor out = Tensor::empty({s.B, s.O, OH, OW});
-  if (!onednn_has_winograd() && winograd_conv2d_pays(x, w, p)) {
+  if (!onednn_has_winograd() && winograd_conv2d_pays(w, p, out)) {
     winograd_conv2d(x, w, bias, p, out);
     return out;
   }

@@ -168,11 +168,9 @@ void transform_output(const Geometry& g, const OutputBlock& block, const float* 
 
 }  // namespace
 
-bool winograd_conv2d_pays(const Tensor& x, const Tensor& w, const ops::Conv2dParams& p) {
+bool winograd_conv2d_pays(const Tensor& w, const ops::Conv2dParams& p, const Tensor& out) {
   if (w.dtype() != DType::F32 || w.dim(2) != 3 || w.dim(3) != 3 || p.stride != 1) return false;
-  const int64_t out_h = x.dim(2) + p.pad_top + p.pad_bottom - 2;
-  const int64_t out_w = x.dim(3) + p.pad_left + p.pad_right - 2;
-  return x.dim(0) * ((out_h + 3) / 4) * ((out_w + 3) / 4) >= kMinTiles;
+  return out.dim(0) * ((out.dim(2) + 3) / 4) * ((out.dim(3) + 3) / 4) >= kMinTiles;
 }
 
 void winograd_conv2d(const Tensor& x, const Tensor& w, const Tensor* bias,

@@ -6,8 +6,9 @@
 namespace diffuse::cpu {
 
 /// Whether the Winograd kernel applies to (float32 weights of) this convolution, 3x3 stride 1,
-/// and is expected to beat the other kernels at this size on this CPU.
-bool winograd_conv2d_pays(const Tensor& x, const Tensor& w, const ops::Conv2dParams& p);
+/// and is expected to beat the other kernels at this size on this CPU; `out` is the result's
+/// tensor, [B, O, OH, OW].
+bool winograd_conv2d_pays(const Tensor& w, const ops::Conv2dParams& p, const Tensor& out);
 
 /// The workspace a call holds at once, in floats; tests make both small to cut even small layers
 /// into several bands and blocks.
