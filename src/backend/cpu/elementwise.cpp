@@ -13,16 +13,21 @@ namespace diffuse::cpu {
 namespace {
 constexpr int64_t kGrain = 1 << 14;
 
+/// chunk(p, n) over x's values in place, in parallel chunks.
 template <typename F>
-void map_(Tensor& x, const char* what, F f) {
+void in_chunks_(Tensor& x, const char* what, F chunk) {
   require_f32_contiguous(x, what);
   float* p = x.f32();
   parallel_for(
-      x.numel(),
-      [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) p[i] = f(p[i]);
-      },
-      kGrain);
+      x.numel(), [&](int64_t b, int64_t e) { chunk(p + b, e - b); }, kGrain);
+}
+
+/// v = f(v) for every value of x.
+template <typename F>
+void map_(Tensor& x, const char* what, F f) {
+  in_chunks_(x, what, [&](float* p, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) p[i] = f(p[i]);
+  });
 }
 
 void require_same(const Tensor& a, const Tensor& b, const char* what) {
@@ -33,11 +38,8 @@ void require_same(const Tensor& a, const Tensor& b, const char* what) {
 }
 /// p = p * sigmoid(k p) over x, in parallel chunks.
 void sigmoid_gate_(Tensor& x, const char* what, float k) {
-  require_f32_contiguous(x, what);
-  float* p = x.f32();
   const VectorKernels& vk = vector_kernels();
-  parallel_for(
-      x.numel(), [&](int64_t b, int64_t e) { vk.sigmoid_gate(p + b, e - b, k); }, kGrain);
+  in_chunks_(x, what, [&](float* p, int64_t n) { vk.sigmoid_gate(p, n, k); });
 }
 
 }  // namespace
@@ -46,11 +48,8 @@ void silu_(Tensor& x) {
   sigmoid_gate_(x, "silu", 1.f);
 }
 void gelu_(Tensor& x) {
-  require_f32_contiguous(x, "gelu");
-  float* p = x.f32();
   const VectorKernels& vk = vector_kernels();
-  parallel_for(
-      x.numel(), [&](int64_t b, int64_t e) { vk.gelu(p + b, p + b, e - b); }, kGrain);
+  in_chunks_(x, "gelu", [&](float* p, int64_t n) { vk.gelu(p, p, n); });
 }
 void quick_gelu_(Tensor& x) {
   sigmoid_gate_(x, "quick_gelu", 1.702f);
