@@ -118,6 +118,15 @@ void for_each_query_block(const Tensor& out, int heads, int64_t block_rows, int6
   });
 }
 
+/// o[r, :D] /= sums[r] for each of `rows` rows of stride ldo: the softmax's division, done on a
+/// row's D outputs instead of its probabilities. A zero sum (no key visible) leaves zeros.
+void divide_rows_by_sums(float* o, int64_t ldo, int64_t D, const double* sums, int64_t rows) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float inv = sums[r] > 0 ? static_cast<float>(1.0 / sums[r]) : 0.f;
+    for (int64_t d = 0; d < D; ++d) o[r * ldo + d] *= inv;
+  }
+}
+
 /// Sliced and Standard: tasks of `block` query rows against every key. In float32 each row's
 /// scores become exp(score - row max), which weigh the values, and the weighted sum (D values a
 /// row) is then divided by the row's sum instead of every probability (Lk of them). In bf16 the
@@ -132,7 +141,7 @@ void attention_by_rows(const Operands& ops, Tensor& out, int heads, bool causal,
     float* s = w.scores.f32();
     ops.scores(b, h, r0, rows, 0, Lk, s, Lk);
     const bool normalise_after = !ops.bf16();
-    std::vector<float> inverse_sums(normalise_after ? static_cast<size_t>(rows) : 0);
+    std::vector<double> sums(normalise_after ? static_cast<size_t>(rows) : 0);
     for (int64_t r = 0; r < rows; ++r) {
       float* row = s + r * Lk;
       const int64_t valid = causal ? std::min(Lk, r0 + r + 1) : Lk;
@@ -140,15 +149,13 @@ void attention_by_rows(const Operands& ops, Tensor& out, int heads, bool causal,
         vk.softmax_row(row, valid, Lk);
         continue;
       }
-      const double sum = valid > 0 ? vk.exp_shifted(row, valid, Lk, vk.max(row, valid)) : 0.0;
-      inverse_sums[static_cast<size_t>(r)] = sum > 0 ? static_cast<float>(1.0 / sum) : 0.f;
+      sums[static_cast<size_t>(r)] =
+          valid > 0 ? vk.exp_shifted(row, valid, Lk, vk.max(row, valid)) : 0.0;
     }
     uint16_t* p16 = ops.bf16() ? w.probabilities16.data_as<uint16_t>() : nullptr;
     float* o = out.f32() + (b * Lq + r0) * C + h * D;
     ops.weighted_sum(b, h, rows, 0, Lk, s, Lk, p16, false, o, C);
-    if (normalise_after)
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t d = 0; d < D; ++d) o[r * C + d] *= inverse_sums[static_cast<size_t>(r)];
+    if (normalise_after) divide_rows_by_sums(o, C, D, sums.data(), rows);
   });
 }
 
@@ -195,10 +202,7 @@ void attention_online_softmax(const Operands& ops, Tensor& out, int heads, bool 
           }
           ops.weighted_sum(b, h, rows, c0, cols, s, cols, p16, c0 > 0, o, C);
         }
-        for (int64_t r = 0; r < rows; ++r) {
-          const float inv = static_cast<float>(1.0 / running_sum[r]);
-          for (int64_t d = 0; d < D; ++d) o[r * C + d] *= inv;
-        }
+        divide_rows_by_sums(o, C, D, running_sum, rows);
       });
 }
 
