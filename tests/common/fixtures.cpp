@@ -41,6 +41,11 @@ std::string fresh_dir(const std::string& name) {
   return dir;
 }
 
+std::string fresh_dir_for_test(const std::string& what) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  return fresh_dir(std::string(info->test_suite_name()) + "." + info->name() + "-" + what);
+}
+
 Tensor random_tensor(const Shape& shape, uint32_t seed, float stddev) {
   std::mt19937 g(seed);
   std::normal_distribution<float> d(0.f, stddev);

@@ -21,6 +21,8 @@ std::string temp_dir();
 std::string temp_path(const std::string& name);
 /// temp_dir()/<name> as an empty directory (whatever an earlier run left there is removed).
 std::string fresh_dir(const std::string& name);
+/// fresh_dir() named after the running test and `what` (ctest runs tests in parallel processes).
+std::string fresh_dir_for_test(const std::string& what);
 /// A float32 tensor of normal values (mean 0, `stddev`) drawn from std::mt19937(seed), in order.
 Tensor random_tensor(const Shape& shape, uint32_t seed, float stddev = 1.f);
 /// A writable copy of ../shared/fixtures/models/<model> at temp_dir()/<name> (replacing any older

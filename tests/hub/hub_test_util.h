@@ -1,4 +1,4 @@
-// Shared by the hub tests: a fresh cache folder per test and HubOptions pointing at a FakeHub.
+// Shared by the hub tests: reading files back and HubOptions pointing at a FakeHub.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,12 +13,6 @@
 #include "hub/hub_options.h"
 
 namespace diffuse::test {
-
-/// temp_dir()/<test name>-<what>, emptied (ctest runs each test in its own process, in parallel).
-inline std::string fresh_dir_for_test(const std::string& what) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  return fresh_dir(std::string(info->test_suite_name()) + "." + info->name() + "-" + what);
-}
 
 inline std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

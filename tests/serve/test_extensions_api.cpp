@@ -50,16 +50,9 @@ GenerateOptions a1111_options(const std::string& prompt, int steps, uint64_t see
   return o;
 }
 
-// One folder per test: ctest runs the tests of this file in parallel processes.
-/// An empty directory named after `name` and the running test.
-std::string fresh_dir(const std::string& name) {
-  const std::string test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-  return diffuse::test::fresh_dir(name + "-" + test);
-}
-
 // A --lora-dir with the PEFT test LoRA as "peft" (and a file that is not a LoRA).
 std::string lora_dir() {
-  const std::string dir = fresh_dir("serve-loras");
+  const std::string dir = diffuse::test::fresh_dir_for_test("serve-loras");
   fs::copy_file(diffuse::test::reference("inputs/lora-peft-tiny-sd1.safetensors"),
                 fs::path(dir) / "peft.safetensors");
   std::ofstream(fs::path(dir) / "README.txt") << "not a LoRA\n";
@@ -68,7 +61,7 @@ std::string lora_dir() {
 
 // A --controlnet-dir with the tiny ControlNet folder (and a folder that is not a model).
 std::string controlnet_dir() {
-  const std::string dir = fresh_dir("serve-controlnets");
+  const std::string dir = diffuse::test::fresh_dir_for_test("serve-controlnets");
   fs::create_directory_symlink(fixture("models/tiny-controlnet"),
                                fs::path(dir) / "tiny-controlnet");
   fs::create_directory(fs::path(dir) / "empty");
